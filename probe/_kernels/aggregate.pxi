@@ -1,0 +1,1 @@
+# aggregate kernels: see probe/_twin/aggregate.py for the pure-Python twin.

@@ -1,0 +1,1 @@
+# parse kernels: see probe/_twin/parse.py for the pure-Python twin.

@@ -1,0 +1,1 @@
+# ring kernels: see probe/_twin/ring.py for the pure-Python twin.

@@ -1,0 +1,3 @@
+"""Twin of probe/_kernels/aggregate.pxi."""
+
+__all__: list[str] = []

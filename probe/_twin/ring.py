@@ -1,0 +1,3 @@
+"""Twin of probe/_kernels/ring.pxi."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""Twin of probe/_kernels/score.pxi."""
+
+__all__: list[str] = []

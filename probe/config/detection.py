@@ -1,0 +1,19 @@
+"""detection: section: thresholds of the LAN findings and the anomaly scoring."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from probe.config.schema import setting
+
+
+def _ratio(value: float) -> str | None:
+    return None if 0.0 < value < 1.0 else f"must be between 0 and 1 (exclusive), got {value}"
+
+
+@dataclass(frozen=True)
+class DetectionConfig:
+    enabled: bool = setting(True)
+    allowed_dhcp_servers: tuple[str, ...] = setting((), doc="IPs allowed to offer leases; empty: learn the first")
+    anomaly_threshold: float = setting(0.99, doc="score above which a series is anomalous", check=_ratio)
+    anomaly_top_n: int = setting(20, doc="most anomalous series exported",
+                                 check=lambda n: None if 1 <= n <= 1000 else f"must be between 1 and 1000, got {n}")

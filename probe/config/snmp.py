@@ -1,0 +1,92 @@
+"""snmp: section: credentials, explicit targets, schedule and limits of the poller."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from probe.config.schema import Duration, Secret, setting
+
+AUTH_PROTOCOLS = ("MD5", "SHA", "SHA224", "SHA256", "SHA384", "SHA512")
+PRIV_PROTOCOLS = ("DES", "AES", "AES128", "AES192", "AES256")
+
+
+def _positive(value) -> str | None:
+    return None if value > 0 else f"must be greater than 0, got {value}"
+
+
+@dataclass(frozen=True)
+class SnmpCredential:
+    name: str = setting(doc="name other sections refer to")
+    version: Literal["1", "2c", "3"] = setting("2c")
+    community: Secret | None = setting(None, doc="v1/v2c community")
+    username: str | None = setting(None, doc="v3 USM user")
+    auth_protocol: Literal["MD5", "SHA", "SHA224", "SHA256", "SHA384", "SHA512"] | None = setting(None)
+    auth_key: Secret | None = setting(None)
+    priv_protocol: Literal["DES", "AES", "AES128", "AES192", "AES256"] | None = setting(None)
+    priv_key: Secret | None = setting(None)
+    context: str = setting("", doc="v3 context name")
+
+    def __post_init__(self):
+        if self.version in ("1", "2c"):
+            if self.community is None:
+                raise ValueError(f"credential {self.name!r}: version {self.version} needs a community")
+            if self.username or self.auth_key or self.priv_key:
+                raise ValueError(f"credential {self.name!r}: username/auth_key/priv_key are for version 3 only")
+        else:
+            if not self.username:
+                raise ValueError(f"credential {self.name!r}: version 3 needs a username")
+            if self.community is not None:
+                raise ValueError(f"credential {self.name!r}: community is for versions 1 and 2c only")
+            if (self.auth_protocol is None) != (self.auth_key is None):
+                raise ValueError(f"credential {self.name!r}: auth_protocol and auth_key go together")
+            if (self.priv_protocol is None) != (self.priv_key is None):
+                raise ValueError(f"credential {self.name!r}: priv_protocol and priv_key go together")
+            if self.priv_protocol is not None and self.auth_protocol is None:
+                raise ValueError(f"credential {self.name!r}: privacy (priv_protocol) needs authentication too")
+            for what, key in (("auth_key", self.auth_key), ("priv_key", self.priv_key)):
+                if key is not None and len(key.reveal()) < 8:
+                    raise ValueError(f"credential {self.name!r}: {what} must be at least 8 characters (RFC 3414)")
+
+    @property
+    def security_level(self) -> str:
+        if self.version != "3":
+            return "community"
+        if self.priv_protocol:
+            return "authPriv"
+        return "authNoPriv" if self.auth_protocol else "noAuthNoPriv"
+
+
+@dataclass(frozen=True)
+class SnmpTarget:
+    address: str = setting(doc="IP address or host name of the device")
+    port: int = setting(161, check=lambda p: None if 0 < p < 65536 else f"invalid port {p}")
+    name: str | None = setting(None, doc="display name; default: sysName")
+    credentials: tuple[str, ...] = setting((), doc="credential names to try in order; default: all")
+    modules: tuple[str, ...] = setting((), doc="modules to poll; default: chosen from sysObjectID/sysDescr")
+
+
+@dataclass(frozen=True)
+class SnmpConfig:
+    enabled: bool = setting(True)
+    credentials: tuple[SnmpCredential, ...] = setting(
+        (SnmpCredential(name="public", version="2c", community=Secret("public", "default")),),
+        doc="tried in order until one answers; the one that worked is remembered per device")
+    targets: tuple[SnmpTarget, ...] = setting((), doc="devices polled besides those the sweep finds")
+    poll_discovered: bool = setting(True, doc="also poll devices the sweep finds answering SNMP")
+    counters_interval: Duration = setting(Duration(60), check=_positive)
+    inventory_interval: Duration = setting(Duration(900), check=_positive)
+    timeout: Duration = setting(Duration(2), check=_positive)
+    retries: int = setting(1, check=lambda r: None if 0 <= r <= 10 else f"must be between 0 and 10, got {r}")
+    max_repetitions: int = setting(25, check=lambda r: None if 1 <= r <= 200 else f"must be between 1 and 200, got {r}")
+    max_rows_per_table: int = setting(10000, check=_positive)
+    max_concurrent_devices: int = setting(32, check=_positive)
+
+    def __post_init__(self):
+        names = [c.name for c in self.credentials]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"snmp.credentials: duplicate credential names: {', '.join(dup)}")
+        for t in self.targets:
+            unknown = [c for c in t.credentials if c not in names]
+            if unknown:
+                raise ValueError(f"snmp.targets {t.address}: unknown credentials: {', '.join(unknown)}")

@@ -1,0 +1,18 @@
+"""sweep: section: the active discovery of devices on the configured subnets."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from probe.config.schema import Duration, setting
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    enabled: bool = setting(True)
+    interval: Duration = setting(Duration(3600), check=lambda d: None if d >= 60 else "must be at least 60s")
+    rate_pps: int = setting(200, doc="probe packets per second, so a sweep never floods the LAN",
+                            check=lambda n: None if 1 <= n <= 10000 else f"must be between 1 and 10000, got {n}")
+    max_hosts: int = setting(4096, doc="largest subnet swept (addresses)",
+                             check=lambda n: None if n >= 1 else f"must be at least 1, got {n}")
+    device_gone_after: Duration = setting(Duration(86400), doc="absence after which a device is reported gone")
+    device_forget_after: Duration = setting(Duration(90 * 86400), doc="absence after which a device is dropped")

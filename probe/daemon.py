@@ -1,0 +1,221 @@
+"""The daemon: composition root that wires config, state, subsystems and the HTTP API together.
+
+Lifecycle: load config -> resolve built-in defaults from the machine (interfaces, subnets) -> open the
+state database -> build subsystems -> bind HTTP -> READY=1 -> run until SIGTERM/SIGINT -> stop
+subsystems within a bound -> flush state -> exit 0. SIGHUP and POST /-/reload load the config again;
+a bad one is rejected and the running one stays.
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+import signal
+import time
+from typing import Callable, Sequence
+
+from prometheus_client import GCCollector, PlatformCollector, ProcessCollector
+from prometheus_client.registry import CollectorRegistry
+
+from probe import fastpath
+from probe.config import Config, ConfigError, SubnetConfig, load_file, split_listen_address
+from probe.exposition.http import HttpApi
+from probe.exposition.self_collector import SelfCollector, TimedCollector
+from probe.sdnotify import Notifier
+from probe.sources import interfaces
+from probe.state.store import Store
+from probe.subsystem import Context, Subsystem
+
+_log = logging.getLogger("sitevigil")
+
+STOP_TIMEOUT = 10.0  # seconds each subsystem gets to finish in-flight work on shutdown
+
+# name -> factory(config, context) -> Subsystem. Filled by probe.subsystems.
+SubsystemFactory = Callable[[Config, Context], Subsystem]
+
+
+@dataclasses.dataclass(frozen=True)
+class Overrides:
+    """Command-line flags that win over the config file (and survive reloads)."""
+
+    listen_address: str | None = None
+    state_dir: str | None = None
+
+    def apply(self, cfg: Config) -> Config:
+        if self.listen_address:
+            cfg = cfg.replace(web=dataclasses.replace(cfg.web, listen_address=self.listen_address))
+        if self.state_dir:
+            cfg = cfg.replace(state_dir=self.state_dir)
+        return cfg
+
+
+def resolve_defaults(cfg: Config) -> Config:
+    """Fill what the config leaves to the machine: state directory, subnets and capture interface."""
+    if cfg.state_dir is None:
+        cfg = cfg.replace(state_dir=default_state_dir())
+    if not cfg.subnets:
+        found = interfaces.discovered_subnets()
+        cfg = cfg.replace(subnets=tuple(SubnetConfig(cidr=net) for net in found))
+    if cfg.capture.interface is None:
+        iface = interfaces.default_route_interface()
+        if iface:
+            cfg = cfg.replace(capture=dataclasses.replace(cfg.capture, interface=iface))
+    return cfg
+
+
+class Daemon:
+    def __init__(self, config: Config, *, config_path: str | None, overrides: Overrides,
+                 factories: Sequence[tuple[str, SubsystemFactory]], notifier: Notifier | None = None):
+        self.config_path = config_path
+        self.overrides = overrides
+        self.config = resolve_defaults(overrides.apply(config))
+        self.factories = list(factories)
+        self.notifier = notifier or Notifier()
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.reload_state = {"successful": True, "success_timestamp": time.time()}
+        self.timings: dict[str, tuple[float, bool]] = {}
+        self.last_scrape: dict = {}
+        self.subsystems: list[Subsystem] = []
+        self._ready = False
+        self._stop = asyncio.Event()
+        self._reload_lock = asyncio.Lock()
+        self.http: HttpApi | None = None
+        self.store: Store | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        cfg = self.config
+        self.store = Store(cfg.state_dir)
+        ctx = Context(store=self.store)
+        for name, factory in self.factories:
+            sub = factory(cfg, ctx)
+            ctx.peers[name] = sub
+            self.subsystems.append(sub)
+
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
+        self.registry.register(SelfCollector(
+            fastpath=fastpath.IMPLEMENTATION, subsystems=lambda: self.subsystems, reload_state=self.reload_state,
+            timings=self.timings, last_scrape=self.last_scrape, store=self.store))
+        for sub in self.subsystems:
+            for i, coll in enumerate(sub.collectors()):
+                self.registry.register(TimedCollector(f"{sub.name}" + (f"_{i}" if i else ""), coll, self.timings))
+
+        routes = []
+        for sub in self.subsystems:
+            routes.extend(getattr(sub, "routes", lambda: [])())
+        self.http = HttpApi(registry=self.registry, fastpath=fastpath.IMPLEMENTATION, reload=self.reload,
+                            is_ready=lambda: self._ready, subsystems=lambda: self.subsystems,
+                            last_scrape=self.last_scrape, route_prefix=cfg.web.route_prefix, extra_routes=routes)
+        host, port = split_listen_address(cfg.web.listen_address)
+        try:
+            await self.http.start(host, port)
+        except OSError as exc:
+            _log.error("cannot listen on %s: %s", cfg.web.listen_address, exc.strerror or exc)
+            self.store.close()
+            return 1
+        _log.info("listening on %s (fast path: %s, state: %s)", ", ".join(f"{h}:{p}" for h, p in self.http.bound),
+                  fastpath.IMPLEMENTATION, self.store.path)
+        _log.info("watching subnets %s", ", ".join(str(s.cidr) for s in cfg.subnets) or "(none found)")
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stop.set)
+        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
+
+        for sub in self.subsystems:
+            try:
+                await sub.start()
+            except Exception as exc:  # a subsystem that cannot start is reported, the rest go on
+                _log.exception("subsystem %s failed to start", sub.name)
+                from probe.subsystem import Health
+                sub.status.set(Health.FAILED, f"start failed: {exc}")
+        self._ready = True
+        self.notifier.send("READY=1", f"STATUS=listening on {cfg.web.listen_address}")
+        watchdog = asyncio.ensure_future(self._watchdog()) if self.notifier.watchdog_interval else None
+        flusher = asyncio.ensure_future(self._flush_state())
+
+        await self._stop.wait()
+        _log.info("shutting down")
+        self._ready = False
+        self.notifier.send("STOPPING=1")
+        for t in (watchdog, flusher):
+            if t:
+                t.cancel()
+        await self._stop_subsystems()
+        await self.http.stop()
+        self.store.close()
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            loop.remove_signal_handler(sig)
+        _log.info("stopped cleanly")
+        return 0
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def _stop_subsystems(self) -> None:
+        async def one(sub):
+            try:
+                await asyncio.wait_for(sub.stop(), STOP_TIMEOUT)
+            except asyncio.TimeoutError:
+                _log.error("subsystem %s did not stop within %.0fs; abandoning its work", sub.name, STOP_TIMEOUT)
+            except Exception:
+                _log.exception("subsystem %s failed while stopping", sub.name)
+
+        await asyncio.gather(*(one(s) for s in reversed(self.subsystems)))
+
+    async def _watchdog(self) -> None:
+        while True:
+            self.notifier.send("WATCHDOG=1")
+            await asyncio.sleep(self.notifier.watchdog_interval)
+
+    async def _flush_state(self) -> None:
+        while True:
+            await asyncio.sleep(10)
+            self.store.flush()
+
+    # -- reload ---------------------------------------------------------------------------------
+    async def reload(self) -> tuple[bool, str]:
+        async with self._reload_lock:
+            if not self.config_path:
+                msg = "no --config.file given: running on built-in defaults, nothing to reload"
+                _log.info(msg)
+                self.reload_state.update(successful=True, success_timestamp=time.time())
+                return True, msg
+            try:
+                new = resolve_defaults(self.overrides.apply(load_file(self.config_path)))
+            except ConfigError as exc:
+                self.reload_state["successful"] = False
+                for problem in exc.problems:
+                    _log.error("config reload rejected, keeping the running config: %s", problem)
+                return False, f"config reload rejected, keeping the running config:\n{exc}"
+            if new.web != self.config.web:
+                _log.warning("web settings changed; they take effect after a restart")
+            if new.state_dir != self.config.state_dir:
+                _log.warning("state_dir changed; it takes effect after a restart")
+            failed = []
+            for sub in self.subsystems:
+                try:
+                    await sub.reload(new)
+                except Exception as exc:
+                    _log.exception("subsystem %s failed to take the new config", sub.name)
+                    failed.append(f"{sub.name}: {exc}")
+            self.config = new
+            if failed:
+                self.reload_state["successful"] = False
+                return False, "config loaded but some subsystems failed to apply it: " + "; ".join(failed)
+            self.reload_state.update(successful=True, success_timestamp=time.time())
+            _log.info("config reloaded from %s", self.config_path)
+            return True, f"config reloaded from {self.config_path}"
+
+
+def default_state_dir() -> str:
+    """/var/lib/sitevigil as root (or $STATE_DIRECTORY under systemd), else ~/.local/state/sitevigil."""
+    if os.environ.get("STATE_DIRECTORY"):
+        return os.environ["STATE_DIRECTORY"].split(":")[0]
+    if os.geteuid() == 0:
+        return "/var/lib/sitevigil"
+    base = os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state")
+    return os.path.join(base, "sitevigil")

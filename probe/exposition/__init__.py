@@ -1,0 +1,1 @@
+"""Exposition: Prometheus collectors, the HTTP API, and reports."""

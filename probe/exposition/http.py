@@ -1,0 +1,123 @@
+"""The probe's HTTP API (aiohttp): /metrics, /-/healthy, /-/ready, /-/reload and a landing page.
+
+Subsystems may add routes (the SNMP multi-target endpoint /snmp) through `extra_routes`.
+"""
+from __future__ import annotations
+
+import html
+import json
+import time
+from typing import Awaitable, Callable, Iterable
+
+from aiohttp import web
+from prometheus_client import exposition
+from prometheus_client.registry import CollectorRegistry
+
+from probe import __version__
+
+
+class HttpApi:
+    def __init__(self, *, registry: CollectorRegistry, fastpath: str,
+                 reload: Callable[[], Awaitable[tuple[bool, str]]],
+                 is_ready: Callable[[], bool],
+                 subsystems: Callable[[], Iterable],
+                 last_scrape: dict,
+                 route_prefix: str = "",
+                 extra_routes: Iterable[web.RouteDef] = ()):
+        self.registry = registry
+        self.fastpath = fastpath
+        self._reload = reload
+        self._is_ready = is_ready
+        self._subsystems = subsystems
+        self._last_scrape = last_scrape
+        self.prefix = route_prefix.rstrip("/")
+        self.app = web.Application()
+        p = self.prefix
+        self.app.add_routes([
+            web.get(p + "/", self.landing),
+            web.get(p + "/metrics", self.metrics),
+            web.get(p + "/-/healthy", self.healthy),
+            web.get(p + "/-/ready", self.ready),
+            web.post(p + "/-/reload", self.reload),
+            web.put(p + "/-/reload", self.reload),
+            web.get(p + "/-/status.json", self.status_json),
+        ])
+        self.app.add_routes(list(extra_routes))
+        self._runner: web.AppRunner | None = None
+        self.bound: list[tuple[str, int]] = []
+
+    async def start(self, host: str, port: int) -> None:
+        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port, reuse_address=True)
+        await site.start()
+        for sock in site._server.sockets if site._server else []:  # noqa: SLF001 - the only way to learn port 0
+            self.bound.append(sock.getsockname()[:2])
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    # -- handlers -------------------------------------------------------------------------------
+    async def metrics(self, request: web.Request) -> web.Response:
+        t0 = time.perf_counter()
+        encoder, content_type = exposition.choose_encoder(request.headers.get("Accept", ""))
+        body = encoder(self.registry)
+        self._last_scrape["seconds"] = time.perf_counter() - t0
+        resp = web.Response(body=body)
+        resp.headers["Content-Type"] = content_type
+        return resp
+
+    async def healthy(self, request: web.Request) -> web.Response:
+        return web.Response(text="sitevigil is healthy.\n")
+
+    async def ready(self, request: web.Request) -> web.Response:
+        if self._is_ready():
+            return web.Response(text="sitevigil is ready.\n")
+        return web.Response(status=503, text="sitevigil is not ready.\n")
+
+    async def reload(self, request: web.Request) -> web.Response:
+        ok, message = await self._reload()
+        return web.Response(status=200 if ok else 500, text=message.rstrip("\n") + "\n")
+
+    def _status(self) -> dict:
+        subs = []
+        for s in self._subsystems():
+            subs.append({"name": s.name, "health": s.status.health.value, "reason": s.status.reason,
+                         "since": s.status.since, "watching": s.describe()})
+        return {"version": __version__, "fastpath": self.fastpath, "subsystems": subs}
+
+    async def status_json(self, request: web.Request) -> web.Response:
+        return web.json_response(self._status(), dumps=lambda o: json.dumps(o, default=str, indent=2))
+
+    async def landing(self, request: web.Request) -> web.Response:
+        st = self._status()
+        rows = []
+        for s in st["subsystems"]:
+            watching = "".join(
+                f"<li><b>{html.escape(str(k))}</b>: {html.escape(_short(v))}</li>" for k, v in s["watching"].items())
+            reason = f" ({html.escape(s['reason'])})" if s["reason"] else ""
+            rows.append(f"<tr><td>{html.escape(s['name'])}</td><td class='{s['health']}'>{s['health']}{reason}</td>"
+                        f"<td><ul>{watching}</ul></td></tr>")
+        p = self.prefix
+        body = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>sitevigil</title>
+<style>body{{font-family:sans-serif;margin:2em;max-width:70em}}td{{vertical-align:top;padding:.3em 1em}}
+.ok{{color:#080}}.degraded{{color:#b60}}.failed{{color:#c00}}.disabled,.starting{{color:#666}}</style></head>
+<body><h1>sitevigil probe</h1>
+<p>Version {html.escape(st['version'])}, fast path: {html.escape(st['fastpath'])}.</p>
+<p><a href="{p}/metrics">Metrics</a> · <a href="{p}/-/healthy">Health</a> · <a href="{p}/-/ready">Readiness</a>
+ · <a href="{p}/-/status.json">Status (JSON)</a></p>
+<h2>What this probe is watching</h2>
+<table><tr><th>Subsystem</th><th>State</th><th>Watching</th></tr>{''.join(rows)}</table>
+</body></html>
+"""
+        return web.Response(text=body, content_type="text/html")
+
+
+def _short(value) -> str:
+    if isinstance(value, (list, tuple)):
+        text = ", ".join(str(v) for v in value[:20])
+        return text + (f" … ({len(value)} in all)" if len(value) > 20 else "")
+    return str(value)

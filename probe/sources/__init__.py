@@ -1,0 +1,1 @@
+"""Sources: where observations come from (SNMP poller, capture ring, active sweeps, local interfaces)."""

@@ -1,0 +1,1 @@
+"""SNMP: the client (pysnmp), the MIB tables it uses, and the per-device-type modules."""

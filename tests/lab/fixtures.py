@@ -1,0 +1,1 @@
+"""Lab fixtures: see tests/lab/netns.py."""
