@@ -27,9 +27,10 @@ class Notifier:
         if addr.startswith("@"):  # abstract namespace socket
             addr = "\0" + addr[1:]
         try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+            # Non-blocking: a notification socket nobody drains must never stall the event loop.
+            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK) as sock:
                 sock.connect(addr)
-                sock.sendall("\n".join(fields).encode())
+                sock.send("\n".join(fields).encode())
             return True
-        except OSError:
+        except OSError:  # includes BlockingIOError when the receiver's queue is full
             return False

@@ -44,7 +44,8 @@ class Config:
     capture: CaptureConfig = setting(default_factory=CaptureConfig)
     sweep: SweepConfig = setting(default_factory=SweepConfig)
     detection: DetectionConfig = setting(default_factory=DetectionConfig)
-    source: str = dataclasses.field(default="(built-in defaults)", compare=False, metadata={})
+    # Where this config came from; set by the loader, not a key of the file.
+    source: str = dataclasses.field(default="(built-in defaults)", compare=False, metadata={"internal": True})
 
     def __post_init__(self):
         names = {c.name for c in self.snmp.credentials}
@@ -55,10 +56,6 @@ class Config:
 
     def replace(self, **changes) -> "Config":
         return dataclasses.replace(self, **changes)
-
-
-# `source` is set by the loader, not by the file.
-_FILE_FIELDS = {f.name for f in dataclasses.fields(Config)} - {"source"}
 
 
 def default_config() -> Config:
@@ -72,11 +69,6 @@ def load_text(text: str, *, file: str = "<string>", base_dir: str = ".", env=Non
         mark = exc.problem_mark
         line = mark.line + 1 if mark else 0
         raise ConfigError([Problem(file, line, "", f"invalid YAML: {exc.problem}")]) from None
-    if node is not None and isinstance(node, yaml.MappingNode):
-        for knode, _ in node.value:
-            if getattr(knode, "value", None) == "source":
-                raise ConfigError([Problem(file, knode.start_mark.line + 1, "source",
-                                           f"unknown key (expected one of: {', '.join(sorted(_FILE_FIELDS))})")])
     cfg = load_node(node, Config, file=file, base_dir=base_dir, env=env)
     return dataclasses.replace(cfg, source=file)
 

@@ -345,7 +345,7 @@ def _load_dataclass(ctx: _Ctx, node: yaml.Node, cls: type, path: str):
         ctx.error(node, path or "(top level)", f"expected a mapping, got {_what(node)}")
         return _INVALID
     hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init and not f.metadata.get("internal")}
     seen: dict[str, yaml.Node] = {}
     values: dict[str, Any] = {}
     bad = False

@@ -1,0 +1,61 @@
+"""The command line as a technician meets it (run as subprocesses, like a person would)."""
+import subprocess
+
+import pytest
+
+from probe.cli import COMMANDS
+from tests.conftest import REPO_ROOT
+
+CONFIGS = REPO_ROOT / "tests" / "data" / "config"
+
+
+def _run(cmd, env, *args):
+    return subprocess.run([*cmd, *args], capture_output=True, text=True, env=env, timeout=60)
+
+
+def test_version_names_the_fast_path(sitevigil_cmd, sitevigil_env):
+    from probe import __version__, fastpath
+    r = _run(sitevigil_cmd, sitevigil_env, "--version")
+    assert r.returncode == 0
+    assert r.stdout.startswith(f"sitevigil {__version__} (fast path: {fastpath.IMPLEMENTATION};")
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_subcommand_explains_itself(sitevigil_cmd, sitevigil_env, command):
+    r = _run(sitevigil_cmd, sitevigil_env, command, "--help")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(f"usage: sitevigil {command}")
+    assert len(r.stdout.splitlines()) > 3  # a description, not just usage
+
+
+def test_check_config_exit_codes(sitevigil_cmd, sitevigil_env):
+    bad = _run(sitevigil_cmd, sitevigil_env, "check-config", str(CONFIGS / "invalid-types.yml"))
+    assert bad.returncode == 1
+    assert "invalid-types.yml:2: snmp.retries: expected an integer, got 'many'" in bad.stderr
+    assert bad.stderr.rstrip().endswith("6 problems found")
+    env = dict(sitevigil_env, TEST_AUTH_KEY="authkey-from-env")
+    good = _run(sitevigil_cmd, env, "check-config", str(CONFIGS / "valid-full.yml"))
+    assert good.returncode == 0, good.stderr
+    assert "OK" in good.stdout and "authkey-from-env" not in good.stdout
+
+
+def test_run_with_bad_config_fails_fast(sitevigil_cmd, sitevigil_env):
+    r = _run(sitevigil_cmd, sitevigil_env, "run", "--config.file", str(CONFIGS / "invalid-values.yml"))
+    assert r.returncode == 1
+    assert "log.level: unknown value 'verbose'" in r.stderr
+
+
+def test_log_format_json(sitevigil_cmd, sitevigil_env):
+    import json
+    r = _run(sitevigil_cmd, sitevigil_env, "--log.format", "json", "run", "--config.file",
+             str(CONFIGS / "invalid-values.yml"))
+    first = json.loads(r.stderr.splitlines()[0])
+    assert first["level"] == "error" and "web.listen_address" in first["msg"]
+
+
+def test_bench_lists_benchmarks(sitevigil_cmd, sitevigil_env):
+    r = _run(sitevigil_cmd, sitevigil_env, "bench")
+    assert r.returncode == 0, r.stderr
+    names = [line.split()[0] for line in r.stdout.splitlines() if line.strip()]
+    on_disk = sorted(p.stem[len("bench_"):] for p in (REPO_ROOT / "benchmarks").glob("bench_*.py"))
+    assert names == on_disk
