@@ -15,12 +15,14 @@ import signal
 import time
 from typing import Callable, Sequence
 
+from aiohttp import web
 from prometheus_client import GCCollector, PlatformCollector, ProcessCollector
 from prometheus_client.registry import CollectorRegistry
 
 from probe import fastpath
 from probe.config import Config, ConfigError, SubnetConfig, load_file, split_listen_address
 from probe.exposition.http import HttpApi
+from probe.findings.ledger import Ledger, LedgerCollector
 from probe.exposition.self_collector import SelfCollector, TimedCollector
 from probe.sdnotify import Notifier
 from probe.sources import interfaces
@@ -88,7 +90,8 @@ class Daemon:
         loop = asyncio.get_running_loop()
         cfg = self.config
         self.store = Store(cfg.state_dir)
-        ctx = Context(store=self.store)
+        self.ledger = Ledger(self.store)
+        ctx = Context(store=self.store, emit_finding=self.ledger.record)
         for name, factory in self.factories:
             sub = factory(cfg, ctx)
             ctx.peers[name] = sub
@@ -100,11 +103,12 @@ class Daemon:
         self.registry.register(SelfCollector(
             fastpath=fastpath.IMPLEMENTATION, subsystems=lambda: self.subsystems, reload_state=self.reload_state,
             timings=self.timings, last_scrape=self.last_scrape, store=self.store))
+        self.registry.register(TimedCollector("findings", LedgerCollector(self.ledger), self.timings))
         for sub in self.subsystems:
             for i, coll in enumerate(sub.collectors()):
                 self.registry.register(TimedCollector(f"{sub.name}" + (f"_{i}" if i else ""), coll, self.timings))
 
-        routes = []
+        routes = [web.get(cfg.web.route_prefix.rstrip("/") + "/api/findings", self._findings_api)]
         for sub in self.subsystems:
             routes.extend(getattr(sub, "routes", lambda: [])())
         self.http = HttpApi(registry=self.registry, fastpath=fastpath.IMPLEMENTATION, reload=self.reload,
@@ -175,6 +179,22 @@ class Daemon:
         while True:
             await asyncio.sleep(10)
             self.store.flush()
+            self.ledger.close_quiet()
+
+    async def _findings_api(self, request: web.Request) -> web.Response:
+        """GET /api/findings?state=open|all&since=EPOCH: the ledger as JSON."""
+        state = request.query.get("state", "open")
+        if state == "open":
+            doc = [ep.as_dict() for ep in self.ledger.open_episodes()]
+        elif state == "all":
+            try:
+                since = float(request.query.get("since", "0"))
+            except ValueError:
+                return web.json_response({"error": "since: expected seconds since the epoch"}, status=400)
+            doc = self.ledger.history(since=since)
+        else:
+            return web.json_response({"error": f"state: unknown value {state!r} (expected open or all)"}, status=400)
+        return web.json_response({"findings": doc})
 
     # -- reload ---------------------------------------------------------------------------------
     async def reload(self) -> tuple[bool, str]:
