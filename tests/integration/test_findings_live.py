@@ -1,0 +1,174 @@
+"""Real tools make real trouble on a lab LAN; the live probe, listening on its mirror port, raises the
+matching finding within a minute. A quiet run with ordinary traffic raises none.
+
+Every tool runs inside the lab's own namespaces, bounded in count and time, against lab addresses only.
+"""
+from __future__ import annotations
+
+import shutil
+import time
+
+import pytest
+
+from tests.lab.daemon import probe_daemon
+
+pytestmark = [pytest.mark.lab, pytest.mark.peer]
+
+
+def _config(lab, **detection) -> str:
+    det = ", ".join(f"{k}: {v}" for k, v in detection.items())
+    return f"""\
+subnets: [{{cidr: {lab.subnet}}}]
+snmp: {{enabled: false}}
+sweep: {{enabled: false}}
+capture: {{interface: mirror0, window: 2s}}
+detection: {{{det}}}
+"""
+
+
+def _need(*tools):
+    for t in tools:
+        if shutil.which(t) is None:
+            pytest.skip(f"needs {t}")
+
+
+def _who(host) -> set[str]:
+    return {host.mac, str(host.ip)}
+
+
+def _warm_up(lab):
+    """Ordinary traffic first, so the probe knows who is who (the gateway's real MAC above all)."""
+    for h in lab.hosts:
+        lab.run(h, ["ping", "-c", "1", "-W", "1", str(lab.gateway.ip)], check=False)
+
+
+def test_nmap_port_scan(lab_factory, tmp_path):
+    _need("nmap", "curl")
+    lab = lab_factory(hosts=2)
+    scanner, victim = lab.hosts
+    with probe_daemon(lab, tmp_path, _config(lab)) as probe:
+        _warm_up(lab)
+        lab.run(scanner, ["nmap", "-n", "-Pn", "--disable-arp-ping", "-sS", "-p", "1-1000", "-T4",
+                          "--max-retries", "0", "--host-timeout", "30s", str(victim.ip)], timeout=60)
+        f = probe.wait_finding({"port_scan"}, timeout=60)
+        assert f["device"] in _who(scanner), f
+
+
+def test_nmap_host_sweep(lab_factory, tmp_path):
+    _need("nmap", "curl")
+    lab = lab_factory(hosts=2)
+    scanner = lab.hosts[0]
+    with probe_daemon(lab, tmp_path, _config(lab)) as probe:
+        _warm_up(lab)
+        # An IP ping sweep of the lab /24 (ICMP echo + TCP 80/443 probes), not ARP.
+        lab.run(scanner, ["nmap", "-n", "-sn", "--disable-arp-ping", "-T4", "--max-retries", "0",
+                          "--host-timeout", "5s", str(lab.subnet)], timeout=90)
+        f = probe.wait_finding({"host_sweep"}, timeout=60)
+        assert f["device"] in _who(scanner), f
+
+
+def test_arpspoof_poisoning_the_gateway(lab_factory, tmp_path):
+    _need("arpspoof", "curl")
+    lab = lab_factory(hosts=2)
+    attacker, victim = lab.hosts
+    with probe_daemon(lab, tmp_path, _config(lab)) as probe:
+        _warm_up(lab)
+        time.sleep(3)  # a window with the true bindings
+        lab.run(attacker, ["sysctl", "-qw", "net.ipv4.ip_forward=1"])
+        spoof = lab.popen(attacker, ["timeout", "20", "arpspoof", "-i", "eth0", "-t", str(victim.ip),
+                                     str(lab.gateway.ip)])
+        try:
+            f = probe.wait_finding({"arp_spoofing"}, timeout=60)
+        finally:
+            lab.stop(spoof)
+        assert f["device"] in _who(attacker) | {str(lab.gateway.ip)}, f
+
+
+def test_second_dhcp_server_is_rogue(lab_factory, tmp_path):
+    _need("dnsmasq", "curl")
+    lab = lab_factory(hosts=3)
+    rogue, client = lab.hosts[0], lab.hosts[1]
+    base = lab.subnet.network_address
+    with probe_daemon(lab, tmp_path, _config(lab, allowed_dhcp_servers=f"[{lab.gateway.ip}]")) as probe:
+        dnsmasq = lab.popen(rogue, ["dnsmasq", "--no-daemon", "--port=0", "--interface=eth0", "--bind-interfaces",
+                                    f"--dhcp-range={base + 100},{base + 150},255.255.255.0,5m",
+                                    f"--dhcp-leasefile={tmp_path / 'leases'}", "--no-resolv", "--no-hosts"])
+        try:
+            time.sleep(1)
+            _dhcp_discover(lab, client, count=3)
+            f = probe.wait_finding({"rogue_dhcp"}, timeout=60)
+        finally:
+            lab.stop(dnsmasq)
+        assert f["device"] in _who(rogue), f
+
+
+def _dhcp_discover(lab, host, count: int) -> None:
+    """A real client's DISCOVER, sent by scapy in the host's namespace (no DHCP client is installed)."""
+    script = (
+        "from scapy.all import Ether, IP, UDP, BOOTP, DHCP, sendp, mac2str\n"
+        f"mac = '{host.mac}'\n"
+        f"for i in range({count}):\n"
+        "    p = (Ether(src=mac, dst='ff:ff:ff:ff:ff:ff') / IP(src='0.0.0.0', dst='255.255.255.255') /"
+        " UDP(sport=68, dport=67) / BOOTP(chaddr=mac2str(mac), xid=0x1000 + i) /"
+        " DHCP(options=[('message-type', 'discover'), ('param_req_list', [1, 3, 6, 15]), 'end']))\n"
+        "    sendp(p, iface='eth0', verbose=False)\n"
+    )
+    import sys
+    lab.run(host, [sys.executable, "-c", script], timeout=30)
+
+
+def test_hping3_syn_flood(lab_factory, tmp_path):
+    _need("hping3", "curl")
+    lab = lab_factory(hosts=2)
+    attacker, victim = lab.hosts
+    with probe_daemon(lab, tmp_path, _config(lab)) as probe:
+        _warm_up(lab)
+        # 5,000 SYNs at ~5k/s to one port, from spoofed random sources: bounded by count and time.
+        lab.run(attacker, ["timeout", "10", "hping3", "-q", "-S", "-p", "80", "-i", "u200", "-c", "5000",
+                           "--rand-source", str(victim.ip)], check=False, timeout=20)
+        f = probe.wait_finding({"syn_flood"}, timeout=60)
+        assert f["device"] in _who(victim) | _who(attacker) | {"lan"}, f
+
+
+def test_host_taking_another_ones_ip(lab_factory, tmp_path):
+    _need("arping", "curl")
+    lab = lab_factory(hosts=2)
+    owner, thief = lab.hosts
+    with probe_daemon(lab, tmp_path, _config(lab)) as probe:
+        _warm_up(lab)
+        time.sleep(3)
+        lab.run(thief, ["ip", "addr", "add", f"{owner.ip}/32", "dev", "eth0"])
+        lab.run(thief, ["arping", "-U", "-c", "3", "-w", "5", "-I", "eth0", "-s", str(owner.ip), str(owner.ip)],
+                check=False)
+        lab.run(owner, ["ping", "-c", "3", "-i", "0.3", "-W", "1", str(lab.gateway.ip)], check=False)
+        f = probe.wait_finding({"duplicate_ip", "arp_spoofing"}, timeout=60)
+        assert str(owner.ip) in (f["device"], *map(str, f["evidence"].values())) or f["device"] in _who(thief), f
+
+
+def test_quiet_lan_raises_nothing(lab_factory, tmp_path):
+    _need("dnsmasq", "curl")
+    lab = lab_factory(hosts=3)
+    base = lab.subnet.network_address
+    with probe_daemon(lab, tmp_path, _config(lab, allowed_dhcp_servers=f"[{lab.gateway.ip}]")) as probe:
+        # The gateway is the LAN's DHCP and DNS server, as on a small office network.
+        dns = lab.popen(lab.gateway, ["dnsmasq", "--no-daemon", "--interface=eth0", "--bind-interfaces",
+                                      f"--dhcp-range={base + 100},{base + 150},255.255.255.0,5m",
+                                      f"--dhcp-leasefile={tmp_path / 'leases'}", "--no-resolv", "--no-hosts",
+                                      f"--address=/printer.office.lan/{lab.hosts[2].ip}"])
+        web = lab.popen(lab.hosts[2], ["python3", "-m", "http.server", "8080", "--bind", str(lab.hosts[2].ip)])
+        try:
+            time.sleep(1)
+            _dhcp_discover(lab, lab.hosts[0], count=1)
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                for h in lab.hosts[:2]:
+                    lab.run(h, ["ping", "-c", "1", "-W", "1", str(lab.gateway.ip)], check=False)
+                    lab.run(h, ["curl", "-s", "-o", "/dev/null", "--max-time", "2",
+                                f"http://{lab.hosts[2].ip}:8080/"], check=False)
+                time.sleep(0.5)
+            time.sleep(5)  # let the last windows close
+            found = probe.findings()
+        finally:
+            lab.stop(dns)
+            lab.stop(web)
+        assert found == [], found
