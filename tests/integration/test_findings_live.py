@@ -117,6 +117,18 @@ def _dhcp_discover(lab, host, count: int) -> None:
     lab.run(host, [sys.executable, "-c", script], timeout=30)
 
 
+def _wait_listening(lab, client, ip, port, timeout=10.0):
+    """Wait until the server listens, checking from its own namespace (no probe traffic on the LAN)."""
+    server = next(h for h in lab.hosts if h.ip == ip)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r = lab.run(server, ["ss", "-ltnH", f"sport = :{port}"], check=False)
+        if r.stdout.strip():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"nothing listening on {ip}:{port}")
+
+
 def test_hping3_syn_flood(lab_factory, tmp_path):
     _need("hping3", "curl")
     lab = lab_factory(hosts=2)
@@ -140,7 +152,8 @@ def test_host_taking_another_ones_ip(lab_factory, tmp_path):
         lab.run(thief, ["ip", "addr", "add", f"{owner.ip}/32", "dev", "eth0"])
         lab.run(thief, ["arping", "-U", "-c", "3", "-w", "5", "-I", "eth0", "-s", str(owner.ip), str(owner.ip)],
                 check=False)
-        lab.run(owner, ["ping", "-c", "3", "-i", "0.3", "-W", "1", str(lab.gateway.ip)], check=False)
+        # The owner keeps using its address: its ARP cache refresh asks for the gateway again.
+        lab.run(owner, ["arping", "-c", "2", "-w", "3", "-I", "eth0", str(lab.gateway.ip)], check=False)
         f = probe.wait_finding({"duplicate_ip", "arp_spoofing"}, timeout=60)
         assert str(owner.ip) in (f["device"], *map(str, f["evidence"].values())) or f["device"] in _who(thief), f
 
@@ -157,7 +170,7 @@ def test_quiet_lan_raises_nothing(lab_factory, tmp_path):
                                       f"--address=/printer.office.lan/{lab.hosts[2].ip}"])
         web = lab.popen(lab.hosts[2], ["python3", "-m", "http.server", "8080", "--bind", str(lab.hosts[2].ip)])
         try:
-            time.sleep(1)
+            _wait_listening(lab, lab.hosts[0], lab.hosts[2].ip, 8080)  # no refused connection on a quiet LAN
             _dhcp_discover(lab, lab.hosts[0], count=1)
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline:
