@@ -1,0 +1,255 @@
+"""Capture files (pcap and pcapng) read as a stream of FrameBatch chunks, with bounded memory.
+
+    for batch in read_batches(path):       # FrameBatch, at most `batch_frames` frames each
+        ...
+    # a truncated or corrupt file raises CaptureFileError *after* every frame before the fault was
+    # yielded, so a caller that processes each batch as it comes has lost nothing.
+
+pcap: both byte orders, microsecond and nanosecond timestamps. pcapng: SHB/IDB/EPB/SPB (and the
+obsolete Packet Block), several interfaces with their own timestamp resolution/offset, sections of
+either byte order, unknown blocks skipped. Only Ethernet (LINKTYPE_ETHERNET = 1) frames are
+supported; a frame on another link type is a CaptureFileError naming the link type.
+"""
+from __future__ import annotations
+
+import struct
+from typing import BinaryIO, Iterator
+
+import numpy as np
+
+from probe.sources.frames import NO_VLAN, FrameBatch
+
+__all__ = ["CaptureFileError", "read_batches", "LINKTYPE_ETHERNET"]
+
+LINKTYPE_ETHERNET = 1
+MAX_FRAME = 262144            # libpcap's MAXIMUM_SNAPLEN: a larger record length means a corrupt file
+MAX_BLOCK = 16 * 1024 * 1024  # a larger pcapng block is taken as corruption, not allocated
+
+_PCAP_MAGIC = {
+    b"\xd4\xc3\xb2\xa1": ("<", 1000), b"\xa1\xb2\xc3\xd4": (">", 1000),   # microseconds
+    b"\x4d\x3c\xb2\xa1": ("<", 1), b"\xa1\xb2\x3c\x4d": (">", 1),         # nanoseconds
+}
+_PCAPNG_SHB = b"\x0a\x0d\x0d\x0a"
+
+
+class CaptureFileError(Exception):
+    """A capture file is unreadable from `offset` on. str(): 'FILE: byte N: what was wrong'."""
+
+    def __init__(self, path: str, offset: int, message: str):
+        self.path, self.offset, self.message = path, offset, message
+        super().__init__(f"{path}: byte {offset}: {message}")
+
+
+class _Batcher:
+    """Collects frames into FrameBatch chunks of bounded size."""
+
+    def __init__(self, max_frames: int, max_bytes: int):
+        self.max_frames, self.max_bytes = max_frames, max_bytes
+        self._reset()
+
+    def _reset(self):
+        self.buf = bytearray()
+        self.offset: list[int] = []
+        self.caplen: list[int] = []
+        self.wirelen: list[int] = []
+        self.ts: list[int] = []
+
+    def add(self, frame: bytes, wirelen: int, ts_ns: int) -> bool:
+        self.offset.append(len(self.buf))
+        self.caplen.append(len(frame))
+        self.wirelen.append(max(wirelen, len(frame)))
+        self.ts.append(ts_ns)
+        self.buf += frame
+        return len(self.offset) >= self.max_frames or len(self.buf) >= self.max_bytes
+
+    def take(self) -> FrameBatch | None:
+        n = len(self.offset)
+        if not n:
+            return None
+        batch = FrameBatch(
+            np.frombuffer(bytes(self.buf), np.uint8), np.asarray(self.offset, np.int64),
+            np.asarray(self.caplen, np.uint32), np.asarray(self.wirelen, np.uint32),
+            np.asarray(self.ts, np.int64), np.full(n, NO_VLAN, np.int32))
+        self._reset()
+        return batch
+
+
+def read_batches(path: str, *, batch_frames: int = 8192, batch_bytes: int = 8 << 20) -> Iterator[FrameBatch]:
+    """Yield the frames of a pcap or pcapng file as FrameBatch chunks, in file order.
+
+    Raises CaptureFileError (after yielding every frame before the fault) when the file is
+    truncated or corrupt, is neither pcap nor pcapng, or holds a link type other than Ethernet.
+    """
+    batcher = _Batcher(batch_frames, batch_bytes)
+    try:
+        f = open(path, "rb", buffering=1 << 20)
+    except OSError as exc:
+        raise CaptureFileError(path, 0, f"cannot open: {exc.strerror}") from None
+    with f:
+        magic = f.read(4)
+        if len(magic) < 4:
+            raise CaptureFileError(path, 0, f"file too short for a capture header ({len(magic)} bytes)")
+        if magic in _PCAP_MAGIC:
+            frames = _pcap_frames(path, f, magic)
+        elif magic == _PCAPNG_SHB:
+            frames = _pcapng_frames(path, f, magic)
+        else:
+            raise CaptureFileError(path, 0, f"not a pcap or pcapng file (magic {magic.hex()})")
+        error = None
+        try:
+            for frame, wirelen, ts_ns in frames:
+                if batcher.add(frame, wirelen, ts_ns):
+                    yield batcher.take()
+        except CaptureFileError as exc:
+            error = exc
+        last = batcher.take()
+        if last is not None:
+            yield last
+        if error is not None:
+            raise error
+
+
+def _pcap_frames(path: str, f: BinaryIO, magic: bytes):
+    endian, ts_mult = _PCAP_MAGIC[magic]
+    rest = f.read(20)
+    if len(rest) < 20:
+        raise CaptureFileError(path, 4 + len(rest), "truncated pcap file header (need 24 bytes)")
+    _major, _minor, _zone, _sigfigs, _snaplen, network = struct.unpack(endian + "HHiIII", rest)
+    linktype = network & 0x0FFFFFFF
+    if linktype != LINKTYPE_ETHERNET:
+        raise CaptureFileError(path, 20, f"link type {linktype} is not supported (only Ethernet, 1)")
+    rec = struct.Struct(endian + "IIII")
+    pos = 24
+    while True:
+        hdr = f.read(16)
+        if not hdr:
+            return
+        if len(hdr) < 16:
+            raise CaptureFileError(path, pos, f"truncated record header ({len(hdr)} of 16 bytes)")
+        sec, frac, incl, orig = rec.unpack(hdr)
+        if incl > MAX_FRAME:
+            raise CaptureFileError(path, pos, f"record length {incl} exceeds {MAX_FRAME}: corrupt file")
+        data = f.read(incl)
+        if len(data) < incl:
+            raise CaptureFileError(path, pos, f"truncated record: {len(data)} of {incl} bytes present")
+        if ts_mult == 1000 and frac >= 1_000_000 or frac >= 1_000_000_000:
+            raise CaptureFileError(path, pos, f"timestamp fraction {frac} out of range: corrupt record")
+        yield data, orig, sec * 1_000_000_000 + frac * ts_mult
+        pos += 16 + incl
+
+
+class _Iface:
+    __slots__ = ("linktype", "snaplen", "ts_num", "ts_shift", "ts_div", "ts_offset_ns")
+
+    def __init__(self, linktype: int, snaplen: int):
+        self.linktype, self.snaplen = linktype, snaplen
+        self.ts_num, self.ts_shift, self.ts_div, self.ts_offset_ns = 1000, 0, 1, 0  # default: microseconds
+
+    def set_resolution(self, v: int):
+        if v & 0x80:  # 2^-n seconds
+            self.ts_num, self.ts_shift, self.ts_div = 1_000_000_000, v & 0x7F, 1
+        elif v <= 9:
+            self.ts_num, self.ts_shift, self.ts_div = 10 ** (9 - v), 0, 1
+        else:
+            self.ts_num, self.ts_shift, self.ts_div = 1, 0, 10 ** (v - 9)
+
+    def ns(self, ts: int) -> int:
+        return ((ts * self.ts_num) >> self.ts_shift) // self.ts_div + self.ts_offset_ns
+
+
+def _pcapng_options(body: bytes, pos: int, endian: str):
+    """Yield (code, value) from an options area, stopping at opt_endofopt or at a malformed option."""
+    while pos + 4 <= len(body):
+        code, length = struct.unpack_from(endian + "HH", body, pos)
+        if code == 0:
+            return
+        if pos + 4 + length > len(body):
+            return
+        yield code, body[pos + 4:pos + 4 + length]
+        pos += 4 + ((length + 3) & ~3)
+
+
+def _pcapng_frames(path: str, f: BinaryIO, first: bytes):
+    pos = 0
+    endian = "<"
+    ifaces: list[_Iface] = []
+    last_ts = 0
+    head = first
+    while True:
+        if head is None:
+            head = f.read(4)
+        if not head:
+            return
+        if len(head) < 4:
+            raise CaptureFileError(path, pos, f"truncated block header ({len(head)} of 8 bytes)")
+        lenb = f.read(4)
+        if len(lenb) < 4:
+            raise CaptureFileError(path, pos, f"truncated block header ({4 + len(lenb)} of 8 bytes)")
+        if head == _PCAPNG_SHB:
+            bom = f.read(4)
+            if len(bom) < 4:
+                raise CaptureFileError(path, pos, "truncated section header block")
+            if bom == b"\x4d\x3c\x2b\x1a":
+                endian = "<"
+            elif bom == b"\x1a\x2b\x3c\x4d":
+                endian = ">"
+            else:
+                raise CaptureFileError(path, pos + 8, f"bad byte-order magic {bom.hex()} in section header")
+            prefix = bom
+        else:
+            prefix = b""
+        btype = struct.unpack(endian + "I", head)[0]
+        blen = struct.unpack(endian + "I", lenb)[0]
+        if blen < 12 or blen % 4 or blen > MAX_BLOCK:
+            raise CaptureFileError(path, pos, f"bad block length {blen} for block type 0x{btype:08x}")
+        want = blen - 8 - len(prefix)
+        rest = f.read(want)
+        if len(rest) < want:
+            raise CaptureFileError(path, pos, f"truncated block: {8 + len(prefix) + len(rest)} of {blen} bytes present")
+        body = prefix + rest[:-4]
+        if struct.unpack(endian + "I", rest[-4:])[0] != blen:
+            raise CaptureFileError(path, pos, f"block length {blen} does not match its trailing copy: corrupt block")
+        if btype == 0x0A0D0D0A:
+            ifaces = []  # interface ids are per section
+        elif btype == 1:
+            if len(body) < 8:
+                raise CaptureFileError(path, pos, "interface description block too short")
+            linktype, _res, snaplen = struct.unpack_from(endian + "HHI", body, 0)
+            iface = _Iface(linktype, snaplen)
+            for code, value in _pcapng_options(body, 8, endian):
+                if code == 9 and len(value) >= 1:
+                    iface.set_resolution(value[0])
+                elif code == 14 and len(value) >= 8:
+                    iface.ts_offset_ns = struct.unpack(endian + "q", value[:8])[0] * 1_000_000_000
+            ifaces.append(iface)
+        elif btype in (6, 2, 3):
+            if btype == 3:
+                if len(body) < 4:
+                    raise CaptureFileError(path, pos, "simple packet block too short")
+                iface_id, orig = 0, struct.unpack_from(endian + "I", body, 0)[0]
+                data_off = 4
+                snap = ifaces[0].snaplen if ifaces else 0
+                incl = min(orig, len(body) - 4, snap) if snap else min(orig, len(body) - 4)
+                ts = None
+            else:
+                if len(body) < 20:
+                    raise CaptureFileError(path, pos, "packet block too short")
+                if btype == 6:
+                    iface_id, hi, lo, incl, orig = struct.unpack_from(endian + "IIIII", body, 0)
+                else:
+                    iface_id, _drops, hi, lo, incl, orig = struct.unpack_from(endian + "HHIIII", body, 0)
+                data_off = 20
+                if incl > len(body) - 20:
+                    raise CaptureFileError(path, pos, f"captured length {incl} exceeds its block ({len(body) - 20} bytes)")
+                ts = (hi << 32) | lo
+            if iface_id >= len(ifaces):
+                raise CaptureFileError(path, pos, f"packet on interface {iface_id} but only {len(ifaces)} interface(s) described")
+            iface = ifaces[iface_id]
+            if iface.linktype != LINKTYPE_ETHERNET:
+                raise CaptureFileError(path, pos, f"interface {iface_id} has link type {iface.linktype}, "
+                                                  f"which is not supported (only Ethernet, 1)")
+            if ts is not None:
+                last_ts = iface.ns(ts)
+            yield body[data_off:data_off + incl], orig, last_ts
+        pos += blen
+        head = None
