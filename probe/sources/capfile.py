@@ -253,3 +253,28 @@ def _pcapng_frames(path: str, f: BinaryIO, first: bytes):
             yield body[data_off:data_off + incl], orig, last_ts
         pos += blen
         head = None
+
+
+def write_pcap(path: str, batches, *, nanosecond: bool = False, big_endian: bool = False) -> int:
+    """Write FrameBatch chunks to a classic pcap file (Ethernet); returns the number of frames.
+
+    For handing the same frames to a peer tool (tcpdump, tshark) in tests and benchmarks.
+    """
+    e = ">" if big_endian else "<"
+    magic = 0xA1B23C4D if nanosecond else 0xA1B2C3D4
+    count = 0
+    with open(path, "wb") as f:
+        f.write(struct.pack(e + "IHHiIII", magic, 2, 4, 0, 0, MAX_FRAME, LINKTYPE_ETHERNET))
+        rec = struct.Struct(e + "IIII")
+        for batch in batches:
+            raw = batch.data.tobytes()
+            for i in range(len(batch)):
+                ts = int(batch.ts_ns[i])
+                sec, frac = divmod(ts, 1_000_000_000)
+                if not nanosecond:
+                    frac //= 1000
+                start, cl = int(batch.offset[i]), int(batch.caplen[i])
+                f.write(rec.pack(sec, frac, cl, int(batch.wirelen[i])))
+                f.write(raw[start:start + cl])
+                count += 1
+    return count
