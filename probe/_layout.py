@@ -93,12 +93,14 @@ COUNTERS = (
     "lldp", "cdp", "stp",
     "first_seen_ns", "last_seen_ns",
     "peer",  # MAC table: last IPv4 this MAC sent from; IP table: last MAC this IP sent from
+    "peer_changes",  # IP table: times this IP arrived from a different MAC than before (MITM, failover)
+    "prev_peer",     # IP table: the MAC it arrived from before the last change
 )
 COUNTER_INDEX = {name: i for i, name in enumerate(COUNTERS)}
 N_COUNTERS = len(COUNTERS)
 # counters that are not sums: merged by min/max/last instead of +
 NON_ADDITIVE = {"dhcp_server_id": "last", "dhcp_fingerprint": "last", "first_seen_ns": "min",
-                "last_seen_ns": "max", "peer": "last"}
+                "last_seen_ns": "max", "peer": "last", "prev_peer": "last"}
 
 # HyperLogLog sketches per row: distinct destination hosts of connection attempts (TCP SYN, UDP
 # requests, ICMP echo, ARP who-has targets), distinct destination ports of connection attempts,

@@ -22,7 +22,7 @@ cdef enum:
     C_DNS_RESPONSE_RCVD, C_DNS_NXDOMAIN_RCVD, C_DNS_SERVFAIL_RCVD,
     C_ICMP_UNREACH, C_ICMP_UNREACH_RCVD, C_ICMP_ECHO_REQUEST, C_ICMP_ECHO_REPLY_RCVD, C_ICMP_TIME_EXCEEDED,
     C_LLDP, C_CDP, C_STP,
-    C_FIRST_SEEN, C_LAST_SEEN, C_PEER,
+    C_FIRST_SEEN, C_LAST_SEEN, C_PEER, C_PEER_CHANGES, C_PREV_PEER,
     C_COUNT
 
 _C_NAMES = ("frames", "bytes", "rx_frames", "rx_bytes", "broadcast", "multicast", "malformed", "truncated",
@@ -33,7 +33,7 @@ _C_NAMES = ("frames", "bytes", "rx_frames", "rx_bytes", "broadcast", "multicast"
     "dns_query", "dns_response", "dns_nxdomain", "dns_servfail",
     "dns_response_rcvd", "dns_nxdomain_rcvd", "dns_servfail_rcvd",
     "icmp_unreach", "icmp_unreach_rcvd", "icmp_echo_request", "icmp_echo_reply_rcvd", "icmp_time_exceeded",
-    "lldp", "cdp", "stp", "first_seen_ns", "last_seen_ns", "peer")
+    "lldp", "cdp", "stp", "first_seen_ns", "last_seen_ns", "peer", "peer_changes", "prev_peer")
 if _C_NAMES != _COUNTERS or C_COUNT != _N_COUNTERS:
     raise ImportError("aggregate.pxi counter enum does not match probe._layout.COUNTERS")
 
@@ -334,6 +334,9 @@ def aggregate_frames(records, mac_table, ip_table, arp_table):
                         elif arp_ok and r.arp_spa != 0:
                             c[C_PEER] = r.arp_spa
                     elif k == 1:
+                        if c[C_PEER] != 0 and c[C_PEER] != r.src_mac:
+                            c[C_PEER_CHANGES] += 1
+                            c[C_PREV_PEER] = c[C_PEER]
                         c[C_PEER] = r.src_mac
                     if r.dhcp_server_id != 0 and (r.dhcp_msg_type == 2 or r.dhcp_msg_type == 5 or r.dhcp_msg_type == 6):
                         c[C_DHCP_SERVER_ID] = r.dhcp_server_id

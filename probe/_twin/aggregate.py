@@ -17,7 +17,7 @@ ARP_MASK = (1 << CI["frames"]) | (1 << CI["arp_request"]) | (1 << CI["arp_reply"
 _FI = {name: i for i, name in enumerate(FRAME_DTYPE.names)}
 B = {name: 1 << i for name, i in CI.items()}
 C_BYTES, C_RX_BYTES = CI["bytes"], CI["rx_bytes"]
-C_FIRST, C_LAST, C_PEER = CI["first_seen_ns"], CI["last_seen_ns"], CI["peer"]
+C_FIRST, C_LAST, C_PEER, C_PEER_CHANGES = CI["first_seen_ns"], CI["last_seen_ns"], CI["peer"], CI["peer_changes"]
 C_SERVER, C_FP = CI["dhcp_server_id"], CI["dhcp_fingerprint"]
 S_HOSTS, S_PORTS, S_CHADDR = 0, 1, 2
 
@@ -249,6 +249,10 @@ def aggregate_frames(records, mac_table, ip_table, arp_table):
                     elif arp_ok and arp_spa != 0:
                         c[row, C_PEER] = arp_spa
                 elif k == 1:
+                    old = int(c[row, C_PEER])
+                    if old != 0 and old != src_mac:
+                        c[row, C_PEER_CHANGES] += 1
+                        c[row, C_PEER_CHANGES + 1] = old  # prev_peer
                     c[row, C_PEER] = src_mac
                 if server_id != 0 and dhcp_type in (2, 5, 6):
                     c[row, C_SERVER] = server_id

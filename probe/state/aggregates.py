@@ -163,6 +163,14 @@ class WindowAggregates:
         return int(hll_estimate(self.totals_hll[j * HLL_REGISTERS:(j + 1) * HLL_REGISTERS])[0])
 
     @property
+    def totals_first_ns(self) -> int:
+        return int(self.totals[COUNTER_INDEX["first_seen_ns"]])
+
+    @property
+    def totals_last_ns(self) -> int:
+        return int(self.totals[COUNTER_INDEX["last_seen_ns"]])
+
+    @property
     def seconds(self) -> float:
         return max(1e-9, (self.end_ns - self.start_ns) / 1e9)
 

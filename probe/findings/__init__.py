@@ -1,0 +1,1 @@
+"""Findings: detectors turn a window's aggregates into findings a technician acts on, one per episode."""
