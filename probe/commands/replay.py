@@ -12,10 +12,38 @@ import ipaddress
 import json
 import sys
 
+from probe import fastpath
 from probe.config import ConfigError, default_config, load_file
 from probe.findings.pipeline import CapturePipeline
 from probe.sources.capfile import CaptureFileError, read_batches
-from probe.state.aggregates import format_mac
+from probe.sources.rare import decode_batch
+from probe.state.aggregates import batch_columns, format_mac
+
+_IDENTITY = {  # fields that make two decoded frames "the same thing seen again"
+    "lldp": ("chassis_id", "port_id", "system_name"), "cdp": ("device_id", "port_id"),
+    "dhcp": ("client_mac", "message_type", "hostname", "server_id"), "mdns": ("questions", "records"),
+    "llmnr": ("questions", "records"), "nbns": ("name", "suffix"),
+}
+
+
+class Discovery:
+    """Distinct decoded rare frames (LLDP/CDP neighbours, DHCP clients and servers, mDNS/LLMNR/NetBIOS names)."""
+
+    def __init__(self, limit: int = 500):
+        self.limit = limit
+        self.entries: list[dict] = []
+        self._seen: set[str] = set()
+
+    def add(self, decoded: list[dict]) -> None:
+        for d in decoded:
+            if len(self.entries) >= self.limit:
+                return
+            fields = _IDENTITY.get(d.get("protocol"), ())
+            key = json.dumps([d.get("protocol"), d.get("src_mac"), [d.get(f) for f in fields], d.get("malformed")],
+                             sort_keys=True)
+            if key not in self._seen:
+                self._seen.add(key)
+                self.entries.append(d)
 
 
 def add_arguments(p):
@@ -90,15 +118,21 @@ def run(args) -> int:
         print(f"sitevigil replay: {exc}", file=sys.stderr)
         return 2
     pipe = CapturePipeline(capture, detection, summarize_devices=True)
+    discovery = Discovery()
     error = None
     try:
         for batch in read_batches(args.file):
-            pipe.add_batch(batch)
+            records, malformed = fastpath.parse_frames(*batch_columns(batch))
+            pipe.add_records(records, malformed)
+            if args.format == "json":
+                discovery.add(decode_batch(batch, records))
     except CaptureFileError as exc:
         error = str(exc)
     pipe.finish()
     if args.format == "json":
-        json.dump(report(args.file, pipe, error), sys.stdout, indent=1, sort_keys=False)
+        out = report(args.file, pipe, error)
+        out["discovery"] = discovery.entries
+        json.dump(out, sys.stdout, indent=1, sort_keys=False)
         sys.stdout.write("\n")
     else:
         from prometheus_client import CollectorRegistry, generate_latest
