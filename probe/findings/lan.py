@@ -1,6 +1,7 @@
 """LAN findings decided from capture aggregates: scans, floods, ARP and DHCP abuse, storms, DNS/ICMP/TCP health.
 
-Every threshold lives in DetectionConfig (probe/config/detection.py) and is per capture window. What
+Every threshold lives in DetectionConfig (probe/config/detection.py) and applies to what the detectors are
+shown: the last two capture windows together (probe.findings.pipeline). What
 each detector calls a problem, and why the defaults are where they are:
 
 - port_scan: one source's connection attempts reach >= 25 distinct ports (and at least 3x as many
@@ -209,8 +210,9 @@ class ArpDetector:
                     macs.pop(min(macs, key=lambda m: macs[m][1]))
                 macs[mac] = [int(first[i]), int(last[i]), int(replies[i])]
             else:
+                cur[0] = min(cur[0], int(first[i]))
                 cur[1] = max(cur[1], int(last[i]))
-                cur[2] += int(replies[i])
+                cur[2] = max(cur[2], int(replies[i]))  # windows are seen twice (merged views): no sums
             self.claims[ip] = macs
         while len(self.claims) > self.max_ips:
             self.claims.popitem(last=False)
@@ -253,7 +255,7 @@ class ArpDetector:
                 a, b = int(window.ips.col("peer")[i]), int(window.ips.col("prev_peer")[i])
                 for x, y in ((a, b), (b, a)):
                     prev = self.switched.pop(x, None)
-                    n = (prev[2] if prev else 0) + int(window.ips.col("peer_changes")[i])
+                    n = max(prev[2] if prev else 0, int(window.ips.col("peer_changes")[i]))
                     self.switched[x] = (window.end_ns, y, n)
             while len(self.switched) > self.max_ips:
                 self.switched.popitem(last=False)

@@ -6,6 +6,9 @@
     pipe.finish()                           # close the last window (replay; the daemon calls pipe.tick(now_ns))
     pipe.stats()                            # CaptureStats for probe.exposition.capture_collector
 
+Detectors see each closed window merged with the one before it (when consecutive), so a scan or flood
+that straddles a window boundary is judged whole; episodes keep the repeat from being raised twice.
+
 Used by `sitevigil replay` and meant for the live capture subsystem, so both export and find the same.
 """
 from __future__ import annotations
@@ -24,7 +27,7 @@ from probe.findings.lan import lan_engine
 from probe.findings.model import Finding
 from probe.sources.frames import FrameBatch
 from probe.state.aggregates import (CaptureAggregator, DeviceSummary, WindowAggregates, batch_columns,
-                                    format_ip_key, format_mac)
+                                    format_ip_key, format_mac, merge_windows)
 
 _ADDITIVE = np.array([n not in NON_ADDITIVE for n in COUNTERS])
 
@@ -62,6 +65,7 @@ class CapturePipeline:
         self.overflow = {"mac": 0, "ip": 0, "arp": 0}
         self.first_ts_ns: int | None = None
         self.last_ts_ns: int | None = None
+        self._prev: WindowAggregates | None = None  # detectors see the last two windows together
         self.summaries = ({"mac": DeviceSummary(capture.max_devices), "ip": DeviceSummary(capture.max_devices)}
                           if summarize_devices else None)
 
@@ -109,7 +113,9 @@ class CapturePipeline:
             if self.summaries is not None:
                 self.summaries["mac"].merge(w.macs, lambda k: format_mac(k[0]))
                 self.summaries["ip"].merge(w.ips, lambda k: format_ip_key(k[0], k[1]))
-            new.extend(self.engine.process(w))
+            prev, self._prev = self._prev, w
+            view = merge_windows(prev, w) if prev is not None and prev.end_ns == w.start_ns else w
+            new.extend(self.engine.process(view))
         return new
 
     def stats(self) -> CaptureStats:

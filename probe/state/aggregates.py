@@ -307,3 +307,66 @@ def _merge_counts(acc: np.ndarray, new: np.ndarray) -> None:
 
 def rate(count: int, seconds: float) -> float:
     return count / seconds if seconds > 0 else math.inf
+
+
+_PAIR = np.dtype([("k1", "<u8"), ("k2", "<u8")])
+_ADD_IDX = np.flatnonzero(_ADD)
+_LASTVAL_IDX = np.array(_LASTVAL)
+_PEER = COUNTER_INDEX["peer"]
+_PEER_CHANGES = COUNTER_INDEX["peer_changes"]
+_PREV_PEER = COUNTER_INDEX["prev_peer"]
+
+
+def _merge_snapshots(a: TableSnapshot, b: TableSnapshot) -> TableSnapshot:
+    """Rows of two consecutive windows' tables merged by key (b is the later one)."""
+    keys = np.concatenate([a.keys, b.keys])
+    counts = np.concatenate([a.counts, b.counts])
+    hll = np.concatenate([a.hll, b.hll])
+    if not len(keys):
+        return TableSnapshot(keys, counts, hll, a.overflow_counts + b.overflow_counts,
+                             np.maximum(a.overflow_hll, b.overflow_hll), a.overflow_frames + b.overflow_frames)
+    uniq, inv = np.unique(np.ascontiguousarray(keys).view(_PAIR).ravel(), return_inverse=True)
+    inv = inv.ravel()
+    n = len(uniq)
+    out = np.zeros((n, counts.shape[1]), np.uint64)
+    add = np.zeros((n, len(_ADD_IDX)), np.uint64)
+    np.add.at(add, inv, counts[:, _ADD_IDX])
+    out[:, _ADD_IDX] = add
+    first = np.where(counts[:, _FIRST] == 0, np.iinfo(np.uint64).max, counts[:, _FIRST])
+    f = np.full(n, np.iinfo(np.uint64).max, np.uint64)
+    np.minimum.at(f, inv, first)
+    out[:, _FIRST] = np.where(f == np.iinfo(np.uint64).max, 0, f)
+    last = np.zeros(n, np.uint64)
+    np.maximum.at(last, inv, counts[:, _LAST])
+    out[:, _LAST] = last
+    for j in _LASTVAL_IDX:  # the later window's non-zero value wins: rows are in window order
+        v = counts[:, j]
+        nz = np.flatnonzero(v)
+        out[inv[nz], j] = v[nz]
+    # an address that arrived from one MAC in the first window and another in the second moved
+    na = len(a.keys)
+    ia, ib = inv[:na], inv[na:]
+    pa = np.zeros(n, np.uint64)
+    pa[ia] = a.counts[:, _PEER]
+    pb = np.zeros(n, np.uint64)
+    pb[ib] = b.counts[:, _PEER]
+    moved = (pa != 0) & (pb != 0) & (pa != pb)
+    out[moved, _PEER_CHANGES] += 1
+    out[moved, _PREV_PEER] = pa[moved]
+    out_hll = np.zeros((n, hll.shape[1]), np.uint8)
+    if hll.shape[1]:
+        np.maximum.at(out_hll, inv, hll)
+    ov = a.overflow_counts.copy()
+    _merge_counts(ov, b.overflow_counts)
+    return TableSnapshot(uniq.view(np.uint64).reshape(n, 2).copy(), out, out_hll, ov,
+                         np.maximum(a.overflow_hll, b.overflow_hll), a.overflow_frames + b.overflow_frames)
+
+
+def merge_windows(a: WindowAggregates, b: WindowAggregates) -> WindowAggregates:
+    """One view of two consecutive windows (a before b), for detectors that must not lose an event
+    that straddled a window boundary. Counts add, sketches union, first/last seen span both."""
+    totals = a.totals.copy()
+    _merge_counts(totals, b.totals)
+    return WindowAggregates(a.start_ns, b.end_ns, _merge_snapshots(a.macs, b.macs), _merge_snapshots(a.ips, b.ips),
+                            _merge_snapshots(a.arp, b.arp), totals, np.maximum(a.totals_hll, b.totals_hll),
+                            a.malformed + b.malformed)

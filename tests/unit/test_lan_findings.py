@@ -160,3 +160,30 @@ def test_syn_flood_needs_rate(rate):
                / TCP(sport=1024 + k, dport=80, flags="S")) for k in range(150)]
     got = [f.device for f in by_kind(run(frames), "syn_flood")]
     assert got == (["10.0.0.66"] if rate >= 100 else [])
+
+
+def test_scan_straddling_a_window_boundary_is_seen_whole():
+    t0 = 1_700_000_000 * S + 8 * S  # 2 s before a window boundary
+    frames = [(t0 + k * S // 8, Ether(src=ATTACKER, dst=VICTIM) / IP(src="10.0.0.66", dst="10.0.0.2")
+               / TCP(sport=40000, dport=1000 + k, flags="S")) for k in range(32)]  # 16 ports each side
+    found = by_kind(run(frames), "port_scan")
+    assert [f.device for f in found] == ["10.0.0.66"] and found[0].evidence["tcp_syn"] == 32
+
+
+def test_next_hop_moving_between_windows_counts_as_a_change():
+    from probe.state.aggregates import merge_windows
+    from probe.state.aggregates import CaptureAggregator
+    from probe import fastpath
+    from probe.state.aggregates import batch_columns
+    t0 = 1_700_000_000 * S
+    f1 = Ether(src=GW, dst=VICTIM) / IP(src="8.8.8.8", dst="10.0.0.2") / TCP(sport=443, dport=5555, flags="A")
+    f2 = Ether(src=ATTACKER, dst=VICTIM) / IP(src="8.8.8.8", dst="10.0.0.2") / TCP(sport=443, dport=5555, flags="A")
+    agg = CaptureAggregator(max_devices=16, window_s=10)
+    b = FrameBatch.from_frames([bytes(f1), bytes(f2)], ts_ns=[t0 + S, t0 + 11 * S])
+    w1, = agg.add(fastpath.parse_frames(*batch_columns(b))[0])
+    w2 = agg.flush()
+    m = merge_windows(w1, w2)
+    row = dict(m.ip_rows())["8.8.8.8"]
+    assert row["peer_changes"] == 1 and row["frames"] == 2
+    assert row["peer"] == int(ATTACKER.replace(":", ""), 16) and row["prev_peer"] == int(GW.replace(":", ""), 16)
+    assert row["first_seen_ns"] == t0 + S and row["last_seen_ns"] == t0 + 11 * S
