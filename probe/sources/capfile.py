@@ -7,8 +7,11 @@
 
 pcap: both byte orders, microsecond and nanosecond timestamps. pcapng: SHB/IDB/EPB/SPB (and the
 obsolete Packet Block), several interfaces with their own timestamp resolution/offset, sections of
-either byte order, unknown blocks skipped. Only Ethernet (LINKTYPE_ETHERNET = 1) frames are
-supported; a frame on another link type is a CaptureFileError naming the link type.
+either byte order, unknown blocks skipped. Ethernet (LINKTYPE_ETHERNET = 1) frames pass through as
+they are; Linux cooked captures (`tcpdump -i any`: SLL 113, SLL2 276) and raw IP (101, 228, 229) are
+given a synthesized Ethernet header (source MAC from the cooked header, or zero; destination broadcast,
+multicast or zero from the packet type) so the same parser reads them. Any other link type is a
+CaptureFileError naming it.
 """
 from __future__ import annotations
 
@@ -22,6 +25,49 @@ from probe.sources.frames import NO_VLAN, FrameBatch
 __all__ = ["CaptureFileError", "read_batches", "LINKTYPE_ETHERNET"]
 
 LINKTYPE_ETHERNET = 1
+LINKTYPE_RAW, LINKTYPE_IPV4, LINKTYPE_IPV6 = 101, 228, 229
+LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2 = 113, 276
+_ZERO_MAC = bytes(6)
+_BCAST_MAC = b"\xff" * 6
+_MCAST_MAC = b"\x01\x00\x5e\x00\x00\x01"
+
+
+def _eth_header(pkttype: int, src: bytes, proto: int, payload: bytes) -> bytes:
+    dst = _BCAST_MAC if pkttype == 1 else _MCAST_MAC if pkttype == 2 else _ZERO_MAC
+    if proto in (0x0001, 0x0004):  # Novell raw 802.3 / 802.2 LLC: an 802.3 length field instead
+        proto = min(len(payload), 1500)
+    return dst + src + proto.to_bytes(2, "big") + payload
+
+
+def _sll(frame: bytes) -> bytes:
+    if len(frame) < 16:
+        return frame[:0]  # a runt: the parser counts it malformed
+    pkttype, _hatype, halen = struct.unpack_from(">HHH", frame, 0)
+    src = frame[6:12] if halen == 6 else _ZERO_MAC
+    return _eth_header(pkttype, src, struct.unpack_from(">H", frame, 14)[0], frame[16:])
+
+
+def _sll2(frame: bytes) -> bytes:
+    if len(frame) < 20:
+        return frame[:0]
+    proto = struct.unpack_from(">H", frame, 0)[0]
+    pkttype, halen = frame[10], frame[11]
+    src = frame[12:18] if halen == 6 else _ZERO_MAC
+    return _eth_header(pkttype, src, proto, frame[20:])
+
+
+def _raw_ip(frame: bytes) -> bytes:
+    version = frame[0] >> 4 if frame else 0
+    return _ZERO_MAC + _ZERO_MAC + (b"\x86\xdd" if version == 6 else b"\x08\x00") + frame
+
+
+# link type -> (frame converter, bytes the converted header adds to the wire length)
+_CONVERT = {LINKTYPE_ETHERNET: (None, 0), LINKTYPE_LINUX_SLL: (_sll, -2), LINKTYPE_LINUX_SLL2: (_sll2, -6),
+            LINKTYPE_RAW: (_raw_ip, 14), LINKTYPE_IPV4: (_raw_ip, 14), LINKTYPE_IPV6: (_raw_ip, 14)}
+
+
+def _unsupported(linktype: int) -> str:
+    return (f"link type {linktype} is not supported (Ethernet 1, Linux cooked 113/276 and raw IP 101/228/229 are)")
 MAX_FRAME = 262144            # libpcap's MAXIMUM_SNAPLEN: a larger record length means a corrupt file
 MAX_BLOCK = 16 * 1024 * 1024  # a larger pcapng block is taken as corruption, not allocated
 
@@ -116,8 +162,9 @@ def _pcap_frames(path: str, f: BinaryIO, magic: bytes):
         raise CaptureFileError(path, 4 + len(rest), "truncated pcap file header (need 24 bytes)")
     _major, _minor, _zone, _sigfigs, _snaplen, network = struct.unpack(endian + "HHiIII", rest)
     linktype = network & 0x0FFFFFFF
-    if linktype != LINKTYPE_ETHERNET:
-        raise CaptureFileError(path, 20, f"link type {linktype} is not supported (only Ethernet, 1)")
+    if linktype not in _CONVERT:
+        raise CaptureFileError(path, 20, _unsupported(linktype))
+    convert, grow = _CONVERT[linktype]
     rec = struct.Struct(endian + "IIII")
     pos = 24
     while True:
@@ -134,6 +181,8 @@ def _pcap_frames(path: str, f: BinaryIO, magic: bytes):
             raise CaptureFileError(path, pos, f"truncated record: {len(data)} of {incl} bytes present")
         if ts_mult == 1000 and frac >= 1_000_000 or frac >= 1_000_000_000:
             raise CaptureFileError(path, pos, f"timestamp fraction {frac} out of range: corrupt record")
+        if convert is not None:
+            data, orig = convert(data), max(0, orig + grow)
         yield data, orig, sec * 1_000_000_000 + frac * ts_mult
         pos += 16 + incl
 
@@ -245,12 +294,15 @@ def _pcapng_frames(path: str, f: BinaryIO, first: bytes):
             if iface_id >= len(ifaces):
                 raise CaptureFileError(path, pos, f"packet on interface {iface_id} but only {len(ifaces)} interface(s) described")
             iface = ifaces[iface_id]
-            if iface.linktype != LINKTYPE_ETHERNET:
-                raise CaptureFileError(path, pos, f"interface {iface_id} has link type {iface.linktype}, "
-                                                  f"which is not supported (only Ethernet, 1)")
+            if iface.linktype not in _CONVERT:
+                raise CaptureFileError(path, pos, f"interface {iface_id}: {_unsupported(iface.linktype)}")
             if ts is not None:
                 last_ts = iface.ns(ts)
-            yield body[data_off:data_off + incl], orig, last_ts
+            data = body[data_off:data_off + incl]
+            convert, grow = _CONVERT[iface.linktype]
+            if convert is not None:
+                data, orig = convert(data), max(0, orig + grow)
+            yield data, orig, last_ts
         pos += blen
         head = None
 

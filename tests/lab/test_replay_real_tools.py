@@ -140,3 +140,22 @@ def test_quiet_lan_raises_no_attack(lan, tmp_path, sitevigil_cmd, sitevigil_env)
     r = replay(sitevigil_cmd, sitevigil_env, cap)
     assert r["frames"] >= 26
     assert not kinds(r) & set(ATTACK_KINDS), r["findings"]
+
+
+def test_linux_cooked_capture_from_any_interface(lan, tmp_path, sitevigil_cmd, sitevigil_env):
+    need("ping")
+    cap = tmp_path / "any.pcap"
+    p = lan.spawn("victim", "tcpdump", "-i", "any", "-n", "-U", "-w", str(cap))
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not (cap.exists() and cap.stat().st_size >= 24):
+        time.sleep(0.05)
+    time.sleep(0.3)
+    lan.exec("victim", "ping", "-c", "4", "-i", "0.2", f"{NET}.1")
+    time.sleep(0.3)
+    Lan._stop(p)
+    linktype = int.from_bytes(cap.read_bytes()[20:24], "little")
+    assert linktype in (113, 276)  # Linux cooked v1 or v2, depending on the tcpdump version
+    r = replay(sitevigil_cmd, sitevigil_env, cap)
+    assert r["frames"] >= 8 and r["malformed"] == 0 and r["error"] is None
+    assert r["protocols"].get("icmp", 0) >= 8
+    assert r["hosts"][f"{NET}.2"]["icmp_echo_request"] == 4

@@ -140,12 +140,12 @@ def test_truncated_pcapng_block(tmp_path):
 
 def test_other_linktypes_and_garbage_are_clear_errors(tmp_path):
     p = tmp_path / "raw.pcap"
-    p.write_bytes(pcap_bytes(FRAMES[:1], linktype=101))
-    with pytest.raises(CaptureFileError, match="link type 101 is not supported"):
+    p.write_bytes(pcap_bytes(FRAMES[:1], linktype=105))
+    with pytest.raises(CaptureFileError, match="link type 105 is not supported"):
         list(read_batches(str(p)))
     q = tmp_path / "loop.pcapng"
     q.write_bytes(shb("<") + idb("<", linktype=0) + epb("<", 0, 1, FRAMES[0]))
-    with pytest.raises(CaptureFileError, match="interface 0 has link type 0"):
+    with pytest.raises(CaptureFileError, match="interface 0: link type 0 is not supported"):
         list(read_batches(str(q)))
     g = tmp_path / "junk.pcap"
     g.write_bytes(b"hello world, not a capture")
@@ -171,3 +171,32 @@ def test_write_pcap_round_trips(tmp_path):
         expect = [int(t) if ns else int(t) // 1000 * 1000 for t in b.ts_ns]
         assert ts == expect
     assert np.array_equal(b.caplen, [len(f) for f in FRAMES])
+
+
+def test_linux_cooked_and_raw_ip_become_ethernet(tmp_path):
+    from scapy.layers.inet import IP, TCP
+    from scapy.layers.l2 import ARP
+    from probe import fastpath
+    from probe import _layout as L
+    from probe.state.aggregates import batch_columns
+
+    syn = bytes(IP(src="10.0.0.1", dst="10.0.0.2") / TCP(sport=1, dport=80, flags="S"))
+    arp = bytes(ARP(op=1, hwsrc="02:00:00:00:00:05", psrc="10.0.0.5", pdst="10.0.0.1"))
+    src = bytes.fromhex("020000000005")
+    sll = [struct.pack(">HHH", 4, 1, 6) + src + b"\0\0" + b"\x08\x00" + syn,          # outgoing, IPv4
+           struct.pack(">HHH", 1, 1, 6) + src + b"\0\0" + b"\x08\x06" + arp]          # broadcast, ARP
+    sll2 = [b"\x08\x00" + b"\0\0" + struct.pack(">IHBB", 2, 1, 4, 6) + src + b"\0\0" + syn]
+    for linktype, frames in ((113, sll), (276, sll2), (101, [syn]), (228, [syn])):
+        p = tmp_path / f"lt{linktype}.pcap"
+        p.write_bytes(pcap_bytes(frames, linktype=linktype))
+        b, = list(read_batches(str(p)))
+        recs, bad = fastpath.parse_frames(*batch_columns(b))
+        assert bad == 0
+        assert recs[0]["flags"] & L.F_TCP and recs[0]["dport"] == 80 and recs[0]["src_ip"] == 0x0A000001
+        assert recs[0]["src_mac"] == (0x020000000005 if linktype in (113, 276) else 0)
+        if linktype == 113:
+            assert recs[1]["flags"] & L.F_ARP and recs[1]["flags"] & L.F_BROADCAST and recs[1]["arp_spa"] == 0x0A000005
+    p = tmp_path / "runt.pcap"  # a cooked header shorter than itself, not cut by a snap length
+    p.write_bytes(pcap_bytes([], linktype=113) + struct.pack("<IIII", 1, 0, 2, 2) + b"\x00\x04")
+    b, = list(read_batches(str(p)))
+    assert fastpath.parse_frames(*batch_columns(b))[1] == 1
