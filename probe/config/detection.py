@@ -40,6 +40,8 @@ class DetectionConfig:
     syn_flood_min_rate: float = setting(100.0, doc="unanswered SYNs per second over the burst", check=_positive)
     syn_flood_unanswered_ratio: float = setting(0.8, doc="share of SYNs without SYN-ACK", check=_ratio)
     arp_binding_ttl: Duration = setting(Duration(600), doc="how long an IP-to-MAC claim is remembered", check=_positive)
+    duplicate_ip_overlap: Duration = setting(Duration(60), doc="two MACs claiming one IP this close in time are a "
+                                             "duplicate (further apart: the address was reassigned)", check=_positive)
     garp_storm_min: int = setting(20, doc="gratuitous ARPs from one MAC in a window", check=_at_least(1))
     dhcp_starvation_min_clients: int = setting(30, doc="distinct client MACs asking for leases in a window",
                                                check=_at_least(2))

@@ -39,12 +39,15 @@ class Detector(Protocol):
 class FindingEngine:
     """Runs detectors over each closed window and keeps findings as episodes (bounded history)."""
 
-    def __init__(self, config: DetectionConfig, detectors: list[Detector], *, history: int = 10_000):
+    def __init__(self, config: DetectionConfig, detectors: list[Detector], *, history: int = 10_000,
+                 max_open: int = 10_000):
         self.config = config
         self.detectors = detectors
         self.open: dict[tuple[str, str], Finding] = {}
         self.closed: collections.deque[Finding] = collections.deque(maxlen=history)
         self.raised_total: collections.Counter[str] = collections.Counter()
+        self.max_open = max_open
+        self.dropped_total = 0  # observations of new episodes refused because max_open were open
 
     def process(self, window: WindowAggregates) -> list[Finding]:
         """Feed one window; returns the findings that started a new episode in it."""
@@ -59,6 +62,9 @@ class FindingEngine:
                 ctx.flag(obs.kind, obs.device)
                 cur = self.open.get(obs.key)
                 if cur is None:
+                    if len(self.open) >= self.max_open:
+                        self.dropped_total += 1
+                        continue
                     self.open[obs.key] = obs
                     self.raised_total[obs.kind] += 1
                     new.append(obs)

@@ -13,8 +13,8 @@ each detector calls a problem, and why the defaults are where they are:
   scanning (hping3 -S --flood), or LAN-wide from sources that are each too small to flag (spoofed).
 - arp_spoofing: a MAC claims, in ARP, an IP another MAC held, while claiming more than one IP (arpspoof
   keeps its own address), or claims several IPs while remote traffic switches between it and another
-  MAC (the off-LAN next hop moved to it: a man in the middle). duplicate_ip: two MACs claim one IP and
-  neither claims others. gratuitous_arp_storm: >= 20 gratuitous ARPs from one MAC.
+  MAC (the off-LAN next hop moved to it: a man in the middle). duplicate_ip: two MACs claim one IP
+  within a minute of each other and neither claims others (further apart: the address was reassigned). gratuitous_arp_storm: >= 20 gratuitous ARPs from one MAC.
 - rogue_dhcp: a server offers/acks that is not in allowed_dhcp_servers (empty: the first one seen is
   taken as the LAN's server). dhcp_starvation: >= 30 distinct client MACs ask for leases (dhcpstarv,
   yersinia). dhcp_flood: one client sends >= 50 DHCP messages with few client addresses.
@@ -228,6 +228,7 @@ class ArpDetector:
         c = ctx.config
         out = []
         self._learn(window, int(c.arp_binding_ttl * 1e9))
+        overlap_ns = int(c.duplicate_ip_overlap * 1e9)
         ips_of: dict[int, set[int]] = collections.defaultdict(set)
         for ip, macs in self.claims.items():
             for mac in macs:
@@ -247,8 +248,8 @@ class ArpDetector:
                     spoofers.setdefault(mac, {"ip": _ip4(ip), "previous_mac": format_mac(owner),
                                               "claimed_ips": sorted(_ip4(x) for x in ips_of[mac])[:16],
                                               "arp_replies": macs[mac][2], "reason": "claimed an IP another MAC holds"})
-                else:
-                    duplicates.append((ip, macs))
+                elif macs[mac][0] - macs[owner][1] <= overlap_ns:
+                    duplicates.append((ip, macs))  # both claimed it at about the same time: not a reassignment
         # man in the middle: remote traffic switched between this MAC and another (remembered for the TTL)
         if len(window.ips):
             for i in np.flatnonzero(_u(window.ips.col("peer_changes")) > 0):
@@ -277,9 +278,11 @@ class ArpDetector:
                     first, last = min(first, v[0] / 1e9), max(v[1] / 1e9, first)
             out.append(Finding("arp_spoofing", "critical", dev, ev, first, last))
         spoof_macs = set(spoofers)
+        reported = set()
         for ip, macs in duplicates:
-            if spoof_macs & set(macs):
+            if spoof_macs & set(macs) or ip in reported:
                 continue
+            reported.add(ip)
             out.append(Finding("duplicate_ip", "warning", _ip4(ip), {"macs": sorted(format_mac(m) for m in macs)},
                                min(v[0] for v in macs.values()) / 1e9, max(v[1] for v in macs.values()) / 1e9))
         snap = window.macs
@@ -375,7 +378,8 @@ class DnsDetector:
         resp_rx = _u(snap.col("dns_response_rcvd"))
         queries = _u(snap.col("dns_query"))
         unanswered = np.maximum(queries - resp_rx, 0)
-        err_tx = _u(snap.col("dns_nxdomain")) + _u(snap.col("dns_servfail"))
+        servfail_tx = _u(snap.col("dns_servfail"))
+        err_tx = _u(snap.col("dns_nxdomain")) + servfail_tx
         resp_tx = _u(snap.col("dns_response"))
         for i in range(len(snap)):
             ev, sev = None, "info"
@@ -386,9 +390,12 @@ class DnsDetector:
             elif unanswered[i] >= c.dns_unanswered_min and unanswered[i] >= c.dns_failure_ratio * queries[i]:
                 ev = {"role": "client", "reason": "unanswered", "queries": int(queries[i]), "responses": int(resp_rx[i])}
                 sev = "warning" if resp_rx[i] == 0 or unanswered[i] >= c.dns_failure_warn_min else "info"
-            elif err_tx[i] >= c.dns_failure_info_min and err_tx[i] >= c.dns_failure_ratio * resp_tx[i]:
+            elif ((servfail_tx[i] >= c.dns_failure_info_min and servfail_tx[i] >= c.dns_failure_ratio * resp_tx[i])
+                  or (err_tx[i] >= c.dns_failure_warn_min and err_tx[i] >= c.dns_failure_ratio * resp_tx[i])):
+                # a resolver is at fault for SERVFAIL; NXDOMAIN only says the name does not exist,
+                # unless it is most of many answers (a broken search domain or upstream filter)
                 ev = {"role": "resolver", "reason": "errors", "responses": int(resp_tx[i]),
-                      "nxdomain": int(snap.col("dns_nxdomain")[i]), "servfail": int(snap.col("dns_servfail")[i])}
+                      "nxdomain": int(snap.col("dns_nxdomain")[i]), "servfail": int(servfail_tx[i])}
                 sev = "warning" if err_tx[i] >= c.dns_failure_warn_min else "info"
             if ev is not None:
                 out.append(_finding("dns_failure", sev, _ip_dev(snap, i), ev, snap, i))

@@ -115,7 +115,8 @@ class CapturePipeline:
                 self.summaries["ip"].merge(w.ips, lambda k: format_ip_key(k[0], k[1]))
             prev, self._prev = self._prev, w
             view = merge_windows(prev, w) if prev is not None and prev.end_ns == w.start_ns else w
-            new.extend(self.engine.process(view))
+            with self._lock:  # an exporter may read the episodes from another thread
+                new.extend(self.engine.process(view))
         return new
 
     def stats(self) -> CaptureStats:

@@ -187,3 +187,11 @@ def test_next_hop_moving_between_windows_counts_as_a_change():
     assert row["peer_changes"] == 1 and row["frames"] == 2
     assert row["peer"] == int(ATTACKER.replace(":", ""), 16) and row["prev_peer"] == int(GW.replace(":", ""), 16)
     assert row["first_seen_ns"] == t0 + S and row["last_seen_ns"] == t0 + 11 * S
+
+
+def test_reassigned_address_is_not_a_duplicate():
+    t0 = 1_700_000_000 * S
+    a, b = "02:00:00:00:00:0a", "02:00:00:00:00:0b"
+    frames = [(t0, arp(a, 1, "10.0.0.50", "10.0.0.1")),            # a laptop, then it leaves
+              (t0 + 300 * S, arp(b, 1, "10.0.0.50", "10.0.0.1"))]  # five minutes later a phone gets the lease
+    assert not run(frames)
