@@ -87,7 +87,8 @@ class CaptureCollector(Collector):
                 for i in frames.argsort()[::-1][:self._top]:
                     g.add_metric([format_mac(snap.keys[i, 0])], float(frames[i]))
             yield g
-        c = CounterMetricFamily("sitevigil_findings_raised", "LAN finding episodes started, by kind and severity.",
+        c = CounterMetricFamily("sitevigil_findings_raised",
+                                "LAN finding episodes started, by kind and the severity they started with.",
                                 labels=["kind", "severity"])
         for (kind, sev), n in sorted(s.findings_by_severity.items()):
             c.add_metric([kind, sev], n)

@@ -45,7 +45,7 @@ class FindingEngine:
         self.detectors = detectors
         self.open: dict[tuple[str, str], Finding] = {}
         self.closed: collections.deque[Finding] = collections.deque(maxlen=history)
-        self.raised_total: collections.Counter[str] = collections.Counter()
+        self.raised_total: collections.Counter[tuple[str, str]] = collections.Counter()  # (kind, severity at start)
         self.max_open = max_open
         self.dropped_total = 0  # observations of new episodes refused because max_open were open
 
@@ -66,7 +66,7 @@ class FindingEngine:
                         self.dropped_total += 1
                         continue
                     self.open[obs.key] = obs
-                    self.raised_total[obs.kind] += 1
+                    self.raised_total[(obs.kind, obs.severity)] += 1
                     new.append(obs)
                     continue
                 cur.last_seen = max(cur.last_seen, obs.last_seen)

@@ -45,7 +45,7 @@ class CaptureStats:
     table_overflow_frames: dict[str, int]
     findings_raised: dict[str, int]      # kind -> episodes started
     findings_active: dict[str, int]      # kind -> episodes open now
-    findings_by_severity: dict[tuple[str, str], int] = field(default_factory=dict)
+    findings_by_severity: dict[tuple[str, str], int] = field(default_factory=dict)  # (kind, severity) -> started
 
 
 class CapturePipeline:
@@ -124,11 +124,11 @@ class CapturePipeline:
             active: dict[str, int] = {}
             for (kind, _dev) in self.engine.open:
                 active[kind] = active.get(kind, 0) + 1
-            by_sev: dict[tuple[str, str], int] = {}
-            for f in self.engine.all_findings():
-                by_sev[(f.kind, f.severity)] = by_sev.get((f.kind, f.severity), 0) + 1
+            raised: dict[str, int] = {}
+            for (kind, _sev), n in self.engine.raised_total.items():
+                raised[kind] = raised.get(kind, 0) + n
             return CaptureStats(
                 self.frames, self.bytes, self.malformed,
                 {name: int(self.flag_counts[i]) for i, name in enumerate(FLAG_NAMES)},
                 {name: int(self.events[i]) for i, name in enumerate(COUNTERS) if name not in NON_ADDITIVE},
-                self.windows, self.last_window, dict(self.overflow), dict(self.engine.raised_total), active, by_sev)
+                self.windows, self.last_window, dict(self.overflow), raised, active, dict(self.engine.raised_total))
