@@ -169,8 +169,9 @@ def aggregate_frames(records, mac_table, ip_table, arp_table):
     hll uint8[R, W], meta int64[2]) with R = capacity + 2 rows (row capacity: overflow bucket, row
     capacity + 1: totals; only the MAC table's totals row is used), S a power of two >= 2 * capacity,
     W = N_SKETCHES * HLL_REGISTERS (0 for the ARP table), meta = [rows used, frames overflowed].
-    Source addresses insert rows (or land in the overflow row when full); destinations only update
-    rows that exist, so spoofed destinations never grow a table.
+    Source addresses insert rows (or land in the overflow row when full). Destinations only update
+    rows that exist, except for responses (SYN-ACK, RST, ARP reply, DNS answer, ICMP unreachable or
+    echo reply), which may open the row of the address they answer; either way the table is bounded.
     """
     if records.dtype != _FRAME_DTYPE or not records.flags.c_contiguous:
         raise TypeError("aggregate_frames: records must be a C-contiguous FRAME_DTYPE array")
@@ -184,7 +185,7 @@ def aggregate_frames(records, mac_table, ip_table, arp_table):
     cdef FrameRecord* r
     cdef uint32_t fl
     cdef uint64_t tx, rx, ts, wl, dk1, dk2, hosth, porth, chh
-    cdef bint ok, ip, l2, arp_ok
+    cdef bint ok, ip, l2, arp_ok, respond
     cdef uint8_t tf, ty
     cdef Py_ssize_t rows_tx[3]
     cdef Py_ssize_t total_row = mt.cap + 1
@@ -307,7 +308,7 @@ def aggregate_frames(records, mac_table, ip_table, arp_table):
                     tx |= 1ULL << C_STP
 
             # rows: sources insert, destinations only update existing rows
-            ms = upsert(&mt, r.src_mac, 0) if l2 else -1
+            ms = upsert(&mt, r.src_mac, 0) if l2 and r.src_mac != 0 else -1  # 0: no MAC (raw IP captures)
             isrc = -1
             if ip:
                 if fl & F_IPV4:
@@ -349,12 +350,15 @@ def aggregate_frames(records, mac_table, ip_table, arp_table):
                         hll_add(t_ptr.hll + rows_tx[k] * t_ptr.hll_width + S_PORTS * HLL_M, porth)
                     if chh:
                         hll_add(t_ptr.hll + rows_tx[k] * t_ptr.hll_width + S_DHCP_CLIENTS * HLL_M, chh)
-            if l2 and (fl & (F_BROADCAST | F_MULTICAST)) == 0:
-                md = lookup(&mt, r.dst_mac, 0)
+            # a response (SYN-ACK, RST, ARP reply, DNS answer, ICMP error/echo reply) may open its
+            # destination's row: it can cross a window boundary after the request; plain traffic cannot
+            respond = (rx & ~(1ULL << C_RX_FRAMES)) != 0
+            if l2 and (fl & (F_BROADCAST | F_MULTICAST)) == 0 and r.dst_mac != 0:
+                md = upsert(&mt, r.dst_mac, 0) if respond else lookup(&mt, r.dst_mac, 0)
                 if md >= 0:
                     apply(mt.counts + md * C_COUNT, rx, 0, wl, ts)
-            if ip:
-                idst = lookup(&it, dk1, dk2)
+            if ip and (dk1 != 0 or (dk2 & 0xFFFFFFFFULL) != 0):
+                idst = upsert(&it, dk1, dk2) if respond else lookup(&it, dk1, dk2)
                 if idst >= 0:
                     apply(it.counts + idst * C_COUNT, rx, 0, wl, ts)
             if arp_ok and r.arp_spa != 0:

@@ -224,7 +224,7 @@ def aggregate_frames(records, mac_table, ip_table, arp_table):
             elif fl & F_STP:
                 tx |= B["stp"]
 
-        ms = mt.upsert(src_mac, 0) if l2 else -1
+        ms = mt.upsert(src_mac, 0) if l2 and src_mac != 0 else -1
         isrc = -1
         src_ip = rec[g["src_ip"]]
         if ip:
@@ -265,12 +265,14 @@ def aggregate_frames(records, mac_table, ip_table, arp_table):
                     _hll_add(t.hll, row, S_PORTS, porth)
                 if chh:
                     _hll_add(t.hll, row, S_CHADDR, chh)
-        if l2 and not fl & (F_BROADCAST | F_MULTICAST):
-            md = mt.lookup(rec[g["dst_mac"]], 0)
+        respond = (rx & ~B["rx_frames"]) != 0
+        dst_mac = rec[g["dst_mac"]]
+        if l2 and not fl & (F_BROADCAST | F_MULTICAST) and dst_mac != 0:
+            md = mt.upsert(dst_mac, 0) if respond else mt.lookup(dst_mac, 0)
             if md >= 0:
                 _apply(mt.counts, md, rx, 0, wl, ts)
-        if ip:
-            idst = it.lookup(dk1, dk2)
+        if ip and (dk1 != 0 or (dk2 & 0xFFFFFFFF) != 0):
+            idst = it.upsert(dk1, dk2) if respond else it.lookup(dk1, dk2)
             if idst >= 0:
                 _apply(it.counts, idst, rx, 0, wl, ts)
         if arp_ok and arp_spa != 0:
