@@ -100,7 +100,7 @@ def test_rogue_dnsmasq(lan, tmp_path, sitevigil_cmd, sitevigil_env):
     need("dnsmasq", "nmap")
     for host, ip, pool in (("gw", f"{NET}.1", f"{NET}.100,{NET}.150"), ("attacker", f"{NET}.66", f"{NET}.200,{NET}.250")):
         lan.spawn(host, "dnsmasq", "--no-daemon", "--port=0", "--no-resolv", "--no-hosts", "--interface=eth0",
-                  "--bind-interfaces", f"--dhcp-range={pool},2m", f"--pid-file={tmp_path / host}.pid",
+                  "--bind-interfaces", "--no-ping", f"--dhcp-range={pool},2m", f"--pid-file={tmp_path / host}.pid",
                   f"--dhcp-leasefile={tmp_path / host}.leases")
     time.sleep(1.0)
     cap = tmp_path / "dhcp.pcap"
