@@ -60,6 +60,8 @@ class FindingEngine:
         for det in self.detectors:
             for obs in det.detect(window, ctx):
                 ctx.flag(obs.kind, obs.device)
+                if isinstance(obs.evidence.get("mac"), str):  # an IP finding also covers the MAC it came from
+                    ctx.flag(obs.kind, obs.evidence["mac"])
                 cur = self.open.get(obs.key)
                 if cur is None:
                     if len(self.open) >= self.max_open:

@@ -70,6 +70,18 @@ def _peer_ip(snap: TableSnapshot, i: int) -> str | None:
     return _ip4(peer) if peer else None
 
 
+def _mac_already(snap: TableSnapshot, i: int, found: set[str], ctx: WindowContext, *kinds: str) -> bool:
+    """A MAC row whose traffic was already reported through an IP row (its own or one it sent from)."""
+    mac, ip = _mac_dev(snap, i), _peer_ip(snap, i)
+    return mac in found or ip in found or ctx.is_flagged(mac, *kinds) or (ip is not None and ctx.is_flagged(ip, *kinds))
+
+
+def _remember(snap: TableSnapshot, i: int, dev, is_mac: bool, found: set[str]) -> None:
+    found.add(dev(snap, i))
+    if not is_mac and int(snap.col("peer")[i]):
+        found.add(format_mac(snap.col("peer")[i]))  # the MAC it came from: do not report it again
+
+
 def _tables(window: WindowAggregates):
     """(snapshot, device-name function, is_mac) for the IP table first, then the MAC table."""
     return ((window.ips, _ip_dev, False), (window.macs, _mac_dev, True))
@@ -97,9 +109,9 @@ class PortScanDetector:
             cand = ((ports >= c.port_scan_min_ports) & (ports >= 3 * np.maximum(hosts, 1))
                     & (attempts >= c.port_scan_min_ports) & (failed >= c.port_scan_failed_ratio * attempts))
             for i in np.flatnonzero(cand):
-                if is_mac and (_peer_ip(snap, i) in found or ctx.is_flagged(_peer_ip(snap, i) or "", "port_scan")):
+                if is_mac and _mac_already(snap, i, found, ctx, "port_scan"):
                     continue
-                found.add(dev(snap, i))
+                _remember(snap, i, dev, is_mac, found)
                 ev = {"distinct_dst_ports": int(ports[i]), "distinct_dst_hosts": int(hosts[i]),
                       "tcp_syn": int(syn[i]), "tcp_synack_received": int(synack[i]),
                       "tcp_rst_received": int(snap.col("tcp_rst_rcvd")[i]), "icmp_unreach_received": int(unreach[i])}
@@ -127,14 +139,16 @@ class HostSweepDetector:
             cand = ((hosts >= c.host_sweep_min_hosts) & (attempts >= c.host_sweep_min_hosts)
                     & (unanswered >= c.host_sweep_unanswered_ratio * attempts))
             for i in np.flatnonzero(cand):
-                if is_mac and (_peer_ip(snap, i) in found or ctx.is_flagged(_peer_ip(snap, i) or "", "host_sweep")):
+                if is_mac and _mac_already(snap, i, found, ctx, "host_sweep"):
                     continue
-                found.add(dev(snap, i))
+                _remember(snap, i, dev, is_mac, found)
                 ev = {"distinct_dst_hosts": int(hosts[i]), "probes": int(attempts[i]), "answered": int(answered[i]),
                       "arp_requests": int(snap.col("arp_request")[i]), "tcp_syn": int(snap.col("tcp_syn")[i]),
                       "icmp_echo_requests": int(snap.col("icmp_echo_request")[i])}
                 if is_mac:
                     ev["ip"] = _peer_ip(snap, i)
+                else:
+                    ev["mac"] = format_mac(snap.col("peer")[i])
                 out.append(_finding("host_sweep", "warning", dev(snap, i), ev, snap, i))
         return out
 
@@ -156,15 +170,15 @@ class SynFloodDetector:
                     & (unanswered / span >= c.syn_flood_min_rate))
             for i in np.flatnonzero(cand):
                 d = dev(snap, i)
-                peer = _peer_ip(snap, i) if is_mac else None
                 if ctx.is_flagged(d, "port_scan", "host_sweep") or (
-                        peer and (peer in flooders or ctx.is_flagged(peer, "port_scan", "host_sweep"))):
+                        is_mac and _mac_already(snap, i, flooders, ctx, "port_scan", "host_sweep")):
                     continue
-                flooders.add(d)
+                _remember(snap, i, dev, is_mac, flooders)
                 ev = {"tcp_syn": int(syn[i]), "tcp_synack_received": int(synack[i]),
                       "unanswered_per_second": round(float(unanswered[i] / span[i]), 1),
                       "distinct_dst_ports": int(snap.distinct("dst_ports")[i]),
                       "distinct_dst_hosts": int(snap.distinct("dst_hosts")[i])}
+                ev["ip" if is_mac else "mac"] = _peer_ip(snap, i) if is_mac else format_mac(snap.col("peer")[i])
                 out.append(_finding("syn_flood", "critical", d, ev, snap, i))
         # spoofed sources: each too small to flag, together a flood
         flagged_syns = 0

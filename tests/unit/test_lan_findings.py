@@ -195,3 +195,13 @@ def test_reassigned_address_is_not_a_duplicate():
     frames = [(t0, arp(a, 1, "10.0.0.50", "10.0.0.1")),            # a laptop, then it leaves
               (t0 + 300 * S, arp(b, 1, "10.0.0.50", "10.0.0.1"))]  # five minutes later a phone gets the lease
     assert not run(frames)
+
+
+def test_scan_from_the_internet_is_blamed_on_the_scanner_not_the_router():
+    t0 = 1_700_000_000 * S
+    frames = [(t0 + k * S // 100, Ether(src=GW, dst=VICTIM) / IP(src="198.51.100.7", dst="10.0.0.2")
+               / TCP(sport=40000, dport=1 + k, flags="S")) for k in range(300)]
+    frames += [(t0 + k * S // 100, Ether(src=GW, dst=VICTIM) / IP(src=f"203.0.113.{k % 200}", dst="10.0.0.2")
+                / TCP(sport=50000 + k, dport=443, flags="S")) for k in range(300)]  # ordinary inbound visitors
+    scans = by_kind(run(frames), "port_scan")
+    assert [f.device for f in scans] == ["198.51.100.7"] and scans[0].evidence["mac"] == GW
