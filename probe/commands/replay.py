@@ -1,8 +1,9 @@
 """Run a capture file through the live pipeline and print what the probe would export and find.
 
 Reads a pcap or pcapng file (Ethernet), parses and aggregates it in the same time windows the live
-capture uses, runs the LAN detectors, and prints JSON (frames, bytes, malformed, per-device aggregates,
-findings) or the Prometheus metric families the live probe would serve. A truncated or corrupt file is
+capture uses, runs the LAN detectors, and prints JSON (frames, bytes, malformed, per-device aggregates
+by MAC in "devices" and by IP in "hosts" with zero counters left out, findings, and the LLDP/CDP/DHCP/
+mDNS names seen in "discovery") or the Prometheus metric families the live probe would serve. A truncated or corrupt file is
 processed up to the fault, the results printed, and the error reported (exit status 1).
 """
 from __future__ import annotations
@@ -10,7 +11,9 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import json
+import os
 import sys
+import time
 
 from probe import fastpath
 from probe.config import ConfigError, default_config, load_file
@@ -34,6 +37,10 @@ class Discovery:
         self.entries: list[dict] = []
         self._seen: set[str] = set()
 
+    @property
+    def full(self) -> bool:
+        return len(self.entries) >= self.limit
+
     def add(self, decoded: list[dict]) -> None:
         for d in decoded:
             if len(self.entries) >= self.limit:
@@ -44,6 +51,31 @@ class Discovery:
             if key not in self._seen:
                 self._seen.add(key)
                 self.entries.append(d)
+
+
+class Progress:
+    """A one-line progress report on a terminal: frames, rate, share of the file, ETA."""
+
+    def __init__(self, path: str):
+        self.size = max(1, os.path.getsize(path)) if os.path.exists(path) else 1
+        self.t0 = self.last = time.monotonic()
+        self.frames = self.bytes = 0
+
+    def update(self, frames: int, nbytes: int):
+        self.frames += frames
+        self.bytes += nbytes
+        now = time.monotonic()
+        if now - self.last >= 0.5:
+            self.last = now
+            rate = self.frames / max(now - self.t0, 1e-9)
+            share = min(1.0, self.bytes / self.size)
+            eta = (now - self.t0) * (1 - share) / share if share > 0 else 0
+            sys.stderr.write(f"\r{self.frames:,} frames  {rate:,.0f}/s  {share:.0%}  ETA {eta:.0f}s ")
+            sys.stderr.flush()
+
+    def done(self):
+        if self.last != self.t0:
+            sys.stderr.write("\n")
 
 
 def add_arguments(p):
@@ -74,17 +106,18 @@ def _config(args):
 
 
 def _devices(pipe: CapturePipeline) -> tuple[dict, dict]:
-    macs = pipe.summaries["mac"].as_dicts()
+    macs = pipe.summaries["mac"].as_dicts(skip_zero=True)
     for d in macs.values():
-        peer = d.pop("peer")
+        peer = d.pop("peer", 0)
         d["ipv4"] = str(ipaddress.IPv4Address(peer)) if peer else None
-        d.pop("peer_changes"), d.pop("prev_peer")
-    ips = pipe.summaries["ip"].as_dicts()
+        d.pop("peer_changes", None), d.pop("prev_peer", None)
+    ips = pipe.summaries["ip"].as_dicts(skip_zero=True)
     for d in ips.values():
-        peer = d.pop("peer")
+        peer = d.pop("peer", 0)
         d["mac"] = format_mac(peer) if peer else None
-        prev = d.pop("prev_peer")
-        d["previous_mac"] = format_mac(prev) if prev else None
+        prev = d.pop("prev_peer", 0)
+        if prev:
+            d["previous_mac"] = format_mac(prev)
     return macs, ips
 
 
@@ -119,15 +152,20 @@ def run(args) -> int:
         return 2
     pipe = CapturePipeline(capture, detection, summarize_devices=True)
     discovery = Discovery()
+    progress = Progress(args.file) if sys.stderr.isatty() else None
     error = None
     try:
         for batch in read_batches(args.file):
             records, malformed = fastpath.parse_frames(*batch_columns(batch))
             pipe.add_records(records, malformed)
-            if args.format == "json":
-                discovery.add(decode_batch(batch, records))
+            if args.format == "json" and not discovery.full:
+                discovery.add(decode_batch(batch, records, limit=discovery.limit))
+            if progress:
+                progress.update(len(batch), int(batch.caplen.sum()) + 16 * len(batch))
     except CaptureFileError as exc:
         error = str(exc)
+    if progress:
+        progress.done()
     pipe.finish()
     if args.format == "json":
         out = report(args.file, pipe, error)

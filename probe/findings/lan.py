@@ -168,6 +168,8 @@ class SynFloodDetector:
             span = np.maximum(_u(snap.col("last_seen_ns")) - _u(snap.col("first_seen_ns")), 1_000_000) / 1e9
             cand = ((unanswered >= c.syn_flood_min_syns) & (unanswered >= c.syn_flood_unanswered_ratio * syn)
                     & (unanswered / span >= c.syn_flood_min_rate))
+            if cand.any():
+                ports, hosts = snap.distinct("dst_ports"), snap.distinct("dst_hosts")
             for i in np.flatnonzero(cand):
                 d = dev(snap, i)
                 if ctx.is_flagged(d, "port_scan", "host_sweep") or (
@@ -176,8 +178,7 @@ class SynFloodDetector:
                 _remember(snap, i, dev, is_mac, flooders)
                 ev = {"tcp_syn": int(syn[i]), "tcp_synack_received": int(synack[i]),
                       "unanswered_per_second": round(float(unanswered[i] / span[i]), 1),
-                      "distinct_dst_ports": int(snap.distinct("dst_ports")[i]),
-                      "distinct_dst_hosts": int(snap.distinct("dst_hosts")[i])}
+                      "distinct_dst_ports": int(ports[i]), "distinct_dst_hosts": int(hosts[i])}
                 ev["ip" if is_mac else "mac"] = _peer_ip(snap, i) if is_mac else format_mac(snap.col("peer")[i])
                 out.append(_finding("syn_flood", "critical", d, ev, snap, i))
         # spoofed sources: each too small to flag, together a flood

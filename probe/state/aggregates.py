@@ -278,13 +278,24 @@ class DeviceSummary:
             _merge_counts(acc.counts, snap.counts[i])
             np.maximum(acc.hll, snap.hll[i], out=acc.hll)
 
-    def as_dicts(self) -> dict[str, dict]:
+    def as_dicts(self, skip_zero: bool = False) -> dict[str, dict]:
+        """Per key: counters by name (zero ones left out with skip_zero) and distinct_* estimates."""
+        keys = list(self.rows)
+        if not keys:
+            return {}
+        counts = np.stack([self.rows[k].counts for k in keys])
+        hll = np.stack([self.rows[k].hll for k in keys])
+        est = {}
+        if hll.shape[1]:
+            for j, s in enumerate(SKETCHES):
+                est[f"distinct_{s}"] = hll_estimate(hll[:, j * HLL_REGISTERS:(j + 1) * HLL_REGISTERS]).tolist()
+        rows = counts.tolist()
         out = {}
-        for key, acc in self.rows.items():
-            d = {name: int(v) for name, v in zip(COUNTERS, acc.counts)}
-            if acc.hll.shape[0]:
-                for j, s in enumerate(SKETCHES):
-                    d[f"distinct_{s}"] = int(hll_estimate(acc.hll[j * HLL_REGISTERS:(j + 1) * HLL_REGISTERS])[0])
+        for n, key in enumerate(keys):
+            d = {name: v for name, v in zip(COUNTERS, rows[n]) if v or not skip_zero or name in ("frames", "bytes")}
+            for name, values in est.items():
+                if values[n] or not skip_zero:
+                    d[name] = values[n]
             out[key] = d
         return out
 
