@@ -136,7 +136,15 @@ def read_batches(path: str, *, batch_frames: int = 8192, batch_bytes: int = 8 <<
         if len(magic) < 4:
             raise CaptureFileError(path, 0, f"file too short for a capture header ({len(magic)} bytes)")
         if magic in _PCAP_MAGIC:
-            frames = _pcap_frames(path, f, magic)
+            endian, ts_mult = _PCAP_MAGIC[magic]
+            rest = f.read(20)
+            if len(rest) < 20:
+                raise CaptureFileError(path, 4 + len(rest), "truncated pcap file header (need 24 bytes)")
+            linktype = struct.unpack(endian + "HHiIII", rest)[5] & 0x0FFFFFFF
+            if linktype == LINKTYPE_ETHERNET:
+                yield from _pcap_batches(path, f, endian, ts_mult, batch_frames, batch_bytes)
+                return
+            frames = _pcap_frames(path, f, endian, ts_mult, linktype)
         elif magic == _PCAPNG_SHB:
             frames = _pcapng_frames(path, f, magic)
         else:
@@ -155,13 +163,63 @@ def read_batches(path: str, *, batch_frames: int = 8192, batch_bytes: int = 8 <<
             raise error
 
 
-def _pcap_frames(path: str, f: BinaryIO, magic: bytes):
-    endian, ts_mult = _PCAP_MAGIC[magic]
-    rest = f.read(20)
-    if len(rest) < 20:
-        raise CaptureFileError(path, 4 + len(rest), "truncated pcap file header (need 24 bytes)")
-    _major, _minor, _zone, _sigfigs, _snaplen, network = struct.unpack(endian + "HHiIII", rest)
-    linktype = network & 0x0FFFFFFF
+def _pcap_batches(path: str, f: BinaryIO, endian: str, ts_mult: int, batch_frames: int, batch_bytes: int):
+    """Ethernet pcap: read big chunks and point the batch's offsets into them, no copy per frame."""
+    unpack_from = struct.Struct(endian + "IIII").unpack_from
+    chunk = max(batch_bytes, 2 * MAX_FRAME)
+    frac_limit = 1_000_000 if ts_mult == 1000 else 1_000_000_000
+    buf = b""
+    base = 24  # file offset of buf[0]
+    eof = False
+    while True:
+        if not eof:
+            more = f.read(chunk)
+            eof = not more
+            buf = buf + more if buf else more
+        data = np.frombuffer(buf, np.uint8)
+        pos, n = 0, len(buf)
+        offs, caps, wires, tss = [], [], [], []
+        error = None
+        while pos + 16 <= n:
+            sec, frac, incl, orig = unpack_from(buf, pos)
+            if incl > MAX_FRAME:
+                error = CaptureFileError(path, base + pos, f"record length {incl} exceeds {MAX_FRAME}: corrupt file")
+                break
+            if pos + 16 + incl > n:
+                break
+            if frac >= frac_limit:
+                error = CaptureFileError(path, base + pos, f"timestamp fraction {frac} out of range: corrupt record")
+                break
+            offs.append(pos + 16)
+            caps.append(incl)
+            wires.append(orig if orig > incl else incl)
+            tss.append(sec * 1_000_000_000 + frac * ts_mult)
+            pos += 16 + incl
+            if len(offs) >= batch_frames:
+                yield _batch(data, offs, caps, wires, tss)
+                offs, caps, wires, tss = [], [], [], []
+        if offs:
+            yield _batch(data, offs, caps, wires, tss)
+        if error is not None:
+            raise error
+        buf = buf[pos:]
+        base += pos
+        if eof:
+            if len(buf) >= 16:
+                incl = unpack_from(buf, 0)[2]
+                raise CaptureFileError(path, base, f"truncated record: {len(buf) - 16} of {incl} bytes present")
+            if buf:
+                raise CaptureFileError(path, base, f"truncated record header ({len(buf)} of 16 bytes)")
+            return
+
+
+def _batch(data: np.ndarray, offs, caps, wires, tss) -> FrameBatch:
+    n = len(offs)
+    return FrameBatch(data, np.asarray(offs, np.int64), np.asarray(caps, np.uint32), np.asarray(wires, np.uint32),
+                      np.asarray(tss, np.int64), np.full(n, NO_VLAN, np.int32))
+
+
+def _pcap_frames(path: str, f: BinaryIO, endian: str, ts_mult: int, linktype: int):
     if linktype not in _CONVERT:
         raise CaptureFileError(path, 20, _unsupported(linktype))
     convert, grow = _CONVERT[linktype]
