@@ -200,3 +200,30 @@ def test_linux_cooked_and_raw_ip_become_ethernet(tmp_path):
     p.write_bytes(pcap_bytes([], linktype=113) + struct.pack("<IIII", 1, 0, 2, 2) + b"\x00\x04")
     b, = list(read_batches(str(p)))
     assert fastpath.parse_frames(*batch_columns(b))[1] == 1
+
+
+def test_large_pcap_across_read_chunks_and_cuts(tmp_path):
+    import random
+    rnd = random.Random(5)
+    frames = [bytes(rnd.randrange(256) for _ in range(rnd.randrange(14, 1515))) for _ in range(2500)]
+    ts = [1_600_000_000_000_000_000 + 1000 * i for i in range(len(frames))]
+    b = FrameBatch.from_frames(frames, ts_ns=ts)
+    p = tmp_path / "big.pcap"
+    write_pcap(str(p), [b], nanosecond=True)
+    data = p.read_bytes()
+    assert len(data) > 3 * 512 * 1024  # several read chunks
+    _, got, got_ts, _ = read_all(p, batch_frames=1000)
+    assert got == frames and got_ts == ts
+    starts, pos = [], 24
+    for f in frames:
+        starts.append(pos)
+        pos += 16 + len(f)
+    for cut in (600_000, 1_048_583, len(data) - 3):
+        q = tmp_path / f"cut{cut}.pcap"
+        q.write_bytes(data[:cut])
+        seen = []
+        with pytest.raises(CaptureFileError) as info:
+            for batch in read_batches(str(q)):
+                seen.extend(batch.frame(i) for i in range(len(batch)))
+        k = max(i for i, s in enumerate(starts) if s <= cut and (i + 1 == len(starts) or starts[i + 1] > cut))
+        assert seen == frames[:k] and info.value.offset == starts[k]
