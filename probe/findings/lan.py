@@ -14,7 +14,8 @@ each detector calls a problem, and why the defaults are where they are:
 - arp_spoofing: a MAC claims, in ARP, an IP another MAC held, while claiming more than one IP (arpspoof
   keeps its own address), or claims several IPs while remote traffic switches between it and another
   MAC (the off-LAN next hop moved to it: a man in the middle). duplicate_ip: two MACs claim one IP
-  within a minute of each other and neither claims others (further apart: the address was reassigned). gratuitous_arp_storm: >= 20 gratuitous ARPs from one MAC.
+  within a minute of each other and neither claims others (further apart: the address was reassigned).
+  gratuitous_arp_storm: >= 20 gratuitous ARPs from one MAC.
 - rogue_dhcp: a server offers/acks that is not in allowed_dhcp_servers (empty: the first one seen is
   taken as the LAN's server). dhcp_starvation: >= 30 distinct client MACs ask for leases (dhcpstarv,
   yersinia). dhcp_flood: one client sends >= 50 DHCP messages with few client addresses.
@@ -160,6 +161,7 @@ class SynFloodDetector:
         c = ctx.config
         out = []
         flooders: set[str] = set()
+        mac_flood_syns = 0  # SYNs of floods found only by MAC (spoofed source IPs, one sender)
         for snap, dev, is_mac in _tables(window):
             if not len(snap):
                 continue
@@ -176,13 +178,15 @@ class SynFloodDetector:
                         is_mac and _mac_already(snap, i, flooders, ctx, "port_scan", "host_sweep")):
                     continue
                 _remember(snap, i, dev, is_mac, flooders)
+                if is_mac:
+                    mac_flood_syns += int(syn[i])
                 ev = {"tcp_syn": int(syn[i]), "tcp_synack_received": int(synack[i]),
                       "unanswered_per_second": round(float(unanswered[i] / span[i]), 1),
                       "distinct_dst_ports": int(ports[i]), "distinct_dst_hosts": int(hosts[i])}
                 ev["ip" if is_mac else "mac"] = _peer_ip(snap, i) if is_mac else format_mac(snap.col("peer")[i])
                 out.append(_finding("syn_flood", "critical", d, ev, snap, i))
         # spoofed sources: each too small to flag, together a flood
-        flagged_syns = 0
+        flagged_syns = mac_flood_syns
         ips = window.ips
         for i in np.flatnonzero(_u(ips.col("tcp_syn")) > 0) if len(ips) else ():
             d = _ip_dev(ips, i)

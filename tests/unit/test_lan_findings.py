@@ -205,3 +205,13 @@ def test_scan_from_the_internet_is_blamed_on_the_scanner_not_the_router():
                 / TCP(sport=50000 + k, dport=443, flags="S")) for k in range(300)]  # ordinary inbound visitors
     scans = by_kind(run(frames), "port_scan")
     assert [f.device for f in scans] == ["198.51.100.7"] and scans[0].evidence["mac"] == GW
+
+
+def test_spoofed_sources_from_one_attacker_blame_its_mac_once():
+    rnd = random.Random(3)
+    t0 = 1_700_000_000 * S
+    frames = [(t0 + k * S // 2000, Ether(src=ATTACKER, dst=GW)  # hping3 -S --rand-source: one MAC, random IPs
+               / IP(src=f"{rnd.randrange(1, 224)}.{rnd.randrange(256)}.{rnd.randrange(256)}.{rnd.randrange(1, 255)}",
+                    dst="10.0.0.9") / TCP(sport=rnd.randrange(1024, 65535), dport=80, flags="S")) for k in range(600)]
+    floods = by_kind(run(frames), "syn_flood")
+    assert [f.device for f in floods] == [ATTACKER]
