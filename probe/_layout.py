@@ -95,6 +95,7 @@ COUNTERS = (
     "peer",  # MAC table: last IPv4 this MAC sent from; IP table: last MAC this IP sent from
     "peer_changes",  # IP table: times this IP arrived from a different MAC than before (MITM, failover)
     "prev_peer",     # IP table: the MAC it arrived from before the last change
+    "udp_probe",     # UDP datagrams to a unicast port at or below the source port (requests, scans)
 )
 COUNTER_INDEX = {name: i for i, name in enumerate(COUNTERS)}
 N_COUNTERS = len(COUNTERS)

@@ -22,7 +22,7 @@ cdef enum:
     C_DNS_RESPONSE_RCVD, C_DNS_NXDOMAIN_RCVD, C_DNS_SERVFAIL_RCVD,
     C_ICMP_UNREACH, C_ICMP_UNREACH_RCVD, C_ICMP_ECHO_REQUEST, C_ICMP_ECHO_REPLY_RCVD, C_ICMP_TIME_EXCEEDED,
     C_LLDP, C_CDP, C_STP,
-    C_FIRST_SEEN, C_LAST_SEEN, C_PEER, C_PEER_CHANGES, C_PREV_PEER,
+    C_FIRST_SEEN, C_LAST_SEEN, C_PEER, C_PEER_CHANGES, C_PREV_PEER, C_UDP_PROBE,
     C_COUNT
 
 _C_NAMES = ("frames", "bytes", "rx_frames", "rx_bytes", "broadcast", "multicast", "malformed", "truncated",
@@ -33,8 +33,8 @@ _C_NAMES = ("frames", "bytes", "rx_frames", "rx_bytes", "broadcast", "multicast"
     "dns_query", "dns_response", "dns_nxdomain", "dns_servfail",
     "dns_response_rcvd", "dns_nxdomain_rcvd", "dns_servfail_rcvd",
     "icmp_unreach", "icmp_unreach_rcvd", "icmp_echo_request", "icmp_echo_reply_rcvd", "icmp_time_exceeded",
-    "lldp", "cdp", "stp", "first_seen_ns", "last_seen_ns", "peer", "peer_changes", "prev_peer")
-if _C_NAMES != _COUNTERS or C_COUNT != _N_COUNTERS:
+    "lldp", "cdp", "stp", "first_seen_ns", "last_seen_ns", "peer", "peer_changes", "prev_peer", "udp_probe")
+if _C_NAMES != _COUNTERS or C_COUNT != _N_COUNTERS or C_COUNT > 64:
     raise ImportError("aggregate.pxi counter enum does not match probe._layout.COUNTERS")
 
 cdef enum:
@@ -234,6 +234,7 @@ def aggregate_frames(records, mac_table, ip_table, arp_table):
                         rx |= 1ULL << C_TCP_RST_RCVD
                 elif fl & F_UDP:
                     if (fl & (F_BROADCAST | F_MULTICAST)) == 0 and r.dport <= r.sport:
+                        tx |= 1ULL << C_UDP_PROBE
                         hosth = key_hash(dk1, dk2)
                         porth = mix64(r.dport + SALT_PORT)
                 elif fl & F_ICMP:

@@ -168,6 +168,7 @@ def aggregate_frames(records, mac_table, ip_table, arp_table):
                     rx |= B["tcp_rst_rcvd"]
             elif fl & F_UDP:
                 if not fl & (F_BROADCAST | F_MULTICAST) and rec[g["dport"]] <= rec[g["sport"]]:
+                    tx |= B["udp_probe"]
                     hosth = key_hash(dk1, dk2)
                     porth = mix64(rec[g["dport"]] + SALT_PORT)
             elif fl & F_ICMP:

@@ -5,7 +5,8 @@ shown: the last two capture windows together (probe.findings.pipeline). What
 each detector calls a problem, and why the defaults are where they are:
 
 - port_scan: one source's connection attempts reach >= 25 distinct ports (and at least 3x as many
-  ports as hosts), and at least half fail (no SYN-ACK, or an ICMP unreachable back). nmap's default
+  ports as hosts), and at least half fail (no SYN-ACK, or an ICMP unreachable back); for UDP, whose
+  answers cannot be counted, the spread over >= 25 ports of requests alone (nmap -sU). nmap's default
   1000-port scan sends hundreds per second; a browser reaches a handful of ports, mostly answered.
 - host_sweep: one source probes >= 64 distinct hosts (ARP who-has, SYN, ICMP echo) and at least half
   get no answer. `nmap -sn` on a /24 asks for 254; a router refreshing ARP gets its replies.
@@ -105,17 +106,23 @@ class PortScanDetector:
             ports, hosts = snap.distinct("dst_ports"), snap.distinct("dst_hosts")
             syn, synack = _u(snap.col("tcp_syn")), _u(snap.col("tcp_synack_rcvd"))
             unreach = _u(snap.col("icmp_unreach_rcvd"))
+            udp = _u(snap.col("udp_probe"))
             attempts = syn + unreach
             failed = np.maximum(syn - synack, 0) + unreach
-            cand = ((ports >= c.port_scan_min_ports) & (ports >= 3 * np.maximum(hosts, 1))
-                    & (attempts >= c.port_scan_min_ports) & (failed >= c.port_scan_failed_ratio * attempts))
+            spread = (ports >= c.port_scan_min_ports) & (ports >= 3 * np.maximum(hosts, 1))
+            tcp_scan = (attempts >= c.port_scan_min_ports) & (failed >= c.port_scan_failed_ratio * attempts)
+            # UDP answers cannot be told from new traffic, and closed ports answer ICMP rate-limited
+            # (Linux: ~1/s), so a UDP scan is judged by its spread alone
+            udp_scan = udp >= c.port_scan_min_ports
+            cand = spread & (tcp_scan | udp_scan)
             for i in np.flatnonzero(cand):
                 if is_mac and _mac_already(snap, i, found, ctx, "port_scan"):
                     continue
                 _remember(snap, i, dev, is_mac, found)
                 ev = {"distinct_dst_ports": int(ports[i]), "distinct_dst_hosts": int(hosts[i]),
                       "tcp_syn": int(syn[i]), "tcp_synack_received": int(synack[i]),
-                      "tcp_rst_received": int(snap.col("tcp_rst_rcvd")[i]), "icmp_unreach_received": int(unreach[i])}
+                      "tcp_rst_received": int(snap.col("tcp_rst_rcvd")[i]), "icmp_unreach_received": int(unreach[i]),
+                      "udp_probes": int(udp[i])}
                 ev["mac" if not is_mac else "ip"] = (format_mac(snap.col("peer")[i]) if not is_mac else _peer_ip(snap, i))
                 sev = "critical" if ports[i] >= 20 * c.port_scan_min_ports else "warning"
                 out.append(_finding("port_scan", sev, dev(snap, i), ev, snap, i))

@@ -53,7 +53,9 @@ class CapturePipeline:
                  engine: FindingEngine | None = None, summarize_devices: bool = False):
         self.kernels = kernels
         self.agg = CaptureAggregator(max_devices=capture.max_devices, window_s=capture.window, kernels=kernels)
-        self.engine = engine if engine is not None else lan_engine(detection)
+        if engine is None:
+            engine = lan_engine(detection) if detection.enabled else FindingEngine(detection, [])
+        self.engine = engine
         self._lock = threading.Lock()
         self.frames = 0
         self.bytes = 0

@@ -159,3 +159,16 @@ def test_linux_cooked_capture_from_any_interface(lan, tmp_path, sitevigil_cmd, s
     assert r["frames"] >= 8 and r["malformed"] == 0 and r["error"] is None
     assert r["protocols"].get("icmp", 0) >= 8
     assert r["hosts"][f"{NET}.2"]["icmp_echo_request"] == 4
+
+
+def test_nmap_udp_scan(lan, tmp_path, sitevigil_cmd, sitevigil_env):
+    need("nmap")
+    cap = tmp_path / "nmap_udp.pcap"
+    lan.start_capture(str(cap))
+    lan.exec("attacker", "nmap", "-n", "-sU", "-Pn", "--disable-arp-ping", "-p", "1-300", "--max-retries", "0",
+             "--min-rate", "500", f"{NET}.2", timeout=120)
+    lan.stop_capture()
+    r = replay(sitevigil_cmd, sitevigil_env, cap)
+    scans = [f for f in r["findings"] if f["kind"] == "port_scan"]
+    assert [f["device"] for f in scans] == [f"{NET}.66"], r["findings"]
+    assert scans[0]["evidence"]["udp_probes"] >= 250
