@@ -328,7 +328,7 @@ _PEER_CHANGES = COUNTER_INDEX["peer_changes"]
 _PREV_PEER = COUNTER_INDEX["prev_peer"]
 
 
-def _merge_snapshots(a: TableSnapshot, b: TableSnapshot) -> TableSnapshot:
+def _merge_snapshots(a: TableSnapshot, b: TableSnapshot, peer_changes: bool = False) -> TableSnapshot:
     """Rows of two consecutive windows' tables merged by key (b is the later one)."""
     keys = np.concatenate([a.keys, b.keys])
     counts = np.concatenate([a.counts, b.counts])
@@ -354,16 +354,15 @@ def _merge_snapshots(a: TableSnapshot, b: TableSnapshot) -> TableSnapshot:
         v = counts[:, j]
         nz = np.flatnonzero(v)
         out[inv[nz], j] = v[nz]
-    # an address that arrived from one MAC in the first window and another in the second moved
-    na = len(a.keys)
-    ia, ib = inv[:na], inv[na:]
-    pa = np.zeros(n, np.uint64)
-    pa[ia] = a.counts[:, _PEER]
-    pb = np.zeros(n, np.uint64)
-    pb[ib] = b.counts[:, _PEER]
-    moved = (pa != 0) & (pb != 0) & (pa != pb)
-    out[moved, _PEER_CHANGES] += 1
-    out[moved, _PREV_PEER] = pa[moved]
+    if peer_changes:  # an address that arrived from one MAC in the first window and another in the second moved
+        na = len(a.keys)
+        pa = np.zeros(n, np.uint64)
+        pa[inv[:na]] = a.counts[:, _PEER]
+        pb = np.zeros(n, np.uint64)
+        pb[inv[na:]] = b.counts[:, _PEER]
+        moved = (pa != 0) & (pb != 0) & (pa != pb)
+        out[moved, _PEER_CHANGES] += 1
+        out[moved, _PREV_PEER] = pa[moved]
     out_hll = np.zeros((n, hll.shape[1]), np.uint8)
     if hll.shape[1]:
         np.maximum.at(out_hll, inv, hll)
@@ -378,6 +377,6 @@ def merge_windows(a: WindowAggregates, b: WindowAggregates) -> WindowAggregates:
     that straddled a window boundary. Counts add, sketches union, first/last seen span both."""
     totals = a.totals.copy()
     _merge_counts(totals, b.totals)
-    return WindowAggregates(a.start_ns, b.end_ns, _merge_snapshots(a.macs, b.macs), _merge_snapshots(a.ips, b.ips),
+    return WindowAggregates(a.start_ns, b.end_ns, _merge_snapshots(a.macs, b.macs), _merge_snapshots(a.ips, b.ips, True),
                             _merge_snapshots(a.arp, b.arp), totals, np.maximum(a.totals_hll, b.totals_hll),
                             a.malformed + b.malformed)
