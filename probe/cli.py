@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "diag": "diag",
     "bench": "bench",
     "findings": "findings",
+    "replay": "replay",
 }
 
 

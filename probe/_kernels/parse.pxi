@@ -1,1 +1,428 @@
 # parse kernels: see probe/_twin/parse.py for the pure-Python twin.
+# Frames -> one FRAME_DTYPE record each (probe/_layout.py documents the fields).
+# Every length is checked against caplen (what we hold) before a byte is read, and against the wire
+# length / the enclosing header's claimed length before it is trusted.
+
+from libc.stdint cimport int32_t
+from probe._layout import FRAME_DTYPE as _FRAME_DTYPE
+
+__all__ += ["parse_frames"]
+
+cdef struct FrameRecord:
+    int64_t ts_ns
+    uint64_t src_mac
+    uint64_t dst_mac
+    uint64_t src_ip6_hi
+    uint64_t src_ip6_lo
+    uint64_t dst_ip6_hi
+    uint64_t dst_ip6_lo
+    uint64_t arp_sha
+    uint64_t arp_tha
+    uint64_t dhcp_chaddr
+    uint64_t dhcp_fingerprint
+    uint32_t wirelen
+    uint32_t caplen
+    uint32_t src_ip
+    uint32_t dst_ip
+    uint32_t arp_spa
+    uint32_t arp_tpa
+    uint32_t dhcp_server_id
+    uint32_t dhcp_requested_ip
+    uint32_t dhcp_yiaddr
+    uint32_t dhcp_xid
+    uint32_t flags
+    uint32_t payload_off
+    int32_t vlan
+    uint16_t ethertype
+    uint16_t sport
+    uint16_t dport
+    uint16_t ip_len
+    uint16_t arp_op
+    uint16_t dns_id
+    uint16_t dns_qtype
+    uint16_t dns_ancount
+    uint8_t ip_proto
+    uint8_t ip_ttl
+    uint8_t tcp_flags
+    uint8_t icmp_type
+    uint8_t icmp_code
+    uint8_t dhcp_msg_type
+    uint8_t dns_rcode
+    uint8_t dns_opcode
+
+if sizeof(FrameRecord) != _FRAME_DTYPE.itemsize:
+    raise ImportError(f"FrameRecord is {sizeof(FrameRecord)} bytes but FRAME_DTYPE is {_FRAME_DTYPE.itemsize}")
+
+cdef enum:
+    F_MALFORMED = 1 << 0
+    F_TRUNCATED = 1 << 1
+    F_BROADCAST = 1 << 2
+    F_MULTICAST = 1 << 3
+    F_VLAN_TAGGED = 1 << 4
+    F_LLC = 1 << 5
+    F_IPV4 = 1 << 6
+    F_IPV6 = 1 << 7
+    F_FRAGMENT = 1 << 8
+    F_ARP = 1 << 9
+    F_ARP_GRATUITOUS = 1 << 10
+    F_TCP = 1 << 11
+    F_UDP = 1 << 12
+    F_ICMP = 1 << 13
+    F_DNS = 1 << 14
+    F_DNS_RESPONSE = 1 << 15
+    F_DHCP = 1 << 16
+    F_LLDP = 1 << 17
+    F_CDP = 1 << 18
+    F_STP = 1 << 19
+    F_MDNS = 1 << 20
+    F_LLMNR = 1 << 21
+    F_NBNS = 1 << 22
+    F_SSDP = 1 << 23
+
+cdef uint64_t FNV_OFFSET = 0xcbf29ce484222325ULL
+cdef uint64_t FNV_PRIME = 0x100000001b3ULL
+
+
+cdef inline uint32_t rd16(const uint8_t* p) noexcept nogil:
+    return (<uint32_t>p[0] << 8) | p[1]
+
+
+cdef inline uint32_t rd32(const uint8_t* p) noexcept nogil:
+    return (<uint32_t>p[0] << 24) | (<uint32_t>p[1] << 16) | (<uint32_t>p[2] << 8) | p[3]
+
+
+cdef inline uint64_t rd48(const uint8_t* p) noexcept nogil:
+    return (<uint64_t>rd16(p) << 32) | rd32(p + 2)
+
+
+cdef inline uint64_t rd64(const uint8_t* p) noexcept nogil:
+    return (<uint64_t>rd32(p) << 32) | rd32(p + 4)
+
+
+cdef inline void fault(FrameRecord* r, Py_ssize_t need, Py_ssize_t limit) noexcept nogil:
+    # `need` bytes were required: beyond the claimed length `limit` is a lie, else the snap length cut it
+    if need > limit:
+        r.flags |= F_MALFORMED
+    else:
+        r.flags |= F_TRUNCATED
+
+
+cdef inline uint64_t fnv1a(uint64_t h, const uint8_t* p, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        h = (h ^ p[i]) * FNV_PRIME
+    return h
+
+
+cdef void parse_dns(const uint8_t* f, Py_ssize_t p, Py_ssize_t pe, FrameRecord* r, uint32_t kind) noexcept nogil:
+    # pe: end of what we may read (min of UDP end and caplen)
+    cdef Py_ssize_t q
+    cdef uint32_t fl, qd, lab
+    cdef int i
+    if pe - p < 12:
+        return
+    r.flags |= kind
+    r.dns_id = <uint16_t>rd16(f + p)
+    fl = rd16(f + p + 2)
+    if fl & 0x8000:
+        r.flags |= F_DNS_RESPONSE
+    r.dns_opcode = (fl >> 11) & 0xF
+    r.dns_rcode = fl & 0xF
+    qd = rd16(f + p + 4)
+    r.dns_ancount = <uint16_t>rd16(f + p + 6)
+    if qd == 0:
+        return
+    q = p + 12
+    for i in range(128):
+        if q >= pe:
+            return
+        lab = f[q]
+        if lab == 0:
+            q += 1
+            break
+        if (lab & 0xC0) == 0xC0:
+            q += 2
+            break
+        if lab & 0xC0:
+            return
+        q += 1 + lab
+    else:
+        return
+    if q + 2 <= pe:
+        r.dns_qtype = <uint16_t>rd16(f + q)
+
+
+cdef void parse_dhcp(const uint8_t* f, Py_ssize_t p, Py_ssize_t pe, FrameRecord* r) noexcept nogil:
+    cdef Py_ssize_t q, l, o55 = -1, l55 = 0, o60 = -1, l60 = 0
+    cdef uint32_t code
+    cdef uint64_t h
+    if pe - p < 240 or rd32(f + p + 236) != 0x63825363:
+        return
+    r.flags |= F_DHCP
+    r.dhcp_xid = rd32(f + p + 4)
+    r.dhcp_yiaddr = rd32(f + p + 16)
+    if f[p + 1] == 1 and f[p + 2] == 6:
+        r.dhcp_chaddr = rd48(f + p + 28)
+    q = p + 240
+    while q < pe:
+        code = f[q]
+        if code == 0:
+            q += 1
+            continue
+        if code == 255 or q + 2 > pe:
+            break
+        l = f[q + 1]
+        if q + 2 + l > pe:
+            break
+        if code == 53 and l >= 1:
+            r.dhcp_msg_type = f[q + 2]
+        elif code == 54 and l == 4:
+            r.dhcp_server_id = rd32(f + q + 2)
+        elif code == 50 and l == 4:
+            r.dhcp_requested_ip = rd32(f + q + 2)
+        elif code == 55:
+            o55, l55 = q + 2, l
+        elif code == 60:
+            o60, l60 = q + 2, l
+        q += 2 + l
+    if o55 >= 0 or o60 >= 0:
+        h = FNV_OFFSET
+        if o55 >= 0:
+            h = fnv1a(h, f + o55, l55)
+        h = (h ^ 0xFF) * FNV_PRIME
+        if o60 >= 0:
+            h = fnv1a(h, f + o60, l60)
+        r.dhcp_fingerprint = h
+
+
+cdef void parse_l4(const uint8_t* f, Py_ssize_t l4, Py_ssize_t end, Py_ssize_t n, FrameRecord* r) noexcept nogil:
+    # l4: start of the L4 header; end: end of the IP packet as claimed (<= wire length); n: caplen
+    cdef Py_ssize_t hl, ulen, pe
+    cdef uint32_t sp, dp
+    cdef uint8_t proto = r.ip_proto
+    if proto == 6:
+        if l4 + 20 > end or l4 + 20 > n:
+            fault(r, l4 + 20, end)
+            return
+        hl = (f[l4 + 12] >> 4) * 4
+        if hl < 20 or l4 + hl > end:
+            r.flags |= F_MALFORMED
+            return
+        r.flags |= F_TCP
+        r.sport = <uint16_t>rd16(f + l4)
+        r.dport = <uint16_t>rd16(f + l4 + 2)
+        r.tcp_flags = f[l4 + 13]
+        r.payload_off = <uint32_t>(l4 + hl)
+    elif proto == 17:
+        if l4 + 8 > end or l4 + 8 > n:
+            fault(r, l4 + 8, end)
+            return
+        ulen = rd16(f + l4 + 4)
+        if ulen < 8 or l4 + ulen > end:
+            r.flags |= F_MALFORMED
+            return
+        r.flags |= F_UDP
+        sp = rd16(f + l4)
+        dp = rd16(f + l4 + 2)
+        r.sport = <uint16_t>sp
+        r.dport = <uint16_t>dp
+        r.payload_off = <uint32_t>(l4 + 8)
+        pe = l4 + ulen
+        if pe > n:
+            pe = n
+        if sp == 53 or dp == 53:
+            parse_dns(f, l4 + 8, pe, r, F_DNS)
+        elif sp == 5353 or dp == 5353:
+            parse_dns(f, l4 + 8, pe, r, F_MDNS)
+        elif sp == 5355 or dp == 5355:
+            parse_dns(f, l4 + 8, pe, r, F_LLMNR)
+        elif sp == 67 or dp == 67 or sp == 68 or dp == 68:
+            parse_dhcp(f, l4 + 8, pe, r)
+        elif sp == 137 or dp == 137:
+            r.flags |= F_NBNS
+        elif dp == 1900 or sp == 1900:
+            r.flags |= F_SSDP
+    elif proto == 1 or proto == 58:
+        if l4 + 4 > end or l4 + 4 > n:
+            fault(r, l4 + 4, end)
+            return
+        r.flags |= F_ICMP
+        r.icmp_type = f[l4]
+        r.icmp_code = f[l4 + 1]
+        r.payload_off = <uint32_t>(l4 + 4)
+
+
+cdef void parse_one(const uint8_t* f, Py_ssize_t n, Py_ssize_t wire, FrameRecord* r) noexcept nogil:
+    cdef Py_ssize_t off = 14, ihl, tot, end, hl, p
+    cdef uint32_t et, htype, ptype, hlen, plen, nh, frag
+    cdef int tags = 0, i
+    if n < 14:
+        r.flags |= F_MALFORMED if n >= wire else F_TRUNCATED
+        return
+    r.dst_mac = rd48(f)
+    r.src_mac = rd48(f + 6)
+    if r.dst_mac == 0xFFFFFFFFFFFFULL:
+        r.flags |= F_BROADCAST
+    elif f[0] & 1:
+        r.flags |= F_MULTICAST
+    et = rd16(f + 12)
+    while (et == 0x8100 or et == 0x88A8 or et == 0x9100) and tags < 4:
+        if off + 4 > n:
+            fault(r, off + 4, wire)
+            return
+        if tags == 0 and r.vlan < 0:
+            r.vlan = rd16(f + off) & 0xFFF
+        r.flags |= F_VLAN_TAGGED
+        et = rd16(f + off + 2)
+        off += 4
+        tags += 1
+    r.payload_off = <uint32_t>off
+    if et <= 1500:  # 802.3 length field: LLC follows
+        r.flags |= F_LLC
+        if off + 3 > n:
+            return
+        if f[off] == 0x42 and f[off + 1] == 0x42:
+            r.flags |= F_STP
+        elif f[off] == 0xAA and f[off + 1] == 0xAA and off + 8 <= n and f[off + 2] == 3:
+            if rd16(f + off + 3) == 0 and f[off + 5] == 0x0C and rd16(f + off + 6) == 0x2000:
+                r.flags |= F_CDP
+                r.payload_off = <uint32_t>(off + 8)
+        return
+    r.ethertype = <uint16_t>et
+    if et == 0x0800:
+        if off + 20 > n:
+            fault(r, off + 20, wire)
+            return
+        ihl = (f[off] & 0xF) * 4
+        if (f[off] >> 4) != 4 or ihl < 20:
+            r.flags |= F_MALFORMED
+            return
+        if off + ihl > n:
+            fault(r, off + ihl, wire)
+            return
+        tot = rd16(f + off + 2)
+        if tot < ihl or off + tot > wire:
+            r.flags |= F_MALFORMED
+            return
+        r.flags |= F_IPV4
+        r.ip_len = <uint16_t>tot
+        r.ip_ttl = f[off + 8]
+        r.ip_proto = f[off + 9]
+        r.src_ip = rd32(f + off + 12)
+        r.dst_ip = rd32(f + off + 16)
+        if rd16(f + off + 6) & 0x1FFF:
+            r.flags |= F_FRAGMENT
+            return
+        parse_l4(f, off + ihl, off + tot, n, r)
+    elif et == 0x86DD:
+        if off + 40 > n:
+            fault(r, off + 40, wire)
+            return
+        if (f[off] >> 4) != 6:
+            r.flags |= F_MALFORMED
+            return
+        tot = rd16(f + off + 4) + 40
+        if off + tot > wire:
+            r.flags |= F_MALFORMED
+            return
+        r.flags |= F_IPV6
+        r.ip_len = <uint16_t>(tot if tot < 65535 else 65535)
+        r.ip_ttl = f[off + 7]
+        r.src_ip6_hi = rd64(f + off + 8)
+        r.src_ip6_lo = rd64(f + off + 16)
+        r.dst_ip6_hi = rd64(f + off + 24)
+        r.dst_ip6_lo = rd64(f + off + 32)
+        end = off + tot
+        nh = f[off + 6]
+        p = off + 40
+        for i in range(8):  # extension headers, bounded
+            if nh == 0 or nh == 43 or nh == 60:
+                if p + 2 > end or p + 2 > n:
+                    fault(r, p + 2, end)
+                    return
+                hl = (f[p + 1] + 1) * 8
+                nh = f[p]
+                p += hl
+                if p > end:
+                    r.flags |= F_MALFORMED
+                    return
+            elif nh == 44:
+                if p + 8 > end or p + 8 > n:
+                    fault(r, p + 8, end)
+                    return
+                frag = rd16(f + p + 2) & 0xFFF8
+                nh = f[p]
+                p += 8
+                if frag:
+                    r.ip_proto = <uint8_t>nh
+                    r.flags |= F_FRAGMENT
+                    return
+            else:
+                break
+        r.ip_proto = <uint8_t>nh
+        parse_l4(f, p, end, n, r)
+    elif et == 0x0806:
+        if off + 8 > n:
+            fault(r, off + 8, wire)
+            return
+        htype = rd16(f + off)
+        ptype = rd16(f + off + 2)
+        hlen = f[off + 4]
+        plen = f[off + 5]
+        r.flags |= F_ARP
+        r.arp_op = <uint16_t>rd16(f + off + 6)
+        if off + 8 + 2 * (hlen + plen) > wire:
+            r.flags |= F_MALFORMED
+            return
+        if (htype == 1 or htype == 6) and ptype == 0x0800:
+            if hlen != 6 or plen != 4:
+                r.flags |= F_MALFORMED
+                return
+            if off + 28 > n:
+                r.flags |= F_TRUNCATED
+                return
+            r.arp_sha = rd48(f + off + 8)
+            r.arp_spa = rd32(f + off + 14)
+            r.arp_tha = rd48(f + off + 18)
+            r.arp_tpa = rd32(f + off + 24)
+            if r.arp_spa == r.arp_tpa and r.arp_spa != 0:
+                r.flags |= F_ARP_GRATUITOUS
+    elif et == 0x88CC:
+        r.flags |= F_LLDP
+
+
+def parse_frames(const uint8_t[::1] data, const int64_t[::1] offset, const uint32_t[::1] caplen,
+                 const uint32_t[::1] wirelen, const int64_t[::1] ts_ns, const int32_t[::1] vlan):
+    """Parse a batch of frames (the columns of a FrameBatch) into FRAME_DTYPE records.
+
+    Returns (records, malformed): one record per frame, and how many were flagged MALFORMED
+    (including frames whose offset/caplen point outside `data`; those keep only ts/len/vlan).
+    """
+    cdef Py_ssize_t n = offset.shape[0], i, start, cl, wl, dlen = data.shape[0]
+    cdef Py_ssize_t malformed = 0
+    if caplen.shape[0] != n or wirelen.shape[0] != n or ts_ns.shape[0] != n or vlan.shape[0] != n:
+        raise ValueError(f"parse_frames: column lengths differ (offset {n}, caplen {caplen.shape[0]}, "
+                         f"wirelen {wirelen.shape[0]}, ts_ns {ts_ns.shape[0]}, vlan {vlan.shape[0]})")
+    out = np.zeros(n, dtype=_FRAME_DTYPE)
+    if n == 0:
+        return out, 0
+    cdef FrameRecord* rec = <FrameRecord*>cnp.PyArray_DATA(out)
+    cdef FrameRecord* r
+    cdef const uint8_t* base = &data[0] if dlen > 0 else NULL
+    with nogil:
+        for i in range(n):
+            r = rec + i
+            start = offset[i]
+            cl = caplen[i]
+            wl = wirelen[i]
+            r.ts_ns = ts_ns[i]
+            r.caplen = caplen[i]
+            r.wirelen = wirelen[i]
+            r.vlan = vlan[i] if vlan[i] >= 0 else -1
+            if start < 0 or start > dlen or cl > dlen - start:
+                r.flags = F_MALFORMED
+            else:
+                parse_one(base + start if base != NULL else NULL, cl, wl if wl > cl else cl, r)
+            if r.flags & F_MALFORMED:
+                malformed += 1
+    return out, malformed

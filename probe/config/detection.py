@@ -3,7 +3,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from probe.config.schema import setting
+from probe.config.schema import Duration, setting
+
+
+def _positive(value: float) -> str | None:
+    return None if value > 0 else f"must be positive, got {value}"
+
+
+def _at_least(low: int):
+    return lambda n: None if n >= low else f"must be at least {low}, got {n}"
 
 
 def _ratio(value: float) -> str | None:
@@ -17,3 +25,38 @@ class DetectionConfig:
     anomaly_threshold: float = setting(0.99, doc="score above which a series is anomalous", check=_ratio)
     anomaly_top_n: int = setting(20, doc="most anomalous series exported",
                                  check=lambda n: None if 1 <= n <= 1000 else f"must be between 1 and 1000, got {n}")
+
+    # LAN findings from the capture. Counts are per capture window (capture.window, default 10s).
+    episode_quiet: Duration = setting(Duration(300), doc="a finding's episode ends after this long without evidence",
+                                      check=_positive)
+    port_scan_min_ports: int = setting(25, doc="distinct destination ports of failed connection attempts from one source",
+                                       check=_at_least(2))
+    port_scan_failed_ratio: float = setting(0.5, doc="share of attempts unanswered or refused", check=_ratio)
+    host_sweep_min_hosts: int = setting(64, doc="distinct hosts probed (ARP who-has, SYN, ICMP echo) by one source",
+                                        check=_at_least(2))
+    host_sweep_unanswered_ratio: float = setting(0.5, doc="share of probes that got no answer", check=_ratio)
+    syn_flood_min_syns: int = setting(100, doc="unanswered SYNs in a window (one source, or the LAN for spoofed floods)",
+                                      check=_at_least(1))
+    syn_flood_min_rate: float = setting(100.0, doc="unanswered SYNs per second over the burst", check=_positive)
+    syn_flood_unanswered_ratio: float = setting(0.8, doc="share of SYNs without SYN-ACK", check=_ratio)
+    arp_binding_ttl: Duration = setting(Duration(600), doc="how long an IP-to-MAC claim is remembered", check=_positive)
+    duplicate_ip_overlap: Duration = setting(Duration(60), doc="two MACs claiming one IP this close in time are a "
+                                             "duplicate (further apart: the address was reassigned)", check=_positive)
+    garp_storm_min: int = setting(20, doc="gratuitous ARPs from one MAC in a window", check=_at_least(1))
+    dhcp_starvation_min_clients: int = setting(30, doc="distinct client MACs asking for leases in a window",
+                                               check=_at_least(2))
+    dhcp_flood_min_messages: int = setting(50, doc="DHCP client messages from one device in a window",
+                                           check=_at_least(2))
+    broadcast_storm_pps: float = setting(1000.0, doc="broadcast frames per second on the LAN", check=_positive)
+    multicast_storm_pps: float = setting(5000.0, doc="multicast frames per second on the LAN", check=_positive)
+    dns_failure_ratio: float = setting(0.5, doc="NXDOMAIN+SERVFAIL (or unanswered) share of a client's or resolver's DNS",
+                                       check=_ratio)
+    dns_failure_info_min: int = setting(1, doc="failures for an info finding", check=_at_least(1))
+    dns_failure_warn_min: int = setting(10, doc="failures for a warning", check=_at_least(1))
+    dns_unanswered_min: int = setting(3, doc="queries without any answer from one client", check=_at_least(1))
+    icmp_unreach_info_min: int = setting(1, doc="ICMP unreachables received by one device, info", check=_at_least(1))
+    icmp_unreach_warn_min: int = setting(10, doc="ICMP unreachables received by one device, warning", check=_at_least(1))
+    tcp_reset_info_min: int = setting(1, doc="connection attempts refused by RST for one device, info", check=_at_least(1))
+    tcp_reset_warn_min: int = setting(10, doc="connection attempts refused by RST for one device, warning",
+                                      check=_at_least(1))
+    tcp_reset_ratio: float = setting(0.5, doc="share of a device's connection attempts refused", check=_ratio)

@@ -1,0 +1,112 @@
+"""Record layouts shared by the compiled kernels (probe/_kernels/) and their twins (probe/_twin/).
+
+One definition, imported by both implementations, so the two can only disagree about values, never
+about shape. The compiled module checks at import that its C structs match these numpy dtypes.
+
+Frame records (`FRAME_DTYPE`, one row per frame, from `parse_frames`)
+--------------------------------------------------------------------
+Addresses are plain integers in network order read as big-endian numbers:
+- MAC addresses: uint64 holding the 48-bit address (00:11:22:33:44:55 -> 0x001122334455).
+- IPv4 addresses: uint32 (192.168.1.1 -> 0xC0A80101, what `ipaddress.IPv4Address(int)` takes);
+  0 when the frame carries no IPv4 header.
+- IPv6 addresses: two uint64 halves, `*_ip6_hi` (first 8 bytes) and `*_ip6_lo` (last 8 bytes), exact,
+  not hashed; zero when the frame carries no IPv6 header.
+Fields a frame does not carry are 0 (vlan: -1). `flags` says which layers were decoded; a frame
+flagged MALFORMED has only the fields decoded before the fault and is skipped by aggregation except
+for being counted. `payload_off` is the offset of the innermost decoded payload within the frame
+(L4 payload for TCP/UDP, LLC/LLDP payload for L2 discovery frames), for the rare-frame decoder.
+
+Aggregate tables (`aggregate_frames`)
+-------------------------------------
+Each table is a bounded hash table of rows with `N_COUNTERS` uint64 counters (`COUNTERS` names them)
+and optionally HyperLogLog sketches (`N_SKETCHES` x `HLL_REGISTERS` uint8 registers). Row
+`capacity` is the overflow bucket (every frame whose key did not fit) and row `capacity + 1` the
+window totals. Keys are two uint64: MAC table (mac, 0); IP table IPv4 as (0, 0xFFFF00000000 | ip)
+(the IPv4-mapped IPv6 form), IPv6 as (hi, lo); ARP binding table (ipv4, mac).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = [
+    "FRAME_DTYPE", "FLAG_NAMES", "COUNTERS", "COUNTER_INDEX", "N_COUNTERS", "SKETCHES", "N_SKETCHES",
+    "HLL_BITS", "HLL_REGISTERS", "RARE_FLAGS",
+]
+
+FRAME_DTYPE = np.dtype([
+    ("ts_ns", np.int64),
+    ("src_mac", np.uint64), ("dst_mac", np.uint64),
+    ("src_ip6_hi", np.uint64), ("src_ip6_lo", np.uint64),
+    ("dst_ip6_hi", np.uint64), ("dst_ip6_lo", np.uint64),
+    ("arp_sha", np.uint64), ("arp_tha", np.uint64),
+    ("dhcp_chaddr", np.uint64),
+    ("dhcp_fingerprint", np.uint64),   # FNV-1a 64 of option 55 bytes, 0xff, option 60 bytes; 0 if neither
+    ("wirelen", np.uint32), ("caplen", np.uint32),
+    ("src_ip", np.uint32), ("dst_ip", np.uint32),
+    ("arp_spa", np.uint32), ("arp_tpa", np.uint32),
+    ("dhcp_server_id", np.uint32), ("dhcp_requested_ip", np.uint32),
+    ("dhcp_yiaddr", np.uint32), ("dhcp_xid", np.uint32),
+    ("flags", np.uint32),
+    ("payload_off", np.uint32),
+    ("vlan", np.int32),                # batch metadata VLAN when set, else the outermost 802.1Q/ad tag
+    ("ethertype", np.uint16),          # after VLAN tags; 0 for 802.3 length frames (flag LLC)
+    ("sport", np.uint16), ("dport", np.uint16),
+    ("ip_len", np.uint16),             # IPv4 total length / IPv6 payload length + 40
+    ("arp_op", np.uint16),
+    ("dns_id", np.uint16), ("dns_qtype", np.uint16), ("dns_ancount", np.uint16),
+    ("ip_proto", np.uint8),            # after IPv6 extension headers
+    ("ip_ttl", np.uint8),
+    ("tcp_flags", np.uint8),           # FIN 1, SYN 2, RST 4, PSH 8, ACK 16, URG 32, ECE 64, CWR 128
+    ("icmp_type", np.uint8), ("icmp_code", np.uint8),   # ICMP or ICMPv6 (flag IPV6 tells which)
+    ("dhcp_msg_type", np.uint8),       # option 53
+    ("dns_rcode", np.uint8),
+    ("dns_opcode", np.uint8),
+], align=True)
+
+# flag bits of FRAME_DTYPE["flags"], in bit order
+FLAG_NAMES = (
+    "MALFORMED",       # a length or header field contradicts the frame: counted, not aggregated
+    "TRUNCATED",       # cut by the capture's snap length (caplen < wirelen) before a header ended
+    "BROADCAST", "MULTICAST", "VLAN_TAGGED", "LLC",
+    "IPV4", "IPV6", "FRAGMENT",  # FRAGMENT: a non-first fragment, no L4 header
+    "ARP", "ARP_GRATUITOUS",
+    "TCP", "UDP", "ICMP",
+    "DNS", "DNS_RESPONSE",       # DNS: UDP port 53; DNS_RESPONSE: the QR bit (also for mDNS/LLMNR)
+    "DHCP", "LLDP", "CDP", "STP", "MDNS", "LLMNR", "NBNS", "SSDP",
+)
+for _bit, _name in enumerate(FLAG_NAMES):
+    globals()[f"F_{_name}"] = 1 << _bit
+    __all__.append(f"F_{_name}")
+del _bit, _name
+
+RARE_FLAGS = F_DHCP | F_LLDP | F_CDP | F_MDNS | F_LLMNR | F_NBNS  # noqa: F821  (set just above)
+
+COUNTERS = (
+    "frames", "bytes", "rx_frames", "rx_bytes", "broadcast", "multicast", "malformed", "truncated",
+    "tcp_syn", "tcp_synack", "tcp_rst", "tcp_synack_rcvd", "tcp_rst_rcvd",
+    "arp_request", "arp_reply", "arp_gratuitous", "arp_reply_rcvd", "arp_sha_mismatch",
+    "dhcp_discover", "dhcp_offer", "dhcp_request", "dhcp_ack", "dhcp_nak", "dhcp_inform",
+    "dhcp_server_id", "dhcp_fingerprint",
+    "dns_query", "dns_response", "dns_nxdomain", "dns_servfail",
+    "dns_response_rcvd", "dns_nxdomain_rcvd", "dns_servfail_rcvd",
+    "icmp_unreach", "icmp_unreach_rcvd", "icmp_echo_request", "icmp_echo_reply_rcvd", "icmp_time_exceeded",
+    "lldp", "cdp", "stp",
+    "first_seen_ns", "last_seen_ns",
+    "peer",  # MAC table: last IPv4 this MAC sent from; IP table: last MAC this IP sent from
+    "peer_changes",  # IP table: times this IP arrived from a different MAC than before (MITM, failover)
+    "prev_peer",     # IP table: the MAC it arrived from before the last change
+    "udp_probe",     # UDP datagrams to a unicast port at or below the source port (requests, scans)
+)
+COUNTER_INDEX = {name: i for i, name in enumerate(COUNTERS)}
+N_COUNTERS = len(COUNTERS)
+# counters that are not sums: merged by min/max/last instead of +
+NON_ADDITIVE = {"dhcp_server_id": "last", "dhcp_fingerprint": "last", "first_seen_ns": "min",
+                "last_seen_ns": "max", "peer": "last", "prev_peer": "last"}
+
+# HyperLogLog sketches per row: distinct destination hosts of connection attempts (TCP SYN, UDP
+# requests, ICMP echo, ARP who-has targets), distinct destination ports of connection attempts,
+# distinct DHCP client hardware addresses in DISCOVER/REQUEST/INFORM.
+SKETCHES = ("dst_hosts", "dst_ports", "dhcp_clients")
+N_SKETCHES = len(SKETCHES)
+HLL_BITS = 6
+HLL_REGISTERS = 1 << HLL_BITS

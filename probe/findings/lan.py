@@ -1,0 +1,478 @@
+"""LAN findings decided from capture aggregates: scans, floods, ARP and DHCP abuse, storms, DNS/ICMP/TCP health.
+
+Every threshold lives in DetectionConfig (probe/config/detection.py) and applies to what the detectors are
+shown: the last two capture windows together (probe.findings.pipeline). What
+each detector calls a problem, and why the defaults are where they are:
+
+- port_scan: one source's connection attempts reach >= 25 distinct ports (and at least 3x as many
+  ports as hosts), and at least half fail (no SYN-ACK, or an ICMP unreachable back); for UDP, whose
+  answers cannot be counted, the spread over >= 25 ports of requests alone (nmap -sU). nmap's default
+  1000-port scan sends hundreds per second; a browser reaches a handful of ports, mostly answered.
+- host_sweep: one source probes >= 64 distinct hosts (ARP who-has, SYN, ICMP echo) and at least half
+  get no answer. `nmap -sn` on a /24 asks for 254; a router refreshing ARP gets its replies.
+- syn_flood: >= 100 unanswered SYNs at >= 100/s, >= 80% unanswered, from one source that is not
+  scanning (hping3 -S --flood), or LAN-wide from sources that are each too small to flag (spoofed).
+- arp_spoofing: a MAC claims, in ARP, an IP another MAC held, while claiming more than one IP (arpspoof
+  keeps its own address), or claims several IPs while remote traffic switches between it and another
+  MAC (the off-LAN next hop moved to it: a man in the middle). duplicate_ip: two MACs claim one IP
+  within a minute of each other and neither claims others (further apart: the address was reassigned).
+  gratuitous_arp_storm: >= 20 gratuitous ARPs from one MAC.
+- rogue_dhcp: a server offers/acks that is not in allowed_dhcp_servers (empty: the first one seen is
+  taken as the LAN's server). dhcp_starvation: >= 30 distinct client MACs ask for leases (dhcpstarv,
+  yersinia). dhcp_flood: one client sends >= 50 DHCP messages with few client addresses.
+- broadcast_storm / multicast_storm: >= 1000 broadcast / 5000 multicast frames per second on the LAN.
+- dns_failure, icmp_unreachable, tcp_reset: health findings per client (and per resolver for DNS):
+  info from the first failure when failures are the majority, warning from 10.
+"""
+from __future__ import annotations
+
+import collections
+import ipaddress
+
+import numpy as np
+
+from probe.config.detection import DetectionConfig
+from probe.findings.base import Detector, FindingEngine, WindowContext
+from probe.findings.model import Finding
+from probe.state.aggregates import TableSnapshot, WindowAggregates, format_ip_key, format_mac
+
+ATTACK_KINDS = ("port_scan", "host_sweep", "syn_flood", "arp_spoofing", "duplicate_ip", "gratuitous_arp_storm",
+                "rogue_dhcp", "dhcp_starvation", "dhcp_flood", "broadcast_storm", "multicast_storm")
+HEALTH_KINDS = ("dns_failure", "icmp_unreachable", "tcp_reset")
+KINDS = ATTACK_KINDS + HEALTH_KINDS
+LAN = "lan"
+
+
+def _ip4(value: int) -> str:
+    return str(ipaddress.IPv4Address(int(value) & 0xFFFFFFFF))
+
+
+def _mac_dev(snap: TableSnapshot, i: int) -> str:
+    return format_mac(snap.keys[i, 0])
+
+
+def _ip_dev(snap: TableSnapshot, i: int) -> str:
+    return format_ip_key(snap.keys[i, 0], snap.keys[i, 1])
+
+
+def _span(snap: TableSnapshot, i: int) -> tuple[float, float]:
+    return int(snap.col("first_seen_ns")[i]) / 1e9, int(snap.col("last_seen_ns")[i]) / 1e9
+
+
+def _finding(kind, severity, device, evidence, snap=None, i=None, window=None) -> Finding:
+    if snap is not None:
+        first, last = _span(snap, i)
+    else:
+        first, last = window.totals_first_ns / 1e9, window.totals_last_ns / 1e9
+    return Finding(kind, severity, device, evidence, first, last)
+
+
+def _peer_ip(snap: TableSnapshot, i: int) -> str | None:
+    peer = int(snap.col("peer")[i])
+    return _ip4(peer) if peer else None
+
+
+def _mac_already(snap: TableSnapshot, i: int, found: set[str], ctx: WindowContext, *kinds: str) -> bool:
+    """A MAC row whose traffic was already reported through an IP row (its own or one it sent from)."""
+    mac, ip = _mac_dev(snap, i), _peer_ip(snap, i)
+    return mac in found or ip in found or ctx.is_flagged(mac, *kinds) or (ip is not None and ctx.is_flagged(ip, *kinds))
+
+
+def _remember(snap: TableSnapshot, i: int, dev, is_mac: bool, found: set[str]) -> None:
+    found.add(dev(snap, i))
+    if not is_mac and int(snap.col("peer")[i]):
+        found.add(format_mac(snap.col("peer")[i]))  # the MAC it came from: do not report it again
+
+
+def _tables(window: WindowAggregates):
+    """(snapshot, device-name function, is_mac) for the IP table first, then the MAC table."""
+    return ((window.ips, _ip_dev, False), (window.macs, _mac_dev, True))
+
+
+def _u(col) -> np.ndarray:
+    return col.astype(np.int64)
+
+
+class PortScanDetector:
+    kinds = ("port_scan",)
+
+    def detect(self, window: WindowAggregates, ctx: WindowContext) -> list[Finding]:
+        c = ctx.config
+        out = []
+        found: set[str] = set()
+        for snap, dev, is_mac in _tables(window):
+            if not len(snap):
+                continue
+            ports, hosts = snap.distinct("dst_ports"), snap.distinct("dst_hosts")
+            syn, synack = _u(snap.col("tcp_syn")), _u(snap.col("tcp_synack_rcvd"))
+            unreach = _u(snap.col("icmp_unreach_rcvd"))
+            udp = _u(snap.col("udp_probe"))
+            attempts = syn + unreach
+            failed = np.maximum(syn - synack, 0) + unreach
+            spread = (ports >= c.port_scan_min_ports) & (ports >= 3 * np.maximum(hosts, 1))
+            tcp_scan = (attempts >= c.port_scan_min_ports) & (failed >= c.port_scan_failed_ratio * attempts)
+            # UDP answers cannot be told from new traffic, and closed ports answer ICMP rate-limited
+            # (Linux: ~1/s), so a UDP scan is judged by its spread alone
+            udp_scan = udp >= c.port_scan_min_ports
+            cand = spread & (tcp_scan | udp_scan)
+            for i in np.flatnonzero(cand):
+                if is_mac and _mac_already(snap, i, found, ctx, "port_scan"):
+                    continue
+                _remember(snap, i, dev, is_mac, found)
+                ev = {"distinct_dst_ports": int(ports[i]), "distinct_dst_hosts": int(hosts[i]),
+                      "tcp_syn": int(syn[i]), "tcp_synack_received": int(synack[i]),
+                      "tcp_rst_received": int(snap.col("tcp_rst_rcvd")[i]), "icmp_unreach_received": int(unreach[i]),
+                      "udp_probes": int(udp[i])}
+                ev["mac" if not is_mac else "ip"] = (format_mac(snap.col("peer")[i]) if not is_mac else _peer_ip(snap, i))
+                sev = "critical" if ports[i] >= 20 * c.port_scan_min_ports else "warning"
+                out.append(_finding("port_scan", sev, dev(snap, i), ev, snap, i))
+        return out
+
+
+class HostSweepDetector:
+    kinds = ("host_sweep",)
+
+    def detect(self, window, ctx):
+        c = ctx.config
+        out = []
+        found: set[str] = set()
+        for snap, dev, is_mac in _tables(window):
+            if not len(snap):
+                continue
+            hosts = snap.distinct("dst_hosts")
+            attempts = _u(snap.col("arp_request")) + _u(snap.col("tcp_syn")) + _u(snap.col("icmp_echo_request"))
+            answered = (_u(snap.col("arp_reply_rcvd")) + _u(snap.col("tcp_synack_rcvd")) + _u(snap.col("tcp_rst_rcvd"))
+                        + _u(snap.col("icmp_echo_reply_rcvd")))
+            unanswered = np.maximum(attempts - answered, 0)
+            cand = ((hosts >= c.host_sweep_min_hosts) & (attempts >= c.host_sweep_min_hosts)
+                    & (unanswered >= c.host_sweep_unanswered_ratio * attempts))
+            for i in np.flatnonzero(cand):
+                if is_mac and _mac_already(snap, i, found, ctx, "host_sweep"):
+                    continue
+                _remember(snap, i, dev, is_mac, found)
+                ev = {"distinct_dst_hosts": int(hosts[i]), "probes": int(attempts[i]), "answered": int(answered[i]),
+                      "arp_requests": int(snap.col("arp_request")[i]), "tcp_syn": int(snap.col("tcp_syn")[i]),
+                      "icmp_echo_requests": int(snap.col("icmp_echo_request")[i])}
+                if is_mac:
+                    ev["ip"] = _peer_ip(snap, i)
+                else:
+                    ev["mac"] = format_mac(snap.col("peer")[i])
+                out.append(_finding("host_sweep", "warning", dev(snap, i), ev, snap, i))
+        return out
+
+
+class SynFloodDetector:
+    kinds = ("syn_flood",)
+
+    def detect(self, window, ctx):
+        c = ctx.config
+        out = []
+        flooders: set[str] = set()
+        mac_flood_syns = 0  # SYNs of floods found only by MAC (spoofed source IPs, one sender)
+        for snap, dev, is_mac in _tables(window):
+            if not len(snap):
+                continue
+            syn, synack = _u(snap.col("tcp_syn")), _u(snap.col("tcp_synack_rcvd"))
+            unanswered = np.maximum(syn - synack, 0)
+            span = np.maximum(_u(snap.col("last_seen_ns")) - _u(snap.col("first_seen_ns")), 1_000_000) / 1e9
+            cand = ((unanswered >= c.syn_flood_min_syns) & (unanswered >= c.syn_flood_unanswered_ratio * syn)
+                    & (unanswered / span >= c.syn_flood_min_rate))
+            if cand.any():
+                ports, hosts = snap.distinct("dst_ports"), snap.distinct("dst_hosts")
+            for i in np.flatnonzero(cand):
+                d = dev(snap, i)
+                if ctx.is_flagged(d, "port_scan", "host_sweep") or (
+                        is_mac and _mac_already(snap, i, flooders, ctx, "port_scan", "host_sweep")):
+                    continue
+                _remember(snap, i, dev, is_mac, flooders)
+                if is_mac:
+                    mac_flood_syns += int(syn[i])
+                ev = {"tcp_syn": int(syn[i]), "tcp_synack_received": int(synack[i]),
+                      "unanswered_per_second": round(float(unanswered[i] / span[i]), 1),
+                      "distinct_dst_ports": int(ports[i]), "distinct_dst_hosts": int(hosts[i])}
+                ev["ip" if is_mac else "mac"] = _peer_ip(snap, i) if is_mac else format_mac(snap.col("peer")[i])
+                out.append(_finding("syn_flood", "critical", d, ev, snap, i))
+        # spoofed sources: each too small to flag, together a flood
+        flagged_syns = mac_flood_syns
+        ips = window.ips
+        for i in np.flatnonzero(_u(ips.col("tcp_syn")) > 0) if len(ips) else ():
+            d = _ip_dev(ips, i)
+            if d in flooders or ctx.is_flagged(d, "port_scan", "host_sweep"):
+                flagged_syns += int(ips.col("tcp_syn")[i])
+        syn_total = window.total("tcp_syn") - flagged_syns
+        unanswered = syn_total - window.total("tcp_synack")
+        span = max(window.totals_last_ns - window.totals_first_ns, 1_000_000) / 1e9
+        if (syn_total > 0 and unanswered >= c.syn_flood_min_syns and unanswered >= c.syn_flood_unanswered_ratio * syn_total
+                and unanswered / span >= c.syn_flood_min_rate):
+            sources = int(np.count_nonzero(_u(window.ips.col("tcp_syn")) > 0)) if len(window.ips) else 0
+            ev = {"tcp_syn": int(syn_total), "tcp_synack": window.total("tcp_synack"),
+                  "unanswered_per_second": round(unanswered / span, 1), "sources": sources,
+                  "sources_overflowed": int(window.ips.overflow_frames),
+                  "distinct_dst_hosts": window.total_distinct("dst_hosts")}
+            out.append(_finding("syn_flood", "critical", LAN, ev, window=window))
+        return out
+
+
+class ArpDetector:
+    """ARP spoofing, duplicate IPs and gratuitous ARP storms; remembers IP->MAC claims (bounded)."""
+    kinds = ("arp_spoofing", "duplicate_ip", "gratuitous_arp_storm")
+
+    def __init__(self, max_ips: int = 65536, max_macs_per_ip: int = 8):
+        self.max_ips, self.max_macs_per_ip = max_ips, max_macs_per_ip
+        # ip -> {mac: [first_ns, last_ns, replies]}, least recently claimed first
+        self.claims: collections.OrderedDict[int, dict[int, list[int]]] = collections.OrderedDict()
+        # mac -> (last seen ns, the other MAC, switches): remote IPs that arrived from it and another MAC
+        self.switched: collections.OrderedDict[int, tuple[int, int, int]] = collections.OrderedDict()
+
+    def _learn(self, window: WindowAggregates, ttl_ns: int):
+        snap = window.arp
+        first, last, replies = snap.col("first_seen_ns"), snap.col("last_seen_ns"), snap.col("arp_reply")
+        for i in range(len(snap)):
+            ip, mac = int(snap.keys[i, 0]), int(snap.keys[i, 1])
+            macs = self.claims.pop(ip, {})
+            cur = macs.get(mac)
+            if cur is None:
+                if len(macs) >= self.max_macs_per_ip:
+                    macs.pop(min(macs, key=lambda m: macs[m][1]))
+                macs[mac] = [int(first[i]), int(last[i]), int(replies[i])]
+            else:
+                cur[0] = min(cur[0], int(first[i]))
+                cur[1] = max(cur[1], int(last[i]))
+                cur[2] = max(cur[2], int(replies[i]))  # windows are seen twice (merged views): no sums
+            self.claims[ip] = macs
+        while len(self.claims) > self.max_ips:
+            self.claims.popitem(last=False)
+        horizon = window.end_ns - ttl_ns
+        for ip in list(self.claims):
+            macs = self.claims[ip]
+            for mac in [m for m, v in macs.items() if v[1] < horizon]:
+                del macs[mac]
+            if not macs:
+                del self.claims[ip]
+
+    def detect(self, window, ctx):
+        c = ctx.config
+        out = []
+        self._learn(window, int(c.arp_binding_ttl * 1e9))
+        overlap_ns = int(c.duplicate_ip_overlap * 1e9)
+        ips_of: dict[int, set[int]] = collections.defaultdict(set)
+        for ip, macs in self.claims.items():
+            for mac in macs:
+                ips_of[mac].add(ip)
+        now_ips = {int(k[0]) for k in window.arp.keys}
+        spoofers: dict[int, dict] = {}
+        duplicates = []
+        for ip in now_ips:
+            macs = self.claims.get(ip, {})
+            if len(macs) < 2:
+                continue
+            owner = min(macs, key=lambda m: macs[m][0])
+            for mac in macs:
+                if mac == owner:
+                    continue
+                if len(ips_of[mac]) >= 2:
+                    spoofers.setdefault(mac, {"ip": _ip4(ip), "previous_mac": format_mac(owner),
+                                              "claimed_ips": sorted(_ip4(x) for x in ips_of[mac])[:16],
+                                              "arp_replies": macs[mac][2], "reason": "claimed an IP another MAC holds"})
+                elif macs[mac][0] - macs[owner][1] <= overlap_ns:
+                    duplicates.append((ip, macs))  # both claimed it at about the same time: not a reassignment
+        # man in the middle: remote traffic switched between this MAC and another (remembered for the TTL)
+        if len(window.ips):
+            for i in np.flatnonzero(_u(window.ips.col("peer_changes")) > 0):
+                a, b = int(window.ips.col("peer")[i]), int(window.ips.col("prev_peer")[i])
+                for x, y in ((a, b), (b, a)):
+                    prev = self.switched.pop(x, None)
+                    n = max(prev[2] if prev else 0, int(window.ips.col("peer_changes")[i]))
+                    self.switched[x] = (window.end_ns, y, n)
+            while len(self.switched) > self.max_ips:
+                self.switched.popitem(last=False)
+        horizon = window.end_ns - int(c.arp_binding_ttl * 1e9)
+        for mac in [m for m, v in self.switched.items() if v[0] < horizon]:
+            del self.switched[mac]
+        for mac, (_, other, n) in self.switched.items():
+            if mac in spoofers or len(ips_of.get(mac, ())) < 2:
+                continue
+            spoofers[mac] = {"claimed_ips": sorted(_ip4(x) for x in ips_of[mac])[:16], "previous_mac": format_mac(other),
+                             "remote_ip_switches": n,
+                             "reason": "remote traffic moved between this MAC and another while it claims several IPs"}
+        for mac, ev in spoofers.items():
+            dev = format_mac(mac)
+            first, last = window.start_ns / 1e9, window.end_ns / 1e9
+            for ip in ips_of[mac]:
+                v = self.claims.get(ip, {}).get(mac)
+                if v:
+                    first, last = min(first, v[0] / 1e9), max(v[1] / 1e9, first)
+            out.append(Finding("arp_spoofing", "critical", dev, ev, first, last))
+        spoof_macs = set(spoofers)
+        reported = set()
+        for ip, macs in duplicates:
+            if spoof_macs & set(macs) or ip in reported:
+                continue
+            reported.add(ip)
+            out.append(Finding("duplicate_ip", "warning", _ip4(ip), {"macs": sorted(format_mac(m) for m in macs)},
+                               min(v[0] for v in macs.values()) / 1e9, max(v[1] for v in macs.values()) / 1e9))
+        snap = window.macs
+        if len(snap):
+            garp = _u(snap.col("arp_gratuitous"))
+            for i in np.flatnonzero(garp >= c.garp_storm_min):
+                out.append(_finding("gratuitous_arp_storm", "warning", _mac_dev(snap, i),
+                                    {"gratuitous_arps": int(garp[i]), "ip": _peer_ip(snap, i)}, snap, i))
+        return out
+
+
+class DhcpDetector:
+    """Rogue DHCP servers, starvation and floods; learns the LAN's server when none is configured."""
+    kinds = ("rogue_dhcp", "dhcp_starvation", "dhcp_flood")
+
+    def __init__(self, allowed: tuple[str, ...] = ()):
+        self.allowed = {str(ipaddress.ip_address(a)) for a in allowed}
+        self.learned: set[str] = set()
+
+    def detect(self, window, ctx):
+        c = ctx.config
+        out = []
+        snap = window.macs
+        if not len(snap):
+            return out
+        served = _u(snap.col("dhcp_offer")) + _u(snap.col("dhcp_ack")) + _u(snap.col("dhcp_nak"))
+        servers = sorted(np.flatnonzero(served > 0), key=lambda i: int(snap.col("first_seen_ns")[i]))
+        allowed = self.allowed or self.learned
+        for i in servers:
+            sid = int(snap.col("dhcp_server_id")[i]) or int(snap.col("peer")[i])
+            server = _ip4(sid) if sid else _mac_dev(snap, i)
+            if not self.allowed and not self.learned:
+                self.learned.add(server)
+                continue
+            if server in allowed:
+                continue
+            out.append(_finding("rogue_dhcp", "critical", _mac_dev(snap, i), {
+                "server_id": server, "offers": int(snap.col("dhcp_offer")[i]), "acks": int(snap.col("dhcp_ack")[i]),
+                "allowed": sorted(allowed), "allowed_learned": not self.allowed}, snap, i))
+        clients = snap.distinct("dhcp_clients")
+        msgs = _u(snap.col("dhcp_discover")) + _u(snap.col("dhcp_request")) + _u(snap.col("dhcp_inform"))
+        for i in np.flatnonzero(clients >= c.dhcp_starvation_min_clients):
+            out.append(_finding("dhcp_starvation", "critical", _mac_dev(snap, i), {
+                "distinct_client_macs": int(clients[i]), "discovers": int(snap.col("dhcp_discover")[i])}, snap, i))
+        if not out or all(f.kind != "dhcp_starvation" for f in out):
+            total_clients = window.total_distinct("dhcp_clients")
+            if total_clients >= c.dhcp_starvation_min_clients:
+                out.append(_finding("dhcp_starvation", "critical", LAN, {
+                    "distinct_client_macs": total_clients, "discovers": window.total("dhcp_discover")}, window=window))
+        for i in np.flatnonzero((msgs >= c.dhcp_flood_min_messages) & (clients <= 3)):
+            out.append(_finding("dhcp_flood", "warning", _mac_dev(snap, i), {
+                "messages": int(msgs[i]), "discovers": int(snap.col("dhcp_discover")[i]),
+                "requests": int(snap.col("dhcp_request")[i]), "informs": int(snap.col("dhcp_inform")[i]),
+                "distinct_client_macs": int(clients[i])}, snap, i))
+        return out
+
+
+class StormDetector:
+    kinds = ("broadcast_storm", "multicast_storm")
+
+    def detect(self, window, ctx):
+        c = ctx.config
+        out = []
+        for kind, col, limit in (("broadcast_storm", "broadcast", c.broadcast_storm_pps),
+                                 ("multicast_storm", "multicast", c.multicast_storm_pps)):
+            total = window.total(col)
+            pps = total / window.seconds
+            if pps < limit:
+                continue
+            device, top_share = LAN, 0.0
+            if len(window.macs):
+                per = _u(window.macs.col(col))
+                top = int(np.argmax(per))
+                top_share = per[top] / total
+                if top_share >= 0.5:
+                    device = _mac_dev(window.macs, top)
+            out.append(_finding(kind, "critical", device, {
+                "frames": total, "frames_per_second": round(pps, 1), "top_source_share": round(float(top_share), 3)},
+                window=window))
+        return out
+
+
+class DnsDetector:
+    kinds = ("dns_failure",)
+
+    def detect(self, window, ctx):
+        c = ctx.config
+        out = []
+        snap = window.ips
+        if not len(snap):
+            return out
+        err_rx = _u(snap.col("dns_nxdomain_rcvd")) + _u(snap.col("dns_servfail_rcvd"))
+        resp_rx = _u(snap.col("dns_response_rcvd"))
+        queries = _u(snap.col("dns_query"))
+        unanswered = np.maximum(queries - resp_rx, 0)
+        servfail_tx = _u(snap.col("dns_servfail"))
+        err_tx = _u(snap.col("dns_nxdomain")) + servfail_tx
+        resp_tx = _u(snap.col("dns_response"))
+        for i in range(len(snap)):
+            ev, sev = None, "info"
+            if err_rx[i] >= c.dns_failure_info_min and err_rx[i] >= c.dns_failure_ratio * resp_rx[i]:
+                ev = {"role": "client", "reason": "errors", "responses": int(resp_rx[i]),
+                      "nxdomain": int(snap.col("dns_nxdomain_rcvd")[i]), "servfail": int(snap.col("dns_servfail_rcvd")[i])}
+                sev = "warning" if err_rx[i] >= c.dns_failure_warn_min else "info"
+            elif unanswered[i] >= c.dns_unanswered_min and unanswered[i] >= c.dns_failure_ratio * queries[i]:
+                ev = {"role": "client", "reason": "unanswered", "queries": int(queries[i]), "responses": int(resp_rx[i])}
+                sev = "warning" if resp_rx[i] == 0 or unanswered[i] >= c.dns_failure_warn_min else "info"
+            elif ((servfail_tx[i] >= c.dns_failure_info_min and servfail_tx[i] >= c.dns_failure_ratio * resp_tx[i])
+                  or (err_tx[i] >= c.dns_failure_warn_min and err_tx[i] >= c.dns_failure_ratio * resp_tx[i])):
+                # a resolver is at fault for SERVFAIL; NXDOMAIN only says the name does not exist,
+                # unless it is most of many answers (a broken search domain or upstream filter)
+                ev = {"role": "resolver", "reason": "errors", "responses": int(resp_tx[i]),
+                      "nxdomain": int(snap.col("dns_nxdomain")[i]), "servfail": int(servfail_tx[i])}
+                sev = "warning" if err_tx[i] >= c.dns_failure_warn_min else "info"
+            if ev is not None:
+                out.append(_finding("dns_failure", sev, _ip_dev(snap, i), ev, snap, i))
+        return out
+
+
+class IcmpUnreachableDetector:
+    kinds = ("icmp_unreachable",)
+
+    def detect(self, window, ctx):
+        c = ctx.config
+        out = []
+        snap = window.ips
+        if not len(snap):
+            return out
+        got = _u(snap.col("icmp_unreach_rcvd"))
+        for i in np.flatnonzero(got >= c.icmp_unreach_info_min):
+            d = _ip_dev(snap, i)
+            if ctx.is_flagged(d, "port_scan", "host_sweep"):
+                continue
+            sev = "warning" if got[i] >= c.icmp_unreach_warn_min else "info"
+            out.append(_finding("icmp_unreachable", sev, d, {"unreachables_received": int(got[i])}, snap, i))
+        return out
+
+
+class TcpResetDetector:
+    kinds = ("tcp_reset",)
+
+    def detect(self, window, ctx):
+        c = ctx.config
+        out = []
+        snap = window.ips
+        if not len(snap):
+            return out
+        syn, rst = _u(snap.col("tcp_syn")), _u(snap.col("tcp_rst_rcvd"))
+        refused = np.minimum(syn, rst)
+        for i in np.flatnonzero((refused >= c.tcp_reset_info_min) & (refused >= c.tcp_reset_ratio * syn)):
+            d = _ip_dev(snap, i)
+            if ctx.is_flagged(d, "port_scan", "host_sweep", "syn_flood"):
+                continue
+            sev = "warning" if refused[i] >= c.tcp_reset_warn_min else "info"
+            out.append(_finding("tcp_reset", sev, d, {"tcp_syn": int(syn[i]), "tcp_rst_received": int(rst[i])}, snap, i))
+        return out
+
+
+def lan_detectors(config: DetectionConfig) -> list[Detector]:
+    """The LAN detectors in the order they must run (scans first: floods and resets defer to them)."""
+    return [PortScanDetector(), HostSweepDetector(), SynFloodDetector(), ArpDetector(),
+            DhcpDetector(config.allowed_dhcp_servers), StormDetector(), DnsDetector(), IcmpUnreachableDetector(),
+            TcpResetDetector()]
+
+
+def lan_engine(config: DetectionConfig) -> FindingEngine:
+    return FindingEngine(config, lan_detectors(config))

@@ -1,0 +1,136 @@
+"""The capture pipeline after the source: parse -> aggregate per window -> LAN findings, plus running totals.
+
+    pipe = CapturePipeline(config.capture, config.detection)
+    for batch in frames:                    # FrameBatch from the live ring or probe.sources.capfile
+        new_findings = pipe.add_batch(batch)
+    pipe.finish()                           # close the last window (replay; the daemon calls pipe.tick(now_ns))
+    pipe.stats()                            # CaptureStats for probe.exposition.capture_collector
+
+Detectors see each closed window merged with the one before it (when consecutive), so a scan or flood
+that straddles a window boundary is judged whole; episodes keep the repeat from being raised twice.
+
+Used by `sitevigil replay` and meant for the live capture subsystem, so both export and find the same.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from probe import fastpath
+from probe._layout import COUNTERS, FLAG_NAMES, N_COUNTERS, NON_ADDITIVE
+from probe.config.capture import CaptureConfig
+from probe.config.detection import DetectionConfig
+from probe.findings.base import FindingEngine
+from probe.findings.lan import lan_engine
+from probe.findings.model import Finding
+from probe.sources.frames import FrameBatch
+from probe.state.aggregates import (CaptureAggregator, DeviceSummary, WindowAggregates, batch_columns,
+                                    format_ip_key, format_mac, merge_windows)
+
+_ADDITIVE = np.array([n not in NON_ADDITIVE for n in COUNTERS])
+
+
+@dataclass
+class CaptureStats:
+    """A consistent snapshot of what the pipeline has seen, for exporters."""
+    frames: int
+    bytes: int
+    malformed: int
+    flag_frames: dict[str, int]          # frames per FRAME flag (protocols, broadcast, truncated...)
+    events: dict[str, int]               # additive window-total counters summed over closed windows
+    windows: int
+    last_window: WindowAggregates | None
+    table_overflow_frames: dict[str, int]
+    findings_raised: dict[str, int]      # kind -> episodes started
+    findings_active: dict[str, int]      # kind -> episodes open now
+    findings_by_severity: dict[tuple[str, str], int] = field(default_factory=dict)  # (kind, severity) -> started
+
+
+class CapturePipeline:
+    def __init__(self, capture: CaptureConfig, detection: DetectionConfig, *, kernels=fastpath,
+                 engine: FindingEngine | None = None, summarize_devices: bool = False):
+        self.kernels = kernels
+        self.agg = CaptureAggregator(max_devices=capture.max_devices, window_s=capture.window, kernels=kernels)
+        if engine is None:
+            engine = lan_engine(detection) if detection.enabled else FindingEngine(detection, [])
+        self.engine = engine
+        self._lock = threading.Lock()
+        self.frames = 0
+        self.bytes = 0
+        self.malformed = 0
+        self.flag_counts = np.zeros(32, np.int64)
+        self.events = np.zeros(N_COUNTERS, np.uint64)
+        self.windows = 0
+        self.last_window: WindowAggregates | None = None
+        self.overflow = {"mac": 0, "ip": 0, "arp": 0}
+        self.first_ts_ns: int | None = None
+        self.last_ts_ns: int | None = None
+        self._prev: WindowAggregates | None = None  # detectors see the last two windows together
+        self.summaries = ({"mac": DeviceSummary(capture.max_devices), "ip": DeviceSummary(capture.max_devices)}
+                          if summarize_devices else None)
+
+    def add_batch(self, batch: FrameBatch) -> list[Finding]:
+        """Parse and aggregate one batch; returns findings that started in windows it closed."""
+        if not len(batch):
+            return []
+        records, malformed = self.kernels.parse_frames(*batch_columns(batch))
+        return self.add_records(records, malformed)
+
+    def add_records(self, records: np.ndarray, malformed: int) -> list[Finding]:
+        """For sources that parse themselves (the live ring parses inside its block walk)."""
+        if not len(records):
+            return []
+        bits = np.unpackbits(records["flags"].astype("<u4").view(np.uint8).reshape(-1, 4), axis=1, bitorder="little")
+        with self._lock:
+            self.frames += len(records)
+            self.bytes += int(records["wirelen"].sum(dtype=np.uint64))
+            self.malformed += int(malformed)
+            self.flag_counts += bits.sum(axis=0, dtype=np.int64)
+            ts = records["ts_ns"]
+            lo, hi = int(ts.min()), int(ts.max())
+            self.first_ts_ns = lo if self.first_ts_ns is None else min(self.first_ts_ns, lo)
+            self.last_ts_ns = hi if self.last_ts_ns is None else max(self.last_ts_ns, hi)
+        return self._windows(self.agg.add(records))
+
+    def tick(self, now_ns: int) -> list[Finding]:
+        """Close the window in progress if its time is up (quiet links in the live probe)."""
+        return self._windows(self.agg.roll_if_due(now_ns))
+
+    def finish(self) -> list[Finding]:
+        w = self.agg.flush()
+        return self._windows([w] if w is not None else [])
+
+    def _windows(self, windows: list[WindowAggregates]) -> list[Finding]:
+        new = []
+        for w in windows:
+            with self._lock:
+                self.windows += 1
+                self.last_window = w
+                self.events[_ADDITIVE] += w.totals[_ADDITIVE]
+                self.overflow["mac"] += w.macs.overflow_frames
+                self.overflow["ip"] += w.ips.overflow_frames
+                self.overflow["arp"] += w.arp.overflow_frames
+            if self.summaries is not None:
+                self.summaries["mac"].merge(w.macs, lambda k: format_mac(k[0]))
+                self.summaries["ip"].merge(w.ips, lambda k: format_ip_key(k[0], k[1]))
+            prev, self._prev = self._prev, w
+            view = merge_windows(prev, w) if prev is not None and prev.end_ns == w.start_ns else w
+            with self._lock:  # an exporter may read the episodes from another thread
+                new.extend(self.engine.process(view))
+        return new
+
+    def stats(self) -> CaptureStats:
+        with self._lock:
+            active: dict[str, int] = {}
+            for (kind, _dev) in self.engine.open:
+                active[kind] = active.get(kind, 0) + 1
+            raised: dict[str, int] = {}
+            for (kind, _sev), n in self.engine.raised_total.items():
+                raised[kind] = raised.get(kind, 0) + n
+            return CaptureStats(
+                self.frames, self.bytes, self.malformed,
+                {name: int(self.flag_counts[i]) for i, name in enumerate(FLAG_NAMES)},
+                {name: int(self.events[i]) for i, name in enumerate(COUNTERS) if name not in NON_ADDITIVE},
+                self.windows, self.last_window, dict(self.overflow), raised, active, dict(self.engine.raised_total))

@@ -1,0 +1,382 @@
+"""Per-window, per-device capture aggregates in bounded tables.
+
+    agg = CaptureAggregator(max_devices=cfg.max_devices, window_s=cfg.window)
+    for batch in source:                                  # FrameBatch from the ring or a file
+        records, malformed = fastpath.parse_frames(*batch_columns(batch))
+        for window in agg.add(records):                   # windows closed by these frames' timestamps
+            findings = engine.process(window)
+    last = agg.flush()                                    # close the window in progress
+
+The tables are preallocated numpy arrays that the compiled kernel (`fastpath.aggregate_frames`)
+updates in place without the GIL: a MAC table and an IP table (each `max_devices` rows plus an overflow
+row plus a totals row) and an ARP binding table keyed by (IPv4, MAC). A new source address that does
+not fit lands in the overflow row and is counted, so memory is fixed however many addresses a flood
+spoofs. Each closed window is a `WindowAggregates`: copies of the used rows only, with cardinality
+estimates from the HyperLogLog sketches.
+"""
+from __future__ import annotations
+
+import ipaddress
+import math
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import numpy as np
+
+from probe import fastpath
+from probe._layout import COUNTER_INDEX, COUNTERS, HLL_REGISTERS, N_COUNTERS, N_SKETCHES, NON_ADDITIVE, SKETCHES
+from probe.sources.frames import FrameBatch
+
+__all__ = ["AggTable", "CaptureAggregator", "TableSnapshot", "WindowAggregates", "batch_columns",
+           "hll_estimate", "format_mac", "format_ip_key"]
+
+V4_MAPPED = 0xFFFF00000000
+
+
+def batch_columns(batch: FrameBatch):
+    """The argument tuple parse_frames takes, from a FrameBatch (arrays made contiguous if needed)."""
+    return (np.ascontiguousarray(batch.data, np.uint8), np.ascontiguousarray(batch.offset, np.int64),
+            np.ascontiguousarray(batch.caplen, np.uint32), np.ascontiguousarray(batch.wirelen, np.uint32),
+            np.ascontiguousarray(batch.ts_ns, np.int64), np.ascontiguousarray(batch.vlan, np.int32))
+
+
+def format_mac(value: int) -> str:
+    return ":".join(f"{(int(value) >> s) & 0xFF:02x}" for s in range(40, -8, -8))
+
+
+def format_ip_key(k1: int, k2: int) -> str:
+    k1, k2 = int(k1), int(k2)
+    if k1 == 0 and (k2 >> 32) == 0xFFFF:
+        return str(ipaddress.IPv4Address(k2 & 0xFFFFFFFF))
+    return str(ipaddress.IPv6Address((k1 << 64) | k2))
+
+
+def hll_estimate(registers: np.ndarray) -> np.ndarray:
+    """Cardinality estimates for rows of HLL_REGISTERS registers (HyperLogLog with small-range correction)."""
+    regs = np.asarray(registers, np.float64).reshape(-1, HLL_REGISTERS)
+    m = float(HLL_REGISTERS)
+    alpha = 0.709  # for m = 64 (Flajolet et al.)
+    raw = alpha * m * m / np.sum(np.exp2(-regs), axis=1)
+    zeros = np.sum(regs == 0, axis=1)
+    with np.errstate(divide="ignore"):
+        linear = m * np.log(m / np.maximum(zeros, 1))
+    est = np.where((raw <= 2.5 * m) & (zeros > 0), linear, raw)
+    return np.rint(est).astype(np.int64)
+
+
+class AggTable:
+    """One bounded hash table: `capacity` rows, plus the overflow row and the totals row."""
+
+    def __init__(self, capacity: int, sketches: bool = True):
+        if capacity < 1:
+            raise ValueError(f"table capacity must be at least 1, got {capacity}")
+        self.capacity = capacity
+        nslots = 1 << max(2, (2 * capacity - 1).bit_length())
+        rows = capacity + 2
+        self.slots = np.full(nslots, -1, np.int32)
+        self.keys = np.zeros((rows, 2), np.uint64)
+        self.counts = np.zeros((rows, N_COUNTERS), np.uint64)
+        self.hll = np.zeros((rows, N_SKETCHES * HLL_REGISTERS if sketches else 0), np.uint8)
+        self.meta = np.zeros(2, np.int64)
+
+    @property
+    def spec(self):
+        return (self.slots, self.keys, self.counts, self.hll, self.meta)
+
+    @property
+    def used(self) -> int:
+        return int(self.meta[0])
+
+    @property
+    def overflow_frames(self) -> int:
+        return int(self.meta[1])
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in self.spec)
+
+    def snapshot(self) -> "TableSnapshot":
+        n = self.used
+        return TableSnapshot(self.keys[:n].copy(), self.counts[:n].copy(), self.hll[:n].copy(),
+                             self.counts[self.capacity].copy(), self.hll[self.capacity].copy(),
+                             self.overflow_frames)
+
+    def reset(self):
+        n = self.used
+        self.slots.fill(-1)
+        self.keys[:n] = 0
+        self.counts[:n] = 0
+        self.hll[:n] = 0
+        self.counts[self.capacity:] = 0
+        self.hll[self.capacity:] = 0
+        self.meta[:] = 0
+
+
+@dataclass
+class TableSnapshot:
+    """The used rows of a table at the end of a window (and its overflow bucket)."""
+    keys: np.ndarray             # uint64 [n, 2]
+    counts: np.ndarray           # uint64 [n, N_COUNTERS]
+    hll: np.ndarray              # uint8 [n, N_SKETCHES * HLL_REGISTERS] (or [n, 0])
+    overflow_counts: np.ndarray  # uint64 [N_COUNTERS]: frames whose source did not fit
+    overflow_hll: np.ndarray
+    overflow_frames: int
+
+    def __len__(self) -> int:
+        return int(self.keys.shape[0])
+
+    def col(self, name: str) -> np.ndarray:
+        return self.counts[:, COUNTER_INDEX[name]]
+
+    def distinct(self, sketch: str) -> np.ndarray:
+        """Estimated distinct values per row for one of SKETCHES."""
+        if self.hll.shape[1] == 0 or not len(self):
+            return np.zeros(len(self), np.int64)
+        j = SKETCHES.index(sketch)
+        return hll_estimate(self.hll[:, j * HLL_REGISTERS:(j + 1) * HLL_REGISTERS])
+
+    def row_dict(self, i: int) -> dict:
+        d = {name: int(v) for name, v in zip(COUNTERS, self.counts[i])}
+        if self.hll.shape[1]:
+            for j, s in enumerate(SKETCHES):
+                d[f"distinct_{s}"] = int(hll_estimate(self.hll[i, j * HLL_REGISTERS:(j + 1) * HLL_REGISTERS])[0])
+        return d
+
+
+@dataclass
+class WindowAggregates:
+    """What one capture window showed: per-MAC, per-IP and per-(IP, MAC) ARP binding rows, and totals."""
+    start_ns: int
+    end_ns: int
+    macs: TableSnapshot
+    ips: TableSnapshot
+    arp: TableSnapshot
+    totals: np.ndarray     # uint64 [N_COUNTERS], every frame of the window
+    totals_hll: np.ndarray
+    malformed: int = 0
+
+    def total(self, name: str) -> int:
+        return int(self.totals[COUNTER_INDEX[name]])
+
+    def total_distinct(self, sketch: str) -> int:
+        j = SKETCHES.index(sketch)
+        return int(hll_estimate(self.totals_hll[j * HLL_REGISTERS:(j + 1) * HLL_REGISTERS])[0])
+
+    @property
+    def totals_first_ns(self) -> int:
+        return int(self.totals[COUNTER_INDEX["first_seen_ns"]])
+
+    @property
+    def totals_last_ns(self) -> int:
+        return int(self.totals[COUNTER_INDEX["last_seen_ns"]])
+
+    @property
+    def seconds(self) -> float:
+        return max(1e-9, (self.end_ns - self.start_ns) / 1e9)
+
+    def mac_rows(self) -> Iterator[tuple[str, dict]]:
+        for i in range(len(self.macs)):
+            yield format_mac(self.macs.keys[i, 0]), self.macs.row_dict(i)
+
+    def ip_rows(self) -> Iterator[tuple[str, dict]]:
+        for i in range(len(self.ips)):
+            yield format_ip_key(self.ips.keys[i, 0], self.ips.keys[i, 1]), self.ips.row_dict(i)
+
+
+class CaptureAggregator:
+    """Splits parsed records into time windows and aggregates each in bounded tables.
+
+    `add(records)` returns the windows that the records' timestamps closed (usually none);
+    `flush()` closes the window in progress. Windows are aligned to multiples of `window_s`.
+    Frames older than the window in progress (reordered captures) are counted in it.
+    """
+
+    def __init__(self, *, max_devices: int, window_s: float, kernels=fastpath):
+        self.max_devices = int(max_devices)
+        self.window_ns = max(1, int(round(float(window_s) * 1e9)))
+        self.kernels = kernels
+        self.macs = AggTable(self.max_devices)
+        self.ips = AggTable(self.max_devices)
+        self.arp = AggTable(self.max_devices, sketches=False)
+        self.window_start: int | None = None
+        self.malformed = 0
+        self.frames_total = 0
+
+    @property
+    def nbytes(self) -> int:
+        return self.macs.nbytes + self.ips.nbytes + self.arp.nbytes
+
+    def _aggregate(self, records: np.ndarray):
+        if len(records):
+            self.kernels.aggregate_frames(records, self.macs.spec, self.ips.spec, self.arp.spec)
+
+    def _close(self) -> WindowAggregates:
+        start = self.window_start
+        w = WindowAggregates(
+            start, start + self.window_ns, self.macs.snapshot(), self.ips.snapshot(), self.arp.snapshot(),
+            self.macs.counts[self.macs.capacity + 1].copy(), self.macs.hll[self.macs.capacity + 1].copy(),
+            int(self.macs.counts[self.macs.capacity + 1, COUNTER_INDEX["malformed"]]))
+        self.macs.reset()
+        self.ips.reset()
+        self.arp.reset()
+        self.window_start = None
+        return w
+
+    def add(self, records: np.ndarray) -> list[WindowAggregates]:
+        closed = []
+        records = np.ascontiguousarray(records)
+        self.frames_total += len(records)
+        while len(records):
+            ts = records["ts_ns"]
+            if self.window_start is None:
+                self.window_start = (int(ts[0]) // self.window_ns) * self.window_ns
+            end = self.window_start + self.window_ns
+            later = np.flatnonzero(ts >= end)
+            if not len(later):
+                self._aggregate(records)
+                break
+            cut = int(later[0])
+            self._aggregate(records[:cut])
+            closed.append(self._close())
+            records = records[cut:]
+        return closed
+
+    def roll_if_due(self, now_ns: int) -> list[WindowAggregates]:
+        """Close the window in progress when the clock has passed its end (quiet links in the live probe)."""
+        if self.window_start is not None and now_ns >= self.window_start + self.window_ns:
+            return [self._close()]
+        return []
+
+    def flush(self) -> WindowAggregates | None:
+        return self._close() if self.window_start is not None else None
+
+
+@dataclass
+class _Acc:
+    counts: np.ndarray
+    hll: np.ndarray
+
+
+@dataclass
+class DeviceSummary:
+    """Aggregates merged over many windows, per key, bounded (for replay's per-device output)."""
+    max_rows: int
+    rows: dict = field(default_factory=dict)
+    overflow_frames: int = 0
+
+    def merge(self, snap: TableSnapshot, key_of) -> None:
+        self.overflow_frames += snap.overflow_frames
+        for i in range(len(snap)):
+            key = key_of(snap.keys[i])
+            acc = self.rows.get(key)
+            if acc is None:
+                if len(self.rows) >= self.max_rows:
+                    self.overflow_frames += int(snap.counts[i, COUNTER_INDEX["frames"]])
+                    continue
+                self.rows[key] = _Acc(snap.counts[i].copy(), snap.hll[i].copy())
+                continue
+            _merge_counts(acc.counts, snap.counts[i])
+            np.maximum(acc.hll, snap.hll[i], out=acc.hll)
+
+    def as_dicts(self, skip_zero: bool = False) -> dict[str, dict]:
+        """Per key: counters by name (zero ones left out with skip_zero) and distinct_* estimates."""
+        keys = list(self.rows)
+        if not keys:
+            return {}
+        counts = np.stack([self.rows[k].counts for k in keys])
+        hll = np.stack([self.rows[k].hll for k in keys])
+        est = {}
+        if hll.shape[1]:
+            for j, s in enumerate(SKETCHES):
+                est[f"distinct_{s}"] = hll_estimate(hll[:, j * HLL_REGISTERS:(j + 1) * HLL_REGISTERS]).tolist()
+        rows = counts.tolist()
+        out = {}
+        for n, key in enumerate(keys):
+            d = {name: v for name, v in zip(COUNTERS, rows[n]) if v or not skip_zero or name in ("frames", "bytes")}
+            for name, values in est.items():
+                if values[n] or not skip_zero:
+                    d[name] = values[n]
+            out[key] = d
+        return out
+
+
+_ADD = np.array([name not in NON_ADDITIVE for name in COUNTERS])
+_FIRST = COUNTER_INDEX["first_seen_ns"]
+_LAST = COUNTER_INDEX["last_seen_ns"]
+_LASTVAL = [COUNTER_INDEX[n] for n, how in NON_ADDITIVE.items() if how == "last"]
+
+
+def _merge_counts(acc: np.ndarray, new: np.ndarray) -> None:
+    acc[_ADD] += new[_ADD]
+    if acc[_FIRST] == 0 or (new[_FIRST] != 0 and new[_FIRST] < acc[_FIRST]):
+        acc[_FIRST] = new[_FIRST]
+    acc[_LAST] = max(acc[_LAST], new[_LAST])
+    for j in _LASTVAL:
+        if new[j]:
+            acc[j] = new[j]
+
+
+def rate(count: int, seconds: float) -> float:
+    return count / seconds if seconds > 0 else math.inf
+
+
+_PAIR = np.dtype([("k1", "<u8"), ("k2", "<u8")])
+_ADD_IDX = np.flatnonzero(_ADD)
+_LASTVAL_IDX = np.array(_LASTVAL)
+_PEER = COUNTER_INDEX["peer"]
+_PEER_CHANGES = COUNTER_INDEX["peer_changes"]
+_PREV_PEER = COUNTER_INDEX["prev_peer"]
+
+
+def _merge_snapshots(a: TableSnapshot, b: TableSnapshot, peer_changes: bool = False) -> TableSnapshot:
+    """Rows of two consecutive windows' tables merged by key (b is the later one)."""
+    keys = np.concatenate([a.keys, b.keys])
+    counts = np.concatenate([a.counts, b.counts])
+    hll = np.concatenate([a.hll, b.hll])
+    if not len(keys):
+        return TableSnapshot(keys, counts, hll, a.overflow_counts + b.overflow_counts,
+                             np.maximum(a.overflow_hll, b.overflow_hll), a.overflow_frames + b.overflow_frames)
+    uniq, inv = np.unique(np.ascontiguousarray(keys).view(_PAIR).ravel(), return_inverse=True)
+    inv = inv.ravel()
+    n = len(uniq)
+    out = np.zeros((n, counts.shape[1]), np.uint64)
+    add = np.zeros((n, len(_ADD_IDX)), np.uint64)
+    np.add.at(add, inv, counts[:, _ADD_IDX])
+    out[:, _ADD_IDX] = add
+    first = np.where(counts[:, _FIRST] == 0, np.iinfo(np.uint64).max, counts[:, _FIRST])
+    f = np.full(n, np.iinfo(np.uint64).max, np.uint64)
+    np.minimum.at(f, inv, first)
+    out[:, _FIRST] = np.where(f == np.iinfo(np.uint64).max, 0, f)
+    last = np.zeros(n, np.uint64)
+    np.maximum.at(last, inv, counts[:, _LAST])
+    out[:, _LAST] = last
+    for j in _LASTVAL_IDX:  # the later window's non-zero value wins: rows are in window order
+        v = counts[:, j]
+        nz = np.flatnonzero(v)
+        out[inv[nz], j] = v[nz]
+    if peer_changes:  # an address that arrived from one MAC in the first window and another in the second moved
+        na = len(a.keys)
+        pa = np.zeros(n, np.uint64)
+        pa[inv[:na]] = a.counts[:, _PEER]
+        pb = np.zeros(n, np.uint64)
+        pb[inv[na:]] = b.counts[:, _PEER]
+        moved = (pa != 0) & (pb != 0) & (pa != pb)
+        out[moved, _PEER_CHANGES] += 1
+        out[moved, _PREV_PEER] = pa[moved]
+    out_hll = np.zeros((n, hll.shape[1]), np.uint8)
+    if hll.shape[1]:
+        np.maximum.at(out_hll, inv, hll)
+    ov = a.overflow_counts.copy()
+    _merge_counts(ov, b.overflow_counts)
+    return TableSnapshot(uniq.view(np.uint64).reshape(n, 2).copy(), out, out_hll, ov,
+                         np.maximum(a.overflow_hll, b.overflow_hll), a.overflow_frames + b.overflow_frames)
+
+
+def merge_windows(a: WindowAggregates, b: WindowAggregates) -> WindowAggregates:
+    """One view of two consecutive windows (a before b), for detectors that must not lose an event
+    that straddled a window boundary. Counts add, sketches union, first/last seen span both."""
+    totals = a.totals.copy()
+    _merge_counts(totals, b.totals)
+    return WindowAggregates(a.start_ns, b.end_ns, _merge_snapshots(a.macs, b.macs), _merge_snapshots(a.ips, b.ips, True),
+                            _merge_snapshots(a.arp, b.arp), totals, np.maximum(a.totals_hll, b.totals_hll),
+                            a.malformed + b.malformed)

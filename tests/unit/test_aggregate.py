@@ -1,0 +1,218 @@
+"""Aggregation: counters per device from known traffic, bounded tables under floods, twin equality."""
+from __future__ import annotations
+
+import ipaddress
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from scapy.layers.dhcp import BOOTP, DHCP
+from scapy.layers.dns import DNS, DNSQR
+from scapy.layers.inet import ICMP, IP, TCP, UDP
+from scapy.layers.l2 import ARP, Ether
+
+from probe.sources.frames import FrameBatch
+from probe.state.aggregates import AggTable, CaptureAggregator, batch_columns, format_mac, hll_estimate
+
+SCANNER, VICTIM, GW = "02:00:00:00:00:01", "02:00:00:00:00:02", "02:00:00:00:00:fe"
+
+
+def records(impl, frames, ts=None):
+    b = FrameBatch.from_frames([bytes(f) for f in frames], ts_ns=ts or [10**9 + i for i in range(len(frames))])
+    return impl.parse_frames(*batch_columns(b))[0]
+
+
+def run(impl, frames, max_devices=64, ts=None):
+    agg = CaptureAggregator(max_devices=max_devices, window_s=10, kernels=impl)
+    assert agg.add(records(impl, frames, ts)) == []
+    return agg.flush()
+
+
+def mac_row(w, mac):
+    return dict(w.mac_rows())[mac]
+
+
+def test_scan_counters_and_sketches(impl):
+    syns = [Ether(src=SCANNER, dst=VICTIM) / IP(src="10.0.0.1", dst="10.0.0.2") / TCP(sport=40000, dport=p, flags="S")
+            for p in range(1, 301)]
+    rsts = [Ether(src=VICTIM, dst=SCANNER) / IP(src="10.0.0.2", dst="10.0.0.1") / TCP(sport=p, dport=40000, flags="RA")
+            for p in range(1, 291)]
+    open_ = [Ether(src=VICTIM, dst=SCANNER) / IP(src="10.0.0.2", dst="10.0.0.1") / TCP(sport=p, dport=40000, flags="SA")
+             for p in range(291, 301)]
+    w = run(impl, syns + rsts + open_)
+    s = mac_row(w, SCANNER)
+    assert s["frames"] == 300 and s["tcp_syn"] == 300 and s["tcp_rst_rcvd"] == 290 and s["tcp_synack_rcvd"] == 10
+    assert s["rx_frames"] == 300 and s["peer"] == int(ipaddress.IPv4Address("10.0.0.1"))
+    assert 240 <= s["distinct_dst_ports"] <= 360  # HLL with 64 registers: ~13% standard error
+    assert s["distinct_dst_hosts"] == 1
+    v = mac_row(w, VICTIM)
+    assert v["tcp_rst"] == 290 and v["tcp_synack"] == 10 and v["distinct_dst_ports"] == 0
+    ips = dict(w.ip_rows())
+    assert ips["10.0.0.1"]["tcp_syn"] == 300 and ips["10.0.0.1"]["peer"] == int(SCANNER.replace(":", ""), 16)
+    assert w.total("frames") == 600 and w.total("tcp_syn") == 300
+
+
+def test_arp_dhcp_dns_icmp_counters(impl):
+    frames = [
+        Ether(src=SCANNER, dst="ff:ff:ff:ff:ff:ff") / ARP(op=1, hwsrc=SCANNER, psrc="10.0.0.1", pdst=f"10.0.0.{i}")
+        for i in range(2, 102)
+    ] + [
+        Ether(src=GW, dst=SCANNER) / ARP(op=2, hwsrc=GW, psrc="10.0.0.254", pdst="10.0.0.1"),
+        Ether(src=SCANNER, dst="ff:ff:ff:ff:ff:ff") / ARP(op=2, hwsrc=SCANNER, psrc="10.0.0.254", pdst="10.0.0.254"),
+        Ether(src=GW, dst="ff:ff:ff:ff:ff:ff") / IP(src="10.0.0.254", dst="255.255.255.255") / UDP(sport=67, dport=68)
+        / BOOTP(op=2, chaddr=b"\x02" * 6) / DHCP(options=[("message-type", "offer"), ("server_id", "10.0.0.254"), "end"]),
+        Ether(src=VICTIM, dst="ff:ff:ff:ff:ff:ff") / IP(src="0.0.0.0", dst="255.255.255.255") / UDP(sport=68, dport=67)
+        / BOOTP(chaddr=b"\x02\x00\x00\x00\x00\x02") / DHCP(options=[("message-type", "discover"), "end"]),
+        Ether(src=VICTIM, dst=GW) / IP(src="10.0.0.2", dst="10.0.0.254") / UDP(sport=3333, dport=53) / DNS(qd=DNSQR(qname="x.y")),
+        Ether(src=GW, dst=VICTIM) / IP(src="10.0.0.254", dst="10.0.0.2") / UDP(sport=53, dport=3333) / DNS(qr=1, rcode=2, qd=DNSQR(qname="x.y")),
+        Ether(src=GW, dst=VICTIM) / IP(src="10.0.0.254", dst="10.0.0.2") / ICMP(type=3, code=1) / IP(src="10.0.0.2", dst="10.9.9.9") / UDP(),
+    ]
+    w = run(impl, frames)
+    s = mac_row(w, SCANNER)
+    assert s["arp_request"] == 100 and s["broadcast"] == 101 and s["arp_reply_rcvd"] == 1
+    assert s["arp_gratuitous"] == 1 and 80 <= s["distinct_dst_hosts"] <= 120
+    g = mac_row(w, GW)
+    assert g["dhcp_offer"] == 1 and g["dhcp_server_id"] == int(ipaddress.IPv4Address("10.0.0.254"))
+    assert g["dns_response"] == 1 and g["dns_servfail"] == 1 and g["icmp_unreach"] == 1
+    v = mac_row(w, VICTIM)
+    assert v["dhcp_discover"] == 1 and v["distinct_dhcp_clients"] == 1 and v["dns_query"] == 1
+    assert v["dns_response_rcvd"] == 1 and v["dns_servfail_rcvd"] == 1 and v["icmp_unreach_rcvd"] == 1
+    # the ARP binding table saw 10.0.0.254 claimed by two MACs
+    gw_ip = int(ipaddress.IPv4Address("10.0.0.254"))
+    claims = {format_mac(k[1]) for k in w.arp.keys if int(k[0]) == gw_ip}
+    assert claims == {GW, SCANNER}
+
+
+def test_spoofed_flood_stays_bounded(impl):
+    rng = np.random.default_rng(1)
+    n = 200_000 if impl.__name__ == "probe._fastpath" else 20_000
+    macs = rng.integers(1, 1 << 47, n, dtype=np.int64) << 1  # unicast source MACs
+    ips = rng.integers(1, 1 << 32, n, dtype=np.int64)
+    template = bytearray(bytes(Ether(src=SCANNER, dst=VICTIM) / IP(src="1.1.1.1", dst="10.0.0.2") / TCP(dport=80, flags="S")))
+    frames = []
+    for m, a in zip(macs.tolist(), ips.tolist()):
+        template[6:12] = m.to_bytes(6, "big")
+        template[26:30] = a.to_bytes(4, "big")
+        frames.append(bytes(template))
+    agg = CaptureAggregator(max_devices=1000, window_s=10, kernels=impl)
+    before = agg.nbytes
+    b = FrameBatch.from_frames(frames, ts_ns=[10**9] * n)
+    recs = impl.parse_frames(*batch_columns(b))[0]
+    import tracemalloc
+    tracemalloc.start()
+    for i in range(0, n, 8192):
+        agg.add(recs[i:i + 8192])
+        if i == 0:
+            base = tracemalloc.get_traced_memory()[0]
+    grown = tracemalloc.get_traced_memory()[0] - base
+    tracemalloc.stop()
+    assert grown < 1 << 20, f"aggregation state grew by {grown} bytes under the flood"
+    assert agg.macs.used == 1000 and agg.ips.used == 1000
+    assert agg.macs.overflow_frames == n - 1000 and agg.ips.overflow_frames == n - 1000
+    assert agg.nbytes == before  # tables never grow
+    w = agg.flush()
+    assert len(w.macs) == 1000 and int(w.macs.overflow_counts[0]) == n - 1000
+    assert w.total("frames") == n and w.total("tcp_syn") == n
+    assert w.total_distinct("dst_hosts") == 1  # every SYN went to the one victim
+
+
+def test_windows_split_on_timestamps(impl):
+    f = Ether(src=SCANNER, dst=VICTIM) / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=5, dport=5)
+    ts = [5 * 10**9, 9 * 10**9, 12 * 10**9, 35 * 10**9, 36 * 10**9]
+    agg = CaptureAggregator(max_devices=16, window_s=10, kernels=impl)
+    closed = agg.add(records(impl, [f] * 5, ts))
+    assert [(w.start_ns, w.total("frames")) for w in closed] == [(0, 2), (10 * 10**9, 1)]
+    last = agg.flush()
+    assert (last.start_ns, last.total("frames")) == (30 * 10**9, 2)
+    assert agg.flush() is None
+
+
+def test_hll_estimate_small_and_large():
+    regs = np.zeros((1, 64), np.uint8)
+    assert hll_estimate(regs)[0] == 0
+    table = AggTable(4)
+    assert table.nbytes > 0 and table.slots.shape[0] >= 8
+
+
+# --- both implementations give identical tables ----------------------------------------------------
+
+TEMPLATES = [bytes(f) for f in [
+    Ether(src=SCANNER, dst=VICTIM) / IP(src="10.0.0.1", dst="10.0.0.2") / TCP(sport=1000, dport=80, flags="S"),
+    Ether(src=VICTIM, dst=SCANNER) / IP(src="10.0.0.2", dst="10.0.0.1") / TCP(sport=80, dport=1000, flags="SA"),
+    Ether(src=VICTIM, dst=SCANNER) / IP(src="10.0.0.2", dst="10.0.0.1") / TCP(sport=81, dport=1000, flags="RA"),
+    Ether(src=SCANNER, dst="ff:ff:ff:ff:ff:ff") / ARP(op=1, hwsrc=SCANNER, psrc="10.0.0.1", pdst="10.0.0.7"),
+    Ether(src=GW, dst=SCANNER) / ARP(op=2, hwsrc=GW, psrc="10.0.0.7", pdst="10.0.0.1"),
+    Ether(src=GW, dst=VICTIM) / IP(src="10.0.0.254", dst="10.0.0.2") / UDP(sport=53, dport=999) / DNS(qr=1, rcode=3, qd=DNSQR(qname="a")),
+    Ether(src=VICTIM, dst="ff:ff:ff:ff:ff:ff") / IP(src="0.0.0.0", dst="255.255.255.255") / UDP(sport=68, dport=67)
+    / BOOTP(chaddr=b"\x02\x00\x00\x00\x00\x09") / DHCP(options=[("message-type", "discover"), ("param_req_list", [1, 3]), "end"]),
+    Ether(src=GW, dst=VICTIM) / IP(src="10.0.0.254", dst="10.0.0.2") / ICMP(type=3, code=3) / IP() / UDP(),
+]]
+
+
+@st.composite
+def frame(draw):
+    f = bytearray(draw(st.sampled_from(TEMPLATES)))
+    if draw(st.booleans()):
+        f[draw(st.integers(0, 11))] = draw(st.integers(0, 255))  # new addresses
+    for _ in range(draw(st.integers(0, 3))):
+        f[draw(st.integers(0, len(f) - 1))] = draw(st.integers(0, 255))
+    if draw(st.integers(0, 4)) == 0:
+        f = f[:draw(st.integers(0, len(f)))]
+    return bytes(f)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.lists(frame(), max_size=25), max_size=3), st.integers(3, 12))
+def test_twin_and_compiled_tables_agree(batches, cap):
+    import probe._fastpath_py as py
+    try:
+        import probe._fastpath as c
+    except ImportError:
+        pytest.skip("compiled fast path not built")
+    aggs = [CaptureAggregator(max_devices=cap, window_s=10, kernels=k) for k in (c, py)]
+    for frames in batches:
+        ts = [10**9 + 7 * i for i in range(len(frames))]
+        for agg, k in zip(aggs, (c, py)):
+            agg.add(records(k, frames, ts) if frames else np.zeros(0, dtype=k.parse_frames(*batch_columns(FrameBatch.empty()))[0].dtype))
+    for name in ("macs", "ips", "arp"):
+        a, b = getattr(aggs[0], name), getattr(aggs[1], name)
+        for x, y in zip(a.spec, b.spec):
+            assert np.array_equal(x, y), name
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(frame(), st.integers(0, 20 * 10**9 - 1)), max_size=40))
+def test_merged_windows_equal_one_long_window(items):
+    from probe import fastpath
+    from probe._layout import COUNTERS, NON_ADDITIVE
+    from probe.state.aggregates import merge_windows
+    t0 = 1_700_000_000 * 10**9  # a multiple of both window lengths
+    items = sorted(items, key=lambda x: x[1])
+    frames = [f for f, _ in items]
+    ts = [t0 + t for _, t in items]
+    long_agg = CaptureAggregator(max_devices=256, window_s=20, kernels=fastpath)
+    short_agg = CaptureAggregator(max_devices=256, window_s=10, kernels=fastpath)
+    if frames:
+        recs = records(fastpath, frames, ts)
+        assert long_agg.add(recs) == []
+        closed = short_agg.add(recs)
+    else:
+        closed = []
+    long_w = long_agg.flush()
+    short = closed + [w for w in [short_agg.flush()] if w is not None]
+    if long_w is None:
+        assert not short
+        return
+    merged = short[0] if len(short) == 1 else merge_windows(*short)
+    # plain received traffic only lands on rows that exist, so rx_frames/rx_bytes (and the last_seen
+    # they touch) depend on where the boundary falls; everything else must not
+    order_dependent = {"rx_frames", "rx_bytes", "last_seen_ns"}
+    additive = [i for i, n in enumerate(COUNTERS)
+                if (n not in NON_ADDITIVE or n == "first_seen_ns") and n not in order_dependent]
+    for name in ("macs", "ips", "arp"):
+        a, b = getattr(long_w, name), getattr(merged, name)
+        rows_a = {tuple(k): (a.counts[i, additive].tolist(), a.hll[i].tolist()) for i, k in enumerate(a.keys.tolist())}
+        rows_b = {tuple(k): (b.counts[i, additive].tolist(), b.hll[i].tolist()) for i, k in enumerate(b.keys.tolist())}
+        assert rows_a == rows_b, name
+    assert long_w.totals[additive].tolist() == merged.totals[additive].tolist()
