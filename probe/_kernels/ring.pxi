@@ -1,1 +1,287 @@
-# ring kernels: see probe/_twin/ring.py for the pure-Python twin.
+# Live capture: an AF_PACKET socket with a TPACKET_V3 memory-mapped receive ring.
+#
+# The kernel fills fixed-size blocks with frames and flips a block's status to TP_STATUS_USER when it
+# is full or its timeout (retire_blk_tov) expires. next_batch() waits for a ready block with poll(),
+# then, without the GIL, walks every ready block's tpacket3_hdr chain, copies the frames and their
+# metadata into a FrameBatch's arrays, and hands each block back to the kernel (TP_STATUS_KERNEL) as
+# soon as it is copied. A VLAN tag the kernel moved into metadata is reported in `vlan` and counted
+# in `wirelen` (it was on the wire) but is not in the frame bytes. Socket setup is shared with the
+# twin (probe/sources/afpacket.py), so both see the same frames. Twin: probe/_twin/ring.py.
+
+from posix.mman cimport mmap, munmap, PROT_READ, PROT_WRITE, MAP_SHARED, MAP_FAILED
+from libc.string cimport memcpy
+from libc.stdint cimport int32_t
+
+import struct as _struct
+
+from probe.sources import afpacket as _afpacket
+from probe.sources.frames import FrameBatch as _FrameBatch
+
+__all__ += ["PacketRing"]
+
+
+cdef extern from "<poll.h>" nogil:
+    struct pollfd:
+        int fd
+        short events
+        short revents
+    int poll(pollfd *fds, unsigned long nfds, int timeout)
+    enum:
+        POLLIN
+        POLLERR
+
+
+cdef extern from "<linux/if_packet.h>" nogil:
+    struct tpacket_hdr_variant1:
+        uint32_t tp_rxhash
+        uint32_t tp_vlan_tci
+        uint16_t tp_vlan_tpid
+    struct tpacket3_hdr:
+        uint32_t tp_next_offset
+        uint32_t tp_sec
+        uint32_t tp_nsec
+        uint32_t tp_snaplen
+        uint32_t tp_len
+        uint32_t tp_status
+        uint16_t tp_mac
+        uint16_t tp_net
+        tpacket_hdr_variant1 hv1
+    struct tpacket_hdr_v1:
+        uint32_t block_status
+        uint32_t num_pkts
+        uint32_t offset_to_first_pkt
+        uint32_t blk_len
+    union tpacket_bd_header_u:
+        tpacket_hdr_v1 bh1
+    struct tpacket_block_desc:
+        uint32_t version
+        uint32_t offset_to_priv
+        tpacket_bd_header_u hdr
+    enum:
+        TP_STATUS_USER
+        TP_STATUS_VLAN_VALID
+
+
+# The block status word is shared with the kernel: read it with acquire, hand the block back with
+# release ordering, so no frame byte is read after the kernel may have reused the block.
+cdef extern from *:
+    """
+    static inline unsigned int sv_ring_status(const void *p) {
+        return __atomic_load_n((const unsigned int *)p, __ATOMIC_ACQUIRE);
+    }
+    static inline void sv_ring_release(void *p) {
+        __atomic_store_n((unsigned int *)p, 0u, __ATOMIC_RELEASE);  /* TP_STATUS_KERNEL */
+    }
+    """
+    unsigned int sv_ring_status(const void *p) nogil
+    void sv_ring_release(void *p) nogil
+
+
+cdef inline tpacket_block_desc *_ring_block(unsigned char *ring, uint32_t block_size, uint32_t idx) noexcept nogil:
+    return <tpacket_block_desc *>(ring + <size_t>idx * block_size)
+
+
+cdef inline bint _ring_ready(tpacket_block_desc *bd) noexcept nogil:
+    return (sv_ring_status(&bd.hdr.bh1.block_status) & TP_STATUS_USER) != 0
+
+
+cdef class PacketRing:
+    """Capture frames from `interface` through a TPACKET_V3 ring of block_count blocks of block_size bytes.
+
+    block_timeout (seconds) bounds how long a partly filled block waits before the kernel hands it
+    over. bpf is a compiled classic BPF program (probe.sources.afpacket.compile_filter). fanout_group
+    joins a PACKET_FANOUT hash group so several processes share the interface's load.
+    """
+
+    cdef object _sock
+    cdef int _fd
+    cdef unsigned char *_ring
+    cdef size_t _ring_len
+    cdef uint32_t _block_size, _block_count, _cur
+    cdef bint _busy, _close_pending
+    cdef readonly str interface
+    cdef readonly int ifindex
+    cdef object _packets, _drops, _freeze
+
+    def __cinit__(self):
+        self._ring = NULL
+        self._fd = -1
+        self._sock = None
+
+    def __init__(self, str interface, *, block_size=1 << 20, block_count=64, block_timeout=0.1,
+                 bint promiscuous=True, bpf=(), fanout_group=None, frame_size=2048):
+        if block_size < 4096 or block_size & (block_size - 1):
+            raise ValueError(f"block_size must be a power of two of at least 4096, got {block_size}")
+        if block_count < 2:
+            raise ValueError(f"block_count must be at least 2, got {block_count}")
+        if frame_size < 128 or frame_size > block_size or block_size % frame_size:
+            raise ValueError(f"frame_size must divide block_size, got {frame_size}")
+        tov_ms = max(1, int(round(float(block_timeout) * 1000)))
+        req = _struct.pack("7I", block_size, block_count, frame_size, (block_size // frame_size) * block_count,
+                           tov_ms, 0, 0)
+        ring_mib = block_size * block_count / (1 << 20)
+
+        def configure(sock):
+            sock.setsockopt(_afpacket.SOL_PACKET, _afpacket.PACKET_VERSION, _afpacket.TPACKET_V3)
+            try:
+                sock.setsockopt(_afpacket.SOL_PACKET, _afpacket.PACKET_RX_RING, req)
+            except OSError as exc:
+                raise _afpacket.CaptureError(
+                    exc.errno, f"cannot set up a {ring_mib:g} MiB capture ring ({block_count} blocks of "
+                               f"{block_size} bytes) on {interface!r}: {exc.strerror} (lower capture.block_count "
+                               f"or capture.block_size)") from None
+
+        self.interface = interface
+        self._packets = self._drops = self._freeze = 0
+        self._sock, self.ifindex = _afpacket.open_packet_socket(
+            interface, bpf=bpf, promiscuous=promiscuous, fanout_group=fanout_group, configure=configure)
+        self._fd = self._sock.fileno()
+        self._block_size = block_size
+        self._block_count = block_count
+        self._ring_len = <size_t>block_size * block_count
+        cdef void *mem = mmap(NULL, self._ring_len, PROT_READ | PROT_WRITE, MAP_SHARED, self._fd, 0)
+        if mem == MAP_FAILED:
+            self._sock.close()
+            self._sock = None
+            self._fd = -1
+            raise _afpacket.CaptureError(12, f"cannot map the {ring_mib:g} MiB capture ring of {interface!r} "
+                                             f"(lower capture.block_count or capture.block_size)")
+        self._ring = <unsigned char *>mem
+        self._cur = 0
+
+    def fileno(self):
+        return self._fd
+
+    @property
+    def closed(self):
+        return self._ring == NULL
+
+    def next_batch(self, double timeout=0.1, Py_ssize_t max_frames=65536):
+        """Frames from every ready block (at least one block, then up to max_frames), waiting up to
+        `timeout` seconds for the first. An empty batch when nothing arrived in time."""
+        if self._ring == NULL:
+            raise ValueError("capture ring is closed")
+        if self._busy:
+            raise RuntimeError("next_batch is already running on this ring in another thread")
+        cdef unsigned char *ring = self._ring
+        cdef uint32_t bsize = self._block_size, bcount = self._block_count, cur = self._cur
+        cdef uint32_t nblocks = 0, idx, npkts
+        cdef Py_ssize_t nframes = 0, capacity = 0, n, pos
+        cdef tpacket_block_desc *bd
+        cdef pollfd pfd
+        cdef int ms = <int>(timeout * 1000.0) if timeout > 0 else 0
+        self._busy = True
+        try:
+            with nogil:
+                bd = _ring_block(ring, bsize, cur)
+                if not _ring_ready(bd) and ms > 0:
+                    pfd.fd = self._fd
+                    pfd.events = POLLIN | POLLERR
+                    pfd.revents = 0
+                    poll(&pfd, 1, ms)  # EINTR or timeout: the ready check below decides
+                idx = cur
+                while nblocks < bcount:
+                    bd = _ring_block(ring, bsize, idx)
+                    if not _ring_ready(bd):
+                        break
+                    npkts = bd.hdr.bh1.num_pkts
+                    if nblocks > 0 and nframes + npkts > max_frames:
+                        break
+                    nframes += npkts
+                    # Frame bytes cannot exceed the block's used length: a tight bound for the data array.
+                    capacity += bd.hdr.bh1.blk_len if bd.hdr.bh1.blk_len < bsize else bsize
+                    nblocks += 1
+                    idx = (idx + 1) % bcount
+            if nblocks == 0:
+                return _FrameBatch.empty()
+            data = np.empty(capacity, np.uint8)
+            offset = np.empty(nframes, np.int64)
+            caplen = np.empty(nframes, np.uint32)
+            wirelen = np.empty(nframes, np.uint32)
+            ts_ns = np.empty(nframes, np.int64)
+            vlan = np.empty(nframes, np.int32)
+            n, pos = self._copy_blocks(data, offset, caplen, wirelen, ts_ns, vlan, nblocks)
+            return _FrameBatch(data[:pos], offset[:n], caplen[:n], wirelen[:n], ts_ns[:n], vlan[:n])
+        finally:
+            self._busy = False
+            if self._close_pending:
+                self.close()
+
+    cdef tuple _copy_blocks(self, uint8_t[::1] data, int64_t[::1] offset, uint32_t[::1] caplen,
+                            uint32_t[::1] wirelen, int64_t[::1] ts_ns, int32_t[::1] vlan, uint32_t nblocks):
+        cdef unsigned char *ring = self._ring
+        cdef uint32_t bsize = self._block_size, bcount = self._block_count
+        cdef uint32_t b, k, npkts, snap
+        cdef Py_ssize_t n = 0, pos = 0, cap_frames = offset.shape[0], cap_bytes = data.shape[0]
+        cdef tpacket_block_desc *bd
+        cdef tpacket3_hdr *ppd
+        cdef unsigned char *blk
+        cdef size_t off, mac
+        with nogil:
+            for b in range(nblocks):
+                blk = ring + <size_t>self._cur * bsize
+                bd = <tpacket_block_desc *>blk
+                npkts = bd.hdr.bh1.num_pkts
+                off = bd.hdr.bh1.offset_to_first_pkt
+                for k in range(npkts):
+                    # The kernel wrote these headers, but a bad offset must never send us out of the block.
+                    if off < sizeof(tpacket_block_desc) or off + sizeof(tpacket3_hdr) > bsize or n >= cap_frames:
+                        break
+                    ppd = <tpacket3_hdr *>(blk + off)
+                    mac = off + ppd.tp_mac
+                    snap = ppd.tp_snaplen
+                    if mac + snap > bsize or pos + snap > cap_bytes:
+                        break
+                    memcpy(&data[pos], blk + mac, snap)
+                    offset[n] = pos
+                    caplen[n] = snap
+                    ts_ns[n] = <int64_t>ppd.tp_sec * 1000000000 + ppd.tp_nsec
+                    if ppd.tp_status & TP_STATUS_VLAN_VALID:
+                        vlan[n] = <int32_t>(ppd.hv1.tp_vlan_tci & 0x0FFF)
+                        wirelen[n] = ppd.tp_len + 4  # the 802.1Q tag was on the wire
+                    else:
+                        vlan[n] = -1
+                        wirelen[n] = ppd.tp_len
+                    pos += snap
+                    n += 1
+                    if ppd.tp_next_offset == 0:
+                        break
+                    off += ppd.tp_next_offset
+                sv_ring_release(&bd.hdr.bh1.block_status)
+                self._cur = (self._cur + 1) % bcount
+        return n, pos
+
+    def statistics(self):
+        """Kernel counters accumulated since the ring was opened (the kernel resets them on each read):
+        packets (seen by the socket, drops included), drops (ring full), freeze_queue_count."""
+        if self._sock is not None:
+            p, d, f = _afpacket.read_statistics(self._sock, True)
+            self._packets += p
+            self._drops += d
+            self._freeze += f
+        return {"packets": self._packets, "drops": self._drops, "freeze_queue_count": self._freeze}
+
+    def close(self):
+        """Unmap the ring and close the socket. From another thread while next_batch runs, the close
+        happens when that call returns (the ring memory is never unmapped under it)."""
+        if self._busy:
+            self._close_pending = True
+            return
+        if self._ring != NULL:
+            munmap(self._ring, self._ring_len)
+            self._ring = NULL
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+            self._fd = -1
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __dealloc__(self):
+        if self._ring != NULL:
+            munmap(self._ring, self._ring_len)
+            self._ring = NULL
