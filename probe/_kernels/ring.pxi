@@ -170,6 +170,7 @@ cdef class PacketRing:
         cdef tpacket_block_desc *bd
         cdef pollfd pfd
         cdef int ms = <int>(timeout * 1000.0) if timeout > 0 else 0
+        pfd.revents = 0
         self._busy = True
         try:
             with nogil:
@@ -177,7 +178,6 @@ cdef class PacketRing:
                 if not _ring_ready(bd) and ms > 0:
                     pfd.fd = self._fd
                     pfd.events = POLLIN | POLLERR
-                    pfd.revents = 0
                     poll(&pfd, 1, ms)  # EINTR or timeout: the ready check below decides
                 idx = cur
                 while nblocks < bcount:
@@ -193,6 +193,10 @@ cdef class PacketRing:
                     nblocks += 1
                     idx = (idx + 1) % bcount
             if nblocks == 0:
+                if pfd.revents & POLLERR:  # interface went down or away: the socket says which
+                    err = self._sock.getsockopt(_afpacket.socket.SOL_SOCKET, _afpacket.socket.SO_ERROR)
+                    if err:
+                        raise _afpacket.socket_error(self.interface, err)
                 return _FrameBatch.empty()
             data = np.empty(capacity, np.uint8)
             offset = np.empty(nframes, np.int64)

@@ -7,7 +7,6 @@ length, VLAN tag (from PACKET_AUXDATA, as the ring's tp_vlan_tci) and a nanoseco
 """
 from __future__ import annotations
 
-import errno
 import select
 import socket
 import struct
@@ -88,10 +87,8 @@ class PacketRing:
                 data, ancdata, flags, _addr = recvmsg(_SNAPLEN, _CMSG_SPACE, socket.MSG_DONTWAIT)
             except (BlockingIOError, InterruptedError):
                 break
-            except OSError as exc:
-                if exc.errno == errno.ENETDOWN:  # the interface went down: what was queued is gone
-                    break
-                raise
+            except OSError as exc:  # interface went down or away: the socket says which
+                raise afpacket.socket_error(self.interface, exc.errno) from None
             length, vlan, stamp = len(data), NO_VLAN, 0
             for level, kind, payload in ancdata:
                 if level == afpacket.SOL_PACKET and kind == afpacket.PACKET_AUXDATA:

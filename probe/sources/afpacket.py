@@ -42,7 +42,12 @@ BpfProgram = Sequence[tuple[int, int, int, int]]  # (code, jt, jf, k) per instru
 
 
 class CaptureError(OSError):
-    """The capture cannot run as configured (missing interface, no permission, bad filter)."""
+    """The capture cannot run as configured (missing interface, no permission, bad filter).
+
+    str() is the message alone: it is what health reasons and logs show a technician."""
+
+    def __str__(self) -> str:
+        return self.strerror or super().__str__()
 
 
 def interface_index(interface: str) -> int:
@@ -138,7 +143,7 @@ def open_packet_socket(interface: str, *, bpf: BpfProgram = (), promiscuous: boo
         if fanout_group is not None:
             arg = (fanout_group & 0xFFFF) | ((PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG) << 16)
             try:
-                sock.setsockopt(SOL_PACKET, PACKET_FANOUT, arg)
+                sock.setsockopt(SOL_PACKET, PACKET_FANOUT, struct.pack("I", arg))  # flag bit 31: not a C int
             except OSError as exc:
                 raise CaptureError(exc.errno, f"cannot join fanout group {fanout_group} on {interface!r}: "
                                               f"{exc.strerror} (another program uses the same group id?)") from None
@@ -149,6 +154,14 @@ def open_packet_socket(interface: str, *, bpf: BpfProgram = (), promiscuous: boo
         sock.close()
         raise
     return sock, ifindex
+
+
+def socket_error(interface: str, err: int) -> CaptureError:
+    """The error a capture socket reported while running (the kernel sets ENETDOWN when its interface
+    goes down or is removed; the socket then receives nothing more)."""
+    if err in (errno.ENETDOWN, errno.ENODEV, errno.ENXIO):
+        return CaptureError(err, f"capture interface {interface!r} went down or was removed")
+    return CaptureError(err, f"capture on {interface!r} failed: {os.strerror(err)}")
 
 
 def read_statistics(sock: socket.socket, v3: bool) -> tuple[int, int, int]:
