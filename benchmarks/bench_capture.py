@@ -4,7 +4,7 @@ Topology (two network namespaces made for the run, removed afterwards whatever h
 
     <prefix>-tx: eth0  --veth-->  cap0 :<prefix>-rx   (the probe's capture port)
 
-trafgen (netsniff-ng) sends COUNT 60-byte UDP frames at its top rate from one core. The probe's capture
+trafgen (netsniff-ng) sends COUNT (default 4M, --quick 300k) 60-byte UDP frames at its top rate from one core. The probe's capture
 (the daemon's own code path: probe.sources.capture.open_ring + FramePipeline, which also parses when
 the build has parse_frames) and `tcpdump -i cap0 -n -w /dev/null -B 65536` capture the SAME stream
 SIMULTANEOUSLY, each with a 64 MiB ring. Reported for both: frames received, kernel drops, and CPU
@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv or [])
     if a.child:
         return child(a.child)
-    count = min(a.count or (300_000 if a.quick else 2_000_000), 20_000_000)
+    count = min(a.count or (300_000 if a.quick else 4_000_000), 20_000_000)
     if os.geteuid() != 0:
         print("bench capture: needs root (network namespaces)", file=sys.stderr)
         return 2

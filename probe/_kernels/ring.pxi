@@ -2,9 +2,10 @@
 #
 # The kernel fills fixed-size blocks with frames and flips a block's status to TP_STATUS_USER when it
 # is full or its timeout (retire_blk_tov) expires. next_batch() waits for a ready block with poll(),
-# then, without the GIL, walks every ready block's tpacket3_hdr chain, copies the frames and their
-# metadata into a FrameBatch's arrays, and hands each block back to the kernel (TP_STATUS_KERNEL) as
-# soon as it is copied. A VLAN tag the kernel moved into metadata is reported in `vlan` and counted
+# then, without the GIL, walks the ready blocks' tpacket3_hdr chains (measuring first, so the arrays
+# are allocated at their exact size), copies the frames and their metadata into a FrameBatch's
+# arrays, and hands each block back to the kernel (TP_STATUS_KERNEL) as soon as its last frame is
+# copied. A VLAN tag the kernel moved into metadata is reported in `vlan` and counted
 # in `wirelen` (it was on the wire) but is not in the frame bytes. Socket setup is shared with the
 # twin (probe/sources/afpacket.py), so both see the same frames. Twin: probe/_twin/ring.py.
 
@@ -97,7 +98,8 @@ cdef class PacketRing:
     cdef int _fd
     cdef unsigned char *_ring
     cdef size_t _ring_len
-    cdef uint32_t _block_size, _block_count, _cur
+    cdef uint32_t _block_size, _block_count, _cur, _left  # _left: frames not yet read in block _cur
+    cdef size_t _off                                       # offset of the next frame in block _cur
     cdef bint _busy, _close_pending
     cdef readonly str interface
     cdef readonly int ifindex
@@ -148,6 +150,8 @@ cdef class PacketRing:
                                              f"(lower capture.block_count or capture.block_size)")
         self._ring = <unsigned char *>mem
         self._cur = 0
+        self._left = 0
+        self._off = 0
 
     def fileno(self):
         return self._fd
@@ -156,87 +160,97 @@ cdef class PacketRing:
     def closed(self):
         return self._ring == NULL
 
-    def next_batch(self, double timeout=0.1, Py_ssize_t max_frames=65536):
-        """Frames from every ready block (at least one block, then up to max_frames), waiting up to
-        `timeout` seconds for the first. An empty batch when nothing arrived in time."""
+    def next_batch(self, double timeout=0.1, Py_ssize_t max_frames=4096):
+        """Up to max_frames frames from the ready blocks, waiting up to `timeout` seconds for the first
+        block. An empty batch when nothing arrived in time.
+
+        A block may be consumed over several calls (small batches keep the parser's working set in
+        cache); each block goes back to the kernel the moment its last frame is copied.
+        """
         if self._ring == NULL:
             raise ValueError("capture ring is closed")
         if self._busy:
             raise RuntimeError("next_batch is already running on this ring in another thread")
-        cdef unsigned char *ring = self._ring
-        cdef uint32_t bsize = self._block_size, bcount = self._block_count, cur = self._cur
-        cdef uint32_t nblocks = 0, idx, npkts
-        cdef Py_ssize_t nframes = 0, capacity = 0, n, pos
-        cdef tpacket_block_desc *bd
+        if max_frames < 1:
+            raise ValueError(f"max_frames must be at least 1, got {max_frames}")
         cdef pollfd pfd
         cdef int ms = <int>(timeout * 1000.0) if timeout > 0 else 0
+        cdef Py_ssize_t nframes = 0, nbytes = 0, n = 0
         pfd.revents = 0
         self._busy = True
         try:
             with nogil:
-                bd = _ring_block(ring, bsize, cur)
-                if not _ring_ready(bd) and ms > 0:
+                if self._left == 0 and not _ring_ready(_ring_block(self._ring, self._block_size, self._cur)) and ms > 0:
                     pfd.fd = self._fd
                     pfd.events = POLLIN | POLLERR
-                    poll(&pfd, 1, ms)  # EINTR or timeout: the ready check below decides
-                idx = cur
-                while nblocks < bcount:
-                    bd = _ring_block(ring, bsize, idx)
-                    if not _ring_ready(bd):
-                        break
-                    npkts = bd.hdr.bh1.num_pkts
-                    if nblocks > 0 and nframes + npkts > max_frames:
-                        break
-                    nframes += npkts
-                    # Frame bytes cannot exceed the block's used length: a tight bound for the data array.
-                    capacity += bd.hdr.bh1.blk_len if bd.hdr.bh1.blk_len < bsize else bsize
-                    nblocks += 1
-                    idx = (idx + 1) % bcount
-            if nblocks == 0:
+                    poll(&pfd, 1, ms)  # EINTR or timeout: the walk below decides
+                self._walk(max_frames, &nframes, &nbytes, NULL, NULL, NULL, NULL, NULL, NULL)
+            if nframes == 0:
                 if pfd.revents & POLLERR:  # interface went down or away: the socket says which
                     err = self._sock.getsockopt(_afpacket.socket.SOL_SOCKET, _afpacket.socket.SO_ERROR)
                     if err:
                         raise _afpacket.socket_error(self.interface, err)
                 return _FrameBatch.empty()
-            data = np.empty(capacity, np.uint8)
+            data = np.empty(nbytes, np.uint8)
             offset = np.empty(nframes, np.int64)
             caplen = np.empty(nframes, np.uint32)
             wirelen = np.empty(nframes, np.uint32)
             ts_ns = np.empty(nframes, np.int64)
             vlan = np.empty(nframes, np.int32)
-            n, pos = self._copy_blocks(data, offset, caplen, wirelen, ts_ns, vlan, nblocks)
-            return _FrameBatch(data[:pos], offset[:n], caplen[:n], wirelen[:n], ts_ns[:n], vlan[:n])
+            n = self._copy(nframes, nbytes, data, offset, caplen, wirelen, ts_ns, vlan)
+            if n != nframes:  # the kernel changed a block under us: never hand out unwritten slots
+                return _FrameBatch(data[:offset[n - 1] + caplen[n - 1]] if n else data[:0], offset[:n],
+                                   caplen[:n], wirelen[:n], ts_ns[:n], vlan[:n])
+            return _FrameBatch(data, offset, caplen, wirelen, ts_ns, vlan)
         finally:
             self._busy = False
             if self._close_pending:
                 self.close()
 
-    cdef tuple _copy_blocks(self, uint8_t[::1] data, int64_t[::1] offset, uint32_t[::1] caplen,
-                            uint32_t[::1] wirelen, int64_t[::1] ts_ns, int32_t[::1] vlan, uint32_t nblocks):
-        cdef unsigned char *ring = self._ring
+    cdef Py_ssize_t _copy(self, Py_ssize_t nframes, Py_ssize_t nbytes, uint8_t[::1] data, int64_t[::1] offset,
+                          uint32_t[::1] caplen, uint32_t[::1] wirelen, int64_t[::1] ts_ns, int32_t[::1] vlan):
+        cdef Py_ssize_t n = 0, pos = 0
+        with nogil:
+            self._walk(nframes, &n, &pos, &data[0] if nbytes > 0 else NULL, &offset[0], &caplen[0],
+                       &wirelen[0], &ts_ns[0], &vlan[0])
+        return n
+
+    cdef void _walk(self, Py_ssize_t max_frames, Py_ssize_t *nframes, Py_ssize_t *nbytes, uint8_t *data,
+                    int64_t *offset, uint32_t *caplen, uint32_t *wirelen, int64_t *ts_ns, int32_t *vlan) noexcept nogil:
+        """Walk up to max_frames frames from the current position. Without `data` it only measures
+        (frames, bytes) and changes nothing; with it, it copies and advances, releasing each block
+        whose last frame it copied. The copy pass walks exactly the frames the measuring pass saw
+        (only the kernel flips a block to USER, only we flip it back)."""
         cdef uint32_t bsize = self._block_size, bcount = self._block_count
-        cdef uint32_t b, k, npkts, snap
-        cdef Py_ssize_t n = 0, pos = 0, cap_frames = offset.shape[0], cap_bytes = data.shape[0]
+        cdef uint32_t idx = self._cur, left = self._left, walked = 1 if self._left else 0  # blocks entered
+        cdef size_t off = self._off, mac
+        cdef Py_ssize_t n = 0, pos = 0
+        cdef unsigned char *blk
         cdef tpacket_block_desc *bd
         cdef tpacket3_hdr *ppd
-        cdef unsigned char *blk
-        cdef size_t off, mac
-        with nogil:
-            for b in range(nblocks):
-                blk = ring + <size_t>self._cur * bsize
-                bd = <tpacket_block_desc *>blk
-                npkts = bd.hdr.bh1.num_pkts
+        cdef uint32_t snap
+        cdef bint copy = data != NULL
+        while n < max_frames:
+            blk = self._ring + <size_t>idx * bsize
+            bd = <tpacket_block_desc *>blk
+            if left == 0:  # start the next block, if the kernel handed it over
+                if walked == bcount or not _ring_ready(bd):
+                    break
+                walked += 1
+                left = bd.hdr.bh1.num_pkts
                 off = bd.hdr.bh1.offset_to_first_pkt
-                for k in range(npkts):
-                    # The kernel wrote these headers, but a bad offset must never send us out of the block.
-                    if off < sizeof(tpacket_block_desc) or off + sizeof(tpacket3_hdr) > bsize or n >= cap_frames:
-                        break
-                    ppd = <tpacket3_hdr *>(blk + off)
-                    mac = off + ppd.tp_mac
-                    snap = ppd.tp_snaplen
-                    if mac + snap > bsize or pos + snap > cap_bytes:
-                        break
-                    memcpy(&data[pos], blk + mac, snap)
+            # The kernel wrote these headers, but a bad offset must never send us out of the block.
+            if left == 0 or off < sizeof(tpacket_block_desc) or off + sizeof(tpacket3_hdr) > bsize:
+                ppd = NULL
+            else:
+                ppd = <tpacket3_hdr *>(blk + off)
+                mac = off + ppd.tp_mac
+                snap = ppd.tp_snaplen
+                if mac + snap > bsize:
+                    ppd = NULL
+            if ppd != NULL:
+                if copy:
+                    memcpy(data + pos, blk + mac, snap)
                     offset[n] = pos
                     caplen[n] = snap
                     ts_ns[n] = <int64_t>ppd.tp_sec * 1000000000 + ppd.tp_nsec
@@ -246,14 +260,24 @@ cdef class PacketRing:
                     else:
                         vlan[n] = -1
                         wirelen[n] = ppd.tp_len
-                    pos += snap
-                    n += 1
-                    if ppd.tp_next_offset == 0:
-                        break
-                    off += ppd.tp_next_offset
-                sv_ring_release(&bd.hdr.bh1.block_status)
-                self._cur = (self._cur + 1) % bcount
-        return n, pos
+                pos += snap
+                n += 1
+                left -= 1
+                off += ppd.tp_next_offset
+                if ppd.tp_next_offset == 0:
+                    left = 0
+            else:
+                left = 0  # empty or damaged block: skip the rest of it
+            if left == 0:
+                if copy:
+                    sv_ring_release(&bd.hdr.bh1.block_status)
+                idx = (idx + 1) % bcount
+                if walked == bcount:
+                    break
+        if copy:
+            self._cur, self._left, self._off = idx, left, off
+        nframes[0] = n
+        nbytes[0] = pos
 
     def statistics(self):
         """Kernel counters accumulated since the ring was opened (the kernel resets them on each read):

@@ -61,11 +61,13 @@ class PacketRing:
     def closed(self) -> bool:
         return self._sock is None
 
-    def next_batch(self, timeout: float = 0.1, max_frames: int = 65536) -> FrameBatch:
+    def next_batch(self, timeout: float = 0.1, max_frames: int = 4096) -> FrameBatch:
         if self._sock is None:
             raise ValueError("capture ring is closed")
         if self._busy:
             raise RuntimeError("next_batch is already running on this ring in another thread")
+        if max_frames < 1:
+            raise ValueError(f"max_frames must be at least 1, got {max_frames}")
         self._busy = True
         try:
             return self._receive(timeout, max_frames)
@@ -82,7 +84,7 @@ class PacketRing:
         if timeout > 0 and not self._poll.poll(int(timeout * 1000)):
             return FrameBatch.empty()
         recvmsg = self._sock.recvmsg
-        while len(frames) < max(1, max_frames):
+        while len(frames) < max_frames:
             try:
                 data, ancdata, flags, _addr = recvmsg(_SNAPLEN, _CMSG_SPACE, socket.MSG_DONTWAIT)
             except (BlockingIOError, InterruptedError):

@@ -40,6 +40,7 @@ def main() -> int:
     p.add_argument("--timeout", type=float, default=20)
     p.add_argument("--block-size", type=int, default=1 << 20)
     p.add_argument("--block-count", type=int, default=16)
+    p.add_argument("--max-frames", type=int, default=4096)
     p.add_argument("--hold", type=float, default=0, help="do not read for this long after READY (to force drops)")
     p.add_argument("--settle", type=float, default=0.5, help="keep reading this long after the expected count")
     a = p.parse_args()
@@ -59,7 +60,7 @@ def main() -> int:
     done_at = None
     while time.monotonic() < deadline:
         for name, ring in rings.items():
-            batch = ring.next_batch(0.02)
+            batch = ring.next_batch(0.02, a.max_frames)
             o = out[name]
             o["frames"] += len(batch)
             o["bytes"] += int(batch.caplen.sum())
