@@ -4,8 +4,8 @@ Topology (two network namespaces made for the run, removed afterwards whatever h
 
     <prefix>-tx: eth0  --veth-->  cap0 :<prefix>-rx   (the probe's capture port)
 
-trafgen (netsniff-ng) sends COUNT (default 4M, --quick 300k) 60-byte UDP frames at its top rate from one core. The probe's capture
-(the daemon's own code path: probe.sources.capture.open_ring + FramePipeline, which also parses when
+trafgen (netsniff-ng) sends COUNT (default 4M, --quick 300k) 60-byte UDP frames at its top rate from
+one core. The probe's capture (the daemon's own code path: probe.sources.capture.open_ring + FramePipeline, which also parses when
 the build has parse_frames) and `tcpdump -i cap0 -n -w /dev/null -B 65536` capture the SAME stream
 SIMULTANEOUSLY, each with a 64 MiB ring. Reported for both: frames received, kernel drops, and CPU
 seconds per million frames from /proc/PID/stat (utime+stime, sampled after both are ready and after

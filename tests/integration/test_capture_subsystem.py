@@ -85,3 +85,24 @@ def test_missing_interface_fails_with_the_reason(lab):
     assert "capture interface 'nosuch0' does not exist" in started["reason"]
     assert end["health"] == "failed"
     assert samples(end["metrics"])["sitevigil_capture_frames_total"] == 0
+
+
+def test_interface_removed_while_capturing_fails_with_the_reason(lab):
+    lab.run(lab.probe, ["ip", "link", "add", "gone0", "type", "veth", "peer", "name", "gone1"])
+    lab.run(lab.probe, ["ip", "link", "set", "gone0", "up"])
+    lab.run(lab.probe, ["ip", "link", "set", "gone1", "up"])
+    child = lab.popen(lab.probe, [sys.executable, CHILD, "--iface", "gone0", "--timeout", "2.5"], text=True)
+    try:
+        started = json.loads(child.stdout.readline())
+        assert started["health"] == "ok", started
+        lab.run(lab.probe, ["ip", "link", "del", "gone0"])
+        out, err = child.communicate(timeout=30)
+        end = json.loads(out.strip().splitlines()[-1])
+    finally:
+        lab.stop(child)
+        lab.run(lab.probe, ["ip", "link", "del", "gone0"], check=False)
+    assert end["health"] == "failed"
+    # First "went down or was removed", then, on each retry, "does not exist".
+    assert end["reason"].startswith(("capture interface 'gone0' went down or was removed",
+                                     "capture interface 'gone0' does not exist")), end["reason"]
+    assert "went down or was removed" in err or "went down or was removed" in end["reason"], err
