@@ -55,7 +55,7 @@ def _sh(*argv: str, check: bool = True) -> subprocess.CompletedProcess:
 
 class VethPair:
     def __init__(self):
-        self.prefix = f"svbench{os.getpid()}"
+        self.prefix = f"svcap{os.getpid()}"
         self.tx, self.rx = f"{self.prefix}-tx", f"{self.prefix}-rx"
         self.made: list[str] = []
         atexit.register(self.destroy)
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
 
     lab = VethPair()
     procs: list[subprocess.Popen] = []
-    tmp = tempfile.mkdtemp(prefix="svbench-")
+    tmp = tempfile.mkdtemp(prefix="svcap-bench-")
     try:
         conf = os.path.join(tmp, "trafgen.cfg")
         with open(conf, "w") as fh:
