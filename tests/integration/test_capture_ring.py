@@ -7,6 +7,7 @@ are numbered marker frames sent from a lab host (tests/lab/send_frames.py).
 from __future__ import annotations
 
 import json
+import random
 import os
 import shutil
 import subprocess
@@ -15,6 +16,7 @@ import sys
 import pytest
 
 from tests.lab.netns import Lab, lab_available
+from tests.lab.send_frames import random_frame
 
 pytestmark = pytest.mark.lab
 
@@ -103,13 +105,23 @@ def test_blocks_read_in_small_batches_lose_and_repeat_nothing(lab):
 def test_ring_and_twin_capture_the_same_frames(lab):
     h0, h1 = lab.hosts
     run = next(_runs)
+    seed = random.randrange(1 << 30)
     sends = [dict(host=h0, count=300, run=run, dst=h1.mac),
              dict(host=h1, count=200, run=run, vlan=7, size=200),
-             dict(host=h0, count=100, run=run, size=1514)]
-    out = capture(lab, sends, expect=600, impl="cython,python", run=run)
+             dict(host=h0, count=100, run=run, size=1514),
+             dict(host=h1, count=400, run=run, random=seed)]
+    out = capture(lab, sends, expect=1000, impl="cython,python", run=run)
     ring, twin = out["cython"]["markers"], out["python"]["markers"]
-    assert len(ring) == 600
-    assert [m[:3] for m in ring] == [m[:3] for m in twin]  # bytes, wire length, VLAN
+    assert len(ring) == 1000, f"seed {seed}"
+    rng = random.Random(seed)
+    expected = [random_frame(rng, bytes(6), bytes(6), run, i) for i in range(400)]
+    tagged = [len(f) > 16 and f[12:14] == b"\x81\x00" for f in expected]
+    assert [m[2] >= 0 for m in ring[600:]] == tagged, f"seed {seed}"  # random tags all arrived as metadata
+    assert any(tagged) and not all(tagged)
+    assert [m[1] for m in ring[600:]] == [len(f) for f in expected]  # wire length counts the tag
+    untagged = [f[16:] if t else f[12:] for f, t in zip(expected, tagged)]
+    assert [bytes.fromhex(m[0])[12:] for m in ring[600:]] == untagged  # and the bytes are the frame without it
+    assert [m[:3] for m in ring] == [m[:3] for m in twin], f"seed {seed}"  # bytes, wire length, VLAN
     assert all(m[3] > 0 for m in ring + twin)
     assert all(abs(a[3] - b[3]) < 1_000_000_000 for a, b in zip(ring, twin))
 

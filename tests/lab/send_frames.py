@@ -9,6 +9,7 @@ Bounded: COUNT frames, then exit; --pps paces the burst (0 = as fast as the sock
 from __future__ import annotations
 
 import argparse
+import random
 import socket
 import struct
 import time
@@ -17,10 +18,19 @@ ETHERTYPE = 0x88B5
 MAGIC = b"SVTEST"
 
 
-def build(dst: bytes, src: bytes, run: int, seq: int, vlan: int | None = None, size: int = 60) -> bytes:
-    tag = struct.pack("!HH", 0x8100, vlan & 0x0FFF) if vlan is not None else b""
-    frame = dst + src + tag + struct.pack("!H", ETHERTYPE) + MAGIC + struct.pack("!II", run, seq)
-    return frame + bytes(max(0, size - len(frame)))
+def build(dst: bytes, src: bytes, run: int, seq: int, vlan: int | None = None, size: int = 60,
+          payload: bytes = b"", priority: int = 0) -> bytes:
+    tag = struct.pack("!HH", 0x8100, (priority & 7) << 13 | (vlan & 0x0FFF)) if vlan is not None else b""
+    frame = dst + src + tag + struct.pack("!H", ETHERTYPE) + MAGIC + struct.pack("!II", run, seq) + payload
+    return frame[:max(size, 28 + len(tag))] + bytes(max(0, size - len(frame)))
+
+
+def random_frame(rng: random.Random, dst: bytes, src: bytes, run: int, seq: int) -> bytes:
+    """A marker frame of random size (60..1514 bytes), random payload, and a random 802.1Q tag (any VLAN
+    id including 0, any priority) on about a third of them."""
+    vlan = rng.randrange(4096) if rng.random() < 0.33 else None
+    size = rng.randint(60, 1514)
+    return build(dst, src, run, seq, vlan, size, rng.randbytes(size), rng.randrange(8))
 
 
 def marker_seq(frame: bytes, run: int) -> int | None:
@@ -40,14 +50,19 @@ def main() -> int:
     p.add_argument("--dst", default="ff:ff:ff:ff:ff:ff")
     p.add_argument("--size", type=int, default=60)
     p.add_argument("--pps", type=float, default=0)
+    p.add_argument("--random", type=int, default=None, metavar="SEED", help="random sizes, payloads and tags")
     a = p.parse_args()
     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
     s.bind((a.iface, 0))
     src = s.getsockname()[4]
     dst = bytes.fromhex(a.dst.replace(":", ""))
     t0 = time.monotonic()
+    rng = random.Random(a.random)
     for seq in range(min(a.count, 10_000_000)):
-        frame = build(dst, src, a.run, seq, a.vlan, a.size)
+        if a.random is not None:
+            frame = random_frame(rng, dst, src, a.run, seq)
+        else:
+            frame = build(dst, src, a.run, seq, a.vlan, a.size)
         while True:
             try:
                 s.send(frame)
