@@ -23,8 +23,8 @@ _CMSG_SPACE = socket.CMSG_SPACE(_AUXDATA.size) + socket.CMSG_SPACE(_TIMESPEC.siz
 
 
 class PacketRing:
-    """Same constructor and methods as the compiled PacketRing; block_size x block_count becomes the
-    socket's receive buffer (the memory the ring would have)."""
+    """Same constructor and methods as the compiled PacketRing; block_size x block_count sizes the
+    socket's receive buffer (to hold about as many frames as the ring would)."""
 
     def __init__(self, interface: str, *, block_size: int = 1 << 20, block_count: int = 64,
                  block_timeout: float = 0.1, promiscuous: bool = True, bpf=(), fanout_group: int | None = None,
@@ -35,7 +35,9 @@ class PacketRing:
             raise ValueError(f"block_count must be at least 2, got {block_count}")
         if frame_size < 128 or frame_size > block_size or block_size % frame_size:
             raise ValueError(f"frame_size must divide block_size, got {frame_size}")
-        rcvbuf = min(block_size * block_count, (1 << 31) - 1)
+        # A minimum-size frame takes ~128 bytes of ring but ~1 KiB of socket buffer (skb truesize):
+        # eight times the ring's memory holds about as many frames as the ring would.
+        rcvbuf = min(block_size * block_count * 8, (1 << 31) - 1)
 
         def configure(sock: socket.socket) -> None:
             sock.setsockopt(afpacket.SOL_PACKET, afpacket.PACKET_AUXDATA, 1)
