@@ -5,8 +5,8 @@ Topology (two network namespaces made for the run, removed afterwards whatever h
     <prefix>-tx: eth0  --veth-->  cap0 :<prefix>-rx   (the probe's capture port)
 
 trafgen (netsniff-ng) sends COUNT (default 4M, --quick 300k) 60-byte UDP frames at its top rate from
-one core. The probe's capture (the daemon's own code path: probe.sources.capture.open_ring + FramePipeline, which also parses when
-the build has parse_frames) and `tcpdump -i cap0 -n -w /dev/null -B 65536` capture the SAME stream
+one core. The probe's capture (the daemon's own code path: probe.sources.capture.open_ring + FramePipeline, which also parses,
+aggregates per device and runs the LAN detectors when the build has them) and `tcpdump -i cap0 -n -w /dev/null -B 65536` capture the SAME stream
 SIMULTANEOUSLY, each with a 64 MiB ring. Reported for both: frames received, kernel drops, and CPU
 seconds per million frames from /proc/PID/stat (utime+stime, sampled after both are ready and after
 the stream, so start-up costs are left out), and the ratio.
@@ -86,15 +86,16 @@ class VethPair:
 def child(interface: str) -> int:
     """The probe side: open the ring as the daemon does and feed the pipeline until SIGINT/SIGTERM."""
     from probe import fastpath
-    from probe.config import CaptureConfig
-    from probe.sources.capture import FramePipeline, open_ring
+    from probe.config import CaptureConfig, default_config
+    from probe.sources.capture import FramePipeline, make_analysis, open_ring
 
     stop = []
     signal.signal(signal.SIGINT, lambda *a: stop.append(1))
     signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
     cfg = CaptureConfig(interface=interface)
     ring = open_ring(cfg)
-    pipeline = FramePipeline(cfg)
+    findings = []
+    pipeline = FramePipeline(analysis=make_analysis(default_config().replace(capture=cfg)), emit=findings.append)
     print("READY", flush=True)
     while not stop:
         pipeline.feed(ring.next_batch(0.1))
@@ -103,7 +104,8 @@ def child(interface: str) -> int:
     ring.close()
     print(json.dumps({"frames": c.frames, "bytes": c.bytes, "kernel_drops": c.kernel_drops,
                       "kernel_packets": c.kernel_packets, "implementation": fastpath.IMPLEMENTATION,
-                      "parsed": pipeline.parse_frames is not None}), flush=True)
+                      "stages": ("parse + aggregate + detect" if pipeline.analysis is not None else
+                                 "parse" if pipeline.parses else "")}), flush=True)
     return 0
 
 
@@ -184,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     cpu_ours, cpu_td = cpu1["ours"] - cpu0["ours"], cpu1["tcpdump"] - cpu0["tcpdump"]
     per_m_ours = cpu_ours / max(res["frames"], 1) * 1e6
     per_m_td = cpu_td / max(td_frames, 1) * 1e6
-    what = "ring + copy + count" + (" + parse" if res["parsed"] else " (parse_frames not in this build)")
+    what = "ring + copy + count" + (f" + {res['stages']}" if res["stages"] else " (no parser in this build)")
     print(f"capture: {count:,} x 60-byte frames from trafgen on 1 core over veth "
           f"({count / send_s / 1e3:,.0f}k pps offered), captured simultaneously by both")
     print(f"  {'':34} {'frames':>11} {'kernel drops':>13} {'CPU s':>7} {'CPU s/Mframe':>13}")

@@ -1,7 +1,8 @@
-"""Metrics of the live capture itself: frames and bytes seen, and everything it missed.
+"""Metrics of the live capture itself: what the ring saw and everything it missed.
 
 The snapshot callable (CaptureSubsystem.snapshot) is injected, so tests build their own. Per-device
-aggregates from the captured frames are another collector's job (capture_collector.py).
+aggregates, protocols and findings from the captured frames are capture_collector.py's job; when that
+collector runs, it also exports frames, bytes and malformed, and this one leaves them out.
 """
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from prometheus_client.registry import Collector
 
 
 class CaptureRingCollector(Collector):
-    def __init__(self, snapshot: Callable[[], dict]):
+    def __init__(self, snapshot: Callable[[], dict], *, frames: bool = True):
         self._snapshot = snapshot
+        self._frames = frames  # False when capture_collector.CaptureCollector exports frames/bytes/malformed
 
     def describe(self):
         return []
@@ -31,10 +33,12 @@ class CaptureRingCollector(Collector):
                                  "Memory of the capture ring(s): block size x block count x fanout.")
         ring.add_metric([], float(int(cfg.block_size) * int(cfg.block_count) * int(cfg.fanout)))
         yield ring
-        for name, doc, value in (
+        frames = (
             ("sitevigil_capture_frames", "Frames read from the capture ring.", c.frames),
             ("sitevigil_capture_bytes", "Bytes on the wire of the frames read (VLAN tags included).", c.bytes),
             ("sitevigil_capture_malformed_frames", "Captured frames the parser found malformed.", c.malformed),
+        ) if self._frames else ()
+        for name, doc, value in frames + (
             ("sitevigil_capture_kernel_packets",
              "Frames the kernel delivered to the capture socket, dropped ones included (PACKET_STATISTICS).",
              c.kernel_packets),

@@ -66,16 +66,23 @@ class CaptureCounters:
 
 
 class FramePipeline:
-    """What happens to every captured batch: count it, parse it, aggregate it per device.
+    """What happens to every captured batch: count it, then parse, aggregate and detect.
 
-    The parser is the fast path's parse_frames when this build has it. The per-device aggregation
-    state (probe.state, from the parse branch) plugs in at AGGREGATE below: it takes the parsed records.
+    `analysis` is the parse branch's CapturePipeline (probe.findings.pipeline: parse_frames -> per-window,
+    per-device aggregation -> LAN detectors) when this build has it; its findings go to `emit`. Without
+    it, the batch is still counted, and parsed when the fast path has parse_frames (malformed counted).
     """
 
-    def __init__(self, config: CaptureConfig, counters: CaptureCounters | None = None):
+    def __init__(self, counters: CaptureCounters | None = None, *, analysis=None,
+                 emit: Callable[[object], None] | None = None):
         self.counters = counters if counters is not None else CaptureCounters()
-        self.parse_frames = getattr(fastpath, "parse_frames", None)
-        self.aggregate: Callable | None = None  # AGGREGATE: set to the aggregation state's add(records)
+        self.analysis = analysis
+        self.emit = emit or (lambda finding: None)
+        self.parse_frames = None if analysis is not None else getattr(fastpath, "parse_frames", None)
+
+    @property
+    def parses(self) -> bool:
+        return self.analysis is not None or self.parse_frames is not None
 
     def feed(self, batch: FrameBatch) -> None:
         n = len(batch)
@@ -85,12 +92,30 @@ class FramePipeline:
         c.frames += n
         c.bytes += int(batch.wirelen.sum(dtype="uint64"))
         c.last_frame_ns = max(c.last_frame_ns, int(batch.ts_ns[-1]))
-        if self.parse_frames is not None:
-            records, malformed = self.parse_frames(batch.data, batch.offset, batch.caplen, batch.wirelen,
-                                                   batch.ts_ns, batch.vlan)
+        if self.analysis is not None:
+            for finding in self.analysis.add_batch(batch):
+                self.emit(finding)
+        elif self.parse_frames is not None:
+            _records, malformed = self.parse_frames(batch.data, batch.offset, batch.caplen, batch.wirelen,
+                                                    batch.ts_ns, batch.vlan)
             c.malformed += int(malformed)
-            if self.aggregate is not None:
-                self.aggregate(records)
+
+    def tick(self, now_ns: int) -> None:
+        """Close a window whose time is up even when the link is quiet."""
+        if self.analysis is not None:
+            for finding in self.analysis.tick(now_ns):
+                self.emit(finding)
+
+
+def make_analysis(config: Config):
+    """The capture analysis (parse -> aggregate -> detect) when this build has it, else None.
+
+    Imported here, at the composition point, because it sits to the right of the sources."""
+    try:
+        from probe.findings.pipeline import CapturePipeline
+    except ImportError:
+        return None
+    return CapturePipeline(config.capture, config.detection)
 
 
 def open_ring(cfg: CaptureConfig, ring_class=None, *, fanout_group: int | None = None):
@@ -108,8 +133,12 @@ class CaptureSubsystem:
     def __init__(self, config: Config, ctx: Context, *, ring_class=None, sysfs: str = "/sys/class/net",
                  retry_seconds: float = RETRY_SECONDS, stats_seconds: float = STATS_SECONDS):
         self.config = config.capture
+        self.full_config = config
         self.ctx = ctx
         self.status = Status()
+        # Built once per configuration, so windows and finding episodes survive a ring reopening.
+        # With fanout > 1 the analysis would need the workers' windows merged: counters only (see report).
+        self.analysis = make_analysis(config) if config.capture.fanout == 1 else None
         self.ring_class = ring_class
         self.sysfs = sysfs
         self.retry_seconds = retry_seconds
@@ -149,24 +178,31 @@ class CaptureSubsystem:
             self._thread = None
 
     async def reload(self, config: Config) -> None:
-        if config.capture == self.config:
+        if config.capture == self.config and config.detection == self.full_config.detection:
             return
         _log.info("capture configuration changed: reopening the capture")
         await self.stop()
-        self.config = config.capture
+        self.config, self.full_config = config.capture, config
+        self.analysis = make_analysis(config) if config.capture.fanout == 1 else None
         await self.start()
 
     def collectors(self) -> Iterable:
         from probe.exposition.capture_ring_collector import CaptureRingCollector  # composition, not a dependency
 
-        return [CaptureRingCollector(self.snapshot)]
+        if self.analysis is None:
+            return [CaptureRingCollector(self.snapshot, frames=True)]
+        from probe.exposition.capture_collector import CaptureCollector
+
+        # Frames, bytes and malformed come from the analysis' collector: exported once, not twice.
+        return [CaptureRingCollector(self.snapshot, frames=False), CaptureCollector(self.analysis.stats)]
 
     def describe(self) -> dict:
         cfg = self.config
         snap = self.snapshot()
         return {"interface": cfg.interface, "bpf_filter": cfg.bpf_filter, "promiscuous": cfg.promiscuous,
                 "ring": f"{cfg.block_count} blocks x {int(cfg.block_size)} bytes", "fanout": cfg.fanout,
-                "implementation": self.implementation, "frames": snap["counters"].frames,
+                "implementation": self.implementation, "analysis": self.analysis is not None,
+                "frames": snap["counters"].frames,
                 "kernel_drops": snap["counters"].kernel_drops, "interface_drops": snap["interface_drops"]}
 
     def snapshot(self) -> dict:
@@ -191,7 +227,7 @@ class CaptureSubsystem:
                       cfg.block_count, int(cfg.block_size))
             self._first_attempt.set()
             own = CaptureCounters()
-            pipeline = FramePipeline(cfg, own)
+            pipeline = FramePipeline(own, analysis=self.analysis, emit=self.ctx.emit_finding)
             next_stats = 0.0
             try:
                 while not self._stop.is_set():
@@ -199,6 +235,7 @@ class CaptureSubsystem:
                     now = time.monotonic()
                     if now >= next_stats:
                         next_stats = now + self.stats_seconds
+                        pipeline.tick(time.time_ns())
                         own.add_kernel(ring.statistics())
                         self._publish(base, [own])
             except (afpacket.CaptureError, OSError) as exc:
@@ -320,7 +357,7 @@ def _fanout_worker(cfg: CaptureConfig, group: int, conn, stop, stats_seconds: fl
         raise
     conn.send(("ready", None))
     counters = CaptureCounters()
-    pipeline = FramePipeline(cfg, counters)
+    pipeline = FramePipeline(counters)
     next_stats = 0.0
     try:
         while not stop.is_set():

@@ -189,12 +189,34 @@ def test_pipeline_parses_when_the_parser_is_there(monkeypatch):
         return np.zeros(len(offset)), 2
 
     monkeypatch.setattr(capture_mod.fastpath, "parse_frames", parse_frames, raising=False)
-    pipe = FramePipeline(config().capture)
-    got = []
-    pipe.aggregate = got.append
+    pipe = FramePipeline()
     pipe.feed(batch(5))
     pipe.feed(FrameBatch.empty())
-    assert calls == [5] and pipe.counters.malformed == 2 and len(got) == 1 and pipe.counters.frames == 5
+    assert calls == [5] and pipe.counters.malformed == 2 and pipe.counters.frames == 5 and pipe.parses
+
+
+def test_pipeline_hands_batches_to_the_analysis_and_emits_its_findings():
+    class Analysis:
+        def __init__(self):
+            self.batches, self.ticks = [], []
+
+        def add_batch(self, b):
+            self.batches.append(len(b))
+            return [f"finding-{len(b)}"]
+
+        def tick(self, now_ns):
+            self.ticks.append(now_ns)
+            return ["quiet-window-finding"]
+
+    emitted = []
+    analysis = Analysis()
+    pipe = FramePipeline(analysis=analysis, emit=emitted.append)
+    pipe.feed(batch(4))
+    pipe.feed(FrameBatch.empty())
+    pipe.tick(123)
+    assert analysis.batches == [4] and analysis.ticks == [123]
+    assert emitted == ["finding-4", "quiet-window-finding"]
+    assert pipe.counters.frames == 4 and pipe.parse_frames is None  # parsed once, by the analysis
 
 
 def test_subsystem_is_registered():
