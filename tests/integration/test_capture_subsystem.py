@@ -36,15 +36,17 @@ def samples(text: str) -> dict[str, float]:
     return out
 
 
-def run_subsystem(lab: Lab, n: int, **opts) -> tuple[dict, dict]:
+def run_subsystem(lab: Lab, n: int, send=None, **opts) -> tuple[dict, dict]:
     argv = [sys.executable, CHILD, "--iface", opts.pop("iface", "mirror0"), "--expect", str(n)]
     for key, value in opts.items():
         argv += [f"--{key}", str(value)]
     child = lab.popen(lab.probe, argv, text=True)
     try:
         started = json.loads(child.stdout.readline())
-        if n:
-            h0, h1 = lab.hosts
+        h0, h1 = lab.hosts
+        if send is not None:
+            send(h0, h1)
+        elif n:
             lab.run(h0, [sys.executable, SENDER, "--count", str(n), "--run", "5", "--dst", h1.mac])
         out, err = child.communicate(timeout=60)
         assert child.returncode == 0, err
@@ -106,3 +108,24 @@ def test_interface_removed_while_capturing_fails_with_the_reason(lab):
     assert end["reason"].startswith(("capture interface 'gone0' went down or was removed",
                                      "capture interface 'gone0' does not exist")), end["reason"]
     assert "went down or was removed" in err or "went down or was removed" in end["reason"], err
+
+
+def _analysis_built() -> bool:
+    from probe.config import default_config
+    from probe.sources.capture import make_analysis
+
+    return make_analysis(default_config()) is not None
+
+
+@pytest.mark.skipif(not _analysis_built(), reason="needs the capture analysis (probe.findings.pipeline)")
+def test_live_frames_are_parsed_and_aggregated(lab):
+    def ping(h0, h1):
+        lab.run(h0, ["ping", "-c", "3", "-i", "0.2", "-W", "1", str(h1.ip)])
+
+    started, end = run_subsystem(lab, 6, send=ping, bpf="icmp")
+    assert started["health"] == "ok", started
+    assert end["describe"]["analysis"] is True
+    m = samples(end["metrics"])
+    assert m["sitevigil_capture_frames_total"] == 6  # 3 echo requests + 3 replies through the mirror port
+    assert m["sitevigil_capture_protocol_frames_total{protocol=icmp}"] == 6
+    assert m["sitevigil_capture_protocol_frames_total{protocol=ipv4}"] == 6
