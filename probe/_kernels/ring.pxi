@@ -2,12 +2,12 @@
 #
 # The kernel fills fixed-size blocks with frames and flips a block's status to TP_STATUS_USER when it
 # is full or its timeout (retire_blk_tov) expires. next_batch() waits for a ready block with poll(),
-# then, without the GIL, walks the ready blocks' tpacket3_hdr chains (measuring first, so the arrays
-# are allocated at their exact size), copies the frames and their metadata into a FrameBatch's
-# arrays, and hands each block back to the kernel (TP_STATUS_KERNEL) as soon as its last frame is
-# copied. A VLAN tag the kernel moved into metadata is reported in `vlan` and counted
-# in `wirelen` (it was on the wire) but is not in the frame bytes. Socket setup is shared with the
-# twin (probe/sources/afpacket.py), so both see the same frames. Twin: probe/_twin/ring.py.
+# sizes the batch arrays from the block headers, then, without the GIL, walks the tpacket3_hdr chains
+# once, copying each frame and its metadata, and hands each block back to the kernel
+# (TP_STATUS_KERNEL) as soon as its last frame is copied. A VLAN tag the kernel moved into metadata is
+# reported in `vlan` and counted in `wirelen` (it was on the wire) but is not in the frame bytes.
+# Socket setup is shared with the twin (probe/sources/afpacket.py), so both see the same frames.
+# Twin: probe/_twin/ring.py.
 
 from posix.mman cimport mmap, munmap, PROT_READ, PROT_WRITE, MAP_SHARED, MAP_FAILED
 from libc.string cimport memcpy
@@ -175,7 +175,7 @@ cdef class PacketRing:
             raise ValueError(f"max_frames must be at least 1, got {max_frames}")
         cdef pollfd pfd
         cdef int ms = <int>(timeout * 1000.0) if timeout > 0 else 0
-        cdef Py_ssize_t nframes = 0, nbytes = 0, n = 0
+        cdef Py_ssize_t max_n = 0, max_bytes = 0, n = 0, pos = 0
         pfd.revents = 0
         self._busy = True
         try:
@@ -183,44 +183,67 @@ cdef class PacketRing:
                 if self._left == 0 and not _ring_ready(_ring_block(self._ring, self._block_size, self._cur)) and ms > 0:
                     pfd.fd = self._fd
                     pfd.events = POLLIN | POLLERR
-                    poll(&pfd, 1, ms)  # EINTR or timeout: the walk below decides
-                self._walk(max_frames, &nframes, &nbytes, NULL, NULL, NULL, NULL, NULL, NULL)
-            if nframes == 0:
+                    poll(&pfd, 1, ms)  # EINTR or timeout: the bound below decides
+                self._bound(max_frames, &max_n, &max_bytes)
+            if max_n == 0:
                 if pfd.revents & POLLERR:  # interface went down or away: the socket says which
                     err = self._sock.getsockopt(_afpacket.socket.SOL_SOCKET, _afpacket.socket.SO_ERROR)
                     if err:
                         raise _afpacket.socket_error(self.interface, err)
                 return _FrameBatch.empty()
-            data = np.empty(nbytes, np.uint8)
-            offset = np.empty(nframes, np.int64)
-            caplen = np.empty(nframes, np.uint32)
-            wirelen = np.empty(nframes, np.uint32)
-            ts_ns = np.empty(nframes, np.int64)
-            vlan = np.empty(nframes, np.int32)
-            n = self._copy(nframes, nbytes, data, offset, caplen, wirelen, ts_ns, vlan)
-            if n != nframes:  # the kernel changed a block under us: never hand out unwritten slots
-                return _FrameBatch(data[:offset[n - 1] + caplen[n - 1]] if n else data[:0], offset[:n],
-                                   caplen[:n], wirelen[:n], ts_ns[:n], vlan[:n])
-            return _FrameBatch(data, offset, caplen, wirelen, ts_ns, vlan)
+            # Upper bounds from block headers only, so the frames are walked once (their headers are
+            # cache misses: the kernel wrote them on another core). np.empty leaves unused pages untouched.
+            data = np.empty(max_bytes, np.uint8)
+            offset = np.empty(max_n, np.int64)
+            caplen = np.empty(max_n, np.uint32)
+            wirelen = np.empty(max_n, np.uint32)
+            ts_ns = np.empty(max_n, np.int64)
+            vlan = np.empty(max_n, np.int32)
+            n, pos = self._copy(max_n, max_bytes, data, offset, caplen, wirelen, ts_ns, vlan)
+            if n == 0:
+                return _FrameBatch.empty()
+            return _FrameBatch(data[:pos], offset[:n], caplen[:n], wirelen[:n], ts_ns[:n], vlan[:n])
         finally:
             self._busy = False
             if self._close_pending:
                 self.close()
 
-    cdef Py_ssize_t _copy(self, Py_ssize_t nframes, Py_ssize_t nbytes, uint8_t[::1] data, int64_t[::1] offset,
-                          uint32_t[::1] caplen, uint32_t[::1] wirelen, int64_t[::1] ts_ns, int32_t[::1] vlan):
+    cdef tuple _copy(self, Py_ssize_t max_n, Py_ssize_t max_bytes, uint8_t[::1] data, int64_t[::1] offset,
+                     uint32_t[::1] caplen, uint32_t[::1] wirelen, int64_t[::1] ts_ns, int32_t[::1] vlan):
         cdef Py_ssize_t n = 0, pos = 0
         with nogil:
-            self._walk(nframes, &n, &pos, &data[0] if nbytes > 0 else NULL, &offset[0], &caplen[0],
-                       &wirelen[0], &ts_ns[0], &vlan[0])
-        return n
+            self._walk(max_n, max_bytes, &n, &pos, &data[0], &offset[0], &caplen[0], &wirelen[0], &ts_ns[0],
+                       &vlan[0])
+        return n, pos
 
-    cdef void _walk(self, Py_ssize_t max_frames, Py_ssize_t *nframes, Py_ssize_t *nbytes, uint8_t *data,
-                    int64_t *offset, uint32_t *caplen, uint32_t *wirelen, int64_t *ts_ns, int32_t *vlan) noexcept nogil:
-        """Walk up to max_frames frames from the current position. Without `data` it only measures
-        (frames, bytes) and changes nothing; with it, it copies and advances, releasing each block
-        whose last frame it copied. The copy pass walks exactly the frames the measuring pass saw
-        (only the kernel flips a block to USER, only we flip it back)."""
+    cdef void _bound(self, Py_ssize_t max_frames, Py_ssize_t *max_n, Py_ssize_t *max_bytes) noexcept nogil:
+        """Upper bounds on the frames (up to max_frames) and bytes the next walk can copy, from the
+        block headers alone: the rest of the current block, then each ready block's used length."""
+        cdef uint32_t bsize = self._block_size, bcount = self._block_count, idx = self._cur, walked = 0, used
+        cdef Py_ssize_t frames = 0, nbytes = 0
+        cdef tpacket_block_desc *bd
+        if self._left:
+            frames = self._left
+            nbytes = bsize - self._off
+            walked = 1
+            idx = (idx + 1) % bcount
+        while frames < max_frames and walked < bcount:
+            bd = _ring_block(self._ring, bsize, idx)
+            if not _ring_ready(bd):
+                break
+            used = bd.hdr.bh1.blk_len
+            frames += bd.hdr.bh1.num_pkts
+            nbytes += used if used < bsize else bsize
+            walked += 1
+            idx = (idx + 1) % bcount
+        max_n[0] = frames if frames < max_frames else max_frames
+        max_bytes[0] = nbytes
+
+    cdef void _walk(self, Py_ssize_t max_frames, Py_ssize_t max_bytes, Py_ssize_t *nframes, Py_ssize_t *nbytes,
+                    uint8_t *data, int64_t *offset, uint32_t *caplen, uint32_t *wirelen, int64_t *ts_ns,
+                    int32_t *vlan) noexcept nogil:
+        """Copy up to max_frames frames (max_bytes bytes) from the current position and advance,
+        releasing each block whose last frame was copied."""
         cdef uint32_t bsize = self._block_size, bcount = self._block_count
         cdef uint32_t idx = self._cur, left = self._left, walked = 1 if self._left else 0  # blocks entered
         cdef size_t off = self._off, mac
@@ -229,7 +252,6 @@ cdef class PacketRing:
         cdef tpacket_block_desc *bd
         cdef tpacket3_hdr *ppd
         cdef uint32_t snap
-        cdef bint copy = data != NULL
         while n < max_frames:
             blk = self._ring + <size_t>idx * bsize
             bd = <tpacket_block_desc *>blk
@@ -248,18 +270,19 @@ cdef class PacketRing:
                 snap = ppd.tp_snaplen
                 if mac + snap > bsize:
                     ppd = NULL
+                elif pos + snap > max_bytes:
+                    break  # cannot happen with _bound's figures; left for the next call if it does
             if ppd != NULL:
-                if copy:
-                    memcpy(data + pos, blk + mac, snap)
-                    offset[n] = pos
-                    caplen[n] = snap
-                    ts_ns[n] = <int64_t>ppd.tp_sec * 1000000000 + ppd.tp_nsec
-                    if ppd.tp_status & TP_STATUS_VLAN_VALID:
-                        vlan[n] = <int32_t>(ppd.hv1.tp_vlan_tci & 0x0FFF)
-                        wirelen[n] = ppd.tp_len + 4  # the 802.1Q tag was on the wire
-                    else:
-                        vlan[n] = -1
-                        wirelen[n] = ppd.tp_len
+                memcpy(data + pos, blk + mac, snap)
+                offset[n] = pos
+                caplen[n] = snap
+                ts_ns[n] = <int64_t>ppd.tp_sec * 1000000000 + ppd.tp_nsec
+                if ppd.tp_status & TP_STATUS_VLAN_VALID:
+                    vlan[n] = <int32_t>(ppd.hv1.tp_vlan_tci & 0x0FFF)
+                    wirelen[n] = ppd.tp_len + 4  # the 802.1Q tag was on the wire
+                else:
+                    vlan[n] = -1
+                    wirelen[n] = ppd.tp_len
                 pos += snap
                 n += 1
                 left -= 1
@@ -269,13 +292,11 @@ cdef class PacketRing:
             else:
                 left = 0  # empty or damaged block: skip the rest of it
             if left == 0:
-                if copy:
-                    sv_ring_release(&bd.hdr.bh1.block_status)
+                sv_ring_release(&bd.hdr.bh1.block_status)
                 idx = (idx + 1) % bcount
                 if walked == bcount:
                     break
-        if copy:
-            self._cur, self._left, self._off = idx, left, off
+        self._cur, self._left, self._off = idx, left, off
         nframes[0] = n
         nbytes[0] = pos
 
