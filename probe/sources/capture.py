@@ -359,8 +359,9 @@ def _fanout_worker(cfg: CaptureConfig, group: int, conn, stop, stats_seconds: fl
     counters = CaptureCounters()
     pipeline = FramePipeline(counters)
     next_stats = 0.0
+    parent = os.getppid()
     try:
-        while not stop.is_set():
+        while not stop.is_set() and os.getppid() == parent:  # never outlive a killed daemon
             pipeline.feed(ring.next_batch(READ_TIMEOUT))
             now = time.monotonic()
             if now >= next_stats:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -129,3 +130,27 @@ def test_live_frames_are_parsed_and_aggregated(lab):
     assert m["sitevigil_capture_frames_total"] == 6  # 3 echo requests + 3 replies through the mirror port
     assert m["sitevigil_capture_protocol_frames_total{protocol=icmp}"] == 6
     assert m["sitevigil_capture_protocol_frames_total{protocol=ipv4}"] == 6
+
+
+def test_fanout_workers_do_not_outlive_a_killed_daemon(lab):
+    import signal
+    import subprocess
+
+    child = lab.popen(lab.probe, [sys.executable, CHILD, "--iface", "mirror0", "--fanout", "2", "--timeout", "30"],
+                      text=True)
+    try:
+        started = json.loads(child.stdout.readline())
+        assert started["health"] == "ok", started
+        pids = set(subprocess.run(["ip", "netns", "pids", lab.probe.ns], capture_output=True, text=True).stdout.split())
+        assert len(pids) >= 3  # the daemon stand-in and its two capture workers
+        os.kill(child.pid, signal.SIGKILL)  # our own child, by pid: no chance to stop its workers
+        child.wait(5)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            left = subprocess.run(["ip", "netns", "pids", lab.probe.ns], capture_output=True, text=True).stdout.split()
+            if not set(left) & pids:
+                break
+            time.sleep(0.1)
+        assert not set(left) & pids, f"capture workers still running: {left}"
+    finally:
+        lab.stop(child)

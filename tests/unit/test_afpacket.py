@@ -68,3 +68,15 @@ def test_missing_interface_is_named():
     with pytest.raises(CaptureError) as exc:
         afpacket.interface_index("nosuch-if0")
     assert exc.value.errno == errno.ENODEV and "'nosuch-if0' does not exist" in str(exc.value)
+
+
+def test_no_permission_says_which_capability(monkeypatch):
+    def refuse(*a, **kw):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(afpacket, "interface_index", lambda name: 7)
+    monkeypatch.setattr(afpacket.socket, "socket", refuse)
+    with pytest.raises(CaptureError) as exc:
+        afpacket.open_packet_socket("mirror0")
+    assert exc.value.errno == errno.EPERM
+    assert str(exc.value).startswith("capturing on 'mirror0' needs CAP_NET_RAW")
