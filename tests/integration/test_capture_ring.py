@@ -151,7 +151,7 @@ def test_bpf_filter_keeps_only_matching_frames(lab):
     (res,) = out.values()
     assert res["frames"] == n == len(res["markers"])  # no ICMP, no ARP, nothing else
     out = capture(lab, [dict(host=h0, count=n, run=run, dst=h1.mac), ping], expect=1, run=run,
-                  bpf="icmp", timeout=3)
+                  bpf="icmp", expect_frames=6, settle=1.0)
     (res,) = out.values()
     assert res["markers"] == []
     assert res["frames"] == 6  # 3 echo requests + 3 replies, seen on the mirror port

@@ -94,7 +94,7 @@ def test_interface_removed_while_capturing_fails_with_the_reason(lab):
     lab.run(lab.probe, ["ip", "link", "add", "gone0", "type", "veth", "peer", "name", "gone1"])
     lab.run(lab.probe, ["ip", "link", "set", "gone0", "up"])
     lab.run(lab.probe, ["ip", "link", "set", "gone1", "up"])
-    child = lab.popen(lab.probe, [sys.executable, CHILD, "--iface", "gone0", "--timeout", "2.5"], text=True)
+    child = lab.popen(lab.probe, [sys.executable, CHILD, "--iface", "gone0", "--timeout", "5"], text=True)
     try:
         started = json.loads(child.stdout.readline())
         assert started["health"] == "ok", started

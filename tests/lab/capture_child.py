@@ -34,7 +34,8 @@ def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--iface", required=True)
     p.add_argument("--run", type=int, required=True)
-    p.add_argument("--expect", type=int, required=True)
+    p.add_argument("--expect", type=int, required=True, help="marker frames to wait for")
+    p.add_argument("--expect-frames", type=int, default=0, help="or frames of any kind to wait for")
     p.add_argument("--impl", default="facade")
     p.add_argument("--bpf", default="")
     p.add_argument("--timeout", type=float, default=20)
@@ -68,7 +69,8 @@ def main() -> int:
                 frame = batch.frame(i)
                 if marker_seq(frame, a.run) is not None:
                     o["markers"].append([frame.hex(), int(batch.wirelen[i]), int(batch.vlan[i]), int(batch.ts_ns[i])])
-        if done_at is None and all(len(o["markers"]) >= a.expect for o in out.values()):
+        if done_at is None and all(len(o["markers"]) >= a.expect or 0 < a.expect_frames <= o["frames"]
+                                   for o in out.values()):
             done_at = time.monotonic()
         if done_at is not None and time.monotonic() - done_at >= a.settle:
             break
