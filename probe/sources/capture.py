@@ -214,7 +214,8 @@ class CaptureSubsystem:
     # -- one ring in a thread -----------------------------------------------------------------------
     def _run_thread(self) -> None:
         cfg = self.config
-        base = CaptureCounters()  # what earlier (failed) rings counted: counters never go backwards
+        # What earlier rings (failed ones, or before a reload) counted: counters never go backwards.
+        base = self.snapshot()["counters"]
         while not self._stop.is_set():
             try:
                 ring = open_ring(cfg, self.ring_class)
@@ -240,6 +241,9 @@ class CaptureSubsystem:
                         self._publish(base, [own])
             except (afpacket.CaptureError, OSError) as exc:
                 self._failed(str(exc))
+            except Exception as exc:  # a bug downstream must not leave a dead capture looking healthy
+                _log.exception("capture pipeline failed")
+                self._failed(f"capture stopped by an internal error: {exc!r} (restarting)")
             finally:
                 try:
                     own.add_kernel(ring.statistics())
@@ -285,7 +289,7 @@ class CaptureSubsystem:
         cfg = self.config
         group = os.getpid() & 0xFFFF
         ctx = multiprocessing.get_context("spawn")  # never fork a process that runs an event loop and threads
-        base = CaptureCounters()
+        base = self.snapshot()["counters"]
         while not self._stop.is_set():
             stop = ctx.Event()
             conns, latest = [], []

@@ -171,12 +171,16 @@ def test_no_interface_and_disabled(tmp_path):
 def test_reload_reopens_only_when_capture_config_changes(tmp_path):
     async def go():
         sub = make(tmp_path)
+        FakeRing.script = [batch(10)]
         await sub.start()
+        assert await wait_for(lambda: sub.snapshot()["counters"].frames == 10)
         await sub.reload(config())
         assert len(FakeRing.opened) == 1
         await sub.reload(config(block_count=8))
         assert len(FakeRing.opened) == 2 and FakeRing.opened[1].kw["block_count"] == 8
         assert FakeRing.opened[0].closed
+        FakeRing.script = [batch(5)]
+        assert await wait_for(lambda: sub.snapshot()["counters"].frames == 15)  # counters carry over a reload
         await sub.stop()
     asyncio.run(go())
 
@@ -250,3 +254,16 @@ def test_exported_metrics_pass_promtool(tmp_path):
     text = asyncio.run(go())
     proc = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, timeout=30)
     assert proc.returncode == 0, proc.stdout.decode() + proc.stderr.decode()
+
+
+def test_a_pipeline_bug_fails_health_and_restarts(tmp_path):
+    async def go():
+        sub = make(tmp_path)
+        FakeRing.script = [batch(3), ZeroDivisionError("boom")]
+        await sub.start()
+        assert await wait_for(lambda: sub.status.health == Health.FAILED)
+        assert "internal error" in sub.status.reason and "boom" in sub.status.reason
+        assert await wait_for(lambda: sub.status.health == Health.OK)  # reopened after retry_seconds
+        assert len(FakeRing.opened) >= 2 and FakeRing.opened[0].closed
+        await sub.stop()
+    asyncio.run(go())
