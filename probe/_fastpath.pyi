@@ -28,3 +28,20 @@ def aggregate_frames(
     ip_table: tuple,      # keyed (0, 0xFFFF00000000 | IPv4) or (IPv6 hi, IPv6 lo)
     arp_table: tuple,     # keyed (ARP sender IPv4, sender MAC), W = 0
 ) -> None: ...
+class PacketRing:
+    """AF_PACKET TPACKET_V3 receive ring (compiled); twin: a plain AF_PACKET recv loop.
+    C side: the ring is mmap()ed block_count x block_size bytes; next_batch polls the socket, walks the
+    ready blocks' struct tpacket3_hdr chains with the GIL released and memcpy()s each frame into the
+    batch arrays (uint8_t data, int64_t offset, uint32_t caplen/wirelen, int64_t ts_ns, int32_t vlan).
+    """
+    interface: str
+    ifindex: int
+    closed: bool
+    def __init__(self, interface: str, *, block_size: int = ..., block_count: int = ..., block_timeout: float = ...,
+                 promiscuous: bool = ..., bpf: object = ..., fanout_group: int | None = ..., frame_size: int = ...) -> None: ...
+    def fileno(self) -> int: ...
+    def next_batch(self, timeout: float = ..., max_frames: int = ...) -> "FrameBatch": ...  # noqa: F821
+    def statistics(self) -> dict[str, int]: ...  # packets, drops, freeze_queue_count since open
+    def close(self) -> None: ...
+    def __enter__(self) -> "PacketRing": ...
+    def __exit__(self, *exc: object) -> None: ...

@@ -1,1 +1,336 @@
-# ring kernels: see probe/_twin/ring.py for the pure-Python twin.
+# Live capture: an AF_PACKET socket with a TPACKET_V3 memory-mapped receive ring.
+#
+# The kernel fills fixed-size blocks with frames and flips a block's status to TP_STATUS_USER when it
+# is full or its timeout (retire_blk_tov) expires. next_batch() waits for a ready block with poll(),
+# sizes the batch arrays from the block headers, then, without the GIL, walks the tpacket3_hdr chains
+# once, copying each frame and its metadata, and hands each block back to the kernel
+# (TP_STATUS_KERNEL) as soon as its last frame is copied. A VLAN tag the kernel moved into metadata is
+# reported in `vlan` and counted in `wirelen` (it was on the wire) but is not in the frame bytes.
+# Socket setup is shared with the twin (probe/sources/afpacket.py), so both see the same frames.
+# Twin: probe/_twin/ring.py.
+
+from posix.mman cimport mmap, munmap, PROT_READ, PROT_WRITE, MAP_SHARED, MAP_FAILED
+from libc.string cimport memcpy
+from libc.stdint cimport int32_t
+
+import struct as _struct
+
+from probe.sources import afpacket as _afpacket
+from probe.sources.frames import FrameBatch as _FrameBatch
+
+__all__ += ["PacketRing"]
+
+
+cdef extern from "<poll.h>" nogil:
+    struct pollfd:
+        int fd
+        short events
+        short revents
+    int poll(pollfd *fds, unsigned long nfds, int timeout)
+    enum:
+        POLLIN
+        POLLERR
+
+
+cdef extern from "<linux/if_packet.h>" nogil:
+    struct tpacket_hdr_variant1:
+        uint32_t tp_rxhash
+        uint32_t tp_vlan_tci
+        uint16_t tp_vlan_tpid
+    struct tpacket3_hdr:
+        uint32_t tp_next_offset
+        uint32_t tp_sec
+        uint32_t tp_nsec
+        uint32_t tp_snaplen
+        uint32_t tp_len
+        uint32_t tp_status
+        uint16_t tp_mac
+        uint16_t tp_net
+        tpacket_hdr_variant1 hv1
+    struct tpacket_hdr_v1:
+        uint32_t block_status
+        uint32_t num_pkts
+        uint32_t offset_to_first_pkt
+        uint32_t blk_len
+    union tpacket_bd_header_u:
+        tpacket_hdr_v1 bh1
+    struct tpacket_block_desc:
+        uint32_t version
+        uint32_t offset_to_priv
+        tpacket_bd_header_u hdr
+    enum:
+        TP_STATUS_USER
+        TP_STATUS_VLAN_VALID
+
+
+# The block status word is shared with the kernel: read it with acquire, hand the block back with
+# release ordering, so no frame byte is read after the kernel may have reused the block.
+cdef extern from *:
+    """
+    static inline unsigned int sv_ring_status(const void *p) {
+        return __atomic_load_n((const unsigned int *)p, __ATOMIC_ACQUIRE);
+    }
+    static inline void sv_ring_release(void *p) {
+        __atomic_store_n((unsigned int *)p, 0u, __ATOMIC_RELEASE);  /* TP_STATUS_KERNEL */
+    }
+    """
+    unsigned int sv_ring_status(const void *p) nogil
+    void sv_ring_release(void *p) nogil
+
+
+cdef inline tpacket_block_desc *_ring_block(unsigned char *ring, uint32_t block_size, uint32_t idx) noexcept nogil:
+    return <tpacket_block_desc *>(ring + <size_t>idx * block_size)
+
+
+cdef inline bint _ring_ready(tpacket_block_desc *bd) noexcept nogil:
+    return (sv_ring_status(&bd.hdr.bh1.block_status) & TP_STATUS_USER) != 0
+
+
+cdef class PacketRing:
+    """Capture frames from `interface` through a TPACKET_V3 ring of block_count blocks of block_size bytes.
+
+    block_timeout (seconds) bounds how long a partly filled block waits before the kernel hands it
+    over. bpf is a compiled classic BPF program (probe.sources.afpacket.compile_filter). fanout_group
+    joins a PACKET_FANOUT hash group so several processes share the interface's load.
+    """
+
+    cdef object _sock
+    cdef int _fd
+    cdef unsigned char *_ring
+    cdef size_t _ring_len
+    cdef uint32_t _block_size, _block_count, _cur, _left  # _left: frames not yet read in block _cur
+    cdef size_t _off                                       # offset of the next frame in block _cur
+    cdef bint _busy, _close_pending
+    cdef readonly str interface
+    cdef readonly int ifindex
+    cdef object _packets, _drops, _freeze
+
+    def __cinit__(self):
+        self._ring = NULL
+        self._fd = -1
+        self._sock = None
+
+    def __init__(self, str interface, *, block_size=1 << 20, block_count=64, block_timeout=0.1,
+                 bint promiscuous=True, bpf=(), fanout_group=None, frame_size=2048):
+        if block_size < 4096 or block_size & (block_size - 1):
+            raise ValueError(f"block_size must be a power of two of at least 4096, got {block_size}")
+        if block_count < 2:
+            raise ValueError(f"block_count must be at least 2, got {block_count}")
+        if frame_size < 128 or frame_size > block_size or block_size % frame_size:
+            raise ValueError(f"frame_size must divide block_size, got {frame_size}")
+        tov_ms = max(1, int(round(float(block_timeout) * 1000)))
+        req = _struct.pack("7I", block_size, block_count, frame_size, (block_size // frame_size) * block_count,
+                           tov_ms, 0, 0)
+        ring_mib = block_size * block_count / (1 << 20)
+
+        def configure(sock):
+            sock.setsockopt(_afpacket.SOL_PACKET, _afpacket.PACKET_VERSION, _afpacket.TPACKET_V3)
+            try:
+                sock.setsockopt(_afpacket.SOL_PACKET, _afpacket.PACKET_RX_RING, req)
+            except OSError as exc:
+                raise _afpacket.CaptureError(
+                    exc.errno, f"cannot set up a {ring_mib:g} MiB capture ring ({block_count} blocks of "
+                               f"{block_size} bytes) on {interface!r}: {exc.strerror} (lower capture.block_count "
+                               f"or capture.block_size)") from None
+
+        self.interface = interface
+        self._packets = self._drops = self._freeze = 0
+        self._sock, self.ifindex = _afpacket.open_packet_socket(
+            interface, bpf=bpf, promiscuous=promiscuous, fanout_group=fanout_group, configure=configure)
+        self._fd = self._sock.fileno()
+        self._block_size = block_size
+        self._block_count = block_count
+        self._ring_len = <size_t>block_size * block_count
+        cdef void *mem = mmap(NULL, self._ring_len, PROT_READ | PROT_WRITE, MAP_SHARED, self._fd, 0)
+        if mem == MAP_FAILED:
+            self._sock.close()
+            self._sock = None
+            self._fd = -1
+            raise _afpacket.CaptureError(12, f"cannot map the {ring_mib:g} MiB capture ring of {interface!r} "
+                                             f"(lower capture.block_count or capture.block_size)")
+        self._ring = <unsigned char *>mem
+        self._cur = 0
+        self._left = 0
+        self._off = 0
+
+    def fileno(self):
+        return self._fd
+
+    @property
+    def closed(self):
+        return self._ring == NULL
+
+    def next_batch(self, double timeout=0.1, Py_ssize_t max_frames=4096):
+        """Up to max_frames frames from the ready blocks, waiting up to `timeout` seconds for the first
+        block. An empty batch when nothing arrived in time.
+
+        A block may be consumed over several calls (small batches keep the parser's working set in
+        cache); each block goes back to the kernel the moment its last frame is copied.
+        """
+        if self._ring == NULL:
+            raise ValueError("capture ring is closed")
+        if self._busy:
+            raise RuntimeError("next_batch is already running on this ring in another thread")
+        if max_frames < 1:
+            raise ValueError(f"max_frames must be at least 1, got {max_frames}")
+        cdef pollfd pfd
+        cdef int ms = <int>(timeout * 1000.0) if timeout > 0 else 0
+        cdef Py_ssize_t max_n = 0, max_bytes = 0, n = 0, pos = 0
+        pfd.revents = 0
+        self._busy = True
+        try:
+            with nogil:
+                if self._left == 0 and not _ring_ready(_ring_block(self._ring, self._block_size, self._cur)) and ms > 0:
+                    pfd.fd = self._fd
+                    pfd.events = POLLIN | POLLERR
+                    poll(&pfd, 1, ms)  # EINTR or timeout: the bound below decides
+                self._bound(max_frames, &max_n, &max_bytes)
+            if max_n == 0:
+                if pfd.revents & POLLERR:  # interface went down or away: the socket says which
+                    err = self._sock.getsockopt(_afpacket.socket.SOL_SOCKET, _afpacket.socket.SO_ERROR)
+                    if err:
+                        raise _afpacket.socket_error(self.interface, err)
+                return _FrameBatch.empty()
+            # Upper bounds from block headers only, so the frames are walked once (their headers are
+            # cache misses: the kernel wrote them on another core). np.empty leaves unused pages untouched.
+            data = np.empty(max_bytes, np.uint8)
+            offset = np.empty(max_n, np.int64)
+            caplen = np.empty(max_n, np.uint32)
+            wirelen = np.empty(max_n, np.uint32)
+            ts_ns = np.empty(max_n, np.int64)
+            vlan = np.empty(max_n, np.int32)
+            n, pos = self._copy(max_n, max_bytes, data, offset, caplen, wirelen, ts_ns, vlan)
+            if n == 0:
+                return _FrameBatch.empty()
+            return _FrameBatch(data[:pos], offset[:n], caplen[:n], wirelen[:n], ts_ns[:n], vlan[:n])
+        finally:
+            self._busy = False
+            if self._close_pending:
+                self.close()
+
+    cdef tuple _copy(self, Py_ssize_t max_n, Py_ssize_t max_bytes, uint8_t[::1] data, int64_t[::1] offset,
+                     uint32_t[::1] caplen, uint32_t[::1] wirelen, int64_t[::1] ts_ns, int32_t[::1] vlan):
+        cdef Py_ssize_t n = 0, pos = 0
+        with nogil:
+            self._walk(max_n, max_bytes, &n, &pos, &data[0], &offset[0], &caplen[0], &wirelen[0], &ts_ns[0],
+                       &vlan[0])
+        return n, pos
+
+    cdef void _bound(self, Py_ssize_t max_frames, Py_ssize_t *max_n, Py_ssize_t *max_bytes) noexcept nogil:
+        """Upper bounds on the frames (up to max_frames) and bytes the next walk can copy, from the
+        block headers alone: the rest of the current block, then each ready block's used length."""
+        cdef uint32_t bsize = self._block_size, bcount = self._block_count, idx = self._cur, walked = 0, used
+        cdef Py_ssize_t frames = 0, nbytes = 0
+        cdef tpacket_block_desc *bd
+        if self._left:
+            frames = self._left
+            nbytes = bsize - self._off
+            walked = 1
+            idx = (idx + 1) % bcount
+        while frames < max_frames and walked < bcount:
+            bd = _ring_block(self._ring, bsize, idx)
+            if not _ring_ready(bd):
+                break
+            used = bd.hdr.bh1.blk_len
+            frames += bd.hdr.bh1.num_pkts
+            nbytes += used if used < bsize else bsize
+            walked += 1
+            idx = (idx + 1) % bcount
+        max_n[0] = frames if frames < max_frames else max_frames
+        max_bytes[0] = nbytes
+
+    cdef void _walk(self, Py_ssize_t max_frames, Py_ssize_t max_bytes, Py_ssize_t *nframes, Py_ssize_t *nbytes,
+                    uint8_t *data, int64_t *offset, uint32_t *caplen, uint32_t *wirelen, int64_t *ts_ns,
+                    int32_t *vlan) noexcept nogil:
+        """Copy up to max_frames frames (max_bytes bytes) from the current position and advance,
+        releasing each block whose last frame was copied."""
+        cdef uint32_t bsize = self._block_size, bcount = self._block_count
+        cdef uint32_t idx = self._cur, left = self._left, walked = 1 if self._left else 0  # blocks entered
+        cdef size_t off = self._off, mac
+        cdef Py_ssize_t n = 0, pos = 0
+        cdef unsigned char *blk
+        cdef tpacket_block_desc *bd
+        cdef tpacket3_hdr *ppd
+        cdef uint32_t snap
+        while n < max_frames:
+            blk = self._ring + <size_t>idx * bsize
+            bd = <tpacket_block_desc *>blk
+            if left == 0:  # start the next block, if the kernel handed it over
+                if walked == bcount or not _ring_ready(bd):
+                    break
+                walked += 1
+                left = bd.hdr.bh1.num_pkts
+                off = bd.hdr.bh1.offset_to_first_pkt
+            # The kernel wrote these headers, but a bad offset must never send us out of the block.
+            if left == 0 or off < sizeof(tpacket_block_desc) or off + sizeof(tpacket3_hdr) > bsize:
+                ppd = NULL
+            else:
+                ppd = <tpacket3_hdr *>(blk + off)
+                mac = off + ppd.tp_mac
+                snap = ppd.tp_snaplen
+                if mac + snap > bsize:
+                    ppd = NULL
+                elif pos + snap > max_bytes:
+                    break  # cannot happen with _bound's figures; left for the next call if it does
+            if ppd != NULL:
+                memcpy(data + pos, blk + mac, snap)
+                offset[n] = pos
+                caplen[n] = snap
+                ts_ns[n] = <int64_t>ppd.tp_sec * 1000000000 + ppd.tp_nsec
+                if ppd.tp_status & TP_STATUS_VLAN_VALID:
+                    vlan[n] = <int32_t>(ppd.hv1.tp_vlan_tci & 0x0FFF)
+                    wirelen[n] = ppd.tp_len + 4  # the 802.1Q tag was on the wire
+                else:
+                    vlan[n] = -1
+                    wirelen[n] = ppd.tp_len
+                pos += snap
+                n += 1
+                left -= 1
+                off += ppd.tp_next_offset
+                if ppd.tp_next_offset == 0:
+                    left = 0
+            else:
+                left = 0  # empty or damaged block: skip the rest of it
+            if left == 0:
+                sv_ring_release(&bd.hdr.bh1.block_status)
+                idx = (idx + 1) % bcount
+                if walked == bcount:
+                    break
+        self._cur, self._left, self._off = idx, left, off
+        nframes[0] = n
+        nbytes[0] = pos
+
+    def statistics(self):
+        """Kernel counters accumulated since the ring was opened (the kernel resets them on each read):
+        packets (seen by the socket, drops included), drops (ring full), freeze_queue_count."""
+        if self._sock is not None:
+            p, d, f = _afpacket.read_statistics(self._sock, True)
+            self._packets += p
+            self._drops += d
+            self._freeze += f
+        return {"packets": self._packets, "drops": self._drops, "freeze_queue_count": self._freeze}
+
+    def close(self):
+        """Unmap the ring and close the socket. From another thread while next_batch runs, the close
+        happens when that call returns (the ring memory is never unmapped under it)."""
+        if self._busy:
+            self._close_pending = True
+            return
+        if self._ring != NULL:
+            munmap(self._ring, self._ring_len)
+            self._ring = NULL
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+            self._fd = -1
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __dealloc__(self):
+        if self._ring != NULL:
+            munmap(self._ring, self._ring_len)
+            self._ring = NULL

@@ -1,0 +1,390 @@
+"""The "capture" subsystem: read the mirror port through the TPACKET_V3 ring and feed every frame on.
+
+    ring (probe.fastpath.PacketRing) -> FramePipeline: count, parse (parse_frames), aggregate
+
+With capture.fanout == 1 one ring is read by a thread (the ring's C loop releases the GIL, so the event
+loop keeps serving). With fanout > 1, that many worker processes each read their own ring in one
+PACKET_FANOUT hash group (the kernel splits flows between them, so more than one core works) and send
+their counters to the daemon once a second.
+
+The subsystem always says how much it missed: the kernel's PACKET_STATISTICS drops (accumulated, the
+kernel resets them on every read) and the interface's own rx drops. Health is FAILED with the reason
+when the interface is missing, down or not allowed (it keeps retrying), DEGRADED while the kernel is
+dropping frames.
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+from probe import fastpath
+from probe.config import CaptureConfig, Config
+from probe.sources import afpacket
+from probe.sources.frames import FrameBatch
+from probe.subsystem import Context, Health, Status
+
+_log = logging.getLogger("sitevigil.capture")
+
+RETRY_SECONDS = 5.0       # how often a failed capture tries to open the interface again
+STATS_SECONDS = 1.0       # how often kernel and interface counters are read
+DROP_WINDOW_SECONDS = 60  # health stays DEGRADED this long after the kernel last dropped frames
+READ_TIMEOUT = 0.2        # longest wait inside the ring, so a stop request is seen quickly
+
+
+@dataclass
+class CaptureCounters:
+    """What a capture has counted since the subsystem started (one member, or all of them summed)."""
+
+    frames: int = 0
+    bytes: int = 0            # wire bytes (VLAN tags included)
+    malformed: int = 0        # frames the parser flagged as malformed
+    kernel_packets: int = 0   # the kernel's count of frames that reached the socket, drops included
+    kernel_drops: int = 0     # frames the kernel dropped because the ring was full
+    kernel_freeze_queue: int = 0
+    last_frame_ns: int = 0
+
+    def __iadd__(self, other: "CaptureCounters") -> "CaptureCounters":
+        for f in dataclasses.fields(self):
+            if f.name == "last_frame_ns":
+                self.last_frame_ns = max(self.last_frame_ns, other.last_frame_ns)
+            else:
+                setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+        return self
+
+    def add_kernel(self, stats: dict) -> None:
+        self.kernel_packets = stats["packets"]
+        self.kernel_drops = stats["drops"]
+        self.kernel_freeze_queue = stats["freeze_queue_count"]
+
+
+class FramePipeline:
+    """What happens to every captured batch: count it, then parse, aggregate and detect.
+
+    `analysis` is the parse branch's CapturePipeline (probe.findings.pipeline: parse_frames -> per-window,
+    per-device aggregation -> LAN detectors) when this build has it; its findings go to `emit`. Without
+    it, the batch is still counted, and parsed when the fast path has parse_frames (malformed counted).
+    """
+
+    def __init__(self, counters: CaptureCounters | None = None, *, analysis=None,
+                 emit: Callable[[object], None] | None = None):
+        self.counters = counters if counters is not None else CaptureCounters()
+        self.analysis = analysis
+        self.emit = emit or (lambda finding: None)
+        self.parse_frames = None if analysis is not None else getattr(fastpath, "parse_frames", None)
+
+    @property
+    def parses(self) -> bool:
+        return self.analysis is not None or self.parse_frames is not None
+
+    def feed(self, batch: FrameBatch) -> None:
+        n = len(batch)
+        if n == 0:
+            return
+        c = self.counters
+        c.frames += n
+        c.bytes += int(batch.wirelen.sum(dtype="uint64"))
+        c.last_frame_ns = max(c.last_frame_ns, int(batch.ts_ns[-1]))
+        if self.analysis is not None:
+            for finding in self.analysis.add_batch(batch):
+                self.emit(finding)
+        elif self.parse_frames is not None:
+            _records, malformed = self.parse_frames(batch.data, batch.offset, batch.caplen, batch.wirelen,
+                                                    batch.ts_ns, batch.vlan)
+            c.malformed += int(malformed)
+
+    def tick(self, now_ns: int) -> None:
+        """Close a window whose time is up even when the link is quiet."""
+        if self.analysis is not None:
+            for finding in self.analysis.tick(now_ns):
+                self.emit(finding)
+
+
+def make_analysis(config: Config):
+    """The capture analysis (parse -> aggregate -> detect) when this build has it, else None.
+
+    Imported here, at the composition point, because it sits to the right of the sources."""
+    try:
+        from probe.findings.pipeline import CapturePipeline
+    except ImportError:
+        return None
+    return CapturePipeline(config.capture, config.detection)
+
+
+def open_ring(cfg: CaptureConfig, ring_class=None, *, fanout_group: int | None = None):
+    """Compile the filter and open the ring as configured; CaptureError says what is wrong."""
+    bpf = afpacket.compile_filter(cfg.bpf_filter, cfg.interface) if cfg.bpf_filter.strip() else []
+    cls = ring_class or fastpath.PacketRing
+    return cls(cfg.interface, block_size=int(cfg.block_size), block_count=int(cfg.block_count),
+               block_timeout=float(cfg.block_timeout), promiscuous=cfg.promiscuous, bpf=bpf,
+               fanout_group=fanout_group)
+
+
+class CaptureSubsystem:
+    name = "capture"
+
+    def __init__(self, config: Config, ctx: Context, *, ring_class=None, sysfs: str = "/sys/class/net",
+                 retry_seconds: float = RETRY_SECONDS, stats_seconds: float = STATS_SECONDS):
+        self.config = config.capture
+        self.full_config = config
+        self.ctx = ctx
+        self.status = Status()
+        # Built once per configuration, so windows and finding episodes survive a ring reopening.
+        # With fanout > 1 the analysis would need the workers' windows merged: counters only (see report).
+        self.analysis = make_analysis(config) if config.capture.fanout == 1 else None
+        self.ring_class = ring_class
+        self.sysfs = sysfs
+        self.retry_seconds = retry_seconds
+        self.stats_seconds = stats_seconds
+        self.counters = CaptureCounters()
+        self.interface_drops: dict[str, int] = {}
+        self.implementation = fastpath.IMPLEMENTATION
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._first_attempt = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_drop_at = 0.0
+        self._workers: list[multiprocessing.Process] = []
+
+    # -- Subsystem interface ----------------------------------------------------------------------
+    async def start(self) -> None:
+        cfg = self.config
+        if not cfg.enabled:
+            self.status.set(Health.DISABLED, "capture.enabled is false")
+            return
+        if not cfg.interface:
+            self.status.set(Health.FAILED, "no capture interface: set capture.interface (no default route "
+                                           "to take it from)")
+            return
+        self._stop.clear()
+        self._first_attempt.clear()
+        target = self._run_thread if cfg.fanout == 1 else self._run_fanout
+        self._thread = threading.Thread(target=target, name=f"capture-{cfg.interface}", daemon=True)
+        self._thread.start()
+        # Return once the first open attempt is over, so health right after start means something.
+        await asyncio.to_thread(self._first_attempt.wait, 30)
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join, 10)
+            self._thread = None
+
+    async def reload(self, config: Config) -> None:
+        if config.capture == self.config and config.detection == self.full_config.detection:
+            return
+        _log.info("capture configuration changed: reopening the capture")
+        await self.stop()
+        self.config, self.full_config = config.capture, config
+        self.analysis = make_analysis(config) if config.capture.fanout == 1 else None
+        await self.start()
+
+    def collectors(self) -> Iterable:
+        from probe.exposition.capture_ring_collector import CaptureRingCollector  # composition, not a dependency
+
+        if self.analysis is None:
+            return [CaptureRingCollector(self.snapshot, frames=True)]
+        from probe.exposition.capture_collector import CaptureCollector
+
+        # Frames, bytes and malformed come from the analysis' collector: exported once, not twice.
+        return [CaptureRingCollector(self.snapshot, frames=False), CaptureCollector(self.analysis.stats)]
+
+    def describe(self) -> dict:
+        cfg = self.config
+        snap = self.snapshot()
+        return {"interface": cfg.interface, "bpf_filter": cfg.bpf_filter, "promiscuous": cfg.promiscuous,
+                "ring": f"{cfg.block_count} blocks x {int(cfg.block_size)} bytes", "fanout": cfg.fanout,
+                "implementation": self.implementation, "analysis": self.analysis is not None,
+                "frames": snap["counters"].frames,
+                "kernel_drops": snap["counters"].kernel_drops, "interface_drops": snap["interface_drops"]}
+
+    def snapshot(self) -> dict:
+        """Counters for the collector and describe(): a copy, consistent under the lock."""
+        with self._lock:
+            return {"counters": dataclasses.replace(self.counters), "interface_drops": dict(self.interface_drops),
+                    "config": self.config, "implementation": self.implementation}
+
+    # -- one ring in a thread -----------------------------------------------------------------------
+    def _run_thread(self) -> None:
+        cfg = self.config
+        # What earlier rings (failed ones, or before a reload) counted: counters never go backwards.
+        base = self.snapshot()["counters"]
+        while not self._stop.is_set():
+            try:
+                ring = open_ring(cfg, self.ring_class)
+            except (afpacket.CaptureError, OSError) as exc:
+                self._failed(str(exc))
+                self._stop.wait(self.retry_seconds)
+                continue
+            self.status.set(Health.OK, self._ok_reason())
+            _log.info("capturing on %s (%s ring, %d x %d bytes)", cfg.interface, self.implementation,
+                      cfg.block_count, int(cfg.block_size))
+            self._first_attempt.set()
+            own = CaptureCounters()
+            pipeline = FramePipeline(own, analysis=self.analysis, emit=self.ctx.emit_finding)
+            next_stats = 0.0
+            try:
+                while not self._stop.is_set():
+                    pipeline.feed(ring.next_batch(READ_TIMEOUT))
+                    now = time.monotonic()
+                    if now >= next_stats:
+                        next_stats = now + self.stats_seconds
+                        pipeline.tick(time.time_ns())
+                        own.add_kernel(ring.statistics())
+                        self._publish(base, [own])
+            except (afpacket.CaptureError, OSError) as exc:
+                self._failed(str(exc))
+            except Exception as exc:  # a bug downstream must not leave a dead capture looking healthy
+                _log.exception("capture pipeline failed")
+                self._failed(f"capture stopped by an internal error: {exc!r} (restarting)")
+            finally:
+                try:
+                    own.add_kernel(ring.statistics())
+                except OSError:
+                    pass
+                ring.close()
+                self._publish(base, [own])
+                base += own
+            if not self._stop.is_set():
+                self._stop.wait(self.retry_seconds)
+
+    def _ok_reason(self) -> str:
+        cfg = self.config
+        return f"capturing on {cfg.interface}" + (f" ({cfg.fanout} processes)" if cfg.fanout > 1 else "")
+
+    def _failed(self, reason: str) -> None:
+        if self.status.health != Health.FAILED or self.status.reason != reason:
+            _log.error("capture: %s", reason)
+        self.status.set(Health.FAILED, reason)
+        self._first_attempt.set()
+
+    def _publish(self, base: CaptureCounters, members: list[CaptureCounters]) -> None:
+        total = dataclasses.replace(base)
+        for m in members:
+            total += m
+        drops = afpacket.interface_counters(self.config.interface, self.sysfs)
+        now = time.monotonic()
+        with self._lock:
+            if total.kernel_drops > self.counters.kernel_drops:
+                self._last_drop_at = now
+            self.counters = total
+            self.interface_drops = drops
+        if self.status.health in (Health.OK, Health.DEGRADED):
+            if self._last_drop_at and now - self._last_drop_at < DROP_WINDOW_SECONDS:
+                self.status.set(Health.DEGRADED, f"the kernel dropped frames in the last {DROP_WINDOW_SECONDS}s "
+                                                 f"({total.kernel_drops} in all): the capture ring overflows; raise "
+                                                 f"capture.block_count or capture.fanout")
+            else:
+                self.status.set(Health.OK, self._ok_reason())
+
+    # -- several rings in worker processes (PACKET_FANOUT) --------------------------------------------
+    def _run_fanout(self) -> None:
+        cfg = self.config
+        group = os.getpid() & 0xFFFF
+        ctx = multiprocessing.get_context("spawn")  # never fork a process that runs an event loop and threads
+        base = self.snapshot()["counters"]
+        while not self._stop.is_set():
+            stop = ctx.Event()
+            conns, latest = [], []
+            self._workers = []
+            for member in range(cfg.fanout):
+                parent, child = ctx.Pipe(duplex=False)
+                proc = ctx.Process(target=_fanout_worker, args=(cfg, group, child, stop, self.stats_seconds),
+                                   name=f"sitevigil-capture-{member}", daemon=True)
+                proc.start()
+                child.close()
+                self._workers.append(proc)
+                conns.append(parent)
+                latest.append(CaptureCounters())
+            error = None
+            ready = 0
+            while not self._stop.is_set() and error is None:
+                for conn in multiprocessing.connection.wait(conns, timeout=READ_TIMEOUT):
+                    try:
+                        kind, payload = conn.recv()
+                    except (EOFError, OSError):
+                        error = "a capture worker process exited unexpectedly"
+                        break
+                    if kind == "error":
+                        error = payload
+                        break
+                    if kind == "ready":
+                        ready += 1
+                        if ready == cfg.fanout:
+                            self.status.set(Health.OK, self._ok_reason())
+                            self._first_attempt.set()
+                        continue
+                    latest[conns.index(conn)] = payload
+                else:
+                    if ready == cfg.fanout:
+                        self._publish(base, latest)
+            stop.set()
+            for proc in self._workers:
+                proc.join(5)
+                if proc.is_alive():
+                    proc.kill()  # our own worker, by its pid
+                    proc.join(1)
+            for conn in conns:
+                while conn.poll(0):  # the workers' last counters
+                    try:
+                        kind, payload = conn.recv()
+                    except (EOFError, OSError):
+                        break
+                    if kind == "counters":
+                        latest[conns.index(conn)] = payload
+                conn.close()
+            self._publish(base, latest)
+            for m in latest:
+                base += m
+            self._workers = []
+            if error is not None:
+                self._failed(error)
+                self._stop.wait(self.retry_seconds)
+
+
+def _fanout_worker(cfg: CaptureConfig, group: int, conn, stop, stats_seconds: float) -> None:
+    """One member of the fanout group, in its own process: read its ring, send counters each second."""
+    try:
+        ring = open_ring(cfg, fanout_group=group)
+    except (afpacket.CaptureError, OSError) as exc:
+        conn.send(("error", str(exc)))
+        return
+    except Exception as exc:  # a bug: say what it was instead of "exited unexpectedly"
+        conn.send(("error", f"capture worker failed: {exc!r}"))
+        raise
+    conn.send(("ready", None))
+    counters = CaptureCounters()
+    pipeline = FramePipeline(counters)
+    next_stats = 0.0
+    parent = os.getppid()
+    try:
+        while not stop.is_set() and os.getppid() == parent:  # never outlive a killed daemon
+            pipeline.feed(ring.next_batch(READ_TIMEOUT))
+            now = time.monotonic()
+            if now >= next_stats:
+                next_stats = now + stats_seconds
+                counters.add_kernel(ring.statistics())
+                conn.send(("counters", counters))
+    except (afpacket.CaptureError, OSError) as exc:
+        conn.send(("error", str(exc)))
+    finally:
+        try:
+            counters.add_kernel(ring.statistics())
+        except OSError:
+            pass
+        ring.close()
+        try:
+            conn.send(("counters", counters))
+        except OSError:
+            pass
+
+
+def factory(config: Config, ctx: Context) -> CaptureSubsystem:
+    return CaptureSubsystem(config, ctx)

@@ -1,0 +1,85 @@
+"""Capture marker frames with one or both PacketRing implementations (run inside the probe namespace).
+
+    ip netns exec NS python tests/lab/capture_child.py --iface mirror0 --run 7 --expect 1000 --impl cython,python
+
+Prints "READY" on stdout once every ring is open, then reads until each ring has seen `expect` marker
+frames of the run (or --timeout passes), then one JSON line: per implementation the marker frames in
+arrival order (hex, wire length, VLAN), all frames counted and the kernel statistics.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+from probe.sources.afpacket import CaptureError, compile_filter  # noqa: E402
+from tests.lab.send_frames import marker_seq  # noqa: E402
+
+
+def module(name: str):
+    if name == "cython":
+        import probe._fastpath as m
+    elif name == "python":
+        import probe._fastpath_py as m
+    else:
+        from probe import fastpath as m
+    return m
+
+
+def main() -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--iface", required=True)
+    p.add_argument("--run", type=int, required=True)
+    p.add_argument("--expect", type=int, required=True, help="marker frames to wait for")
+    p.add_argument("--expect-frames", type=int, default=0, help="or frames of any kind to wait for")
+    p.add_argument("--impl", default="facade")
+    p.add_argument("--bpf", default="")
+    p.add_argument("--timeout", type=float, default=20)
+    p.add_argument("--block-size", type=int, default=1 << 20)
+    p.add_argument("--block-count", type=int, default=16)
+    p.add_argument("--max-frames", type=int, default=4096)
+    p.add_argument("--hold", type=float, default=0, help="do not read for this long after READY (to force drops)")
+    p.add_argument("--settle", type=float, default=0.5, help="keep reading this long after the expected count")
+    a = p.parse_args()
+    try:
+        bpf = compile_filter(a.bpf, a.iface)
+        rings = {name: module(name).PacketRing(a.iface, block_size=a.block_size, block_count=a.block_count,
+                                               block_timeout=0.02, bpf=bpf)
+                 for name in a.impl.split(",")}
+    except (CaptureError, ValueError) as exc:
+        print(json.dumps({"error": str(exc), "errno": getattr(exc, "errno", None)}), flush=True)
+        return 3
+    print("READY", flush=True)
+    if a.hold:
+        time.sleep(a.hold)
+    out = {name: {"markers": [], "frames": 0, "bytes": 0} for name in rings}
+    deadline = time.monotonic() + a.timeout
+    done_at = None
+    while time.monotonic() < deadline:
+        for name, ring in rings.items():
+            batch = ring.next_batch(0.02, a.max_frames)
+            o = out[name]
+            o["frames"] += len(batch)
+            o["bytes"] += int(batch.caplen.sum())
+            for i in range(len(batch)):
+                frame = batch.frame(i)
+                if marker_seq(frame, a.run) is not None:
+                    o["markers"].append([frame.hex(), int(batch.wirelen[i]), int(batch.vlan[i]), int(batch.ts_ns[i])])
+        if done_at is None and all(len(o["markers"]) >= a.expect or 0 < a.expect_frames <= o["frames"]
+                                   for o in out.values()):
+            done_at = time.monotonic()
+        if done_at is not None and time.monotonic() - done_at >= a.settle:
+            break
+    for name, ring in rings.items():
+        out[name]["stats"] = ring.statistics()
+        ring.close()
+    print(json.dumps(out), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
