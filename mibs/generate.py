@@ -40,7 +40,7 @@ WANTED: dict[str, list[str]] = {
     "ENTITY-MIB": ["entPhysicalTable"],
     "LLDP-MIB": ["lldpLocPortTable", "lldpRemTable", "lldpLocChassisId"],
     "BRIDGE-MIB": ["dot1dBasePortTable", "dot1dTpFdbTable"],
-    "Q-BRIDGE-MIB": ["dot1qTpFdbTable", "dot1qFdbTable"],
+    "Q-BRIDGE-MIB": ["dot1qTpFdbTable", "dot1qFdbTable", "dot1qVlanCurrentTable"],
     "IP-MIB": ["ipNetToMediaTable", "ipNetToPhysicalTable"],
 }
 

@@ -209,7 +209,8 @@ class SnmprecClient:
             return Varbind(oid, END_OF_MIB_VIEW, None)
         return self._answer(self._records[self._keys[i]])
 
-    def _has_subtree(self, prefix: Oid) -> bool:
+    def has_subtree(self, prefix: Oid) -> bool:
+        """Does the recording hold anything under this OID? (Test helper; not part of the Protocol.)"""
         i = bisect.bisect_left(self._keys, prefix)
         return i < len(self._keys) and _under(self._keys[i], prefix)
 
@@ -225,7 +226,7 @@ class SnmprecClient:
             vb = self._records.get(o)
             if vb is not None:
                 out.append(self._answer(vb))
-            elif self._has_subtree(o[:-1]):
+            elif self.has_subtree(o[:-1]):
                 out.append(Varbind(o, NO_SUCH_INSTANCE, None))
             else:
                 out.append(Varbind(o, NO_SUCH_OBJECT, None))
