@@ -9,7 +9,7 @@ would (walks page through GETBULK-sized chunks and keep the real client's guards
 non-increasing-OID check). Tests change the device between polls (`set`, `delete`, `apply`) and can
 make it misbehave, so modules' robustness is tested without a network:
 
-- `lie_non_increasing=ROOT`: under ROOT, getnext goes back to the first row (a looping agent);
+- `lie_non_increasing=ROOT`: under ROOT, getnext answers the asked OID again (a stuck agent);
 - `lie_endless=ROOT`: under ROOT, the agent invents ever-increasing rows without end;
 - `lie_types={ROOT: type}`: every value under ROOT comes back as that type (b"garbage" / 0 / ...);
 - `timeout_under={ROOT,...}`: any request touching ROOT raises SnmpTimeout;
@@ -197,13 +197,8 @@ class SnmprecClient:
             # Invent a next row just after the asked one, forever.
             nxt = oid + (1,) if len(oid) <= len(self.lie_endless) + 1 else oid[:-1] + (oid[-1] + 1,)
             return Varbind(nxt, INTEGER, 1)
-        if self.lie_non_increasing is not None and _under(oid, self.lie_non_increasing):
-            i = bisect.bisect_right(self._keys, oid)
-            if i < len(self._keys) and _under(self._keys[i], self.lie_non_increasing) and \
-                    len(oid) > len(self.lie_non_increasing):
-                # Loop back: answer the first row again instead of the next one.
-                j = bisect.bisect_right(self._keys, self.lie_non_increasing)
-                return self._answer(self._records[self._keys[j]])
+        if self.lie_non_increasing is not None and _under(oid, self.lie_non_increasing) and oid in self._records:
+            return self._answer(self._records[oid])  # a stuck agent: answers getnext with the same OID
         i = bisect.bisect_right(self._keys, oid)
         if i >= len(self._keys):
             return Varbind(oid, END_OF_MIB_VIEW, None)
