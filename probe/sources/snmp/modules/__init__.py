@@ -54,6 +54,17 @@ class DeviceResult:
     modules: dict[str, ModuleResult]
     started_at: float
     duration_seconds: float
+    stats: dict[str, dict] = field(default_factory=dict)  # DeviceMemory.module_stats snapshot
+    restarts: int = 0
+
+    def merged_with(self, older: "DeviceResult | None") -> "DeviceResult":
+        """This poll's modules over an older result's (fast and slow schedules poll different
+        modules; /metrics serves the latest of each)."""
+        if older is None:
+            return self
+        mods = dict(older.modules)
+        mods.update(self.modules)
+        return DeviceResult(self.target, mods, self.started_at, self.duration_seconds, self.stats, self.restarts)
 
     @property
     def up(self) -> bool:
@@ -159,7 +170,7 @@ async def poll_device(client: SnmpClient, memory: DeviceMemory, *, target: str =
             if n != "system":
                 results[n] = ModuleResult(n, False, error_class="skipped",
                                           error=f"{n}: not polled: system {sys_res.error_class}", finished_at=wall())
-        return DeviceResult(target, results, now, clock() - start)
+        return _finish(target, results, memory, now, clock() - start)
     else:
         names = tuple(modules) if modules is not None else (memory.modules or ALWAYS)
 
@@ -167,7 +178,23 @@ async def poll_device(client: SnmpClient, memory: DeviceMemory, *, target: str =
         if n in results:
             continue
         results[n] = await run_module(MODULES[n], client, memory, **kw)
-    return DeviceResult(target, results, now, clock() - start)
+    return _finish(target, results, memory, now, clock() - start)
+
+
+def _finish(target, results, memory: DeviceMemory, now, duration) -> DeviceResult:
+    for name, r in results.items():
+        st = memory.module_stats.setdefault(name, {"polls": 0, "pdus": 0, "retries": 0, "timeouts": 0,
+                                                   "errors": {}, "last_success": None})
+        st["polls"] += 1
+        st["pdus"] += r.pdus
+        st["retries"] += r.retries
+        st["timeouts"] += r.timeouts
+        if r.ok:
+            st["last_success"] = r.finished_at
+        else:
+            st["errors"][r.error_class] = st["errors"].get(r.error_class, 0) + 1
+    snapshot = {n: {**st, "errors": dict(st["errors"])} for n, st in memory.module_stats.items()}
+    return DeviceResult(target, results, now, duration, snapshot, memory.restarts)
 
 
 __all__ = ["MODULES", "ALWAYS", "FAST_MODULES", "SLOW_MODULES", "ERROR_CLASSES", "ModuleResult", "DeviceResult",

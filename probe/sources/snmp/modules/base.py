@@ -68,6 +68,9 @@ class DeviceMemory:
     restarts: int = 0
     modules: tuple[str, ...] | None = None   # the automatic module choice, kept until a restart
     sys_object_id: str | None = None
+    # Per module, since the probe started: polls, pdus, retries, timeouts, errors by class,
+    # last_success (wall clock). What the `_total` metrics and last-success timestamps expose.
+    module_stats: dict[str, dict] = field(default_factory=dict)
 
     def slot(self, module: str) -> dict:
         return self.slots.setdefault(module, {})
