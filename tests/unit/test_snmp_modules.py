@@ -3,6 +3,7 @@ and agents that lie."""
 from __future__ import annotations
 
 import asyncio
+import re
 
 import pytest
 
@@ -174,7 +175,7 @@ def test_endless_table_is_cut_at_the_row_cap():
     c = SnmprecClient.from_text(DEVICE, lie_endless=IFX + ".1")
     r = asyncio.run(poll_device(c, DeviceMemory(), now=1000.0, modules=["system", "interfaces"], max_rows=200))
     assert r.modules["interfaces"].error_class == "protocol"
-    assert "more than 200 rows" in r.modules["interfaces"].error
+    assert re.search(r"more than \d+ rows", r.modules["interfaces"].error)
 
 
 def test_wrong_types_become_located_problems():
