@@ -271,3 +271,19 @@ def test_ups_units_and_sources():
     u = r.data()["ups"]
     assert u["runtime_seconds"] == 109762.0 and u["battery_charge_ratio"] == 1.0
     assert u["on_battery"] is False and u["replace_battery"] is True and u["sources"]["runtime_seconds"] == "PowerNet-MIB"
+
+
+def test_a_get_failing_for_one_missing_oid_is_retried_one_by_one():
+    from probe.sources.snmp.client import SnmpProtocolError
+
+    class V1Agent(SnmprecClient):
+        async def get(self, oids):
+            got = await super().get(oids)
+            if any(vb.type in ("noSuchObject", "noSuchInstance") for vb in got):
+                raise SnmpProtocolError("noSuchName at 2")
+            return got
+
+    c = V1Agent.from_text(DEVICE)  # no sysContact: the system GET fails as a whole on a v1 agent
+    r = poll(c, DeviceMemory(), 1000.0)
+    assert r.modules["system"].ok and r.data()["sys"]["name"] == "sw1" and r.data()["sys"]["contact"] is None
+    assert r.modules["interfaces"].ok

@@ -4,6 +4,7 @@ and the documented systematic differences)."""
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,7 @@ def test_recording_matches_librenms(rec, shared_data):
     result = asyncio.run(poll_device(client, DeviceMemory(), target=rec.stem, now=1000.0))
     data = result.data()
     assert "errors" not in data, data["errors"]
+    json.loads(json.dumps(data, allow_nan=False))  # the `sitevigil snmp --format json` output is plain JSON
     cmp = compare(rec.stem, data, exp, recorded=client.has_subtree)
     assert not cmp.mismatches, "\n".join(cmp.mismatches[:30])
     need = required_areas(exp, recorded=client.has_subtree)

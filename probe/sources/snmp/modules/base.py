@@ -123,7 +123,21 @@ class PollContext:
         out: list[Varbind] = []
         for i in range(0, len(oids), MAX_GET_VARBINDS):
             chunk = oids[i:i + MAX_GET_VARBINDS]
-            got = await self.client.get(chunk)
+            try:
+                got = await self.client.get(chunk)
+            except SnmpError as exc:
+                if exc.kind != "protocol" or len(chunk) == 1:
+                    raise
+                # An SNMPv1 agent (noSuchName) or a broken one fails the whole request for one
+                # OID it lacks: ask one by one, and take a failing OID as absent.
+                got = []
+                for oid in chunk:
+                    try:
+                        got.extend(await self.client.get([oid]))
+                    except SnmpError as one:
+                        if one.kind != "protocol":
+                            raise
+                        got.append(Varbind(oid, NO_SUCH_OBJECT, None))
             if len(got) != len(chunk):
                 raise AgentDataError(f"GET of {len(chunk)} OIDs answered with {len(got)} varbinds")
             for want, vb in zip(chunk, got):
