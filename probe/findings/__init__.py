@@ -1,1 +1,1 @@
-"""Findings: detectors turn what the sources saw into facts a technician acts on (raised once per episode)."""
+"""Findings: detectors turn a window's aggregates into findings a technician acts on, one per episode."""

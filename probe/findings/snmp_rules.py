@@ -40,6 +40,15 @@ class SnmpFinding:
     def key(self) -> tuple[str, str, str]:
         return (self.kind, self.device, self.subject)
 
+    def to_finding(self):
+        """As the ledger's Finding (probe.findings.model): one episode per kind and device there, so
+        the subject and summary travel in the evidence."""
+        from probe.findings.model import Finding
+
+        return Finding(kind=self.kind, severity=self.severity, device=self.device,
+                       evidence={**self.evidence, "subject": self.subject, "summary": self.summary},
+                       first_seen=self.at, last_seen=self.at)
+
 
 def days_to_full(samples: Sequence[tuple[float, float]], size: float) -> float | None:
     """Days until `used` reaches `size` by a least-squares line through (time s, used bytes) samples;

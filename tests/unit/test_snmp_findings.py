@@ -104,3 +104,11 @@ def test_forget_bounds_state():
     assert d.rules.active() and d.rules._storage
     d.rules.forget("dev1")
     assert not d.rules.active() and not d.rules._storage and not d.rules._flaps
+
+
+def test_findings_convert_to_the_ledgers_finding():
+    pytest.importorskip("probe.findings.model", reason="the findings ledger's model is not in this tree")
+    d = Device()
+    f = d.poll(advance=0)["ups_on_battery"].to_finding()
+    assert (f.kind, f.severity, f.device) == ("ups_on_battery", "critical", "dev1")
+    assert f.evidence["subject"] == "ups" and f.first_seen == d.now
