@@ -106,12 +106,21 @@ class SnmpRules:
             self._active[f.key] = 0
         # Episodes of this device's polled areas whose condition did not hold this time.
         polled = {k for m in result.modules.values() if m.ok for k in m.data}
+        self._prune(dev, data, polled)
         for k in [k for k in self._active if k[1] == dev and k not in keys]:
             if _area(k[0]) in polled:
                 self._active[k] += 1
                 if self._active[k] >= self.clear_polls:
                     del self._active[k]
         return new
+
+    def _prune(self, dev: str, data: dict, polled: set) -> None:
+        """Forget rows the device no longer has (its tables change: mounts, virtual interfaces)."""
+        for area, store in (("storage", self._storage), ("interfaces", self._flaps)):
+            if area in polled:
+                keep = {r.get("index") for r in data.get(area) or []}
+                for k in [k for k in store if k[0] == dev and k[1] not in keep]:
+                    del store[k]
 
     def active(self) -> list[tuple[str, str, str]]:
         return sorted(self._active)

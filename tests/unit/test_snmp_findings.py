@@ -112,3 +112,18 @@ def test_findings_convert_to_the_ledgers_finding():
     f = d.poll(advance=0)["ups_on_battery"].to_finding()
     assert (f.kind, f.severity, f.device) == ("ups_on_battery", "critical", "dev1")
     assert f.evidence["subject"] == "ups" and f.first_seen == d.now
+
+
+def test_state_follows_the_devices_tables():
+    d = Device()
+    d.poll(advance=0)
+    assert ("dev1", 1) in d.rules._storage and ("dev1", 2) in d.rules._flaps
+    for col in (1, 2, 3, 5, 7, 8, 9, 10, 14):
+        d.client.delete(f"{IF}.{col}.2")
+    for col in (1, 15, 18):
+        d.client.delete(f"1.3.6.1.2.1.31.1.1.1.{col}.2")
+    for col in (2, 3, 4, 5, 6):
+        d.client.delete(f"1.3.6.1.2.1.25.2.3.1.{col}.1")
+    d.poll()
+    assert ("dev1", 2) not in d.rules._flaps and ("dev1", 1) in d.rules._flaps
+    assert not d.rules._storage
