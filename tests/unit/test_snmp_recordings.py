@@ -29,9 +29,9 @@ def test_recording_matches_librenms(rec, shared_data):
     data = result.data()
     assert "errors" not in data, data["errors"]
     json.loads(json.dumps(data, allow_nan=False))  # the `sitevigil snmp --format json` output is plain JSON
-    cmp = compare(rec.stem, data, exp, recorded=client.has_subtree)
+    cmp = compare(rec.stem, data, exp, rec=client)
     assert not cmp.mismatches, "\n".join(cmp.mismatches[:30])
-    need = required_areas(exp, recorded=client.has_subtree)
+    need = required_areas(exp, rec=client)
     unchecked = sorted(a for a in need if not cmp.checked.get(a))
     assert not unchecked, f"{rec.stem}: LibreNMS has {unchecked} but nothing of ours was compared"
     # The automatic module choice picked what the device is.

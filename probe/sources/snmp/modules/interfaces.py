@@ -162,7 +162,7 @@ class InterfacesModule(Module):
                 flaps[i] = flaps.get(i, 0) + 1
             opers[i], last_changes[i] = oper, last
             row = {"index": i, "name": lab.get("name"), "descr": lab.get("descr"), "alias": lab.get("alias"),
-                   "type": lab.get("type"), "mac": lab.get("mac"), "speed_bps": speed_bps,
+                   "type": lab.get("type"), "mac": lab.get("mac"), "speed_bps": speed_bps, "high_speed_mbps": high,
                    "admin_status": ctx.enum(cols.get("ifAdminStatus"), "ifAdminStatus"), "oper_status": oper,
                    "last_change_seconds": last / 100.0 if last is not None else None,
                    "oper_status_changed": oper_changed, "last_change_moved": last_moved,
