@@ -287,3 +287,23 @@ def test_a_get_failing_for_one_missing_oid_is_retried_one_by_one():
     r = poll(c, DeviceMemory(), 1000.0)
     assert r.modules["system"].ok and r.data()["sys"]["name"] == "sw1" and r.data()["sys"]["contact"] is None
     assert r.modules["interfaces"].ok
+
+
+def test_module_choice_is_remembered_until_restart_or_age():
+    from probe.sources.snmp import mibtables as T
+    from probe.sources.snmp.modules import CHOICE_MAX_AGE
+
+    c = SnmprecClient.from_text(DEVICE)
+    mem = DeviceMemory()
+    probe_root = T.OID["prtMarkerSuppliesLevel"]
+    asyncio.run(poll_device(c, mem, now=1000.0))
+    assert c.stats.walked.count(probe_root) == 1 and mem.modules[:2] == ("system", "interfaces")
+    c.set(UPTIME, 106000)
+    asyncio.run(poll_device(c, mem, now=1060.0))
+    assert c.stats.walked.count(probe_root) == 1  # remembered
+    c.set(UPTIME, 106000 + int(CHOICE_MAX_AGE * 100))
+    asyncio.run(poll_device(c, mem, now=1060.0 + CHOICE_MAX_AGE))
+    assert c.stats.walked.count(probe_root) == 2  # looked again
+    c.set(UPTIME, 10)  # restarted: a new firmware may answer other MIBs
+    asyncio.run(poll_device(c, mem, now=1120.0 + CHOICE_MAX_AGE))
+    assert c.stats.walked.count(probe_root) == 3

@@ -8,7 +8,7 @@ error, never an exception out of poll_device.
 
 Module choice: `system` and `interfaces` always; the others when `applies()` says so (sysObjectID
 enterprise, or a cheap presence check of their MIB). The choice is remembered in DeviceMemory until
-the agent restarts or its sysObjectID changes; a configured list overrides it.
+the agent restarts, its sysObjectID changes or CHOICE_MAX_AGE passes; a configured list overrides it.
 """
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ ALWAYS = ("system", "interfaces")
 # What the poller's fast (counters) and slow (inventory) schedules usually run.
 FAST_MODULES = ("system", "interfaces", "hostresources", "ups", "printer")
 SLOW_MODULES = ("inventory",)
+CHOICE_MAX_AGE = 6 * 3600.0  # re-check what a device is now and then (a UPS card added, a new firmware)
 ERROR_CLASSES = ("timeout", "auth", "protocol", "bad_value", "internal", "skipped")
 
 
@@ -117,7 +118,8 @@ async def run_module(module: Module, client: SnmpClient, memory: DeviceMemory, *
 async def choose_modules(client: SnmpClient, memory: DeviceMemory, sys: dict, *, now: float,
                          max_rows: int = 10000) -> tuple[str, ...]:
     """The modules for this device (remembered until a restart or a new sysObjectID)."""
-    if memory.modules is not None and memory.sys_object_id == sys.get("object_id") and not sys.get("rebooted"):
+    if memory.modules is not None and memory.sys_object_id == sys.get("object_id") and not sys.get("rebooted") \
+            and now - memory.modules_at < CHOICE_MAX_AGE:
         return memory.modules
     chosen = list(ALWAYS)
     for name, mod in MODULES.items():
@@ -132,6 +134,7 @@ async def choose_modules(client: SnmpClient, memory: DeviceMemory, sys: dict, *,
                 raise
             _log.debug("SNMP module %s: presence check failed: %s", name, exc)
     memory.modules = tuple(chosen)
+    memory.modules_at = now
     return memory.modules
 
 

@@ -70,6 +70,7 @@ class DeviceMemory:
     boot_epoch: int = 0          # incremented at each detected restart; modules compare with theirs
     restarts: int = 0
     modules: tuple[str, ...] | None = None   # the automatic module choice, kept until a restart
+    modules_at: float = 0.0
     sys_object_id: str | None = None
     # Per module, since the probe started: polls, pdus, retries, timeouts, errors by class,
     # last_success (wall clock). What the `_total` metrics and last-success timestamps expose.

@@ -105,7 +105,9 @@ class InterfacesModule(Module):
                 "type": ctx.enum(cols.get("ifType"), "ifType"),
                 "mac": ctx.mac(cols.get("ifPhysAddress"), "ifPhysAddress"),
             }
-            present[i] = tuple(c for c in DYNAMIC_COLUMNS if c in cols)
+            # Where the row has the 64-bit column, its 32-bit twin is not worth a varbind per poll.
+            shadowed = {low for hc, low in COUNTERS.values() if hc and hc in cols and cols[hc].type == "Counter64"}
+            present[i] = tuple(c for c in DYNAMIC_COLUMNS if c in cols and c not in shadowed)
             rows[i] = {c: cols[c] for c in present[i]}
         slot["labels"] = labels
         slot["present"] = present
