@@ -18,6 +18,8 @@ Systematic differences with LibreNMS, converted here and documented:
 - ports: LibreNMS fills an empty ifAlias with ifName/ifDescr and stores 0 for counters the agent
   lacks; we keep the alias empty and the counter absent (None). Both are skipped in the comparison.
   Our `name` falls back to ifDescr when the agent has no ifName, as LibreNMS's does.
+- memory: like LibreNMS, used physical memory excludes Net-SNMP's buffers and cached rows; its
+  other memory pools are our hrStorage rows (compared by used bytes).
 - ports LibreNMS filters out (by its per-OS ignore rules) are simply not compared; we report all.
 - FDB: LibreNMS's vlan_vlan is the VLAN id; ours is mapped from the FDB id the same way.
 """
@@ -179,6 +181,22 @@ def compare(name: str, data: dict, exp: dict, rec=None) -> Comparison:
         c.eq("storage", f"{idx} size_bytes", o["size_bytes"], s.get("storage_size"))
         c.eq("storage", f"{idx} used_bytes", o["used_bytes"], s.get("storage_used"))
 
+    # memory (LibreNMS mempools read from hrStorage)
+    mem = data.get("memory") or {}
+    for m in _table(exp, "mempools", "mempools"):
+        if m.get("mempool_type") != "hrstorage":
+            continue
+        idx = int(m["mempool_index"])
+        if m.get("mempool_class") == "system" and idx == mem.get("storage_index"):
+            c.eq("memory", f"{idx} total", mem.get("total_bytes"), m.get("mempool_total"))
+            c.eq("memory", f"{idx} used", mem.get("used_bytes"), m.get("mempool_used"))
+        elif m.get("mempool_class") != "system":
+            o = ours_st.get(idx)
+            if o is None:
+                c.mismatches.append(f"{name}: memory: hrStorageIndex {idx} ({m.get('mempool_descr')}) missing")
+                continue
+            c.eq("memory", f"{idx} ({m.get('mempool_class')}) used", o["used_bytes"], m.get("mempool_used"))
+
     # processors
     ours_cpu = {p["index"]: p for p in data.get("processors") or []}
     for p in _table(exp, "processors", "processors"):
@@ -281,6 +299,8 @@ def required_areas(exp: dict, rec=None) -> set[str]:
         need.add("ports")
     if any(s.get("type") == "hrstorage" for s in _table(exp, "storage", "storage")):
         need.add("storage")
+    if any(m.get("mempool_type") == "hrstorage" for m in _table(exp, "mempools", "mempools")):
+        need.add("memory")
     if any(p.get("processor_type") == "hr" for p in _table(exp, "processors", "processors")):
         need.add("processors")
     if any((s.get("supply_oid") or "").startswith(".1.3.6.1.2.1.43.") for s in

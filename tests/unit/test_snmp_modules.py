@@ -307,3 +307,19 @@ def test_module_choice_is_remembered_until_restart_or_age():
     c.set(UPTIME, 10)  # restarted: a new firmware may answer other MIBs
     asyncio.run(poll_device(c, mem, now=1120.0 + CHOICE_MAX_AGE))
     assert c.stats.walked.count(probe_root) == 3
+
+
+def test_memory_excludes_buffers_and_cache():
+    from probe.sources.snmp.modules.hostresources import memory_from
+
+    def row(i, typ, descr, size, used):
+        return {"index": i, "type": typ, "descr": descr, "size_bytes": size, "used_bytes": used}
+
+    storage = [row(1, "hrStorageRam", "Physical memory", 8000, 7000), row(6, "hrStorageOther", "Memory buffers", 8000, 500),
+               row(7, "hrStorageOther", "Cached memory", 3000, 3000), row(31, "hrStorageFixedDisk", "/", 10**9, 10**8)]
+    m = memory_from(storage, 8000 // 1024)
+    assert m == {"total_bytes": 8000, "used_bytes": 3500, "buffers_bytes": 500, "cached_bytes": 3000,
+                 "storage_index": 1}
+    assert memory_from(storage[:1], None)["used_bytes"] == 7000  # no buffers/cache rows: as reported
+    assert memory_from([], 1024) == {"total_bytes": 1024 * 1024, "used_bytes": None, "buffers_bytes": None,
+                                     "cached_bytes": None, "storage_index": None}

@@ -3,6 +3,7 @@
 hrStorageSize/Used count allocation units; bytes = units * count. Some agents overflow the
 Integer32 and send a negative count for disks over 2**31 units: read back as count + 2**32 (as
 LibreNMS does), since a size cannot be negative.
+`memory`: see memory_from (buffers and cache are not counted as used, as LibreNMS does).
 """
 from __future__ import annotations
 
@@ -51,10 +52,27 @@ class HostResourcesModule(Module):
             processors.append({"index": idx[0], "load_percent": ctx.int(vb, "hrProcessorLoad", lo=0, hi=100)})
         mem = await ctx.scalars(["hrMemorySize"])
         kib = ctx.int(mem["hrMemorySize"], "hrMemorySize", lo=0)
-        ram = [s for s in storage if s["type"] == "hrStorageRam" and s["size_bytes"]]
-        memory = {"total_bytes": kib * 1024 if kib is not None else (ram[0]["size_bytes"] if ram else None),
-                  "used_bytes": ram[0]["used_bytes"] if ram else None}
-        return {"storage": storage, "processors": processors, "memory": memory}
+        return {"storage": storage, "processors": processors, "memory": memory_from(storage, kib)}
+
+
+def memory_from(storage: list[dict], memory_kib: int | None) -> dict:
+    """Physical memory: total from hrMemorySize or the RAM row's size (the larger); used from the RAM row,
+    minus buffers and cache where the agent reports them as their own rows (Net-SNMP's "Memory
+    buffers" and "Cached memory"): memory a kernel gives back on demand is not used."""
+    ram = [s for s in storage if s["type"] == "hrStorageRam" and s["size_bytes"]]
+    row = next((s for s in ram if (s["descr"] or "").lower() == "physical memory"), ram[0] if ram else None)
+    by_descr = {(s["descr"] or "").lower(): s for s in storage if s["type"] == "hrStorageOther"}
+    buffers = (by_descr.get("memory buffers") or {}).get("used_bytes")
+    cached = (by_descr.get("cached memory") or {}).get("used_bytes")
+    used = row["used_bytes"] if row else None
+    if used is not None and (buffers is not None or cached is not None):
+        used = max(0, used - (buffers or 0) - (cached or 0))
+    # hrMemorySize and the RAM row should agree; when they do not, the larger is the memory: FreeBSD's
+    # bsnmpd RAM rows describe only active memory, some printers' hrMemorySize only a part.
+    sizes = [v for v in (memory_kib * 1024 if memory_kib else None, row["size_bytes"] if row else None) if v]
+    total = max(sizes) if sizes else None
+    return {"total_bytes": total, "used_bytes": used, "buffers_bytes": buffers, "cached_bytes": cached,
+            "storage_index": row["index"] if row else None}
 
 
 def _storage_type(oid) -> str | None:
