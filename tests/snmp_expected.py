@@ -69,6 +69,12 @@ class Comparison:
             return
         self.mismatches.append(f"{self.name}: {area}: {what}: ours {ours!r} != LibreNMS {theirs!r}")
 
+    def eq_text(self, area: str, what: str, ours, theirs) -> None:
+        """Texts compared with whitespace runs collapsed and ends trimmed (we strip agents' padding)."""
+        if theirs is None or theirs == PRIVATE:
+            return
+        self.eq(area, what, _norm(ours) if ours is not None else None, _norm(theirs))
+
 
 def _oid_text(name: str) -> str:
     return "." + ".".join(map(str, T.OID[name])) + ".0"
@@ -177,7 +183,7 @@ def compare(name: str, data: dict, exp: dict, rec=None) -> Comparison:
         if o is None:
             c.mismatches.append(f"{name}: storage: hrStorageIndex {idx} ({s.get('storage_descr')}) missing from ours")
             continue
-        c.eq("storage", f"{idx} descr", o["descr"], s.get("storage_descr"))
+        c.eq_text("storage", f"{idx} descr", o["descr"], s.get("storage_descr"))
         c.eq("storage", f"{idx} size_bytes", o["size_bytes"], s.get("storage_size"))
         c.eq("storage", f"{idx} used_bytes", o["used_bytes"], s.get("storage_used"))
 
@@ -224,8 +230,8 @@ def compare(name: str, data: dict, exp: dict, rec=None) -> Comparison:
         if o is None:
             c.mismatches.append(f"{name}: printer: {'input' if is_input else 'supply'} {s['supply_index']} missing")
             continue
-        c.eq(area, f"{s['supply_index']} descr", o["name"] if is_input and o.get("name") else o["descr"],
-             s.get("supply_descr"))
+        c.eq_text(area, f"{s['supply_index']} descr", o["name"] if is_input and o.get("name") else o["descr"],
+                  s.get("supply_descr"))
         c.eq(area, f"{s['supply_index']} max_capacity", o["max_capacity"], s.get("supply_capacity"))
         if not is_input and o.get("type") is not None:
             c.eq(area, f"{s['supply_index']} type", o["type"], s.get("supply_type"))
@@ -286,7 +292,7 @@ def compare(name: str, data: dict, exp: dict, rec=None) -> Comparison:
                             ("entPhysicalSerialNum", "serial"), ("entPhysicalModelName", "model")):
             if e.get(theirs) == "":
                 continue
-            c.eq("entity", f"{e['entPhysicalIndex']} {theirs}", o.get(key), e.get(theirs))
+            c.eq_text("entity", f"{e['entPhysicalIndex']} {theirs}", o.get(key), e.get(theirs))
     return c
 
 
