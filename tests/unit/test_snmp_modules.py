@@ -323,3 +323,66 @@ def test_memory_excludes_buffers_and_cache():
     assert memory_from(storage[:1], None)["used_bytes"] == 7000  # no buffers/cache rows: as reported
     assert memory_from([], 1024) == {"total_bytes": 1024 * 1024, "used_bytes": None, "buffers_bytes": None,
                                      "cached_bytes": None, "storage_index": None}
+
+
+# -- inventory ---------------------------------------------------------------------------------------
+INVENTORY = DEVICE + """\
+1.3.6.1.2.1.4.35.1.4.2.1.4.10.0.0.7|4x|00aabbccdd07
+1.3.6.1.2.1.4.35.1.6.2.1.4.10.0.0.7|2|3
+1.3.6.1.2.1.4.35.1.4.2.2.16.254.128.0.0.0.0.0.0.2.170.187.255.254.204.221.8|4x|00aabbccdd08
+1.3.6.1.2.1.4.35.1.6.2.2.16.254.128.0.0.0.0.0.0.2.170.187.255.254.204.221.8|2|3
+1.3.6.1.2.1.4.35.1.4.1.1.4.10.0.0.9|4x|00aabbccdd09
+1.3.6.1.2.1.4.35.1.6.1.1.4.10.0.0.9|2|2
+1.3.6.1.2.1.4.22.1.2.2.10.0.0.7|4x|00aabbccdd07
+1.3.6.1.2.1.4.22.1.2.1.10.0.0.20|4x|00aabbccdd20
+1.3.6.1.2.1.4.22.1.4.1.10.0.0.20|2|3
+1.3.6.1.2.1.17.1.4.1.2.5|2|2
+1.3.6.1.2.1.17.1.4.1.2.6|2|1
+1.3.6.1.2.1.17.7.1.2.2.1.2.3.0.17.34.51.68.85|2|5
+1.3.6.1.2.1.17.7.1.2.2.1.3.3.0.17.34.51.68.85|2|3
+1.3.6.1.2.1.17.7.1.2.2.1.2.3.0.17.34.51.68.86|2|6
+1.3.6.1.2.1.17.7.1.2.2.1.3.3.0.17.34.51.68.86|2|2
+1.3.6.1.2.1.17.7.1.4.2.1.3.0.42|66|3
+1.0.8802.1.1.2.1.3.7.1.3.5|4|Gi0/2
+1.0.8802.1.1.2.1.3.7.1.3.9|4|mgmt
+1.0.8802.1.1.2.1.4.1.1.4.0.5.1|2|4
+1.0.8802.1.1.2.1.4.1.1.5.0.5.1|4x|001122334455
+1.0.8802.1.1.2.1.4.1.1.6.0.5.1|2|3
+1.0.8802.1.1.2.1.4.1.1.7.0.5.1|4x|0011223344aa
+1.0.8802.1.1.2.1.4.1.1.9.0.5.1|4|core-sw
+1.0.8802.1.1.2.1.4.1.1.6.0.9.2|2|5
+1.0.8802.1.1.2.1.4.1.1.7.0.9.2|4|Gi1/0/48
+1.3.6.1.2.1.47.1.1.1.1.2.1|4|Chassis
+1.3.6.1.2.1.47.1.1.1.1.5.1|2|3
+1.3.6.1.2.1.47.1.1.1.1.11.1|4|FOC1234X
+1.3.6.1.2.1.47.1.1.1.1.13.1|4|WS-C2960
+"""
+
+
+def test_inventory_arp_fdb_lldp_entity():
+    r = asyncio.run(poll_device(SnmprecClient.from_text(INVENTORY), DeviceMemory(), now=1.0, modules=["inventory"]))
+    d = r.data()
+    arp = {(a["ip"], a["if_index"]): a for a in d["arp"]}
+    assert arp[("10.0.0.7", 2)]["mac"] == "00:aa:bb:cc:dd:07"
+    assert arp[("fe80::2aa:bbff:fecc:dd08", 2)]["mac"] == "00:aa:bb:cc:dd:08"
+    assert ("10.0.0.9", 1) not in arp          # ipNetToPhysicalType invalid
+    assert arp[("10.0.0.20", 1)]["type"] == "dynamic"  # from ipNetToMediaTable only
+    fdb = {f["mac"]: f for f in d["fdb"]}
+    assert fdb["00:11:22:33:44:55"] == {"mac": "00:11:22:33:44:55", "vlan": 42, "fdb_id": 3, "port": 5,
+                                        "if_index": 2, "status": "learned"}
+    assert "00:11:22:33:44:56" not in fdb      # status invalid
+    n = {x["local_port_num"]: x for x in d["lldp_neighbors"]}
+    assert n[5]["if_index"] == 2               # lldpLocPortId "Gi0/2" is ifName of ifIndex 2
+    assert n[5]["chassis_id"] == "00:11:22:33:44:55" and n[5]["port_id"] == "00:11:22:33:44:aa"
+    assert n[5]["sys_name"] == "core-sw"
+    assert n[9]["port_id"] == "Gi1/0/48" and n[9]["if_index"] is None  # "mgmt" is no interface here
+    assert d["chassis"] == {"model": "WS-C2960", "serial": "FOC1234X", "descr": "Chassis"}
+
+
+def test_inventory_sections_fail_alone():
+    c = SnmprecClient.from_text(INVENTORY, timeout_under=["1.3.6.1.2.1.17"])
+    r = asyncio.run(poll_device(c, DeviceMemory(), now=1.0, modules=["inventory"]))
+    assert r.modules["inventory"].ok
+    d = r.data()
+    assert "fdb" not in d and d["arp"] and d["chassis"]
+    assert any(p.startswith("fdb: timeout") for p in r.modules["inventory"].problems)
