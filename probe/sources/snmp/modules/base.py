@@ -19,7 +19,7 @@ from typing import Any, Iterable, Sequence
 
 from probe.sources.snmp import mibtables as T
 from probe.sources.snmp.client import (
-    COUNTER32, COUNTER64, END_OF_MIB_VIEW, GAUGE32, INTEGER, IPADDR, NO_SUCH_INSTANCE, NO_SUCH_OBJECT, NULL,
+    COUNTER32, COUNTER64, END_OF_MIB_VIEW, GAUGE32, INTEGER, NO_SUCH_INSTANCE, NO_SUCH_OBJECT, NULL,
     OBJECT_ID, OCTETS, TIMETICKS, Oid, SnmpClient, SnmpError, Varbind, format_oid,
 )
 
@@ -363,5 +363,3 @@ def enterprise(sys_object_id: Oid | None) -> int | None:
         return sys_object_id[6]
     return None
 
-
-IPADDR_TYPE = IPADDR  # re-exported for modules decoding IpAddress columns

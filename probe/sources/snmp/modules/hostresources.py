@@ -7,6 +7,7 @@ LibreNMS does), since a size cannot be negative.
 """
 from __future__ import annotations
 
+from probe.sources.snmp import mibtables as T
 from probe.sources.snmp.modules.base import Module, PollContext
 
 STORAGE_COLUMNS = ("hrStorageType", "hrStorageDescr", "hrStorageAllocationUnits", "hrStorageSize",
@@ -76,8 +77,6 @@ def memory_from(storage: list[dict], memory_kib: int | None) -> dict:
 
 
 def _storage_type(oid) -> str | None:
-    from probe.sources.snmp import mibtables as T
-
     if oid is None:
         return None
     root = T.OID["hrStorageTypes"]

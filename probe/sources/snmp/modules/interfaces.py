@@ -19,7 +19,8 @@ from __future__ import annotations
 import numpy as np
 
 from probe import fastpath
-from probe.sources.snmp.modules.base import AgentDataError, Module, PollContext
+from probe.sources.snmp import mibtables as T
+from probe.sources.snmp.modules.base import ABSENT, AgentDataError, Module, PollContext
 
 LABEL_COLUMNS = ("ifDescr", "ifType", "ifName", "ifAlias", "ifPhysAddress")
 STATUS_COLUMNS = ("ifAdminStatus", "ifOperStatus", "ifSpeed", "ifHighSpeed", "ifLastChange",
@@ -118,9 +119,6 @@ class InterfacesModule(Module):
         return rows
 
     async def _get_by_index(self, ctx: PollContext, slot: dict) -> dict[int, dict] | None:
-        from probe.sources.snmp import mibtables as T
-        from probe.sources.snmp.modules.base import ABSENT
-
         wanted = [(i, c) for i, cols in slot["present"].items() for c in cols]
         got = await ctx.get([T.OID[c] + (i,) for i, c in wanted])
         rows: dict[int, dict] = {i: {} for i in slot["present"]}

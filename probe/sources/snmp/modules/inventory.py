@@ -15,9 +15,10 @@ does not hide the others; the module fails only when every section failed.
 """
 from __future__ import annotations
 
-from probe.sources.snmp.client import SnmpError
+from probe.sources.snmp.client import OCTETS, SnmpError
 from probe.sources.snmp.modules.base import (
-    AgentDataError, Module, PollContext, format_mac, inet_address, ipv4_from_index, mac_from_index, parse_mac_text,
+    ABSENT, AgentDataError, Module, PollContext, format_mac, inet_address, ipv4_from_index, mac_from_index,
+    parse_mac_text,
 )
 
 ENTITY_COLUMNS = ("entPhysicalDescr", "entPhysicalContainedIn", "entPhysicalClass", "entPhysicalName",
@@ -212,9 +213,6 @@ class InventoryModule(Module):
 
 
 def _octets(ctx: PollContext, vb, name: str) -> bytes | None:
-    from probe.sources.snmp.client import OCTETS
-    from probe.sources.snmp.modules.base import ABSENT
-
     if vb is None or vb.type in ABSENT:
         return None
     if vb.type != OCTETS:

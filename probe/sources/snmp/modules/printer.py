@@ -7,6 +7,7 @@ it reports percentages and maps -3 to 50% (see tests/unit/test_snmp_recordings.p
 """
 from __future__ import annotations
 
+from probe.sources.snmp.client import parse_oid
 from probe.sources.snmp.modules.base import Module, PollContext, enterprise
 
 SUPPLY_COLUMNS = ("prtMarkerSuppliesClass", "prtMarkerSuppliesType", "prtMarkerSuppliesDescription",
@@ -37,8 +38,6 @@ def level_state(level: int | None, max_capacity: int | None) -> tuple[str, float
 
 class PrinterModule(Module):
     async def applies(self, ctx: PollContext, sys: dict) -> bool:
-        from probe.sources.snmp.client import parse_oid
-
         oid = parse_oid(sys["object_id"]) if sys.get("object_id") else None
         if enterprise(oid) in PRINTER_ENTERPRISES:
             return True

@@ -9,7 +9,7 @@ MIB gave each value.
 """
 from __future__ import annotations
 
-from probe.sources.snmp.client import SnmpError
+from probe.sources.snmp.client import SnmpError, parse_oid
 from probe.sources.snmp.modules.base import AgentDataError, Module, PollContext, enterprise
 
 UPS_ENTERPRISES = {318, 3808, 705, 534, 935, 4555, 850, 6574}
@@ -38,8 +38,6 @@ async def _group(ctx: PollContext, names) -> dict:
 
 class UpsModule(Module):
     async def applies(self, ctx: PollContext, sys: dict) -> bool:
-        from probe.sources.snmp.client import parse_oid
-
         oid = parse_oid(sys["object_id"]) if sys.get("object_id") else None
         if enterprise(oid) in UPS_ENTERPRISES:
             return True
@@ -128,8 +126,6 @@ class UpsModule(Module):
 
 
 def _sys_oid(ctx: PollContext):
-    from probe.sources.snmp.client import parse_oid
-
     s = ctx.memory.sys_object_id
     return parse_oid(s) if s else None
 
