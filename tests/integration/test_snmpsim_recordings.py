@@ -114,3 +114,28 @@ def test_wrong_community_is_a_clean_timeout_per_device(snmpsim):
     # A wrong community is silence on the wire; the engine may tell it apart as "auth" (v3 probe).
     assert r.modules["system"].error_class in ("timeout", "auth")
     assert all(m.error_class == "skipped" for n, m in r.modules.items() if n != "system")
+
+
+def test_second_poll_over_the_wire_uses_cached_labels_and_gets_by_index(snmpsim):
+    rec = next((r for r in RECORDINGS if r.stem == "procurve_2520"), RECORDINGS[0])
+
+    async def go():
+        clients = Clients()
+        try:
+            client = await clients.client(snmpsim.port, rec.stem)
+            mem = DeviceMemory()
+            first = await poll_device(client, mem, target=rec.stem, modules=["system", "interfaces"])
+            second = await poll_device(client, mem, target=rec.stem, modules=["system", "interfaces"])
+            return first, second
+        finally:
+            clients.close()
+
+    first, second = asyncio.run(go())
+    assert first.modules["interfaces"].ok and second.modules["interfaces"].ok
+    a, b = first.data(), second.data()
+    assert b["interfaces_poll"]["labels"] == "cached" and not b["sys"]["rebooted"]
+    keep = ("index", "name", "descr", "alias", "speed_bps", "in_octets", "out_octets", "oper_status")
+    assert [{k: i[k] for k in keep} for i in a["interfaces"]] == [{k: i[k] for k in keep} for i in b["interfaces"]]
+    if a["interfaces"]:
+        # GETs by index (one varbind per known column) take fewer PDUs than the walks did.
+        assert second.modules["interfaces"].pdus < first.modules["interfaces"].pdus
