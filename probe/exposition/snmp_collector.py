@@ -118,6 +118,7 @@ def data_families(devices: Iterable) -> list:
     if_oper = _g("if_oper_up", "1 when ifOperStatus is up.", ifl)
     if_speed = _g("if_speed_bytes", "Interface speed in bytes per second (ifSpeed, or ifHighSpeed).", ifl)
     if_changes = _c("if_status_changes", "Oper status / ifLastChange changes seen since the probe started.", ifl)
+    if_last = _g("if_last_change_timestamp_seconds", "When the interface last changed state (ifLastChange).", ifl)
     if_rx = _c("if_receive_bytes", "Bytes received (wrap-corrected since the probe first saw the row).", ifl)
     if_tx = _c("if_transmit_bytes", "Bytes sent (wrap-corrected since the probe first saw the row).", ifl)
     if_rxp = _c("if_receive_packets", "Packets received by cast.", ifl + ["cast"])
@@ -181,6 +182,8 @@ def data_families(devices: Iterable) -> list:
             if i.get("speed_bps") is not None:
                 if_speed.add_metric(lab, i["speed_bps"] / 8.0)
             if_changes.add_metric(lab, float(i.get("status_changes") or 0))
+            if i.get("last_change_at") is not None:
+                if_last.add_metric(lab, float(i["last_change_at"]))
             tot = i.get("total") or {}
             for fam, key in ((if_rx, "in_octets"), (if_tx, "out_octets"), (if_rxe, "in_errors"),
                              (if_txe, "out_errors"), (if_rxd, "in_discards"), (if_txd, "out_discards")):
@@ -240,7 +243,7 @@ def data_families(devices: Iterable) -> list:
         if ch and (ch.get("model") or ch.get("serial")):
             chassis.add_metric([dev], {"model": _s(ch.get("model")), "serial": _s(ch.get("serial"))})
 
-    return [probs, dev_info, uptime, restarts, if_info, if_admin, if_oper, if_speed, if_changes, if_rx, if_tx, if_rxp, if_txp,
+    return [probs, dev_info, uptime, restarts, if_info, if_admin, if_oper, if_speed, if_changes, if_last, if_rx, if_tx, if_rxp, if_txp,
             if_rxe, if_txe, if_rxd, if_txd, st_size, st_used, cpu, mem_size, mem_used, sup_ratio, sup_level, sup_max,
             sup_state, ups_charge, ups_runtime, ups_onbat, ups_load, ups_replace, ups_status, lldp, fdb, arp, chassis]
 

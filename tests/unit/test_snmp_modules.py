@@ -110,6 +110,7 @@ def test_hc_counters_preferred_and_speed_from_high_speed():
     assert ifs[2]["speed_bps"] == 100_000_000
     assert ifs[1]["name"] == "Gi0/1" and ifs[1]["descr"] == "eth0" and ifs[1]["alias"] == "uplink"
     assert ifs[1]["type"] == "ethernetCsmacd" and ifs[1]["oper_status"] == "up"
+    assert ifs[1]["last_change_at"] == 1000.0 - (100000 - 500) / 100.0  # ifLastChange 500, sysUpTime 100000
 
 
 def test_error_counters_rising_and_link_flapping():

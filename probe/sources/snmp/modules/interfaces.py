@@ -69,7 +69,7 @@ class InterfacesModule(Module):
             slot.update(labels_at=ctx.now, boot_epoch=ctx.memory.boot_epoch, if_table_last_change=last_change,
                         if_number=if_number)
         interval = ctx.now - slot["prev_at"] if slot.get("prev_at") is not None else None
-        out = self._derive(ctx, slot, rows)
+        out = self._derive(ctx, slot, rows, uptime)
         slot["prev_at"] = ctx.now
         return {"interfaces": out,
                 "interfaces_poll": {"labels": "walked" if why else "cached", "why": why,
@@ -131,7 +131,7 @@ class InterfacesModule(Module):
         return rows
 
     # -- deriving ---------------------------------------------------------------------------------
-    def _derive(self, ctx: PollContext, slot: dict, rows: dict[int, dict]) -> list[dict]:
+    def _derive(self, ctx: PollContext, slot: dict, rows: dict[int, dict], uptime: int | None) -> list[dict]:
         prev: dict = slot.setdefault("prev", {})
         total: dict = slot.setdefault("total", {})
         opers: dict = slot.setdefault("oper", {})
@@ -165,6 +165,10 @@ class InterfacesModule(Module):
                    "type": lab.get("type"), "mac": lab.get("mac"), "speed_bps": speed_bps, "high_speed_mbps": high,
                    "admin_status": ctx.enum(cols.get("ifAdminStatus"), "ifAdminStatus"), "oper_status": oper,
                    "last_change_seconds": last / 100.0 if last is not None else None,
+                   # ifLastChange is sysUpTime at the change: as a wall-clock time, when it is plausible
+                   # (0 means "before the agent started", and it cannot be ahead of the uptime).
+                   "last_change_at": (ctx.now - (uptime - last) / 100.0
+                                      if uptime is not None and last and last <= uptime else None),
                    "oper_status_changed": oper_changed, "last_change_moved": last_moved,
                    "status_changes": flaps.get(i, 0)}
             cur_bits = {}
