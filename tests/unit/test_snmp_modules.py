@@ -387,3 +387,20 @@ def test_inventory_sections_fail_alone():
     d = r.data()
     assert "fdb" not in d and d["arp"] and d["chassis"]
     assert any(p.startswith("fdb: timeout") for p in r.modules["inventory"].problems)
+
+
+def test_cleared_32bit_counters_are_a_discontinuity_not_a_wrap():
+    from probe.sources.snmp.modules.interfaces import plausible_wrap
+
+    c = SnmprecClient.from_text(DEVICE)
+    mem = DeviceMemory()
+    poll(c, mem, 1000.0)
+    c.set(UPTIME, 106000)
+    c.set(f"{IF}.14.2", 0)          # ifInErrors 5 -> 0: "clear counters", no restart
+    c.set(f"{IF}.10.2", 100)        # ifInOctets wraps: 296 + 100 bytes, plausible at 100 Mbit/s
+    r = by_index(poll(c, mem, 1060.0))
+    assert r[2]["delta"]["in_errors"] is None
+    assert r[2]["delta"]["in_octets"] == 396
+    assert plausible_wrap("in_octets", 4e9, 60.0, 10_000_000_000)       # 10G link: 4 GB in a minute is fine
+    assert not plausible_wrap("in_octets", 4e9, 60.0, 100_000_000)      # 100M link: it is not
+    assert plausible_wrap("in_errors", 4e9, 60.0, None)                 # speed unknown: trust the wrap

@@ -7,7 +7,8 @@ holds, each poll reads only the changing columns with GETs by index, not whole-t
 
 Counters: the 64-bit ifHC* column where the row has it, the 32-bit one otherwise. Deltas between
 polls come from probe.fastpath.counter_deltas (32-bit wrap handled; a 64-bit decrease is a
-discontinuity, not a wrap); after a restart or an ifCounterDiscontinuityTime move the previous values
+discontinuity, not a wrap; a 32-bit decrease is a wrap only when the increment it implies fits the
+link's speed, see plausible_wrap); after a restart or an ifCounterDiscontinuityTime move the previous values
 are dropped, so a reset is never read as a wrap. `total` is a monotonic, wrap-corrected running sum
 of deltas since the probe first saw the row: what the Prometheus `_total` counters expose.
 
@@ -46,6 +47,17 @@ LABEL_MAX_AGE = 3600.0
 SPEED_SATURATED = (1 << 32) - 1
 
 
+def plausible_wrap(counter: str, delta: float, interval: float | None, speed_bps: int | None) -> bool:
+    """Could a 32-bit counter have wrapped to give this delta in `interval` s on a link this fast?
+    A decrease is read as a wrap only if the increment it implies fits the link (octets: speed / 8;
+    packets, errors, discards: the minimum-frame rate, 84 bytes on the wire), with 50% slack. An
+    operator's "clear counters" then shows as a discontinuity instead of ~4 billion new errors."""
+    if not interval or interval <= 0 or not speed_bps:
+        return True  # nothing to judge by
+    per_second = speed_bps / 8.0 if counter.endswith("octets") else speed_bps / (84 * 8.0)
+    return delta <= per_second * interval * 1.5 + 1000
+
+
 class InterfacesModule(Module):
     async def applies(self, ctx: PollContext, sys: dict) -> bool:
         return True  # nearly every agent has IF-MIB; an empty table is an honest empty answer
@@ -69,7 +81,7 @@ class InterfacesModule(Module):
             slot.update(labels_at=ctx.now, boot_epoch=ctx.memory.boot_epoch, if_table_last_change=last_change,
                         if_number=if_number)
         interval = ctx.now - slot["prev_at"] if slot.get("prev_at") is not None else None
-        out = self._derive(ctx, slot, rows, uptime)
+        out = self._derive(ctx, slot, rows, uptime, interval)
         slot["prev_at"] = ctx.now
         return {"interfaces": out,
                 "interfaces_poll": {"labels": "walked" if why else "cached", "why": why,
@@ -131,7 +143,8 @@ class InterfacesModule(Module):
         return rows
 
     # -- deriving ---------------------------------------------------------------------------------
-    def _derive(self, ctx: PollContext, slot: dict, rows: dict[int, dict], uptime: int | None) -> list[dict]:
+    def _derive(self, ctx: PollContext, slot: dict, rows: dict[int, dict], uptime: int | None,
+                interval: float | None) -> list[dict]:
         prev: dict = slot.setdefault("prev", {})
         total: dict = slot.setdefault("total", {})
         opers: dict = slot.setdefault("oper", {})
@@ -197,7 +210,10 @@ class InterfacesModule(Module):
         deltas = fastpath.counter_deltas(np.array(p_vals, dtype=np.uint64), np.array(c_vals, dtype=np.uint64),
                                          np.array(bits, dtype=np.uint8)) if keys else []
         by_index = {r["index"]: r for r in out}
-        for (i, name), dv in zip(keys, deltas):
+        for (i, name), dv, pv, cv in zip(keys, deltas, p_vals, c_vals):
+            if not np.isnan(dv) and cv < pv and not plausible_wrap(name, float(dv), interval,
+                                                                   by_index[i]["speed_bps"]):
+                dv = np.nan  # counters cleared (or a lying agent), not a 32-bit wrap
             by_index[i]["delta"][name] = None if np.isnan(dv) else float(dv)
         for r in out:
             tot = total.setdefault(r["index"], {})
