@@ -1,0 +1,1 @@
+"""Findings: what the probe tells the MSP about the client's network (detectors, ledger)."""
