@@ -18,6 +18,8 @@ COMMANDS: dict[str, str] = {
     "check-config": "check_config",
     "diag": "diag",
     "bench": "bench",
+    "sweep": "sweep",
+    "devices": "devices",
 }
 
 

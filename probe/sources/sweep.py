@@ -270,7 +270,8 @@ class _Listener(threading.Thread):
 
 def _run_probe(send_one: Callable[[str], None], sock: socket.socket, parse, addrs: list[str], *, pacer: Pacer,
                attempts: int, retry_after: float, wait: float, deadline: float, phase: str,
-               progress: Progress | None) -> tuple[dict[str, list[tuple[Any, float]]], dict[str, float], int, bool]:
+               progress: Progress | None, stop: threading.Event | None = None,
+               ) -> tuple[dict[str, list[tuple[Any, float]]], dict[str, float], int, bool]:
     """Send to every address (paced), again to the silent ones, then wait for late replies."""
     listener = _Listener(sock, parse, set(addrs))
     listener.start()
@@ -291,13 +292,13 @@ def _run_probe(send_one: Callable[[str], None], sock: socket.socket, parse, addr
                 todo = [a for a in todo if not listener.answered(a)]
             i = 0
             while i < len(todo):
-                if time.monotonic() >= deadline:
+                if time.monotonic() >= deadline or (stop is not None and stop.is_set()):
                     complete = False
                     break
                 n = pacer.take(len(todo) - i)
                 for addr in todo[i:i + n]:
-                    send_one(addr)
                     sent_at[addr] = time.monotonic()
+                    send_one(addr)
                     sent += 1
                 i += n
                 if progress:
@@ -308,7 +309,7 @@ def _run_probe(send_one: Callable[[str], None], sock: socket.socket, parse, addr
                 break
         # Late replies: wait until everyone answered or `wait` after the last request.
         end = min(time.monotonic() + wait, deadline)
-        while time.monotonic() < end and len(listener.answers) < len(addrs):
+        while time.monotonic() < end and len(listener.answers) < len(addrs) and not (stop and stop.is_set()):
             time.sleep(0.01)
         if progress:
             progress(phase, total, total)
@@ -321,7 +322,8 @@ def _run_probe(send_one: Callable[[str], None], sock: socket.socket, parse, addr
 
 def arp_sweep(interface: str, src_mac: str, src_ip: str, addrs: Sequence[str], *, rate_pps: float,
               attempts: int = 2, retry_after: float = 0.5, wait: float = 0.5, deadline: float | None = None,
-              progress: Progress | None = None) -> tuple[list[LiveHost], int, bool]:
+              progress: Progress | None = None, stop: threading.Event | None = None,
+              ) -> tuple[list[LiveHost], int, bool]:
     """ARP who-has for every address; returns (live hosts, frames sent, finished within the deadline)."""
     template = bytearray(arp_request_template(src_mac, src_ip))
     try:
@@ -346,7 +348,7 @@ def arp_sweep(interface: str, src_mac: str, src_ip: str, addrs: Sequence[str], *
         answers, sent_at, sent, complete = _run_probe(
             send_one, sock, parse_arp_reply, list(addrs), pacer=Pacer(rate_pps), attempts=attempts,
             retry_after=retry_after, wait=wait, deadline=deadline or time.monotonic() + 3600, phase="arp",
-            progress=progress)
+            progress=progress, stop=stop)
     finally:
         sock.close()
     hosts = []
@@ -393,8 +395,8 @@ def parse_icmp_reply(ident: int) -> Callable[[bytes], tuple[str, int] | None]:
 
 
 def icmp_sweep(addrs: Sequence[str], *, rate_pps: float, attempts: int = 2, retry_after: float = 1.0,
-               wait: float = 1.0, deadline: float | None = None,
-               progress: Progress | None = None) -> tuple[list[LiveHost], int, bool]:
+               wait: float = 1.0, deadline: float | None = None, progress: Progress | None = None,
+               stop: threading.Event | None = None) -> tuple[list[LiveHost], int, bool]:
     """ICMP echo to every address; returns (live hosts, packets sent, finished within the deadline)."""
     try:
         sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
@@ -417,7 +419,7 @@ def icmp_sweep(addrs: Sequence[str], *, rate_pps: float, attempts: int = 2, retr
         answers, sent_at, sent, complete = _run_probe(
             send_one, sock, parse_icmp_reply(ident), list(addrs), pacer=Pacer(rate_pps), attempts=attempts,
             retry_after=retry_after, wait=wait, deadline=deadline or time.monotonic() + 3600, phase="icmp",
-            progress=progress)
+            progress=progress, stop=stop)
     finally:
         sock.close()
     hosts = [LiveHost(a, None, "icmp", max(0.0, answers[a][0][1] - sent_at.get(a, answers[a][0][1])))
@@ -629,7 +631,8 @@ def expected_duration(n_arp: int, n_icmp: int, rate_pps: float, attempts: int = 
 
 def sweep(targets: Sequence[SweepTarget], *, rate_pps: float, max_hosts: int = 4096, attempts: int = 2,
           snmp: bool = True, snmp_timeout: float = 2.0, snmp_retries: int = 1, snmp_concurrency: int = 64,
-          max_duration: float | None = None, progress: Progress | None = None) -> SweepResult:
+          max_duration: float | None = None, progress: Progress | None = None,
+          stop: threading.Event | None = None) -> SweepResult:
     """Sweep every target (ARP or ICMP), then SNMP-probe the live hosts. Bounded by `max_duration`."""
     started_wall, t0 = time.time(), time.monotonic()
     warnings: list[str] = []
@@ -639,7 +642,8 @@ def sweep(targets: Sequence[SweepTarget], *, rate_pps: float, max_hosts: int = 4
     budget = max_hosts
     for t in targets:
         addrs = t.addresses(budget)
-        if t.network.num_addresses - 2 > len(addrs) + len(t.exclude):
+        usable = t.network.num_addresses - (2 if t.network.prefixlen < 31 else 0)
+        if usable > len(addrs) + sum(1 for a in t.exclude if a in t.network):
             warnings.append(f"{t.network}: only the first {len(addrs)} addresses swept (sweep.max_hosts={max_hosts})")
         budget -= len(addrs)
         for a in addrs:
@@ -662,13 +666,13 @@ def sweep(targets: Sequence[SweepTarget], *, rate_pps: float, max_hosts: int = 4
     complete = True
     for (iface, mac, ip), addrs in arp_jobs.items():
         found, n, ok = arp_sweep(iface, mac, ip, addrs, rate_pps=rate_pps, attempts=attempts, deadline=deadline,
-                                 progress=progress)
+                                 progress=progress, stop=stop)
         hosts += found
         sent += n
         complete &= ok
     if icmp_addrs:
         found, n, ok = icmp_sweep(icmp_addrs, rate_pps=rate_pps, attempts=attempts, deadline=deadline,
-                                  progress=progress)
+                                  progress=progress, stop=stop)
         hosts += found
         sent += n
         complete &= ok
@@ -676,7 +680,7 @@ def sweep(targets: Sequence[SweepTarget], *, rate_pps: float, max_hosts: int = 4
         if h.other_macs:
             warnings.append(f"{h.ip}: answered by several MACs ({', '.join([h.mac or '?'] + h.other_macs)}): "
                             f"an address conflict or ARP spoofing")
-    if snmp and hosts and any(creds_by_addr.get(h.ip) for h in hosts):
+    if snmp and hosts and any(creds_by_addr.get(h.ip) for h in hosts) and not (stop and stop.is_set()):
         asyncio.run(snmp_probe(hosts, lambda a: creds_by_addr.get(a, ()), timeout=snmp_timeout,
                                retries=snmp_retries, concurrency=snmp_concurrency, deadline=deadline,
                                progress=progress))
