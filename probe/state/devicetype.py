@@ -111,6 +111,14 @@ VENDOR_PATTERNS: list[tuple[str, re.Pattern]] = [(t, re.compile(p, re.I)) for t,
     ("phone", r"samsung electronics|xiaomi|oneplus|huawei device|oppo|vivo mobile|motorola mobility"),
 ]]
 
+# DNS-SD service types a device advertises over mDNS that only one kind of device offers.
+MDNS_SERVICE_TYPES = {
+    "_ipp": "printer", "_ipps": "printer", "_printer": "printer", "_pdl-datastream": "printer",
+    "_scanner": "printer", "_uscan": "printer", "_adisk": "nas",
+    "_workstation": "workstation", "_rfb": "workstation", "_companion-link": "phone",
+    "_axis-video": "camera",
+}
+
 LLDP_CAPABILITIES = {  # LLDP system capabilities (IEEE 802.1AB) and CDP capability names -> type
     "router": "router", "bridge": "switch", "switch": "switch", "wlan": "access_point", "wlan access point": "access_point",
     "telephone": "phone", "phone": "phone", "docsis": "router", "station": "workstation", "host": "workstation",
@@ -201,7 +209,7 @@ def _snmp_votes(snmp: Mapping[str, Any]) -> list[Vote]:
 def classify(*, snmp: Mapping[str, Any] | None = None, vendor: str | None = None,
              dhcp_vendor_class: str | None = None, dhcp_params: Sequence[int] | None = None,
              names: Iterable[str] = (), capabilities: Iterable[str] = (),
-             neighbor_descr: str | None = None) -> DeviceType:
+             neighbor_descr: str | None = None, services: Iterable[str] = ()) -> DeviceType:
     """The most likely type of a device, with every vote for it and against it."""
     votes: list[Vote] = []
     if snmp:
@@ -223,6 +231,10 @@ def classify(*, snmp: Mapping[str, Any] | None = None, vendor: str | None = None
         kind = _fingerprint_type(list(dhcp_params))
         if kind:
             votes.append(Vote(kind, W_FINGERPRINT, "dhcp.parameter_list", ",".join(map(str, dhcp_params))))
+    for svc in dict.fromkeys(s.lower() for s in services if s):
+        kind = MDNS_SERVICE_TYPES.get(svc.split(".")[0])
+        if kind:
+            votes.append(Vote(kind, W_NAME, "mdns.service", svc))
     for name in dict.fromkeys(n for n in names if n):
         short = name.split(".")[0]
         for kind, word in _match(NAME_PATTERNS, short):

@@ -315,7 +315,8 @@ class Inventory:
         result = classify(snmp=dev.snmp, vendor=dev.vendor, dhcp_vendor_class=dev.facts.get("dhcp_vendor_class"),
                           dhcp_params=params if isinstance(params, list) else None,
                           names=dev.names.values(), capabilities=caps,
-                          neighbor_descr=neighbor.get("description"))
+                          neighbor_descr=neighbor.get("description"),
+                          services=dev.facts.get("mdns_services") or ())
         dev.type, dev.type_evidence = result.type, result.evidence()
 
     @staticmethod
