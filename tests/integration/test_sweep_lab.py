@@ -1,0 +1,121 @@
+"""`sitevigil sweep` in a simulated client LAN: every host found with its MAC, SNMP agents identified,
+a host plugged in later is a new device, a host unplugged is reported gone after the configured absence."""
+import json
+import time
+
+import pytest
+
+from tests.lab.netns import Lab, lab_available
+
+pytestmark = [pytest.mark.lab, pytest.mark.peer]
+
+SNMP_HOSTS = 5
+DESCR = "Linux lab host (Net-SNMP agent for sitevigil tests)"
+
+
+@pytest.fixture(scope="module")
+def lan():
+    if (why := lab_available()) is not None:
+        pytest.skip(f"lab: {why}")
+    import shutil
+
+    if shutil.which("snmpd") is None:
+        pytest.skip("needs snmpd (Debian package snmpd)")
+    lab = Lab(hosts=50, snmp_hosts=SNMP_HOSTS)
+    try:
+        yield lab
+    finally:
+        lab.destroy()
+
+
+def sweep(lan, cmd, env, *args, timeout=120):
+    r = lan.run(lan.probe, [*cmd, "sweep", *args], check=False, timeout=timeout, env=env)
+    assert r.returncode == 0, r.stderr
+    return r
+
+
+def expected(lan):
+    return {str(h.ip): h.mac for h in [lan.gateway, *lan.hosts]}
+
+
+def test_arp_sweep_finds_every_host_with_its_mac_and_snmp_identity(lan, sitevigil_cmd, sitevigil_env):
+    r = sweep(lan, sitevigil_cmd, sitevigil_env, str(lan.subnet), "--format", "json", "--community", "wrong-one",
+              "--community", "lab-public")
+    doc = json.loads(r.stdout)
+    assert doc["complete"] and doc["methods"] == {str(lan.subnet): "arp"}
+    found = {d["ip"]: d for d in doc["devices"]}
+    assert {ip: d["mac"] for ip, d in found.items()} == expected(lan)
+    agents = {str(a.host.ip): a for a in lan.snmpds}
+    assert len(agents) == SNMP_HOSTS
+    for ip, d in found.items():
+        if ip in agents:
+            assert d["snmp"]["sys_descr"] == DESCR
+            assert d["snmp"]["sys_name"] == f"{agents[ip].host.name}.lab" and d["name"] == d["snmp"]["sys_name"]
+            assert d["snmp"]["credential"] == "cli-community-2"  # the wrong community was tried first
+            assert d["type"] == "server" and d["type_rule"] == "snmp.sys_descr"
+        else:
+            assert d["snmp"] is None and d["type"] == "unknown"
+        assert d["mac_kind"] == "local" and d["randomised"]  # the lab's MACs are locally administered
+        assert set(d) >= {"mac", "ip", "vendor", "type", "names", "snmp"}
+
+
+def test_icmp_sweep_finds_every_address(lan, sitevigil_cmd, sitevigil_env):
+    r = sweep(lan, sitevigil_cmd, sitevigil_env, str(lan.subnet), "--method", "icmp", "--no-snmp", "--format", "json")
+    doc = json.loads(r.stdout)
+    assert doc["methods"] == {str(lan.subnet): "icmp"}
+    assert {d["ip"] for d in doc["devices"]} == set(expected(lan))
+    assert all(d["mac"] is None and d["method"] == "icmp" for d in doc["devices"])
+
+
+def test_table_output(lan, sitevigil_cmd, sitevigil_env):
+    r = sweep(lan, sitevigil_cmd, sitevigil_env, str(lan.subnet), "--no-snmp")
+    lines = r.stdout.splitlines()
+    assert lines[0].split()[:4] == ["IP", "MAC", "VENDOR", "TYPE"]
+    assert sum(1 for line in lines if line.startswith(str(lan.subnet.network_address)[:-1])) == len(expected(lan))
+    assert f"{len(expected(lan))} hosts up of 253 addresses" in r.stdout
+
+
+def test_new_device_and_device_gone_findings(lan, sitevigil_cmd, sitevigil_env, tmp_path):
+    agent = lan.snmpds[0]
+    u = agent.v3_users[0]
+    cfg = tmp_path / "sitevigil.yml"
+    cfg.write_text(f"""
+state_dir: {tmp_path / 'state'}
+subnets:
+  - cidr: {lan.subnet}
+snmp:
+  timeout: 1s
+  retries: 0
+  credentials:
+    - {{name: v3lab, version: "3", username: {u['user']}, auth_protocol: SHA256, auth_key: {u['auth_key']},
+       priv_protocol: AES256, priv_key: {u['priv_key']}}}
+sweep:
+  device_gone_after: 12s
+""")
+    run = ("--config.file", str(cfg), "--record", "--format", "json")
+
+    first = json.loads(sweep(lan, sitevigil_cmd, sitevigil_env, *run).stdout)
+    assert first["findings"] == []  # the first sweep is the baseline
+    assert {d["ip"] for d in first["devices"]} == set(expected(lan))
+    assert sum(1 for d in first["devices"] if d["snmp"] and d["snmp"]["credential"] == "v3lab") == SNMP_HOSTS
+
+    newcomer = lan.add_host()
+    second = json.loads(sweep(lan, sitevigil_cmd, sitevigil_env, *run).stdout)
+    last_seen = time.time()
+    assert [(f["kind"], f["device"], f["evidence"]["ip"]) for f in second["findings"]] == \
+        [("device_new", newcomer.mac, str(newcomer.ip))]
+
+    leaver = lan.hosts[20]
+    lan.remove_host(leaver)
+    third = json.loads(sweep(lan, sitevigil_cmd, sitevigil_env, *run).stdout)
+    assert third["findings"] == []  # absent for less than device_gone_after
+    time.sleep(max(0.0, last_seen + 12.5 - time.time()))
+    fourth = json.loads(sweep(lan, sitevigil_cmd, sitevigil_env, *run).stdout)
+    assert [(f["kind"], f["device"], f["evidence"]["ip"]) for f in fourth["findings"]] == \
+        [("device_gone", leaver.mac, str(leaver.ip))]
+
+    r = lan.run(lan.probe, [*sitevigil_cmd, "devices", "--config.file", str(cfg), "--format", "json"],
+                env=sitevigil_env)
+    devices = {d["mac"]: d for d in json.loads(r.stdout)["devices"]}
+    assert devices[leaver.mac]["state"] == "gone" and devices[newcomer.mac]["state"] == "present"
+    assert len(devices) == len(expected(lan)) + 1
