@@ -16,7 +16,6 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
-from probe.exposition.inventory_collector import InventoryCollector, SweepStats
 from probe.findings.model import Finding
 from probe.sources import sweep as sweeper
 from probe.sources.passive import Observation
@@ -128,6 +127,8 @@ class SweepSubsystem:
     def __init__(self, config: "Config", ctx: Context, *, sweep_fn=None):
         self.config = config
         self.ctx = ctx
+        from probe.exposition.inventory_collector import SweepStats
+
         self.status = Status()
         self.stats = SweepStats()
         sc = config.sweep
@@ -176,6 +177,8 @@ class SweepSubsystem:
         self._wake.set()
 
     def collectors(self):
+        from probe.exposition.inventory_collector import InventoryCollector
+
         return [InventoryCollector(self.inventory.snapshot, self.stats,
                                    info_limit=lambda: self.config.sweep.device_info_limit,
                                    evicted=lambda: self.inventory.evicted_total)]

@@ -60,12 +60,21 @@ class ProgressBar:
 
 
 def _config(args):
+    """The config with the machine's defaults filled in (as the daemon's resolve_defaults does, without
+    importing the daemon and its HTTP stack into a one-shot command)."""
+    from probe.config import SubnetConfig
+    from probe.sources import interfaces
+
     cfg = load_file(args.config_file) if args.config_file else default_config()
     if args.state_dir:
         cfg = cfg.replace(state_dir=args.state_dir)
-    from probe.daemon import resolve_defaults
+    if args.record and cfg.state_dir is None:
+        from probe.daemon import default_state_dir
 
-    return resolve_defaults(cfg)
+        cfg = cfg.replace(state_dir=default_state_dir())
+    if not cfg.subnets and not args.cidrs:
+        cfg = cfg.replace(subnets=tuple(SubnetConfig(cidr=n) for n in interfaces.discovered_subnets()))
+    return cfg
 
 
 def run(args) -> int:
@@ -100,6 +109,13 @@ def run(args) -> int:
               file=sys.stderr)
         return 2
     bar = ProgressBar() if args.progress and sys.stderr.isatty() else None
+    # The vendor table takes ~0.1 s to read: read it while the sweep waits on the wire.
+    import threading
+
+    from probe.state.oui import default_table
+
+    loader = threading.Thread(target=default_table, daemon=True, name="oui-load")
+    loader.start()
     try:
         result = discovery.run_sweep(cfg, targets, rate_pps=args.rate, snmp=args.snmp, progress=bar)
     except SweepError as exc:
@@ -109,6 +125,7 @@ def run(args) -> int:
         if bar:
             bar.close()
 
+    loader.join()
     store = None
     if args.record:
         from probe.state.store import Store, StoreError
