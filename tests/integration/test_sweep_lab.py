@@ -1,6 +1,9 @@
 """`sitevigil sweep` in a simulated client LAN: every host found with its MAC, SNMP agents identified,
 a host plugged in later is a new device, a host unplugged is reported gone after the configured absence."""
 import json
+import shutil
+import subprocess
+import sys
 import time
 
 import pytest
@@ -119,3 +122,61 @@ sweep:
     devices = {d["mac"]: d for d in json.loads(r.stdout)["devices"]}
     assert devices[leaver.mac]["state"] == "gone" and devices[newcomer.mac]["state"] == "present"
     assert len(devices) == len(expected(lan)) + 1
+
+
+def _scrape(lan, url, timeout=5):
+    code = f"import urllib.request,sys; sys.stdout.write(urllib.request.urlopen({url!r}, timeout={timeout}).read().decode())"
+    r = lan.run(lan.probe, [sys.executable, "-c", code], check=False, timeout=timeout + 5)
+    return r.stdout if r.returncode == 0 else ""
+
+
+def _value(text, name, labels=""):
+    for line in text.splitlines():
+        if line.startswith(name + (labels or " ")) or (not labels and line.startswith(name + " ")):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def test_daemon_sweeps_and_exposes_devices(lan, sitevigil_cmd, sitevigil_env, tmp_path):
+    cfg = tmp_path / "daemon.yml"
+    cfg.write_text(f"""
+web:
+  listen_address: 127.0.0.1:9847
+state_dir: {tmp_path / 'state'}
+subnets:
+  - cidr: {lan.subnet}
+snmp:
+  credentials:
+    - {{name: lab, version: "2c", community: lab-public}}
+sweep:
+  interval: 60s
+  device_info_limit: 10
+""")
+    proc = lan.popen(lan.probe, [*sitevigil_cmd, "run", "--config.file", str(cfg)], env=sitevigil_env)
+    try:
+        deadline = time.monotonic() + 60
+        text = ""
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, proc.stderr.read().decode()
+            text = _scrape(lan, "http://127.0.0.1:9847/metrics")
+            if (_value(text, "sitevigil_sweep_last_success_timestamp_seconds") or 0) > 0:
+                break
+            time.sleep(1)
+        n = len(expected(lan))
+        assert _value(text, "sitevigil_sweep_hosts_found") == n
+        assert _value(text, "sitevigil_sweep_hosts_snmp") == SNMP_HOSTS
+        assert _value(text, "sitevigil_devices", '{state="present",type="server"}') == SNMP_HOSTS
+        assert _value(text, "sitevigil_devices", '{state="present",type="unknown"}') == n - SNMP_HOSTS
+        info = [line for line in text.splitlines() if line.startswith("sitevigil_device_info{")]
+        assert len(info) == 10 and _value(text, "sitevigil_device_info_omitted") == n - 10
+        assert _value(text, "sitevigil_subsystem_up", '{subsystem="sweep"}') == 1.0
+        promtool = shutil.which("promtool")
+        if promtool:
+            r = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True)
+            assert r.returncode == 0, r.stdout + r.stderr
+    finally:
+        lan.stop(proc)
+    assert proc.returncode == 0
+    r = lan.run(lan.probe, [*sitevigil_cmd, "devices", "--state-dir", str(tmp_path / "state"), "--format", "json"],
+                env=sitevigil_env)
+    assert len(json.loads(r.stdout)["devices"]) == len(expected(lan))
