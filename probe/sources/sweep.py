@@ -473,14 +473,37 @@ def _varbind(oid, value) -> Varbind:
 
 
 class SnmpGetter:
-    """One GET with one credential; one pysnmp engine per event loop (engines are costly and leak)."""
+    """One GET with one credential: the project's SNMP engine (probe/sources/snmp/engine.py) when it is
+    there, else pysnmp directly with one SnmpEngine per event loop (engines are costly and leak)."""
 
     def __init__(self, *, timeout: float, retries: int, port: int = 161):
         self.timeout, self.retries, self.port = timeout, retries, port
         self._engine = None
+        try:
+            from probe.sources.snmp.engine import Engine
+        except ImportError:
+            Engine = None
+        self._real = Engine
 
     async def get(self, address: str, cred: "SnmpCredential", oids: Sequence[str]) -> list[Varbind] | None:
         """Varbinds, or None when the agent did not answer with this credential."""
+        if self._real is not None:
+            return await self._get_real(address, cred, oids)
+        return await self._get_pysnmp(address, cred, oids)
+
+    async def _get_real(self, address, cred, oids):
+        from probe.sources.snmp.client import SnmpError
+
+        session = await self._real.for_running_loop().session(address, cred, port=self.port, timeout=self.timeout,
+                                                             retries=self.retries)
+        try:
+            return await session.get([parse_oid(o) for o in oids])
+        except SnmpError:
+            return None
+        finally:
+            await session.close()
+
+    async def _get_pysnmp(self, address, cred, oids):
         from pysnmp.hlapi.v3arch.asyncio import (ContextData, ObjectIdentity, ObjectType, SnmpEngine,
                                                  UdpTransportTarget, get_cmd)
 
@@ -495,6 +518,11 @@ class SnmpGetter:
         return [_varbind(o, v) for o, v in var_binds]
 
     def close(self) -> None:
+        if self._real is not None:
+            try:
+                self._real.for_running_loop().close()
+            except RuntimeError:  # no running loop: nothing was opened
+                pass
         if self._engine is not None:
             try:
                 self._engine.close_dispatcher()
