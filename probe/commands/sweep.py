@@ -157,7 +157,7 @@ def run(args) -> int:
                "addresses": result.addresses, "packets_sent": result.sent, "warnings": result.warnings,
                "devices": rows}
         if findings is not None:
-            doc["findings"] = [f.as_dict() for f in findings]
+            doc["findings"] = [f.to_dict() for f in findings]
         print(json.dumps(doc, indent=2, default=str))
     else:
         print_table(rows)

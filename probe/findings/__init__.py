@@ -1,1 +1,1 @@
-"""Findings: what the probe tells the MSP about the client's network (detectors, ledger)."""
+"""Findings: detectors turn a window's aggregates into findings a technician acts on, one per episode."""
