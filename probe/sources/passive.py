@@ -339,3 +339,83 @@ class PassiveLearner:
             self.decoded_total += 1
             out += observations(frame, ts)
         return out
+
+
+# ---------------------------------------------------------------------------------------------------
+# The capture path's own decoder (probe.sources.rare: decode_batch/decode_rare dicts) -> observations,
+# so live capture feeds the inventory without scapy. Same meaning as the scapy decoders above.
+
+_RARE_LLDP_CAPS = {"wlan_ap": "wlan access point", "c_vlan": "bridge", "s_vlan": "bridge", "tpmr": "bridge"}
+
+
+def from_decoded(info: dict, src_ip: str | None = None) -> list[Observation]:
+    """Observations from one decoded rare frame ({"protocol": "dhcp"|"lldp"|"cdp"|"mdns"|"llmnr"|"nbns",
+    "src_mac": ..., "ts": ...}); `src_ip` is the frame's IPv4 source when the caller has it."""
+    if not isinstance(info, dict) or info.get("malformed"):
+        return []
+    proto, src, ts = info.get("protocol"), info.get("src_mac"), float(info.get("ts") or time.time())
+    if proto == "dhcp":
+        if info.get("op") == "request":
+            facts: dict[str, Any] = {}
+            if info.get("vendor_class"):
+                facts["dhcp_vendor_class"] = info["vendor_class"]
+            if info.get("parameter_request_list"):
+                facts["dhcp_params"] = [int(x) for x in info["parameter_request_list"]]
+            return [Observation(info.get("client_mac") or src, info.get("ciaddr"), info.get("hostname"), "dhcp", ts,
+                                facts)]
+        out = []
+        if info.get("message_type") == "ack" and info.get("yiaddr") and info.get("client_mac"):
+            out.append(Observation(info["client_mac"], info["yiaddr"], None, "dhcp", ts))
+        if info.get("message_type") in ("offer", "ack", "nak"):
+            out.append(Observation(src, src_ip or info.get("server_id"), None, "dhcp", ts, {"dhcp_server": True}))
+        return out
+    if proto in ("mdns", "llmnr"):
+        if not info.get("response"):
+            return []
+        name = None
+        services: list[str] = []
+        for rec in info.get("records") or []:
+            rname = str(rec.get("name") or "")
+            if rec.get("type") == "A" and src_ip and rec.get("address") == src_ip:
+                name = _dns_name(rname)
+            elif rec.get("type") in ("A", "AAAA") and name is None:
+                name = _dns_name(rname)
+            elif rec.get("type") == "PTR" and rname.startswith("_") and ("._tcp" in rname or "._udp" in rname):
+                svc = rname.rstrip(".").removesuffix(".local")
+                if svc not in services and len(services) < 16:
+                    services.append(svc)
+        if src_ip is None:  # the A record naming the sender gives its IPv4 address
+            src_ip = next((r.get("address") for r in info.get("records") or []
+                           if r.get("type") == "A" and name and _dns_name(str(r.get("name") or "")) == name), None)
+        if name is None and not services:
+            return []
+        return [Observation(src, src_ip, name, proto, ts, {"mdns_services": services} if services else {})]
+    if proto == "nbns":
+        opcode, response = info.get("opcode"), info.get("response")
+        if not (opcode in (5, 8) or (response and opcode == 0)) or info.get("suffix") not in (0x00, 0x20):
+            return []
+        name = (info.get("name") or "").strip()
+        return [Observation(src, src_ip, name, "netbios", ts)] if name and name != "*" else []
+    if proto == "lldp":
+        caps = [_RARE_LLDP_CAPS.get(c, c) for c in info.get("capabilities") or []]
+        mgmt = next(iter(info.get("management_addresses") or []), None)
+        neighbor = {k: v for k, v in {
+            "chassis_id": info.get("chassis_id"), "port_id": info.get("port_id"),
+            "port_description": info.get("port_description"), "system_name": info.get("system_name"),
+            "description": info.get("system_description"), "capabilities": caps,
+            "management_address": mgmt}.items() if v not in (None, "", [])}
+        chassis = info.get("chassis_id") or ""
+        key = chassis if len(chassis) == 17 and chassis.count(":") == 5 else src
+        return [Observation(key, mgmt, info.get("system_name"), "lldp", ts, {"neighbor": neighbor})]
+    if proto == "cdp":
+        caps_text = info.get("capabilities")  # rare.py does not decode CDP TLV 4 yet; bits or names if it does
+        if isinstance(caps_text, int):
+            caps_text = [label for bit, label in _CDP_CAPS if caps_text & bit]
+        mgmt = next(iter(info.get("addresses") or []), None)
+        descr = " ".join(x for x in (info.get("platform"), info.get("software_version")) if x) or None
+        neighbor = {k: v for k, v in {
+            "system_name": info.get("device_id"), "port_id": info.get("port_id"), "platform": info.get("platform"),
+            "description": descr, "capabilities": caps_text, "management_address": mgmt}.items()
+            if v not in (None, "", [])}
+        return [Observation(src, mgmt, info.get("device_id"), "cdp", ts, {"neighbor": neighbor})]
+    return []
