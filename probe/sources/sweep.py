@@ -287,18 +287,21 @@ def _run_probe(send_one: Callable[[str], None], sock: socket.socket, parse, addr
             todo = [a for a in addrs if not listener.answered(a)]
             if not todo:
                 break
-            if attempt:  # give the first request time to be answered before asking again
-                first = min(sent_at[a] for a in todo)
-                pause = first + retry_after - time.monotonic()
-                if pause > 0:
-                    time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
-                todo = [a for a in todo if not listener.answered(a)]
             i = 0
             while i < len(todo):
                 if time.monotonic() >= deadline or (stop is not None and stop.is_set()):
                     complete = False
                     break
-                n = pacer.take(len(todo) - i)
+                if attempt:
+                    # every request gets retry_after to be answered before it is asked again
+                    pause = sent_at[todo[i]] + retry_after - time.monotonic()
+                    if pause > 0:
+                        time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+                        continue
+                    if listener.answered(todo[i]):
+                        i += 1
+                        continue
+                n = pacer.take(1 if attempt else len(todo) - i)
                 for addr in todo[i:i + n]:
                     sent_at[addr] = time.monotonic()
                     send_one(addr)

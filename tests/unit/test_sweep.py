@@ -174,3 +174,64 @@ def test_record_sweep_keeps_address_conflicts():
     h.other_macs = ["00:1b:21:00:00:99"]
     record_sweep(inv, _result([h]))
     assert {d.mac for d in inv.snapshot()} == {"00:1b:21:00:00:09", "00:1b:21:00:00:99"}
+
+
+def _fake_wire(answer):
+    """A socketpair standing in for the raw socket: send_one 'transmits' by writing the reply, if any."""
+    import socket
+
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    calls = []
+
+    def send_one(addr):
+        calls.append(addr)
+        reply = answer(addr, calls.count(addr))
+        if reply is not None:
+            theirs.send(reply)
+
+    def parse(data):
+        ip, _, mac = data.decode().partition("=")
+        return ip, mac
+    return ours, theirs, send_one, parse, calls
+
+
+def test_probe_loop_retries_the_silent_once_and_collects_late_replies():
+    import time as _t
+
+    addrs = [f"10.0.0.{i}" for i in range(1, 41)]
+    # even hosts answer; 10.0.0.8 only answers its second request; nobody else exists
+    def answer(addr, attempt):
+        n = int(addr.rsplit(".", 1)[1])
+        if n % 2 or (n == 8 and attempt == 1):
+            return None
+        return f"{addr}=mac{n}".encode()
+
+    ours, theirs, send_one, parse, calls = _fake_wire(answer)
+    t0 = _t.monotonic()
+    answers, sent_at, sent, complete = sw._run_probe(send_one, ours, parse, addrs, pacer=sw.Pacer(400), attempts=2,
+                                                     retry_after=0.05, wait=0.1, deadline=t0 + 10, phase="t",
+                                                     progress=None)
+    ours.close(), theirs.close()
+    assert complete and set(answers) == {a for a in addrs if int(a.rsplit(".", 1)[1]) % 2 == 0}
+    assert answers["10.0.0.8"][0][0] == "mac8"
+    assert sent == len(addrs) + 21 and calls.count("10.0.0.8") == 2 and calls.count("10.0.0.2") == 1
+    assert _t.monotonic() - t0 < 2.0
+
+
+def test_probe_loop_stops_at_its_deadline_and_on_request():
+    import threading
+    import time as _t
+
+    ours, theirs, send_one, parse, calls = _fake_wire(lambda a, n: None)
+    addrs = [f"10.1.{i // 250}.{i % 250 + 1}" for i in range(1000)]
+    t0 = _t.monotonic()
+    _, _, sent, complete = sw._run_probe(send_one, ours, parse, addrs, pacer=sw.Pacer(100), attempts=2,
+                                         retry_after=0.5, wait=0.5, deadline=t0 + 0.3, phase="t", progress=None)
+    assert not complete and sent <= 0.3 * 100 + 3 and _t.monotonic() - t0 < 1.5
+    stop = threading.Event()
+    stop.set()
+    _, _, sent, complete = sw._run_probe(send_one, ours, parse, addrs, pacer=sw.Pacer(100), attempts=2,
+                                         retry_after=0.5, wait=0.5, deadline=_t.monotonic() + 10, phase="t",
+                                         progress=None, stop=stop)
+    assert not complete and sent == 0
+    ours.close(), theirs.close()
