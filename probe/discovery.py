@@ -197,6 +197,13 @@ class SweepSubsystem:
         self._emit(findings)
         return findings
 
+    def observe_table(self, rows: Iterable[tuple[Any, Any]], source: str, ts: float | None = None) -> list[Finding]:
+        """For the SNMP poller: (mac, ip) rows of a device's ARP table (source "snmp_arp") or (mac, None)
+        rows of a switch's forwarding table ("snmp_fdb")."""
+        findings = self.inventory.observe_many(rows, source, ts)
+        self._emit(findings)
+        return findings
+
     def learn(self, observations: Iterable[Observation]) -> list[Finding]:
         findings = learn(self.inventory, observations)
         self._emit(findings)

@@ -235,3 +235,20 @@ def test_probe_loop_stops_at_its_deadline_and_on_request():
                                          progress=None, stop=stop)
     assert not complete and sent == 0
     ours.close(), theirs.close()
+
+
+def test_snmp_tables_and_passive_observations_feed_the_inventory(tmp_path):
+    from probe.sources.passive import Observation
+
+    store = Store(str(tmp_path))
+    emitted = []
+    sub = SweepSubsystem(default_config(), Context(store=store, emit_finding=emitted.append))
+    sub.inventory.mark_baselined()
+    sub.observe_table([("00:1b:21:00:00:01", "10.5.0.7"), ("00:1b:21:00:00:02", None), ("bad", "10.5.0.9")],
+                      "snmp_arp", ts=5)
+    sub.learn([Observation("00:1b:21:00:00:02", "10.5.0.8", "pc-2", "dhcp", 6)])
+    assert [(f.kind, f.device) for f in emitted] == [("device_new", "00:1b:21:00:00:01"),
+                                                    ("device_new", "00:1b:21:00:00:02")]
+    d = sub.inventory.get("00:1b:21:00:00:02")
+    assert (d.ip, d.name, set(d.sources)) == ("10.5.0.8", "pc-2", {"snmp_arp", "dhcp"})
+    store.close()
