@@ -114,7 +114,13 @@ def plan_sweep(networks: Iterable[tuple[ipaddress.IPv4Network, tuple["SnmpCreden
                 raise SweepError(f"{net}: no interface of this probe is on that subnet, so it cannot be ARP-swept "
                                  f"(use ICMP: --method icmp)")
         if iface and iface[0].mac:
-            plan.append(SweepTarget(net, iface[0].name, iface[0].mac, iface[1].ip, tuple(creds), own))
+            link = iface[1].network
+            if net.subnet_of(link):
+                plan.append(SweepTarget(net, iface[0].name, iface[0].mac, iface[1].ip, tuple(creds), own))
+            else:  # a larger subnet than the link: ARP on the link, ICMP for the rest
+                plan.append(SweepTarget(link, iface[0].name, iface[0].mac, iface[1].ip, tuple(creds), own))
+                for rest in sorted(net.address_exclude(link)):
+                    plan.append(SweepTarget(rest, None, None, None, tuple(creds), own))
         else:
             plan.append(SweepTarget(net, None, None, None, tuple(creds), own))
     return plan

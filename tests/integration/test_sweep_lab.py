@@ -70,6 +70,12 @@ def test_icmp_sweep_finds_every_address(lan, sitevigil_cmd, sitevigil_env):
     assert all(d["mac"] is None and d["method"] == "icmp" for d in doc["devices"])
 
 
+def test_default_subnets_are_the_probes_own(lan, sitevigil_cmd, sitevigil_env):
+    doc = json.loads(sweep(lan, sitevigil_cmd, sitevigil_env, "--no-snmp", "--format", "json").stdout)
+    assert doc["subnets"] == [str(lan.subnet)]  # eth0's subnet; the mirror port has no address
+    assert {d["ip"] for d in doc["devices"]} == set(expected(lan))
+
+
 def test_table_output(lan, sitevigil_cmd, sitevigil_env):
     r = sweep(lan, sitevigil_cmd, sitevigil_env, str(lan.subnet), "--no-snmp")
     lines = r.stdout.splitlines()

@@ -82,6 +82,9 @@ def test_plan_uses_arp_on_local_links_and_icmp_beyond():
     addrs = targets[0].addresses(10_000)
     assert len(addrs) == 253 and ipaddress.ip_address("10.5.0.2") not in addrs  # not ourselves
     assert len(targets[2].addresses(10_000)) == 14
+    wide = sw.plan_sweep([(ipaddress.ip_network("10.5.0.0/22"), ())], local=local)
+    assert [(str(t.network), t.method) for t in wide] == [("10.5.0.0/24", "arp"), ("10.5.1.0/24", "icmp"),
+                                                          ("10.5.2.0/23", "icmp")]
     with pytest.raises(sw.SweepError, match="no interface"):
         sw.plan_sweep([(ipaddress.ip_network("10.6.0.0/28"), ())], method="arp", local=local)
     with pytest.raises(sw.SweepError, match="IPv4"):
