@@ -9,7 +9,8 @@ Three phases, each bounded in packets per second and in time:
    for this). Unanswered addresses are asked again once, as arp-scan does.
 2. ICMP echo for addresses beyond the local subnets (routed subnets), the same way on a raw ICMP socket.
 3. An SNMP GET of a few system scalars to every live host, trying the subnet's credentials in order,
-   many hosts at once; an ICMP port-unreachable for UDP/161 ends a host's probe early (no agent there).
+   many hosts at once but starting at most rate_pps GETs a second; an ICMP port-unreachable for
+   UDP/161 ends a host's probe early (no agent there).
 
 Everything here is about the wire. What the answers mean (vendor, device type, inventory) is
 decided downstream in probe/state.
@@ -251,7 +252,7 @@ class _Listener(threading.Thread):
     def run(self) -> None:
         try:
             while not self.stop_event.is_set():
-                r, _, _ = select.select([self.sock], [], [], 0.05)
+                r, _, _ = select.select([self.sock], [], [], 0.02)
                 if not r:
                     continue
                 for _ in range(256):  # drain what is queued, bounded per wake-up
@@ -556,10 +557,27 @@ def _identity_values(varbinds: Sequence[Varbind]) -> dict[str, Any]:
     return out
 
 
-async def snmp_identify(getter: SnmpGetter, address: str,
-                        credentials: Sequence["SnmpCredential"]) -> SnmpIdentity | None:
+class AsyncPacer:
+    """At most `rate` request starts per second across every coroutine that awaits it."""
+
+    def __init__(self, rate: float):
+        self.interval = 1.0 / rate
+        self._next = 0.0
+
+    async def wait(self) -> None:
+        now = time.monotonic()
+        slot = max(now, self._next)
+        self._next = slot + self.interval
+        if slot > now:
+            await asyncio.sleep(slot - now)
+
+
+async def snmp_identify(getter: SnmpGetter, address: str, credentials: Sequence["SnmpCredential"],
+                        pacer: AsyncPacer | None = None) -> SnmpIdentity | None:
     """The first credential that gets an answer, and the identity scalars it got."""
     for cred in credentials:
+        if pacer is not None:
+            await pacer.wait()
         vbs = await getter.get(address, cred, list(IDENTITY_OIDS.values()))
         if vbs is not None:
             return SnmpIdentity(address, cred.name, _identity_values(vbs))
@@ -611,8 +629,11 @@ class _PortUnreachable(threading.Thread):
 
 async def snmp_probe(hosts: Sequence[LiveHost], credentials_for: Callable[[str], Sequence["SnmpCredential"]], *,
                      timeout: float, retries: int, concurrency: int = 64, deadline: float | None = None,
-                     progress: Progress | None = None, getter: SnmpGetter | None = None) -> None:
-    """Fill host.snmp for every host whose agent answers one of its credentials."""
+                     progress: Progress | None = None, getter: SnmpGetter | None = None,
+                     rate_pps: float | None = None) -> None:
+    """Fill host.snmp for every host whose agent answers one of its credentials; the GETs start at
+    most `rate_pps` per second, like the sweep's other probes."""
+    pacer = AsyncPacer(rate_pps) if rate_pps else None
     loop = asyncio.get_running_loop()
     own_getter = getter is None
     getter = getter or SnmpGetter(timeout=timeout, retries=retries)
@@ -634,7 +655,7 @@ async def snmp_probe(hosts: Sequence[LiveHost], credentials_for: Callable[[str],
         try:
             if creds:
                 async with sem:
-                    host.snmp = await snmp_identify(getter, host.ip, creds)
+                    host.snmp = await snmp_identify(getter, host.ip, creds, pacer)
         except asyncio.CancelledError:
             pass  # port unreachable: no agent
         except Exception as exc:  # one odd agent must not end the sweep
@@ -723,7 +744,7 @@ def sweep(targets: Sequence[SweepTarget], *, rate_pps: float, max_hosts: int = 4
     if snmp and hosts and any(creds_by_addr.get(h.ip) for h in hosts) and not (stop and stop.is_set()):
         asyncio.run(snmp_probe(hosts, lambda a: creds_by_addr.get(a, ()), timeout=snmp_timeout,
                                retries=snmp_retries, concurrency=snmp_concurrency, deadline=deadline,
-                               progress=progress))
+                               progress=progress, rate_pps=rate_pps))
     if time.monotonic() >= deadline:
         complete = False
         warnings.append(f"sweep cut short at its time bound ({max_duration:.0f}s)")

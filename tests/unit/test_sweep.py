@@ -255,3 +255,31 @@ def test_snmp_tables_and_passive_observations_feed_the_inventory(tmp_path):
     d = sub.inventory.get("00:1b:21:00:00:02")
     assert (d.ip, d.name, set(d.sources)) == ("10.5.0.8", "pc-2", {"snmp_arp", "dhcp"})
     store.close()
+
+
+def test_snmp_probe_is_paced_and_tries_credentials_in_order():
+    import time as _t
+
+    creds = (SnmpCredential(name="a", version="2c", community=Secret("a")),
+             SnmpCredential(name="b", version="2c", community=Secret("b")))
+    starts = []
+
+    class FakeGetter:
+        async def get(self, address, cred, oids):
+            starts.append((_t.monotonic(), address, cred.name))
+            if cred.name == "b" and address.endswith(".3"):
+                from probe.sources.snmp.client import Varbind
+                return [Varbind((1, 3, 6, 1, 2, 1, 1, 5, 0), "OctetString", b"sw1"),
+                        Varbind((1, 3, 6, 1, 2, 1, 1, 1, 0), "OctetString", b"Switch\x00"),
+                        Varbind((1, 3, 6, 1, 2, 1, 43, 5, 1, 1, 16, 1), "noSuchInstance", None)]
+            return None
+
+    hosts = [sw.LiveHost(f"10.0.0.{i}", None, "icmp") for i in range(1, 11)]
+    asyncio.run(sw.snmp_probe(hosts, lambda a: creds, timeout=1, retries=0, getter=FakeGetter(), rate_pps=100))
+    assert len(starts) == 20
+    span = max(t for t, *_ in starts) - min(t for t, *_ in starts)
+    assert span >= 19 / 100 * 0.9  # 20 request starts at 100 per second
+    ident = hosts[2].snmp
+    assert ident.credential == "b" and ident.values == {"sys_name": "sw1", "sys_descr": "Switch"}  # NUL-padded text trimmed
+    assert all(h.snmp is None for h in hosts if h is not hosts[2])
+    assert [c for _, a, c in starts if a == "10.0.0.3"] == ["a", "b"]
