@@ -39,36 +39,40 @@ ENTERPRISE_TYPES: dict[tuple[int, ...], str] = {
     (11, 2, 3, 7): "switch", (9, 6, 1): "switch", (4526,): "switch", (47196,): "switch", (1916,): "switch",
     (1991,): "switch", (171,): "switch", (11863,): "switch", (6027,): "switch", (30065,): "switch",  # ProCurve, Cisco SB, Netgear, Aruba CX, Extreme, Foundry, D-Link, TP-Link, Force10, Arista
     (12325,): "router", (12356,): "router", (25461,): "router", (8741,): "router", (3097,): "router",
-    (2620,): "router", (14988,): "router", (2636,): "router", (41112, 1, 5): "router",  # pfSense, Fortinet, Palo Alto, SonicWall, WatchGuard, Check Point, MikroTik, Juniper, Ubiquiti EdgeMAX
+    (2620,): "router", (14988,): "router", (41112, 1, 5): "router",  # pfSense, Fortinet, Palo Alto, SonicWall, WatchGuard, Check Point, MikroTik, Ubiquiti EdgeMAX
     (14823,): "access_point", (25053,): "access_point", (10002,): "access_point", (14179,): "access_point",
     (41112, 1, 6): "access_point", (29671,): "access_point",  # Aruba, Ruckus, Ubiquiti AirOS, Cisco Airespace WLC/AP, UniFi, Meraki
     (6574,): "nas", (24681,): "nas", (4526, 100, 16): "nas", (5227,): "nas",  # Synology, QNAP, ReadyNAS, Buffalo
     (6876,): "server", (7244,): "server", (674, 10892): "server", (232,): "server",  # VMware, Supermicro, Dell OpenManage, HPE Insight
+    (311, 1, 1, 3, 1, 1): "workstation", (311, 1, 1, 3, 1, 2): "server", (311, 1, 1, 3, 1, 3): "server",  # Windows workstation, server, domain controller
     (368,): "camera", (39165,): "camera", (1004849,): "camera",  # Axis, Hikvision, Dahua
     (13885,): "phone", (37459,): "phone", (1526,): "phone",  # Polycom, Yealink, Snom
 }
 
 DESCR_PATTERNS: list[tuple[str, re.Pattern]] = [(t, re.compile(p, re.I)) for t, p in [
-    ("printer", r"printer|laserjet|officejet|deskjet|designjet|pagewide|jetdirect|\bmfp\b|imagerunner|imageclass"
-                r"|bizhub|workcentre|versalink|altalink|aficio|ecosys|taskalfa|\blbp ?\d|\bmfc-|\bhl-\d|phaser"
-                r"|\bdcp-|lexmark|kyocera|epson .*(series|wf-|et-)|zebra .*(zt|zd|gk)\d"),
+    ("printer", r"printer|laserjet|officejet|deskjet|designjet|pagewide|jetdirect|ethernet multi-environment|\bmfp\b"
+                r"|imagerunner|imageclass|bizhub|workcentre|versalink|altalink|docuprint|docucentre|apeosport"
+                r"|aficio|ecosys|taskalfa|\blbp ?\d|\bmfc-|\bhl-\d|\bdcp-|brother nc-|phaser|lexmark|kyocera"
+                r"|sharp mx-|okilan|epson .*(series|wf-|et-)|zebra .*(zt|zd|gk)\d|samsung (clx|ml|scx|sl)-"),
     ("ups", r"\bups\b|smart-ups|symmetra|back-ups|powerware|uninterruptible|ups network management|netman"
-            r"|powerchute|web/snmp management card"),
+            r"|powerchute|web/snmp management card|liebert gxt|\bgxt\d|smartonline"),
     ("switch", r"\bswitch\b|switching|procurve|catalyst|nexus|\bstack\b|edgeswitch|\busw\b|usw-|\bsg\d{3}|\bsf\d{3}"
-               r"|\bcbs\d{3}|\bgs\d{3}|\bjgs\d|powerconnect|dell emc networking|\bos10\b|comware|icx\d|fastiron"
-               r"|aruba ?os-cx|\bex\d{4}\b"),
+               r"|\bcbs\d{3}|\bgs\d{3}|\bjgs\d|\bdgs-\d|jetstream|powerconnect|dell (emc )?networking|\bos10\b|comware"
+               r"|icx\d|fastiron|aruba ?os-cx|aruba \d{4}|extremexos|\bex\d{4}\b|ws-c\d|\bc(2960|3560|3650|3750|3850|9200|9300)"),
     ("router", r"firewall|pfsense|opnsense|fortigate|fortios|sonicwall|sonicos|watchguard|fireware|palo alto|pan-os"
-               r"|adaptive security appliance|\basa\d|routeros|mikrotik|\brouter\b|edgeos|edgerouter|vyos|junos"
-               r"|ios xr|\bisr\d|cisco ios software.*(c8[0-9]{2}|c19|c29|isr|asr)|sophos|untangle|meraki mx"
-               r"|draytek|zywall|usg\b"),
-    ("access_point", r"access point|\bwap\b|\buap\b|uap-|aironet|arubaos \(model|aruba ap|instant ap|\bwlan\b"
-                     r"|wireless (lan|ap)|ruckus|unleashed|eap\d{3}|omada|airos|nanostation|meraki mr"),
-    ("nas", r"synology|diskstation|rackstation|qnap|\bqts\b|readynas|truenas|freenas|terastation|linkstation"
-            r"|\bnas\b|netapp|ontap|isilon"),
+               r"|adaptive security appliance|\basa\d|routeros|mikrotik|\brouter\b|edgeos|edgerouter|vyos"
+               r"|\bsrx\d|\bmx\d{2,4}\b|ios xr|\bisr\d|\bc(19\d\d|29[0-5]\d|39\d\d|8\d\d)\b|\basr\d|check point|\bgaia\b|sophos"
+               r"|untangle|meraki mx|draytek|vigor|zywall|\busg\b"),
+    ("access_point", r"access point|\bwap\b|\buap\b|uap-|aironet|cisco ap software|air-c?ap|arubaos \(model"
+                     r"|aruba ap|instant ap|\bwlan\b|wireless (lan|ap)|ruckus|unleashed|eap\d{3}|omada|airos"
+                     r"|nanostation|meraki mr|cnpilot"),
+    ("nas", r"synology|diskstation|rackstation|qnap|\bqts\b|\bts-\d{3}|\btvs-\d|readynas|truenas|freenas"
+            r"|terastation|linkstation|asustor|\bnas\b|netapp|ontap|isilon"),
     ("camera", r"camera|ipcam|network video|video (encoder|server)|hikvision|dahua|\bnvr\b|\bdvr\b|\baxis\b"),
     ("phone", r"\bip phone|\bphone\b|polycom|yealink|\bsnom\b|grandstream|\bsip-t\d|\bvvx\b|cisco cp-|mitel|avaya"),
     ("server", r"vmware esxi|esxi|windows server|hyper-v|proxmox|xenserver|xcp-ng|\bsmartos\b|ubuntu server"
-               r"|red hat enterprise|\.el[6-9]|centos|rocky|almalinux|freebsd|openbsd|solaris|aix\b"),
+               r"|red hat enterprise|\.el[6-9]|centos|rocky|almalinux|freebsd|openbsd|solaris|aix\b"
+               r"|integrated lights-out|\bilo ?\d|idrac|openmanage|supermicro|\bipmi\b|\bbmc\b"),
     ("workstation", r"windows (10|11|7|8|xp|vista)|\bdarwin\b|mac ?os|windows workstation"),
 ]]
 

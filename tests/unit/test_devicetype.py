@@ -107,3 +107,29 @@ def test_mdns_services():
 
 def test_every_type_is_reachable_and_known():
     assert TYPES[-1] == "unknown" and len(set(TYPES)) == 11
+
+
+@pytest.mark.parametrize("descr,oid,kind", [
+    ("Cisco IOS Software, C2960X Software (C2960X-UNIVERSALK9-M), Version 15.2(7)E3", "1.3.6.1.4.1.9.1.1208", "switch"),
+    ("Cisco IOS Software, C2900 Software (C2900-UNIVERSALK9-M), Version 15.7(3)M5", "1.3.6.1.4.1.9.1.1041", "router"),
+    ("Cisco Adaptive Security Appliance Version 9.8(4)", "1.3.6.1.4.1.9.1.2114", "router"),
+    ("Juniper Networks, Inc. srx300 internet router, kernel JUNOS 19.4R3", "1.3.6.1.4.1.2636.1.1.1.2.133", "router"),
+    ("Juniper Networks, Inc. ex2300-24p Ethernet Switch, kernel JUNOS 20.2R3", "1.3.6.1.4.1.2636.1.1.1.2.132", "switch"),
+    ("RouterOS RB4011iGS+", "1.3.6.1.4.1.14988.1", "router"),
+    ("Linux DiskStation 4.4.59+ #25426 SMP PREEMPT x86_64 GNU/Linux synology_apollolake_918+", "1.3.6.1.4.1.8072.3.2.10", "nas"),
+    ("Hardware: Intel64 Family 6 Model 85 - Software: Windows Version 6.3 (Build 17763 Multiprocessor Free)",
+     "1.3.6.1.4.1.311.1.1.3.1.2", "server"),
+    ("Hardware: Intel64 Family 6 Model 142 - Software: Windows Version 6.3 (Build 19045 Multiprocessor Free)",
+     "1.3.6.1.4.1.311.1.1.3.1.1", "workstation"),
+    ("Brother NC-8300h, Firmware Ver.1.11  (08.12.08),MID 8C5-F51,FID 2", "1.3.6.1.4.1.2435.2.3.9.1", "printer"),
+    ("AXIS P3245-LVE Network Camera 10.12.114", "1.3.6.1.4.1.368.4", "camera"),
+    ("Integrated Lights-Out 5 2.72 Sep 04 2022", "1.3.6.1.4.1.232.9.4.11", "server"),
+    ("Dell EMC Networking N1548P, 6.6.3.10", "1.3.6.1.4.1.674.10895.3090", "switch"),
+    ("Linux TS-453Be 4.14.24-qnap #1 SMP", "1.3.6.1.4.1.24681", "nas"),
+    ("FortiGate-60F v7.0.12", "1.3.6.1.4.1.12356.101.1.1", "router"),
+    ("Cisco AP Software, ap3g2-k9w7-xx, 15.3(3)JF15", "1.3.6.1.4.1.9.1.1662", "access_point"),
+    ("Linux web01 5.15.0-91-generic #101-Ubuntu SMP x86_64", "1.3.6.1.4.1.8072.3.2.10", "server"),
+])
+def test_common_agents(descr, oid, kind):
+    r = classify(snmp={"sys_descr": descr, "sys_object_id": oid})
+    assert r.type == kind, r.evidence()
