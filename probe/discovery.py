@@ -179,7 +179,7 @@ class SweepSubsystem:
     def collectors(self):
         from probe.exposition.inventory_collector import InventoryCollector
 
-        return [InventoryCollector(self.inventory.snapshot, self.stats,
+        return [InventoryCollector(self.inventory.summaries, self.stats,
                                    info_limit=lambda: self.config.sweep.device_info_limit,
                                    evicted=lambda: self.inventory.evicted_total)]
 

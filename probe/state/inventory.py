@@ -96,6 +96,17 @@ class Device:
                    snmp=d.get("snmp"), facts=dict(d.get("facts") or {}), state=d.get("state") or PRESENT)
 
 
+@dataclass(frozen=True, slots=True)
+class DeviceSummary:
+    mac: str | None
+    ip: str | None
+    vendor: str | None
+    type: str
+    name: str | None
+    state: str
+    last_seen: float
+
+
 def _clip(value: Any) -> Any:
     if isinstance(value, bytes):
         value = value.decode("utf-8", "replace")
@@ -364,6 +375,12 @@ class Inventory:
             except ValueError:
                 return (1, 0, d.key)
         return sorted(devs, key=order)
+
+    def summaries(self) -> list[DeviceSummary]:
+        """What metrics need of every device, without copying whole records (cheap on every scrape)."""
+        with self._lock:
+            return [DeviceSummary(d.mac, d.ip, d.vendor, d.type, d.name, d.state, d.last_seen)
+                    for d in self.devices.values()]
 
     def __len__(self) -> int:
         return len(self.devices)
