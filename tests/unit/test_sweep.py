@@ -283,3 +283,15 @@ def test_snmp_probe_is_paced_and_tries_credentials_in_order():
     assert ident.credential == "b" and ident.values == {"sys_name": "sw1", "sys_descr": "Switch"}  # NUL-padded text trimmed
     assert all(h.snmp is None for h in hosts if h is not hosts[2])
     assert [c for _, a, c in starts if a == "10.0.0.3"] == ["a", "b"]
+
+
+def test_without_raw_socket_rights_the_error_says_what_to_do(monkeypatch):
+    import socket
+
+    def denied(*a, **kw):
+        raise PermissionError(1, "Operation not permitted")
+    monkeypatch.setattr(socket, "socket", denied)
+    with pytest.raises(sw.SweepError, match="needs root or CAP_NET_RAW"):
+        sw.arp_sweep("eth0", "02:00:00:00:00:01", "10.0.0.2", ["10.0.0.3"], rate_pps=10)
+    with pytest.raises(sw.SweepError, match="needs root or CAP_NET_RAW"):
+        sw.icmp_sweep(["10.0.0.3"], rate_pps=10)
