@@ -79,7 +79,7 @@ def record_sweep(inventory: Inventory, result: sweeper.SweepResult, ts: float | 
             findings += inventory.observe(h.mac, h.ip, name=h.snmp.sys_name, source="snmp", ts=ts,
                                           facts={"snmp": h.snmp.as_dict()})
     findings += inventory.age(ts)
-    if result.complete and not inventory.baselined:
+    if result.complete and result.addresses and not inventory.baselined:  # an empty sweep is no baseline
         inventory.mark_baselined()
     inventory.flush()
     return findings

@@ -295,3 +295,15 @@ def test_without_raw_socket_rights_the_error_says_what_to_do(monkeypatch):
         sw.arp_sweep("eth0", "02:00:00:00:00:01", "10.0.0.2", ["10.0.0.3"], rate_pps=10)
     with pytest.raises(sw.SweepError, match="needs root or CAP_NET_RAW"):
         sw.icmp_sweep(["10.0.0.3"], rate_pps=10)
+
+
+def test_an_empty_or_partial_sweep_is_no_baseline():
+    inv = Inventory(None, oui=OuiTable())
+    empty = _result([])
+    empty.addresses = 0
+    record_sweep(inv, empty)
+    assert not inv.baselined
+    record_sweep(inv, _result([_host(3)], complete=False))
+    assert not inv.baselined
+    record_sweep(inv, _result([_host(3)]))
+    assert inv.baselined
