@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from probe.findings.model import Finding
 from probe.sources import sweep as sweeper
-from probe.sources.passive import Observation
+from probe.sources.passive import Observation, PassiveLearner, from_decoded
 from probe.state.inventory import GONE, Inventory
 from probe.subsystem import Context, Health, Status
 
@@ -140,6 +140,7 @@ class SweepSubsystem:
         self._stop = threading.Event()
         self._wake = asyncio.Event()
         self._sweeping = False
+        self.learner = PassiveLearner()
 
     # -- lifecycle --------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -208,6 +209,15 @@ class SweepSubsystem:
         findings = learn(self.inventory, observations)
         self._emit(findings)
         return findings
+
+    def learn_frames(self, frames: Iterable[tuple[bytes, float]]) -> list[Finding]:
+        """For the capture path: raw Ethernet frames (bytes, ts); only discovery frames are decoded, at
+        most PassiveLearner.max_per_second of them."""
+        return self.learn(self.learner.feed(frames))
+
+    def learn_decoded(self, infos: Iterable[dict]) -> list[Finding]:
+        """For the capture path: dicts from its rare-frame decoder (probe.sources.rare)."""
+        return self.learn(o for info in infos for o in from_decoded(info))
 
     def discovered(self) -> list[DiscoveredHost]:
         """Present devices whose agent answered the sweep's SNMP probe, with the credential that worked."""

@@ -118,3 +118,19 @@ def test_capture_decoder_dicts_teach_the_same_as_scapy(pcaps):
     assert len(via_rare) == 5
     discovery.learn(via_rare, from_decoded({**RARE_CDP, "capabilities": 0x01}))
     assert via_rare.get("00:e0:1e:d5:d5:15").type == "router"
+
+
+def test_sweep_subsystem_learns_from_raw_frames_and_decoded_dicts(pcaps, tmp_path):
+    from probe.config import default_config
+    from probe.discovery import SweepSubsystem
+    from probe.state.store import Store
+    from probe.subsystem import Context
+
+    store = Store(str(tmp_path))
+    sub = SweepSubsystem(default_config(), Context(store=store))
+    sub.learn_frames(frames(pcaps / "lldp.pcap") + frames(pcaps / "tcp_fast_retransmit.pcap"))
+    sub.learn_decoded([RARE_LLMNR])
+    assert sub.inventory.get("00:22:2d:81:db:10").name == "SMCGS8P-Smart"
+    assert sub.inventory.get("00:25:90:34:ee:54").name == "HS2011"
+    assert sub.learner.decoded_total == 1  # the TCP frames were never decoded
+    store.close()
