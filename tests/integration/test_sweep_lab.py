@@ -186,3 +186,52 @@ sweep:
     r = lan.run(lan.probe, [*sitevigil_cmd, "devices", "--state-dir", str(tmp_path / "state"), "--format", "json"],
                 env=sitevigil_env)
     assert len(json.loads(r.stdout)["devices"]) == len(expected(lan))
+
+
+LISTEN = r"""
+import json, socket, sys, time
+from probe.discovery import learn, device_json
+from probe.sources.passive import PassiveLearner
+from probe.state.inventory import Inventory
+want, seconds = sys.argv[1], float(sys.argv[2])
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
+s.bind(("mirror0", 0))
+s.settimeout(0.2)
+inv, learner = Inventory(None), PassiveLearner()
+end = time.monotonic() + seconds
+while time.monotonic() < end:
+    try:
+        frame = s.recv(65535)
+    except socket.timeout:
+        continue
+    learn(inv, learner.feed([(frame, time.time())]))
+    d = inv.get(want)
+    if d is not None and "lldp" in d.sources:
+        break
+print(json.dumps([device_json(d) for d in inv.snapshot()]))
+"""
+
+
+def test_passive_learning_from_a_real_lldpd_on_the_mirror_port(lan, sitevigil_env):
+    if shutil.which("lldpd") is None or shutil.which("lldpcli") is None:
+        pytest.skip("needs lldpd (Debian package lldpd)")
+    host = lan.hosts[1]
+    sock = f"{lan.tmpdir}/lldpd-{host.name}.sock"
+    lldpd = lan.popen(host, ["lldpd", "-d", "-u", sock, "-I", "eth0", "-S", "Lab access switch"],
+                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        ctl = ["lldpcli", "-u", sock, "configure"]
+        for _ in range(50):  # until its control socket answers
+            if lan.run(host, [*ctl, "system", "hostname", "lab-sw1"], check=False).returncode == 0:
+                break
+            time.sleep(0.1)
+        lan.run(host, [*ctl, "system", "capabilities", "enabled", "bridge"])
+        lan.run(host, [*ctl, "lldp", "tx-interval", "1"])
+        r = lan.run(lan.probe, [sys.executable, "-c", LISTEN, host.mac, "10"], env=sitevigil_env, timeout=30)
+    finally:
+        lan.stop(lldpd)
+    devices = {d["mac"]: d for d in json.loads(r.stdout)}
+    d = devices[host.mac]
+    assert d["name"] == "lab-sw1" and d["ip"] == str(host.ip)  # LLDP management address
+    assert d["type"] == "switch" and d["type_rule"] in ("lldp_cdp.capabilities", "lldp_cdp.description")
+    assert d["names"]["lldp"] == "lab-sw1"
