@@ -193,7 +193,7 @@ import json, socket, sys, time
 from probe.discovery import learn, device_json
 from probe.sources.passive import PassiveLearner
 from probe.state.inventory import Inventory
-want, seconds = sys.argv[1], float(sys.argv[2])
+want, want_name, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
 s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
 s.bind(("mirror0", 0))
 s.settimeout(0.2)
@@ -206,7 +206,7 @@ while time.monotonic() < end:
         continue
     learn(inv, learner.feed([(frame, time.time())]))
     d = inv.get(want)
-    if d is not None and "lldp" in d.sources:
+    if d is not None and d.names.get("lldp") == want_name:  # frames sent before the rename say the old name
         break
 print(json.dumps([device_json(d) for d in inv.snapshot()]))
 """
@@ -227,7 +227,7 @@ def test_passive_learning_from_a_real_lldpd_on_the_mirror_port(lan, sitevigil_en
             time.sleep(0.1)
         lan.run(host, [*ctl, "system", "capabilities", "enabled", "bridge"])
         lan.run(host, [*ctl, "lldp", "tx-interval", "1"])
-        r = lan.run(lan.probe, [sys.executable, "-c", LISTEN, host.mac, "10"], env=sitevigil_env, timeout=30)
+        r = lan.run(lan.probe, [sys.executable, "-c", LISTEN, host.mac, "lab-sw1", "15"], env=sitevigil_env, timeout=30)
     finally:
         lan.stop(lldpd)
     devices = {d["mac"]: d for d in json.loads(r.stdout)}
