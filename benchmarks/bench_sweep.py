@@ -134,7 +134,7 @@ def main(argv) -> int:
         their_rate = max(1, int(round(arp_default["rate"])))
         ours_fast = measure(lab, "ours-at-arpscan-rate", lambda: run_ours(lab, their_rate), tmp, rep)
         arp_slow = measure(lab, "arpscan-at-our-rate", lambda: run_arp_scan(lab, 1000.0 / default_rate), tmp, rep)
-        full = measure(lab, "ours-full", lambda: run_ours(lab, None, snmp=True), tmp)
+        full = measure(lab, "ours-full", lambda: run_ours(lab, None, snmp=True), tmp, rep)
     finally:
         lab.destroy()
         shutil.rmtree(tmp, ignore_errors=True)
