@@ -20,6 +20,8 @@ COMMANDS: dict[str, str] = {
     "bench": "bench",
     "findings": "findings",
     "replay": "replay",
+    "sweep": "sweep",
+    "devices": "devices",
 }
 
 

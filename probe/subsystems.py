@@ -13,6 +13,7 @@ from probe.subsystem import Context, Subsystem
 # (name, "module:factory")
 SUBSYSTEMS: list[tuple[str, str]] = [
     ("capture", "probe.sources.capture:factory"),
+    ("sweep", "probe.discovery:factory"),
 ]
 
 

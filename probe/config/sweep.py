@@ -16,3 +16,7 @@ class SweepConfig:
                              check=lambda n: None if n >= 1 else f"must be at least 1, got {n}")
     device_gone_after: Duration = setting(Duration(86400), doc="absence after which a device is reported gone")
     device_forget_after: Duration = setting(Duration(90 * 86400), doc="absence after which a device is dropped")
+    max_devices: int = setting(10000, doc="inventory size bound; beyond it the longest-absent devices are dropped",
+                               check=lambda n: None if n >= 1 else f"must be at least 1, got {n}")
+    device_info_limit: int = setting(1000, doc="at most this many sitevigil_device_info series (most recently seen)",
+                                     check=lambda n: None if n >= 0 else f"must be at least 0, got {n}")
