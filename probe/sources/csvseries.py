@@ -23,6 +23,7 @@ class SeriesFileError(ValueError):
 class Series:
     path: str
     timestamp_text: list[str]      # as written in the file, so output rows can repeat them exactly
+    value_text: list[str]
     ts: np.ndarray                 # float64 Unix seconds
     values: np.ndarray             # float64
 
@@ -60,6 +61,7 @@ def parse_value(text: str) -> float:
 def read_series(path: str) -> Series:
     """Read one `timestamp,value` CSV (a header row is optional)."""
     texts: list[str] = []
+    value_texts: list[str] = []
     ts: list[float] = []
     values: list[float] = []
     try:
@@ -84,10 +86,11 @@ def read_series(path: str) -> Series:
                 except ValueError:
                     raise SeriesFileError(f"{path}:{lineno}: value {row[1]!r} is not a number") from None
                 texts.append(row[0])
+                value_texts.append(row[1])
                 ts.append(t)
                 values.append(v)
         except UnicodeDecodeError as exc:
             raise SeriesFileError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
         except csv.Error as exc:
             raise SeriesFileError(f"{path}: malformed CSV: {exc}") from None
-    return Series(path, texts, np.asarray(ts, dtype=np.float64), np.asarray(values, dtype=np.float64))
+    return Series(path, texts, value_texts, np.asarray(ts, dtype=np.float64), np.asarray(values, dtype=np.float64))
