@@ -36,9 +36,11 @@ DEF C_Z_STEP = 12    # mean, variance of each surprise: one-step, against the me
 DEF C_Z_MEAN = 14    # and the short-window mean of the one-step surprise
 DEF C_Z_HOUR = 16
 DEF C_Z_SHORT = 18
-DEF C_SEAS = 20      # value per hour of the day
+DEF C_SHORT_HOUR = 20  # short-window mean of the hour surprise
+DEF C_Z_SHORT_HOUR = 21
+DEF C_SEAS = 24      # value per hour of the day
 DEF N_SEAS = 24
-DEF WIDTH = 44
+DEF WIDTH = 48
 
 # params (probe/_twin/score.py: PARAM_NAMES)
 DEF P_ALPHA_LEVEL = 0
@@ -88,7 +90,7 @@ cdef inline double _hour_bucket(double t) noexcept nogil:
 
 
 cdef inline double _score_one(double *st, const double *prm, double t, double x) noexcept nogil:
-    cdef double n, fl, e_step, e_mean, e_hour, u_step, u_mean, u_hour, short, alpha_z, z, zc, p, s
+    cdef double n, fl, e_step, e_mean, e_hour, u_step, u_mean, u_hour, short, short_hour, alpha_z, z, zc, p, s
     cdef double ep_left
     cdef int b, k
     cdef bint learn
@@ -125,6 +127,7 @@ cdef inline double _score_one(double *st, const double *prm, double t, double x)
     u_mean = log1p(fmin(e_mean / fmax(st[C_DEV], fl), _RMAX))
     u_hour = log1p(fmin(e_hour / fmax(st[C_SEAS_ERR], fl), _RMAX))
     short = _ew(st[C_SHORT], u_step, prm[P_ALPHA_SHORT])
+    short_hour = _ew(st[C_SHORT_HOUR], u_hour, prm[P_ALPHA_SHORT])
 
     # each surprise against this series' own history of it: one threshold fits every series
     learn = n > LEARN_AFTER
@@ -136,6 +139,9 @@ cdef inline double _score_one(double *st, const double *prm, double t, double x)
     zc = _zstat(st, C_Z_SHORT, short, alpha_z, learn)
     if zc > z:
         z = zc   # a run of middling surprises
+    zc = _zstat(st, C_Z_SHORT_HOUR, short_hour, alpha_z, learn)
+    if prm[P_USE_HOUR] > 0.0 and zc > z:
+        z = zc   # a run of misses against the daily rhythm (e.g. the daily step did not come)
     zc = _zstat(st, C_Z_MEAN, u_mean, alpha_z, learn)
     if prm[P_USE_MEAN] > 0.0 and zc > z:
         z = zc   # far from the long-run mean
@@ -150,6 +156,7 @@ cdef inline double _score_one(double *st, const double *prm, double t, double x)
 
     # learn this sample (after scoring it: no sample judges itself)
     st[C_SHORT] = short
+    st[C_SHORT_HOUR] = short_hour
     st[C_ERR] = _ew(st[C_ERR], e_step, fmax(prm[P_ALPHA_ERR], 1.0 / n))
     st[C_LEVEL] = _ew(st[C_LEVEL], x, prm[P_ALPHA_LEVEL])
     st[C_DEV] = _ew(st[C_DEV], e_mean, fmax(prm[P_ALPHA_MEAN], 1.0 / n))

@@ -8,7 +8,7 @@ The model, per series, in constant memory (one row of SCORE_STATE_WIDTH float64 
 * each miss is divided by that prediction's usual miss (never below a small share of the range
   seen, so a flat series is not alarmed by rounding) and put on a log scale (log1p), which tames
   heavy tails;
-* each of these surprises, and a short-window mean of the one-step surprise (a run of middling
+* each of these surprises, and short-window means of the one-step and hour surprises (a run of middling
   misses), is compared with this series' own long-run mean and variance of it: a z-score. A jump
   counts only when both the fast level and the hour's value miss it (so a daily step is not an
   anomaly), a run of misses or a departure from the long-run mean counts on its own;
@@ -47,9 +47,11 @@ C_Z_STEP = 12
 C_Z_MEAN = 14
 C_Z_HOUR = 16
 C_Z_SHORT = 18
-C_SEAS = 20
+C_SHORT_HOUR = 20
+C_Z_SHORT_HOUR = 21
+C_SEAS = 24
 N_SEAS = 24
-WIDTH = 44
+WIDTH = 48
 
 # params
 PARAM_NAMES = (
@@ -144,6 +146,7 @@ def _score_one(st, prm, t, x):
     u_mean = math.log1p(_fmin(e_mean / _fmax(st[C_DEV], fl), _RMAX))
     u_hour = math.log1p(_fmin(e_hour / _fmax(st[C_SEAS_ERR], fl), _RMAX))
     short = _ew(st[C_SHORT], u_step, prm[P_ALPHA_SHORT])
+    short_hour = _ew(st[C_SHORT_HOUR], u_hour, prm[P_ALPHA_SHORT])
 
     learn = n > LEARN_AFTER
     alpha_z = _fmax(prm[P_ALPHA_Z], 1.0 / _fmax(n - LEARN_AFTER, 1.0))
@@ -154,6 +157,9 @@ def _score_one(st, prm, t, x):
     zc = _zstat(st, C_Z_SHORT, short, alpha_z, learn)
     if zc > z:
         z = zc
+    zc = _zstat(st, C_Z_SHORT_HOUR, short_hour, alpha_z, learn)
+    if prm[P_USE_HOUR] > 0.0 and zc > z:
+        z = zc   # a run of misses against the daily rhythm (e.g. the daily step did not come)
     zc = _zstat(st, C_Z_MEAN, u_mean, alpha_z, learn)
     if prm[P_USE_MEAN] > 0.0 and zc > z:
         z = zc
@@ -166,6 +172,7 @@ def _score_one(st, prm, t, x):
         s = 0.0
 
     st[C_SHORT] = short
+    st[C_SHORT_HOUR] = short_hour
     st[C_ERR] = _ew(st[C_ERR], e_step, _fmax(prm[P_ALPHA_ERR], 1.0 / n))
     st[C_LEVEL] = _ew(st[C_LEVEL], x, prm[P_ALPHA_LEVEL])
     st[C_DEV] = _ew(st[C_DEV], e_mean, _fmax(prm[P_ALPHA_MEAN], 1.0 / n))
