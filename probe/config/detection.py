@@ -17,3 +17,6 @@ class DetectionConfig:
     anomaly_threshold: float = setting(0.99, doc="score above which a series is anomalous", check=_ratio)
     anomaly_top_n: int = setting(20, doc="most anomalous series exported",
                                  check=lambda n: None if 1 <= n <= 1000 else f"must be between 1 and 1000, got {n}")
+    anomaly_max_series: int = setting(100_000, doc="series scored at once; the least recently updated make room",
+                                      check=lambda n: None if 1 <= n <= 10_000_000
+                                      else f"must be between 1 and 10000000, got {n}")
