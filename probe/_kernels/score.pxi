@@ -188,11 +188,11 @@ def score_default_params():
     """The one fixed configuration (probe/_twin/score.py says what each value means)."""
     p = np.zeros(N_PARAMS, dtype=np.float64)
     p[P_ALPHA_LEVEL] = 0.9
-    p[P_ALPHA_ERR] = 0.01
-    p[P_ALPHA_MEAN] = 0.005
+    p[P_ALPHA_ERR] = 0.001
+    p[P_ALPHA_MEAN] = 0.001
     p[P_ALPHA_Z] = 0.001
     p[P_ALPHA_SHORT] = 0.05
-    p[P_ALPHA_SEAS] = 0.1
+    p[P_ALPHA_SEAS] = 0.05
     p[P_FLOOR_REL] = 0.001
     p[P_LOG_SCALE] = 12.0
     p[P_WARMUP] = 100.0

@@ -56,8 +56,8 @@ WIDTH = 48
 # params
 PARAM_NAMES = (
     "alpha_level",    # weight of a new sample in the fast level (one-step prediction)
-    "alpha_err",      # ... in the usual one-step and hour miss
-    "alpha_mean",     # ... in the slow mean and its usual miss
+    "alpha_err",      # ... in the usual one-step and hour miss (about 1/1000 samples)
+    "alpha_mean",     # ... in the slow mean and its usual miss (about 1/1000 samples)
     "alpha_z",        # ... in the long-run mean/variance of each surprise (about 1/1000 samples)
     "alpha_short",    # ... in the short-window mean of the one-step surprise (about 20 samples)
     "alpha_seas",     # ... in this hour's usual value, per visit of the hour
@@ -202,11 +202,11 @@ def _score_one(st, prm, t, x):
 def score_default_params():
     p = np.zeros(N_PARAMS, dtype=np.float64)
     p[P_ALPHA_LEVEL] = 0.9
-    p[P_ALPHA_ERR] = 0.01
-    p[P_ALPHA_MEAN] = 0.005
+    p[P_ALPHA_ERR] = 0.001
+    p[P_ALPHA_MEAN] = 0.001
     p[P_ALPHA_Z] = 0.001
     p[P_ALPHA_SHORT] = 0.05
-    p[P_ALPHA_SEAS] = 0.1
+    p[P_ALPHA_SEAS] = 0.05
     p[P_FLOOR_REL] = 0.001
     p[P_LOG_SCALE] = 12.0
     p[P_WARMUP] = 100.0
