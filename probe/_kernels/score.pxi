@@ -7,7 +7,7 @@
 
 __all__ += ["SCORE_STATE_WIDTH", "SCORE_N_PARAMS", "score_default_params", "score_state_new", "score_samples"]
 
-from libc.math cimport log1p, fabs, sqrt, erfc, log10, floor, fmod, isfinite, fmin, fmax
+from libc.math cimport pow, log1p, fabs, sqrt, erfc, log10, floor, fmod, isfinite, fmin, fmax
 
 cdef extern from *:
     """
@@ -20,44 +20,43 @@ cdef extern from *:
     void SV_PREFETCH(const void *p) nogil
 
 # state columns: the hot ones first (three cache lines), then the daily-rhythm buckets
-DEF C_N = 0          # samples learnt
-DEF C_LEVEL = 1      # fast level (one-step prediction)
-DEF C_ERR = 2        # usual |x - level|
-DEF C_MEAN = 3       # slow mean
-DEF C_DEV = 4        # usual |x - mean|
-DEF C_MIN = 5
-DEF C_MAX = 6
-DEF C_SHORT = 7      # short-window mean of the one-step surprise
-DEF C_EP_MAX = 8     # highest score of the current episode
-DEF C_EP_LEFT = 9    # samples left in the current episode
-DEF C_SEAS_ERR = 10  # usual |x - this hour's value|
-DEF C_LAST_TS = 11   # timestamp of the last sample learnt
-DEF C_Z_STEP = 12    # mean, variance of each surprise: one-step, against the mean, against the hour,
-DEF C_Z_MEAN = 14    # and the short-window mean of the one-step surprise
-DEF C_Z_HOUR = 16
+DEF C_N = 0            # samples learnt
+DEF C_LEVEL = 1        # fast level (one-step prediction)
+DEF C_ERR = 2          # usual |x - level|
+DEF C_MIN = 3
+DEF C_MAX = 4
+DEF C_SHORT = 5        # short-window mean of the one-step surprise
+DEF C_SHORT_HOUR = 6   # short-window mean of the hour surprise
+DEF C_EP_MAX = 7       # highest score of the current episode
+DEF C_EP_LEFT = 8      # samples left in the current episode
+DEF C_SEAS_ERR = 9     # usual |x - this hour's value|
+DEF C_LAST_TS = 10     # timestamp of the last sample learnt
+DEF C_LAST_X = 11      # last value
+DEF C_RUN = 12         # length of the current run of equal values
+DEF C_REPEAT = 13      # how often a value equals the one before
+DEF C_Z_STEP = 14      # running mean and variance of each surprise: one step, against the hour,
+DEF C_Z_HOUR = 16      # and the two short-window means
 DEF C_Z_SHORT = 18
-DEF C_SHORT_HOUR = 20  # short-window mean of the hour surprise
-DEF C_Z_SHORT_HOUR = 21
-DEF C_SEAS = 24      # value per hour of the day
+DEF C_Z_SHORT_HOUR = 20
+DEF C_SEAS = 22        # value per hour of the day
 DEF N_SEAS = 24
-DEF WIDTH = 48
+DEF WIDTH = 46
 
 # params (probe/_twin/score.py: PARAM_NAMES)
 DEF P_ALPHA_LEVEL = 0
 DEF P_ALPHA_ERR = 1
-DEF P_ALPHA_MEAN = 2
-DEF P_ALPHA_Z = 3
-DEF P_ALPHA_SHORT = 4
-DEF P_ALPHA_SEAS = 5
-DEF P_FLOOR_REL = 6
-DEF P_LOG_SCALE = 7
-DEF P_WARMUP = 8
-DEF P_ALERT = 9
-DEF P_REFRACTORY = 10
-DEF P_MARGIN = 11
-DEF P_USE_HOUR = 12
-DEF P_USE_MEAN = 13
-DEF N_PARAMS = 14
+DEF P_ALPHA_Z = 2
+DEF P_ALPHA_SHORT = 3
+DEF P_ALPHA_SEAS = 4
+DEF P_FLOOR_REL = 5
+DEF P_LOG_SCALE = 6
+DEF P_WARMUP = 7
+DEF P_ALERT = 8
+DEF P_REFRACTORY = 9
+DEF P_MARGIN = 10
+DEF P_USE_HOUR = 11
+DEF P_RUN_WEIGHT = 12
+DEF N_PARAMS = 13
 DEF LEARN_AFTER = 20.0   # samples before the surprise statistics start learning
 
 SCORE_STATE_WIDTH = WIDTH
@@ -90,7 +89,7 @@ cdef inline double _hour_bucket(double t) noexcept nogil:
 
 
 cdef inline double _score_one(double *st, const double *prm, double t, double x) noexcept nogil:
-    cdef double n, fl, e_step, e_mean, e_hour, u_step, u_mean, u_hour, short, short_hour, alpha_z, z, zc, p, s
+    cdef double n, fl, e_step, e_hour, u_step, u_hour, short, short_hour, alpha_z, z, zc, p, q, s
     cdef double ep_left
     cdef int b, k
     cdef bint learn
@@ -107,24 +106,22 @@ cdef inline double _score_one(double *st, const double *prm, double t, double x)
             st[k] = 0.0
         st[C_N] = 1.0
         st[C_LEVEL] = x
-        st[C_MEAN] = x
         st[C_MIN] = x
         st[C_MAX] = x
         st[C_LAST_TS] = t
+        st[C_LAST_X] = x
         for k in range(N_SEAS):
             st[C_SEAS + k] = x
         return 0.0
     n = n + 1.0
     st[C_N] = n
     # scales never below a small share of the range seen: a flat series' blips stay proportionate
-    fl = prm[P_FLOOR_REL] * (st[C_MAX] - st[C_MIN]) + 1e-12 * fabs(st[C_MEAN]) + _TINY
+    fl = prm[P_FLOOR_REL] * (st[C_MAX] - st[C_MIN]) + 1e-12 * fabs(st[C_LEVEL]) + _TINY
 
     # surprises, each in units of its own usual size, on a log scale (heavy tails tamed)
     e_step = fabs(x - st[C_LEVEL])
-    e_mean = fabs(x - st[C_MEAN])
     e_hour = fabs(x - st[C_SEAS + b])
     u_step = log1p(fmin(e_step / fmax(st[C_ERR], fl), _RMAX))
-    u_mean = log1p(fmin(e_mean / fmax(st[C_DEV], fl), _RMAX))
     u_hour = log1p(fmin(e_hour / fmax(st[C_SEAS_ERR], fl), _RMAX))
     short = _ew(st[C_SHORT], u_step, prm[P_ALPHA_SHORT])
     short_hour = _ew(st[C_SHORT_HOUR], u_hour, prm[P_ALPHA_SHORT])
@@ -142,12 +139,24 @@ cdef inline double _score_one(double *st, const double *prm, double t, double x)
     zc = _zstat(st, C_Z_SHORT_HOUR, short_hour, alpha_z, learn)
     if prm[P_USE_HOUR] > 0.0 and zc > z:
         z = zc   # a run of misses against the daily rhythm (e.g. the daily step did not come)
-    zc = _zstat(st, C_Z_MEAN, u_mean, alpha_z, learn)
-    if prm[P_USE_MEAN] > 0.0 and zc > z:
-        z = zc   # far from the long-run mean
+    p = 0.5 * erfc(z * 0.7071067811865476)   # Gaussian tail probability
 
-    # Gaussian tail probability on a log scale: score = -log10(p) / LOG_SCALE, capped at 1
-    p = 0.5 * erfc(z * 0.7071067811865476)
+    # a value stuck: a run of equal values this long, counting one repeat in 1/RUN_WEIGHT as
+    # independent (repeats come in runs), given how often this series repeats a value
+    if x == st[C_LAST_X]:
+        st[C_RUN] += 1.0
+    else:
+        st[C_RUN] = 0.0
+    if prm[P_RUN_WEIGHT] > 0.0 and st[C_RUN] > 0.0:
+        # a repeat rate under 1 in 1/ALPHA_Z samples cannot be known from that much memory
+        q = pow(fmax(st[C_REPEAT], prm[P_ALPHA_Z]), st[C_RUN] * prm[P_RUN_WEIGHT])
+        if q < p:
+            p = q
+    if learn:
+        st[C_REPEAT] = _ew(st[C_REPEAT], 1.0 if st[C_RUN] > 0.0 else 0.0, alpha_z)
+    st[C_LAST_X] = x
+
+    # on a log scale: score = -log10(p) / LOG_SCALE, capped at 1
     if p < _TINY:
         p = _TINY
     s = fmin(1.0, -log10(p) / prm[P_LOG_SCALE])
@@ -159,8 +168,6 @@ cdef inline double _score_one(double *st, const double *prm, double t, double x)
     st[C_SHORT_HOUR] = short_hour
     st[C_ERR] = _ew(st[C_ERR], e_step, fmax(prm[P_ALPHA_ERR], 1.0 / n))
     st[C_LEVEL] = _ew(st[C_LEVEL], x, prm[P_ALPHA_LEVEL])
-    st[C_DEV] = _ew(st[C_DEV], e_mean, fmax(prm[P_ALPHA_MEAN], 1.0 / n))
-    st[C_MEAN] = _ew(st[C_MEAN], x, fmax(prm[P_ALPHA_MEAN], 1.0 / n))
     st[C_SEAS_ERR] = _ew(st[C_SEAS_ERR], e_hour, fmax(prm[P_ALPHA_ERR], 1.0 / n))
     st[C_SEAS + b] = _ew(st[C_SEAS + b], x, prm[P_ALPHA_SEAS])
     if x < st[C_MIN]:
@@ -177,6 +184,8 @@ cdef inline double _score_one(double *st, const double *prm, double t, double x)
             st[C_EP_MAX] = s
             st[C_EP_LEFT] = prm[P_REFRACTORY]
             return s
+        if s > st[C_EP_MAX]:
+            st[C_EP_MAX] = s   # a slow climb is the same episode: only a sudden jump is news
         return 0.0
     if s >= prm[P_ALERT]:
         st[C_EP_MAX] = s
@@ -189,7 +198,6 @@ def score_default_params():
     p = np.zeros(N_PARAMS, dtype=np.float64)
     p[P_ALPHA_LEVEL] = 0.9
     p[P_ALPHA_ERR] = 0.001
-    p[P_ALPHA_MEAN] = 0.001
     p[P_ALPHA_Z] = 0.001
     p[P_ALPHA_SHORT] = 0.05
     p[P_ALPHA_SEAS] = 0.05
@@ -200,7 +208,7 @@ def score_default_params():
     p[P_REFRACTORY] = 120.0
     p[P_MARGIN] = 0.1
     p[P_USE_HOUR] = 1.0
-    p[P_USE_MEAN] = 1.0
+    p[P_RUN_WEIGHT] = 0.2
     return p
 
 

@@ -2,18 +2,21 @@
 
 The model, per series, in constant memory (one row of SCORE_STATE_WIDTH float64 in `state`):
 
-* three predictions of the next value: a fast level (one step ahead), a slow mean, and the usual
-  value for this hour of the day (24 buckets keyed from the timestamp, UTC; a daily rhythm is learnt
-  where the series has one, and costs nothing where it has none);
-* each miss is divided by that prediction's usual miss (never below a small share of the range
-  seen, so a flat series is not alarmed by rounding) and put on a log scale (log1p), which tames
-  heavy tails;
-* each of these surprises, and short-window means of the one-step and hour surprises (a run of middling
-  misses), is compared with this series' own long-run mean and variance of it: a z-score. A jump
-  counts only when both the fast level and the hour's value miss it (so a daily step is not an
-  anomaly), a run of misses or a departure from the long-run mean counts on its own;
-* the z becomes a Gaussian tail probability p and the score is -log10(p) / LOG_SCALE, capped at 1:
-  the same score means the same rarity on every series (0.5 is one in a million with the defaults);
+* two predictions of the next value: a fast level (one step ahead) and the usual value for this
+  hour of the day (24 buckets keyed from the timestamp, UTC: a daily rhythm is learnt where the
+  series has one, and costs nothing where it has none);
+* each miss is divided by that prediction's usual miss (learnt over ~1000 samples, never below a
+  small share of the range seen, so a flat series is not alarmed by rounding) and put on a log scale
+  (log1p), which tames heavy tails;
+* each of these surprises, and a short-window mean (~20 samples) of each, is compared with this
+  series' own long-run mean and variance of it: a z-score. A jump counts only when both the level and
+  the hour miss it (so a daily step is no anomaly); a run of misses against either counts on its own
+  (a daily step that did not come, a burst of noise);
+* the z becomes a Gaussian tail probability p. A value stuck (a run of equal values) has
+  probability r^(RUN_WEIGHT * run) where r is how often the series repeats a value; the smaller p
+  counts;
+* the score is -log10(p) / LOG_SCALE, capped at 1: the same score means the same rarity on every
+  series (0.5 is one in a million with the defaults);
 * one alert per episode: after a score reaches ALERT, the next REFRACTORY samples of that series
   score 0 unless one is clearly (MARGIN) stronger than the episode's best, which starts it anew.
 
@@ -34,32 +37,31 @@ __all__ = ["SCORE_STATE_WIDTH", "SCORE_N_PARAMS", "score_default_params", "score
 C_N = 0
 C_LEVEL = 1
 C_ERR = 2
-C_MEAN = 3
-C_DEV = 4
-C_MIN = 5
-C_MAX = 6
-C_SHORT = 7
-C_EP_MAX = 8
-C_EP_LEFT = 9
-C_SEAS_ERR = 10
-C_LAST_TS = 11
-C_Z_STEP = 12
-C_Z_MEAN = 14
+C_MIN = 3
+C_MAX = 4
+C_SHORT = 5
+C_SHORT_HOUR = 6
+C_EP_MAX = 7
+C_EP_LEFT = 8
+C_SEAS_ERR = 9
+C_LAST_TS = 10
+C_LAST_X = 11
+C_RUN = 12
+C_REPEAT = 13
+C_Z_STEP = 14
 C_Z_HOUR = 16
 C_Z_SHORT = 18
-C_SHORT_HOUR = 20
-C_Z_SHORT_HOUR = 21
-C_SEAS = 24
+C_Z_SHORT_HOUR = 20
+C_SEAS = 22
 N_SEAS = 24
-WIDTH = 48
+WIDTH = 46
 
 # params
 PARAM_NAMES = (
     "alpha_level",    # weight of a new sample in the fast level (one-step prediction)
     "alpha_err",      # ... in the usual one-step and hour miss (about 1/1000 samples)
-    "alpha_mean",     # ... in the slow mean and its usual miss (about 1/1000 samples)
-    "alpha_z",        # ... in the long-run mean/variance of each surprise (about 1/1000 samples)
-    "alpha_short",    # ... in the short-window mean of the one-step surprise (about 20 samples)
+    "alpha_z",        # ... in the long-run mean/variance of each surprise and the repeat rate
+    "alpha_short",    # ... in the short-window means of the surprises (about 20 samples)
     "alpha_seas",     # ... in this hour's usual value, per visit of the hour
     "floor_rel",      # smallest usual miss, as a share of the range seen
     "log_scale",      # score = -log10(p) / log_scale
@@ -68,10 +70,10 @@ PARAM_NAMES = (
     "refractory",     # samples an episode silences
     "margin",         # how much stronger a follower must be to be reported
     "use_hour",       # 1: the daily rhythm can explain a jump
-    "use_mean",       # 1: a departure from the long-run mean counts
+    "run_weight",     # share of the repeats in a run of equal values counted as independent (0: off)
 )
-(P_ALPHA_LEVEL, P_ALPHA_ERR, P_ALPHA_MEAN, P_ALPHA_Z, P_ALPHA_SHORT, P_ALPHA_SEAS, P_FLOOR_REL, P_LOG_SCALE,
- P_WARMUP, P_ALERT, P_REFRACTORY, P_MARGIN, P_USE_HOUR, P_USE_MEAN) = range(len(PARAM_NAMES))
+(P_ALPHA_LEVEL, P_ALPHA_ERR, P_ALPHA_Z, P_ALPHA_SHORT, P_ALPHA_SEAS, P_FLOOR_REL, P_LOG_SCALE, P_WARMUP,
+ P_ALERT, P_REFRACTORY, P_MARGIN, P_USE_HOUR, P_RUN_WEIGHT) = range(len(PARAM_NAMES))
 N_PARAMS = len(PARAM_NAMES)
 LEARN_AFTER = 20.0
 
@@ -128,22 +130,20 @@ def _score_one(st, prm, t, x):
             st[k] = 0.0
         st[C_N] = 1.0
         st[C_LEVEL] = x
-        st[C_MEAN] = x
         st[C_MIN] = x
         st[C_MAX] = x
         st[C_LAST_TS] = t
+        st[C_LAST_X] = x
         for k in range(N_SEAS):
             st[C_SEAS + k] = x
         return 0.0
     n = n + 1.0
     st[C_N] = n
-    fl = prm[P_FLOOR_REL] * (st[C_MAX] - st[C_MIN]) + 1e-12 * abs(st[C_MEAN]) + _TINY
+    fl = prm[P_FLOOR_REL] * (st[C_MAX] - st[C_MIN]) + 1e-12 * abs(st[C_LEVEL]) + _TINY
 
     e_step = abs(x - st[C_LEVEL])
-    e_mean = abs(x - st[C_MEAN])
     e_hour = abs(x - st[C_SEAS + b])
     u_step = math.log1p(_fmin(e_step / _fmax(st[C_ERR], fl), _RMAX))
-    u_mean = math.log1p(_fmin(e_mean / _fmax(st[C_DEV], fl), _RMAX))
     u_hour = math.log1p(_fmin(e_hour / _fmax(st[C_SEAS_ERR], fl), _RMAX))
     short = _ew(st[C_SHORT], u_step, prm[P_ALPHA_SHORT])
     short_hour = _ew(st[C_SHORT_HOUR], u_hour, prm[P_ALPHA_SHORT])
@@ -159,12 +159,21 @@ def _score_one(st, prm, t, x):
         z = zc
     zc = _zstat(st, C_Z_SHORT_HOUR, short_hour, alpha_z, learn)
     if prm[P_USE_HOUR] > 0.0 and zc > z:
-        z = zc   # a run of misses against the daily rhythm (e.g. the daily step did not come)
-    zc = _zstat(st, C_Z_MEAN, u_mean, alpha_z, learn)
-    if prm[P_USE_MEAN] > 0.0 and zc > z:
         z = zc
-
     p = 0.5 * math.erfc(z * _SQRT1_2)
+
+    if x == st[C_LAST_X]:
+        st[C_RUN] += 1.0
+    else:
+        st[C_RUN] = 0.0
+    if prm[P_RUN_WEIGHT] > 0.0 and st[C_RUN] > 0.0:
+        q = math.pow(_fmax(st[C_REPEAT], prm[P_ALPHA_Z]), st[C_RUN] * prm[P_RUN_WEIGHT])
+        if q < p:
+            p = q
+    if learn:
+        st[C_REPEAT] = _ew(st[C_REPEAT], 1.0 if st[C_RUN] > 0.0 else 0.0, alpha_z)
+    st[C_LAST_X] = x
+
     if p < _TINY:
         p = _TINY
     s = _fmin(1.0, -math.log10(p) / prm[P_LOG_SCALE])
@@ -175,8 +184,6 @@ def _score_one(st, prm, t, x):
     st[C_SHORT_HOUR] = short_hour
     st[C_ERR] = _ew(st[C_ERR], e_step, _fmax(prm[P_ALPHA_ERR], 1.0 / n))
     st[C_LEVEL] = _ew(st[C_LEVEL], x, prm[P_ALPHA_LEVEL])
-    st[C_DEV] = _ew(st[C_DEV], e_mean, _fmax(prm[P_ALPHA_MEAN], 1.0 / n))
-    st[C_MEAN] = _ew(st[C_MEAN], x, _fmax(prm[P_ALPHA_MEAN], 1.0 / n))
     st[C_SEAS_ERR] = _ew(st[C_SEAS_ERR], e_hour, _fmax(prm[P_ALPHA_ERR], 1.0 / n))
     st[C_SEAS + b] = _ew(st[C_SEAS + b], x, prm[P_ALPHA_SEAS])
     if x < st[C_MIN]:
@@ -192,6 +199,8 @@ def _score_one(st, prm, t, x):
             st[C_EP_MAX] = s
             st[C_EP_LEFT] = prm[P_REFRACTORY]
             return s
+        if s > st[C_EP_MAX]:
+            st[C_EP_MAX] = s   # a slow climb is the same episode: only a sudden jump is news
         return 0.0
     if s >= prm[P_ALERT]:
         st[C_EP_MAX] = s
@@ -203,7 +212,6 @@ def score_default_params():
     p = np.zeros(N_PARAMS, dtype=np.float64)
     p[P_ALPHA_LEVEL] = 0.9
     p[P_ALPHA_ERR] = 0.001
-    p[P_ALPHA_MEAN] = 0.001
     p[P_ALPHA_Z] = 0.001
     p[P_ALPHA_SHORT] = 0.05
     p[P_ALPHA_SEAS] = 0.05
@@ -214,7 +222,7 @@ def score_default_params():
     p[P_REFRACTORY] = 120.0
     p[P_MARGIN] = 0.1
     p[P_USE_HOUR] = 1.0
-    p[P_USE_MEAN] = 1.0
+    p[P_RUN_WEIGHT] = 0.2
     return p
 
 
