@@ -19,7 +19,7 @@ cdef extern from *:
     """
     void SV_PREFETCH(const void *p) nogil
 
-# state columns: the hot ones first (three cache lines), then the daily-rhythm buckets
+# state columns: the hot ones first (four cache lines), then the daily-rhythm buckets
 DEF C_N = 0            # samples learnt
 DEF C_LEVEL = 1        # fast level (one-step prediction)
 DEF C_ERR = 2          # usual |x - level|
@@ -38,9 +38,13 @@ DEF C_Z_STEP = 14      # running mean and variance of each surprise: one step, a
 DEF C_Z_HOUR = 16      # and the two short-window means
 DEF C_Z_SHORT = 18
 DEF C_Z_SHORT_HOUR = 20
-DEF C_SEAS = 22        # value per hour of the day
+DEF C_SHIFT_SHORT = 22 # short-window mean of the value
+DEF C_SHIFT_LONG = 23  # long-run mean of the value
+DEF C_SHIFT_DEV = 24   # usual |x - long-run mean|
+DEF C_Z_SHIFT = 25     # running mean and variance of the shift surprise (2 columns)
+DEF C_SEAS = 27        # value per hour of the day
 DEF N_SEAS = 24
-DEF WIDTH = 46
+DEF WIDTH = 51
 
 # params (probe/_twin/score.py: PARAM_NAMES)
 DEF P_ALPHA_LEVEL = 0
@@ -56,7 +60,8 @@ DEF P_REFRACTORY = 9
 DEF P_MARGIN = 10
 DEF P_USE_HOUR = 11
 DEF P_RUN_WEIGHT = 12
-DEF N_PARAMS = 13
+DEF P_ALPHA_SHIFT = 13
+DEF N_PARAMS = 14
 DEF LEARN_AFTER = 20.0   # samples before the surprise statistics start learning
 
 SCORE_STATE_WIDTH = WIDTH
@@ -89,7 +94,8 @@ cdef inline double _hour_bucket(double t) noexcept nogil:
 
 
 cdef inline double _score_one(double *st, const double *prm, double t, double x) noexcept nogil:
-    cdef double n, fl, e_step, e_hour, u_step, u_hour, short, short_hour, alpha_z, z, zc, p, q, s
+    cdef double n, fl, e_step, e_hour, u_step, u_hour, u_shift, short, short_hour, shift_short
+    cdef double alpha_z, z, zc, p, q, s
     cdef double ep_left
     cdef int b, k
     cdef bint learn
@@ -110,6 +116,8 @@ cdef inline double _score_one(double *st, const double *prm, double t, double x)
         st[C_MAX] = x
         st[C_LAST_TS] = t
         st[C_LAST_X] = x
+        st[C_SHIFT_SHORT] = x
+        st[C_SHIFT_LONG] = x
         for k in range(N_SEAS):
             st[C_SEAS + k] = x
         return 0.0
@@ -139,6 +147,12 @@ cdef inline double _score_one(double *st, const double *prm, double t, double x)
     zc = _zstat(st, C_Z_SHORT_HOUR, short_hour, alpha_z, learn)
     if prm[P_USE_HOUR] > 0.0 and zc > z:
         z = zc   # a run of misses against the daily rhythm (e.g. the daily step did not come)
+    # a level shift: the last few samples' mean against the long-run mean, in units of the usual spread
+    shift_short = _ew(st[C_SHIFT_SHORT], x, prm[P_ALPHA_SHIFT])
+    u_shift = log1p(fmin(fabs(shift_short - st[C_SHIFT_LONG]) / fmax(st[C_SHIFT_DEV], fl), _RMAX))
+    zc = _zstat(st, C_Z_SHIFT, u_shift, alpha_z, learn)
+    if zc > z:
+        z = zc
     p = 0.5 * erfc(z * 0.7071067811865476)   # Gaussian tail probability
 
     # a value stuck: a run of equal values this long, counting one repeat in 1/RUN_WEIGHT as
@@ -169,6 +183,9 @@ cdef inline double _score_one(double *st, const double *prm, double t, double x)
     st[C_ERR] = _ew(st[C_ERR], e_step, fmax(prm[P_ALPHA_ERR], 1.0 / n))
     st[C_LEVEL] = _ew(st[C_LEVEL], x, prm[P_ALPHA_LEVEL])
     st[C_SEAS_ERR] = _ew(st[C_SEAS_ERR], e_hour, fmax(prm[P_ALPHA_ERR], 1.0 / n))
+    st[C_SHIFT_SHORT] = shift_short
+    st[C_SHIFT_DEV] = _ew(st[C_SHIFT_DEV], fabs(x - st[C_SHIFT_LONG]), fmax(prm[P_ALPHA_ERR], 1.0 / n))
+    st[C_SHIFT_LONG] = _ew(st[C_SHIFT_LONG], x, fmax(prm[P_ALPHA_ERR], 1.0 / n))
     st[C_SEAS + b] = _ew(st[C_SEAS + b], x, prm[P_ALPHA_SEAS])
     if x < st[C_MIN]:
         st[C_MIN] = x
@@ -209,6 +226,7 @@ def score_default_params():
     p[P_MARGIN] = 0.1
     p[P_USE_HOUR] = 1.0
     p[P_RUN_WEIGHT] = 0.2
+    p[P_ALPHA_SHIFT] = 0.1
     return p
 
 

@@ -11,7 +11,8 @@ The model, per series, in constant memory (one row of SCORE_STATE_WIDTH float64 
 * each of these surprises, and a short-window mean (~20 samples) of each, is compared with this
   series' own long-run mean and variance of it: a z-score. A jump counts only when both the level and
   the hour miss it (so a daily step is no anomaly); a run of misses against either counts on its own
-  (a daily step that did not come, a burst of noise);
+  (a daily step that did not come, a burst of noise), and so does a level shift: the mean of the last
+  ~10 values against the long-run mean, in units of the usual spread around it;
 * the z becomes a Gaussian tail probability p. A value stuck (a run of equal values) has
   probability r^(RUN_WEIGHT * run) where r is how often the series repeats a value; the smaller p
   counts;
@@ -52,9 +53,13 @@ C_Z_STEP = 14
 C_Z_HOUR = 16
 C_Z_SHORT = 18
 C_Z_SHORT_HOUR = 20
-C_SEAS = 22
+C_SHIFT_SHORT = 22
+C_SHIFT_LONG = 23
+C_SHIFT_DEV = 24
+C_Z_SHIFT = 25
+C_SEAS = 27
 N_SEAS = 24
-WIDTH = 46
+WIDTH = 51
 
 # params
 PARAM_NAMES = (
@@ -71,9 +76,10 @@ PARAM_NAMES = (
     "margin",         # how much stronger a follower must be to be reported
     "use_hour",       # 1: the daily rhythm can explain a jump
     "run_weight",     # share of the repeats in a run of equal values counted as independent (0: off)
+    "alpha_shift",    # weight of a new sample in the short-window mean of the value (level shifts)
 )
 (P_ALPHA_LEVEL, P_ALPHA_ERR, P_ALPHA_Z, P_ALPHA_SHORT, P_ALPHA_SEAS, P_FLOOR_REL, P_LOG_SCALE, P_WARMUP,
- P_ALERT, P_REFRACTORY, P_MARGIN, P_USE_HOUR, P_RUN_WEIGHT) = range(len(PARAM_NAMES))
+ P_ALERT, P_REFRACTORY, P_MARGIN, P_USE_HOUR, P_RUN_WEIGHT, P_ALPHA_SHIFT) = range(len(PARAM_NAMES))
 N_PARAMS = len(PARAM_NAMES)
 LEARN_AFTER = 20.0
 
@@ -134,6 +140,8 @@ def _score_one(st, prm, t, x):
         st[C_MAX] = x
         st[C_LAST_TS] = t
         st[C_LAST_X] = x
+        st[C_SHIFT_SHORT] = x
+        st[C_SHIFT_LONG] = x
         for k in range(N_SEAS):
             st[C_SEAS + k] = x
         return 0.0
@@ -160,6 +168,11 @@ def _score_one(st, prm, t, x):
     zc = _zstat(st, C_Z_SHORT_HOUR, short_hour, alpha_z, learn)
     if prm[P_USE_HOUR] > 0.0 and zc > z:
         z = zc
+    shift_short = _ew(st[C_SHIFT_SHORT], x, prm[P_ALPHA_SHIFT])
+    u_shift = math.log1p(_fmin(abs(shift_short - st[C_SHIFT_LONG]) / _fmax(st[C_SHIFT_DEV], fl), _RMAX))
+    zc = _zstat(st, C_Z_SHIFT, u_shift, alpha_z, learn)
+    if zc > z:
+        z = zc
     p = 0.5 * math.erfc(z * _SQRT1_2)
 
     if x == st[C_LAST_X]:
@@ -185,6 +198,9 @@ def _score_one(st, prm, t, x):
     st[C_ERR] = _ew(st[C_ERR], e_step, _fmax(prm[P_ALPHA_ERR], 1.0 / n))
     st[C_LEVEL] = _ew(st[C_LEVEL], x, prm[P_ALPHA_LEVEL])
     st[C_SEAS_ERR] = _ew(st[C_SEAS_ERR], e_hour, _fmax(prm[P_ALPHA_ERR], 1.0 / n))
+    st[C_SHIFT_SHORT] = shift_short
+    st[C_SHIFT_DEV] = _ew(st[C_SHIFT_DEV], abs(x - st[C_SHIFT_LONG]), _fmax(prm[P_ALPHA_ERR], 1.0 / n))
+    st[C_SHIFT_LONG] = _ew(st[C_SHIFT_LONG], x, _fmax(prm[P_ALPHA_ERR], 1.0 / n))
     st[C_SEAS + b] = _ew(st[C_SEAS + b], x, prm[P_ALPHA_SEAS])
     if x < st[C_MIN]:
         st[C_MIN] = x
@@ -223,6 +239,7 @@ def score_default_params():
     p[P_MARGIN] = 0.1
     p[P_USE_HOUR] = 1.0
     p[P_RUN_WEIGHT] = 0.2
+    p[P_ALPHA_SHIFT] = 0.1
     return p
 
 

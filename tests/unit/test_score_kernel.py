@@ -206,7 +206,7 @@ def test_daily_rhythm_is_learnt(impl):
 def test_default_configuration_is_fixed(impl):
     """The configuration NAB was measured with: a change here must be re-measured (bench_nab)."""
     p = impl.score_default_params()
-    assert p.tolist() == [0.9, 0.001, 0.001, 0.05, 0.05, 0.001, 12.0, 100.0, 0.35, 120.0, 0.1, 1.0, 0.2]
+    assert p.tolist() == [0.9, 0.001, 0.001, 0.05, 0.05, 0.001, 12.0, 100.0, 0.35, 120.0, 0.1, 1.0, 0.2, 0.1]
     assert impl.SCORE_N_PARAMS == len(p)
     assert impl.score_state_new(3).shape == (3, impl.SCORE_STATE_WIDTH)
 
@@ -239,3 +239,16 @@ def test_a_stuck_value_is_an_anomaly_and_one_chance_repeat_is_not(impl):
     noisy[2500] = noisy[2499]                     # ... but once, by chance
     once, _ = run(impl, np.zeros(n), ts, noisy)
     assert once[2500] < 0.35
+
+
+def test_a_level_shift_too_small_for_one_step_is_found_by_the_short_mean(impl):
+    rng = np.random.default_rng(11)
+    n = 3000
+    ts = 1.6e9 + np.arange(n) * 300.0
+    values = rng.normal(100, 5, n)
+    quiet, _ = run(impl, np.zeros(n), ts, values)
+    shifted = values.copy()
+    shifted[2000:] += 10.0   # two standard deviations: no single step stands out
+    scores, _ = run(impl, np.zeros(n), ts, shifted)
+    assert quiet[1990:2040].max() < 0.35
+    assert scores[2000:2040].max() >= 0.35
