@@ -61,7 +61,8 @@ DEF P_MARGIN = 10
 DEF P_USE_HOUR = 11
 DEF P_RUN_WEIGHT = 12
 DEF P_ALPHA_SHIFT = 13
-DEF N_PARAMS = 14
+DEF P_SHIFT_CLIP = 14
+DEF N_PARAMS = 15
 DEF LEARN_AFTER = 20.0   # samples before the surprise statistics start learning
 
 SCORE_STATE_WIDTH = WIDTH
@@ -95,7 +96,7 @@ cdef inline double _hour_bucket(double t) noexcept nogil:
 
 cdef inline double _score_one(double *st, const double *prm, double t, double x) noexcept nogil:
     cdef double n, fl, e_step, e_hour, u_step, u_hour, u_shift, short, short_hour, shift_short
-    cdef double alpha_z, z, zc, p, q, s
+    cdef double alpha_z, z, zc, p, q, s, xc
     cdef double ep_left
     cdef int b, k
     cdef bint learn
@@ -148,7 +149,10 @@ cdef inline double _score_one(double *st, const double *prm, double t, double x)
     if prm[P_USE_HOUR] > 0.0 and zc > z:
         z = zc   # a run of misses against the daily rhythm (e.g. the daily step did not come)
     # a level shift: the last few samples' mean against the long-run mean, in units of the usual spread
-    shift_short = _ew(st[C_SHIFT_SHORT], x, prm[P_ALPHA_SHIFT])
+    # (one spike would move a short mean too: each sample counts at most SHIFT_CLIP usual spreads away)
+    xc = fmin(fmax(x, st[C_SHIFT_LONG] - prm[P_SHIFT_CLIP] * st[C_SHIFT_DEV]),
+              st[C_SHIFT_LONG] + prm[P_SHIFT_CLIP] * st[C_SHIFT_DEV])
+    shift_short = _ew(st[C_SHIFT_SHORT], xc, prm[P_ALPHA_SHIFT])
     u_shift = log1p(fmin(fabs(shift_short - st[C_SHIFT_LONG]) / fmax(st[C_SHIFT_DEV], fl), _RMAX))
     zc = _zstat(st, C_Z_SHIFT, u_shift, alpha_z, learn)
     if zc > z:
@@ -227,6 +231,7 @@ def score_default_params():
     p[P_USE_HOUR] = 1.0
     p[P_RUN_WEIGHT] = 0.2
     p[P_ALPHA_SHIFT] = 0.1
+    p[P_SHIFT_CLIP] = 3.0
     return p
 
 

@@ -12,7 +12,8 @@ The model, per series, in constant memory (one row of SCORE_STATE_WIDTH float64 
   series' own long-run mean and variance of it: a z-score. A jump counts only when both the level and
   the hour miss it (so a daily step is no anomaly); a run of misses against either counts on its own
   (a daily step that did not come, a burst of noise), and so does a level shift: the mean of the last
-  ~10 values against the long-run mean, in units of the usual spread around it;
+  ~10 values (each clipped to 3 usual spreads, so one spike is not a shift) against the long-run
+  mean, in units of the usual spread around it;
 * the z becomes a Gaussian tail probability p. A value stuck (a run of equal values) has
   probability r^(RUN_WEIGHT * run) where r is how often the series repeats a value; the smaller p
   counts;
@@ -77,9 +78,11 @@ PARAM_NAMES = (
     "use_hour",       # 1: the daily rhythm can explain a jump
     "run_weight",     # share of the repeats in a run of equal values counted as independent (0: off)
     "alpha_shift",    # weight of a new sample in the short-window mean of the value (level shifts)
+    "shift_clip",     # ... where a sample counts at most this many usual spreads from the long-run mean
 )
 (P_ALPHA_LEVEL, P_ALPHA_ERR, P_ALPHA_Z, P_ALPHA_SHORT, P_ALPHA_SEAS, P_FLOOR_REL, P_LOG_SCALE, P_WARMUP,
- P_ALERT, P_REFRACTORY, P_MARGIN, P_USE_HOUR, P_RUN_WEIGHT, P_ALPHA_SHIFT) = range(len(PARAM_NAMES))
+ P_ALERT, P_REFRACTORY, P_MARGIN, P_USE_HOUR, P_RUN_WEIGHT, P_ALPHA_SHIFT,
+ P_SHIFT_CLIP) = range(len(PARAM_NAMES))
 N_PARAMS = len(PARAM_NAMES)
 LEARN_AFTER = 20.0
 
@@ -168,7 +171,9 @@ def _score_one(st, prm, t, x):
     zc = _zstat(st, C_Z_SHORT_HOUR, short_hour, alpha_z, learn)
     if prm[P_USE_HOUR] > 0.0 and zc > z:
         z = zc
-    shift_short = _ew(st[C_SHIFT_SHORT], x, prm[P_ALPHA_SHIFT])
+    xc = _fmin(_fmax(x, st[C_SHIFT_LONG] - prm[P_SHIFT_CLIP] * st[C_SHIFT_DEV]),
+               st[C_SHIFT_LONG] + prm[P_SHIFT_CLIP] * st[C_SHIFT_DEV])
+    shift_short = _ew(st[C_SHIFT_SHORT], xc, prm[P_ALPHA_SHIFT])
     u_shift = math.log1p(_fmin(abs(shift_short - st[C_SHIFT_LONG]) / _fmax(st[C_SHIFT_DEV], fl), _RMAX))
     zc = _zstat(st, C_Z_SHIFT, u_shift, alpha_z, learn)
     if zc > z:
@@ -240,6 +245,7 @@ def score_default_params():
     p[P_USE_HOUR] = 1.0
     p[P_RUN_WEIGHT] = 0.2
     p[P_ALPHA_SHIFT] = 0.1
+    p[P_SHIFT_CLIP] = 3.0
     return p
 
 
