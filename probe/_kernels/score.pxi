@@ -44,7 +44,7 @@ DEF C_SHIFT_DEV = 24   # usual |x - long-run mean|
 DEF C_Z_SHIFT = 25     # running mean and variance of the shift surprise (2 columns)
 DEF C_SEAS = 27        # value per hour of the day
 DEF N_SEAS = 24
-DEF WIDTH = 51
+DEF WIDTH = 56         # padded to whole 64-byte lines
 
 # params (probe/_twin/score.py: PARAM_NAMES)
 DEF P_ALPHA_LEVEL = 0
@@ -275,6 +275,7 @@ def score_samples(double[:, ::1] state, const double[::1] params, const int64_t[
                 SV_PREFETCH(row)
                 SV_PREFETCH(row + 8)
                 SV_PREFETCH(row + 16)
+                SV_PREFETCH(row + 24)
                 tf = ts[i + 8]
                 if isfinite(tf):
                     SV_PREFETCH(row + C_SEAS + <int>_hour_bucket(tf))

@@ -60,7 +60,7 @@ C_SHIFT_DEV = 24
 C_Z_SHIFT = 25
 C_SEAS = 27
 N_SEAS = 24
-WIDTH = 51
+WIDTH = 56
 
 # params
 PARAM_NAMES = (
