@@ -15,12 +15,13 @@ The model, per series, in constant memory (one row of SCORE_STATE_WIDTH float64 
   ~10 values (each clipped to 3 usual spreads, so one spike is not a shift) against the long-run
   mean, in units of the usual spread around it;
 * the z becomes a Gaussian tail probability p. A value stuck (a run of equal values) has
-  probability r^(RUN_WEIGHT * run) where r is how often the series repeats a value; the smaller p
-  counts;
+  probability r^(RUN_WEIGHT * run) where r is how often the series repeats a value (never taken
+  below 1 in 1/ALPHA_Z: a rarer rate cannot be known from that much memory); the smaller p counts;
 * the score is -log10(p) / LOG_SCALE, capped at 1: the same score means the same rarity on every
   series (0.5 is one in a million with the defaults);
 * one alert per episode: after a score reaches ALERT, the next REFRACTORY samples of that series
-  score 0 unless one is clearly (MARGIN) stronger than the episode's best, which starts it anew.
+  score 0 unless one is clearly (MARGIN) stronger than the episode's best, which starts it anew;
+  silenced scores raise the episode's best too, so a slow climb stays one episode.
 
 Samples whose value or timestamp is NaN or infinite score 0 and leave the state alone. Values beyond
 1e150 in size are clipped. Timestamps need not be regular or even ordered (only the hour bucket uses
