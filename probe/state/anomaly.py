@@ -75,9 +75,8 @@ class AnomalyScores:
         pending: set[int] = set()
         start = 0
 
-        def flush(end=None):
+        def flush(end: int) -> None:   # score samples [start, end) before a slot they use is reused
             nonlocal start
-            end = i if end is None else end
             if end > start:
                 idx = slots[start:end]
                 out[start:end] = fastpath.score_samples(self._state, self.params, idx, ts[start:end],
@@ -89,9 +88,8 @@ class AnomalyScores:
             pending.clear()
 
         for i in range(n):
-            slots[i] = self._slot(keys[i], pending, flush)
+            slots[i] = self._slot(keys[i], pending, lambda: flush(i))
             pending.add(int(slots[i]))
-        i = n
         flush(n)
         self.samples_total += n
         return out
