@@ -45,3 +45,15 @@ class PacketRing:
     def close(self) -> None: ...
     def __enter__(self) -> "PacketRing": ...
     def __exit__(self, *exc: object) -> None: ...
+# -- streaming anomaly scores (probe/_kernels/score.pxi; the model is described in probe/_twin/score.py)
+SCORE_STATE_WIDTH: int   # float64 columns of state per series
+SCORE_N_PARAMS: int
+def score_default_params() -> npt.NDArray[np.float64]: ...  # double[SCORE_N_PARAMS], the one fixed configuration
+def score_state_new(n_series: int) -> npt.NDArray[np.float64]: ...  # zeros, double[n_series, SCORE_STATE_WIDTH]
+def score_samples(
+    state: npt.NDArray[np.float64],       # double[:, ::1], updated in place
+    params: npt.NDArray[np.float64],      # const double[::1]
+    series_idx: npt.NDArray[np.int64],    # const int64_t[::1], row of state for each sample
+    ts: npt.NDArray[np.float64],          # const double[::1], Unix seconds
+    values: npt.NDArray[np.float64],      # const double[::1]
+) -> npt.NDArray[np.float64]: ...         # double[n], scores in [0, 1]

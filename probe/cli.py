@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "replay": "replay",
     "sweep": "sweep",
     "devices": "devices",
+    "score": "score",
 }
 
 

@@ -1,3 +1,302 @@
-"""Twin of probe/_kernels/score.pxi."""
+"""Twin of probe/_kernels/score.pxi: streaming anomaly scores for many series at once.
 
-__all__: list[str] = []
+The model, per series, in constant memory (one row of SCORE_STATE_WIDTH float64 in `state`):
+
+* two predictions of the next value: a fast level (one step ahead) and the usual value for this
+  hour of the day (24 buckets keyed from the timestamp, UTC: a daily rhythm is learnt where the
+  series has one, and costs nothing where it has none);
+* each miss is divided by that prediction's usual miss (learnt over ~1000 samples, never below a
+  small share of the range seen, so a flat series is not alarmed by rounding) and put on a log scale
+  (log1p), which tames heavy tails;
+* each of these surprises, and a short-window mean (~20 samples) of each, is compared with this
+  series' own long-run mean and variance of it: a z-score. A jump counts only when both the level and
+  the hour miss it (so a daily step is no anomaly); a run of misses against either counts on its own
+  (a daily step that did not come, a burst of noise), and so does a level shift: the mean of the last
+  ~10 values (each clipped to 3 usual spreads, so one spike is not a shift) against the long-run
+  mean, in units of the usual spread around it;
+* the z becomes a Gaussian tail probability p. A value stuck (a run of equal values) has
+  probability r^(RUN_WEIGHT * run) where r is how often the series repeats a value (never taken
+  below 1 in 1/ALPHA_Z: a rarer rate cannot be known from that much memory); the smaller p counts;
+* the score is -log10(p) / LOG_SCALE, capped at 1: the same score means the same rarity on every
+  series (0.5 is one in a million with the defaults);
+* one alert per episode: after a score reaches ALERT, the next REFRACTORY samples of that series
+  score 0 unless one is clearly (MARGIN) stronger than the episode's best, which starts it anew;
+  silenced scores raise the episode's best too, so a slow climb stays one episode.
+
+Samples whose value or timestamp is NaN or infinite score 0 and leave the state alone. Values beyond
+1e150 in size are clipped. Timestamps need not be regular or even ordered (only the hour bucket uses
+them). A series scores 0 for its first WARMUP samples.
+
+This module is the slow reference: the same arithmetic in the same order as the compiled kernel, so
+the answers are equal.
+"""
+import math
+
+import numpy as np
+
+__all__ = ["SCORE_STATE_WIDTH", "SCORE_N_PARAMS", "score_default_params", "score_state_new", "score_samples"]
+
+# state columns
+C_N = 0
+C_LEVEL = 1
+C_ERR = 2
+C_MIN = 3
+C_MAX = 4
+C_SHORT = 5
+C_SHORT_HOUR = 6
+C_EP_MAX = 7
+C_EP_LEFT = 8
+C_SEAS_ERR = 9
+C_LAST_TS = 10
+C_LAST_X = 11
+C_RUN = 12
+C_REPEAT = 13
+C_Z_STEP = 14
+C_Z_HOUR = 16
+C_Z_SHORT = 18
+C_Z_SHORT_HOUR = 20
+C_SHIFT_SHORT = 22
+C_SHIFT_LONG = 23
+C_SHIFT_DEV = 24
+C_Z_SHIFT = 25
+C_SEAS = 27
+N_SEAS = 24
+WIDTH = 56
+
+# params
+PARAM_NAMES = (
+    "alpha_level",    # weight of a new sample in the fast level (one-step prediction)
+    "alpha_err",      # ... in the usual one-step and hour miss (about 1/1000 samples)
+    "alpha_z",        # ... in the long-run mean/variance of each surprise and the repeat rate
+    "alpha_short",    # ... in the short-window means of the surprises (about 20 samples)
+    "alpha_seas",     # ... in this hour's usual value, per visit of the hour
+    "floor_rel",      # smallest usual miss, as a share of the range seen
+    "log_scale",      # score = -log10(p) / log_scale
+    "warmup",         # samples scored 0 at the start
+    "alert",          # score that opens an episode
+    "refractory",     # samples an episode silences
+    "margin",         # how much stronger a follower must be to be reported
+    "use_hour",       # 1: the daily rhythm can explain a jump
+    "run_weight",     # share of the repeats in a run of equal values counted as independent (0: off)
+    "alpha_shift",    # weight of a new sample in the short-window mean of the value (level shifts)
+    "shift_clip",     # ... where a sample counts at most this many usual spreads from the long-run mean
+)
+(P_ALPHA_LEVEL, P_ALPHA_ERR, P_ALPHA_Z, P_ALPHA_SHORT, P_ALPHA_SEAS, P_FLOOR_REL, P_LOG_SCALE, P_WARMUP,
+ P_ALERT, P_REFRACTORY, P_MARGIN, P_USE_HOUR, P_RUN_WEIGHT, P_ALPHA_SHIFT,
+ P_SHIFT_CLIP) = range(len(PARAM_NAMES))
+N_PARAMS = len(PARAM_NAMES)
+LEARN_AFTER = 20.0
+
+SCORE_STATE_WIDTH = WIDTH
+SCORE_N_PARAMS = N_PARAMS
+
+_HUGE = 1e150
+_TINY = 1e-300
+_RMAX = 1e6
+_SQRT1_2 = 0.7071067811865476
+
+
+def _fmin(a, b):
+    return a if a < b else b
+
+
+def _fmax(a, b):
+    return a if a > b else b
+
+
+def _ew(old, new, alpha):
+    return old + alpha * (new - old)
+
+
+def _zstat(st, col, u, alpha, learn):
+    mu = st[col]
+    var = st[col + 1]
+    z = (u - mu) / (math.sqrt(var) + 1e-6)
+    if learn:
+        st[col + 1] = (1.0 - alpha) * (var + alpha * (u - mu) * (u - mu))
+        st[col] = mu + alpha * (u - mu)
+    return z
+
+
+def _hour_bucket(t):
+    b = math.fmod(math.floor(t / 3600.0), float(N_SEAS))
+    if b < 0.0:
+        b += N_SEAS
+    return b
+
+
+def _score_one(st, prm, t, x):
+    """One sample of one series; st is that series' state as a Python list (written back by the caller)."""
+    if not (math.isfinite(x) and math.isfinite(t)):
+        return 0.0
+    if x > _HUGE:
+        x = _HUGE
+    elif x < -_HUGE:
+        x = -_HUGE
+    b = int(_hour_bucket(t))
+    n = st[C_N]
+    if n == 0.0:
+        for k in range(WIDTH):
+            st[k] = 0.0
+        st[C_N] = 1.0
+        st[C_LEVEL] = x
+        st[C_MIN] = x
+        st[C_MAX] = x
+        st[C_LAST_TS] = t
+        st[C_LAST_X] = x
+        st[C_SHIFT_SHORT] = x
+        st[C_SHIFT_LONG] = x
+        for k in range(N_SEAS):
+            st[C_SEAS + k] = x
+        return 0.0
+    n = n + 1.0
+    st[C_N] = n
+    fl = prm[P_FLOOR_REL] * (st[C_MAX] - st[C_MIN]) + 1e-12 * abs(st[C_LEVEL]) + _TINY
+
+    e_step = abs(x - st[C_LEVEL])
+    e_hour = abs(x - st[C_SEAS + b])
+    u_step = math.log1p(_fmin(e_step / _fmax(st[C_ERR], fl), _RMAX))
+    u_hour = math.log1p(_fmin(e_hour / _fmax(st[C_SEAS_ERR], fl), _RMAX))
+    short = _ew(st[C_SHORT], u_step, prm[P_ALPHA_SHORT])
+    short_hour = _ew(st[C_SHORT_HOUR], u_hour, prm[P_ALPHA_SHORT])
+
+    learn = n > LEARN_AFTER
+    alpha_z = _fmax(prm[P_ALPHA_Z], 1.0 / _fmax(n - LEARN_AFTER, 1.0))
+    z = _zstat(st, C_Z_STEP, u_step, alpha_z, learn)
+    zc = _zstat(st, C_Z_HOUR, u_hour, alpha_z, learn)
+    if prm[P_USE_HOUR] > 0.0 and zc < z:
+        z = zc
+    zc = _zstat(st, C_Z_SHORT, short, alpha_z, learn)
+    if zc > z:
+        z = zc
+    zc = _zstat(st, C_Z_SHORT_HOUR, short_hour, alpha_z, learn)
+    if prm[P_USE_HOUR] > 0.0 and zc > z:
+        z = zc
+    xc = _fmin(_fmax(x, st[C_SHIFT_LONG] - prm[P_SHIFT_CLIP] * st[C_SHIFT_DEV]),
+               st[C_SHIFT_LONG] + prm[P_SHIFT_CLIP] * st[C_SHIFT_DEV])
+    shift_short = _ew(st[C_SHIFT_SHORT], xc, prm[P_ALPHA_SHIFT])
+    u_shift = math.log1p(_fmin(abs(shift_short - st[C_SHIFT_LONG]) / _fmax(st[C_SHIFT_DEV], fl), _RMAX))
+    zc = _zstat(st, C_Z_SHIFT, u_shift, alpha_z, learn)
+    if zc > z:
+        z = zc
+    p = 0.5 * math.erfc(z * _SQRT1_2)
+
+    if x == st[C_LAST_X]:
+        st[C_RUN] += 1.0
+    else:
+        st[C_RUN] = 0.0
+    if prm[P_RUN_WEIGHT] > 0.0 and st[C_RUN] > 0.0:
+        q = math.pow(_fmax(st[C_REPEAT], prm[P_ALPHA_Z]), st[C_RUN] * prm[P_RUN_WEIGHT])
+        if q < p:
+            p = q
+    if learn:
+        st[C_REPEAT] = _ew(st[C_REPEAT], 1.0 if st[C_RUN] > 0.0 else 0.0, alpha_z)
+    st[C_LAST_X] = x
+
+    if p < _TINY:
+        p = _TINY
+    s = _fmin(1.0, -math.log10(p) / prm[P_LOG_SCALE])
+    if n <= prm[P_WARMUP]:
+        s = 0.0
+
+    st[C_SHORT] = short
+    st[C_SHORT_HOUR] = short_hour
+    st[C_ERR] = _ew(st[C_ERR], e_step, _fmax(prm[P_ALPHA_ERR], 1.0 / n))
+    st[C_LEVEL] = _ew(st[C_LEVEL], x, prm[P_ALPHA_LEVEL])
+    st[C_SEAS_ERR] = _ew(st[C_SEAS_ERR], e_hour, _fmax(prm[P_ALPHA_ERR], 1.0 / n))
+    st[C_SHIFT_SHORT] = shift_short
+    st[C_SHIFT_DEV] = _ew(st[C_SHIFT_DEV], abs(x - st[C_SHIFT_LONG]), _fmax(prm[P_ALPHA_ERR], 1.0 / n))
+    st[C_SHIFT_LONG] = _ew(st[C_SHIFT_LONG], x, _fmax(prm[P_ALPHA_ERR], 1.0 / n))
+    st[C_SEAS + b] = _ew(st[C_SEAS + b], x, prm[P_ALPHA_SEAS])
+    if x < st[C_MIN]:
+        st[C_MIN] = x
+    if x > st[C_MAX]:
+        st[C_MAX] = x
+    st[C_LAST_TS] = t
+
+    ep_left = st[C_EP_LEFT]
+    if ep_left > 0.0:
+        st[C_EP_LEFT] = ep_left - 1.0
+        if s > st[C_EP_MAX] + prm[P_MARGIN]:
+            st[C_EP_MAX] = s
+            st[C_EP_LEFT] = prm[P_REFRACTORY]
+            return s
+        if s > st[C_EP_MAX]:
+            st[C_EP_MAX] = s   # a slow climb is the same episode: only a sudden jump is news
+        return 0.0
+    if s >= prm[P_ALERT]:
+        st[C_EP_MAX] = s
+        st[C_EP_LEFT] = prm[P_REFRACTORY]
+    return s
+
+
+def score_default_params():
+    p = np.zeros(N_PARAMS, dtype=np.float64)
+    p[P_ALPHA_LEVEL] = 0.9
+    p[P_ALPHA_ERR] = 0.001
+    p[P_ALPHA_Z] = 0.001
+    p[P_ALPHA_SHORT] = 0.05
+    p[P_ALPHA_SEAS] = 0.05
+    p[P_FLOOR_REL] = 0.001
+    p[P_LOG_SCALE] = 12.0
+    p[P_WARMUP] = 100.0
+    p[P_ALERT] = 0.35
+    p[P_REFRACTORY] = 120.0
+    p[P_MARGIN] = 0.1
+    p[P_USE_HOUR] = 1.0
+    p[P_RUN_WEIGHT] = 0.2
+    p[P_ALPHA_SHIFT] = 0.1
+    p[P_SHIFT_CLIP] = 3.0
+    return p
+
+
+def score_state_new(n_series):
+    n_series = int(n_series)
+    if n_series < 0:
+        raise ValueError(f"n_series must be >= 0, got {n_series}")
+    return np.zeros((n_series, WIDTH), dtype=np.float64)
+
+
+def _float_vector(a, name):
+    arr = np.asarray(a)
+    if arr.ndim != 1:
+        raise ValueError(f"score_samples: {name} must be one-dimensional")
+    return arr
+
+
+def score_samples(state, params, series_idx, ts, values):
+    if not (isinstance(state, np.ndarray) and state.dtype == np.float64 and state.ndim == 2
+            and state.flags.c_contiguous and state.flags.writeable):
+        raise ValueError("score_samples: state must be a writeable C-contiguous float64 2-D array")
+    series_idx = _float_vector(series_idx, "series_idx").astype(np.int64, casting="safe", copy=False)
+    ts = _float_vector(ts, "ts").astype(np.float64, casting="safe", copy=False)
+    values = _float_vector(values, "values").astype(np.float64, casting="safe", copy=False)
+    params = _float_vector(params, "params").astype(np.float64, casting="safe", copy=False)
+    n = series_idx.shape[0]
+    n_series = state.shape[0]
+    if ts.shape[0] != n or values.shape[0] != n:
+        raise ValueError(f"score_samples: series_idx, ts and values differ in length "
+                         f"({n}, {ts.shape[0]}, {values.shape[0]})")
+    if state.shape[1] != WIDTH:
+        raise ValueError(f"score_samples: state must have {WIDTH} columns, has {state.shape[1]}")
+    if params.shape[0] != N_PARAMS:
+        raise ValueError(f"score_samples: params must have {N_PARAMS} values, has {params.shape[0]}")
+    for i in range(n):
+        k = int(series_idx[i])
+        if k < 0 or k >= n_series:
+            raise IndexError(f"score_samples: series_idx[{i}] = {k} is outside the state's {n_series} series")
+    out = np.zeros(n, dtype=np.float64)
+    prm = params.tolist()
+    rows: dict[int, list] = {}     # each touched series' state as a list while we work on it
+    idx_list = series_idx.tolist()
+    ts_list = ts.tolist()
+    val_list = values.tolist()
+    for i in range(n):
+        k = idx_list[i]
+        st = rows.get(k)
+        if st is None:
+            st = rows[k] = state[k].tolist()
+        out[i] = _score_one(st, prm, ts_list[i], val_list[i])
+    for k, st in rows.items():
+        state[k] = st
+    return out

@@ -22,7 +22,10 @@ def _ratio(value: float) -> str | None:
 class DetectionConfig:
     enabled: bool = setting(True)
     allowed_dhcp_servers: tuple[str, ...] = setting((), doc="IPs allowed to offer leases; empty: learn the first")
-    anomaly_threshold: float = setting(0.99, doc="score above which a series is anomalous", check=_ratio)
+    # scores are -log10(tail probability) / 12: 0.5 is one in a million for that series; the kernel
+    # itself opens an episode at 0.35 (probe/_twin/score.py), and NAB's best threshold was ~0.36
+    anomaly_threshold: float = setting(0.5, doc="score at or above which a series is anomalous "
+                                                "(0.5: one in a million for that series)", check=_ratio)
     anomaly_top_n: int = setting(20, doc="most anomalous series exported",
                                  check=lambda n: None if 1 <= n <= 1000 else f"must be between 1 and 1000, got {n}")
 
@@ -60,3 +63,6 @@ class DetectionConfig:
     tcp_reset_warn_min: int = setting(10, doc="connection attempts refused by RST for one device, warning",
                                       check=_at_least(1))
     tcp_reset_ratio: float = setting(0.5, doc="share of a device's connection attempts refused", check=_ratio)
+    anomaly_max_series: int = setting(100_000, doc="series scored at once; the least recently updated make room",
+                                      check=lambda n: None if 1 <= n <= 10_000_000
+                                      else f"must be between 1 and 10000000, got {n}")
