@@ -177,8 +177,16 @@ def run(args) -> int:
 
         from probe.exposition.capture_collector import CaptureCollector
 
+        from probe.findings.ledger import Ledger, LedgerCollector
+        from probe.state.store import Store
+
         registry = CollectorRegistry(auto_describe=False)
         registry.register(CaptureCollector(pipe.stats))
+        # Findings as the live probe exports them: through a ledger (in memory: replay keeps nothing).
+        ledger = Ledger(Store("", memory=True), quiet_after=float("inf"))
+        for finding in pipe.engine.all_findings():
+            ledger.record(finding)
+        registry.register(LedgerCollector(ledger))
         sys.stdout.write(generate_latest(registry).decode())
     if error:
         print(f"sitevigil replay: {error}", file=sys.stderr)

@@ -1,10 +1,12 @@
-"""Prometheus metrics of the passive capture: frames, protocols, LAN events, tables, findings.
+"""Prometheus metrics of the passive capture: frames, protocols, LAN events, tables.
 
-    registry.register(CaptureCollector(pipeline.stats, drops=ring.drop_stats))
+Findings are exported once, by the ledger (probe.findings.ledger.LedgerCollector).
 
-`stats` returns probe.findings.pipeline.CaptureStats; `drops` (live capture only) returns a dict with
-any of kernel_drops, kernel_freezes, interface_drops (running totals). Every label set is bounded:
-protocols by the parser's flags, events by the aggregate counters, findings by their kinds, and
+    registry.register(CaptureCollector(pipeline.stats))
+
+`stats` returns probe.findings.pipeline.CaptureStats. Kernel and interface drops of the live ring are
+exported by probe.exposition.capture_ring_collector. Every label set is bounded:
+protocols by the parser's flags, events by the aggregate counters, and
 per-device series only for the top `top_devices` talkers of the last window.
 """
 from __future__ import annotations
@@ -14,7 +16,6 @@ from typing import Callable
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from probe.findings.lan import KINDS
 from probe.findings.pipeline import CaptureStats
 from probe.state.aggregates import format_mac
 
@@ -26,10 +27,8 @@ EVENTS = ("tcp_syn", "tcp_synack", "tcp_rst", "arp_request", "arp_reply", "arp_g
 
 
 class CaptureCollector(Collector):
-    def __init__(self, stats: Callable[[], CaptureStats], *, drops: Callable[[], dict] | None = None,
-                 top_devices: int = 10):
+    def __init__(self, stats: Callable[[], CaptureStats], *, top_devices: int = 10):
         self._stats = stats
-        self._drops = drops
         self._top = top_devices
 
     def describe(self):
@@ -87,23 +86,3 @@ class CaptureCollector(Collector):
                 for i in frames.argsort()[::-1][:self._top]:
                     g.add_metric([format_mac(snap.keys[i, 0])], float(frames[i]))
             yield g
-        c = CounterMetricFamily("sitevigil_findings_raised",
-                                "LAN finding episodes started, by kind and the severity they started with.",
-                                labels=["kind", "severity"])
-        for (kind, sev), n in sorted(s.findings_by_severity.items()):
-            c.add_metric([kind, sev], n)
-        yield c
-        g = GaugeMetricFamily("sitevigil_findings_active", "LAN finding episodes open now, by kind.", labels=["kind"])
-        for kind in KINDS:
-            g.add_metric([kind], s.findings_active.get(kind, 0))
-        yield g
-        if self._drops is not None:
-            d = self._drops()
-            for key, name, doc in (
-                    ("kernel_drops", "sitevigil_capture_kernel_dropped_frames", "Frames the kernel dropped (ring full)."),
-                    ("kernel_freezes", "sitevigil_capture_kernel_queue_freezes", "Times the kernel froze the ring queue."),
-                    ("interface_drops", "sitevigil_capture_interface_dropped_frames", "Frames the interface dropped.")):
-                if key in d:
-                    c = CounterMetricFamily(name, doc)
-                    c.add_metric([], d[key])
-                    yield c
