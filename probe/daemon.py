@@ -21,11 +21,13 @@ from prometheus_client.registry import CollectorRegistry
 
 from probe import fastpath
 from probe.config import Config, ConfigError, SubnetConfig, load_file, split_listen_address
+from probe.exposition.anomaly_collector import AnomalyCollector
 from probe.exposition.http import HttpApi
 from probe.findings.ledger import Ledger, LedgerCollector
 from probe.exposition.self_collector import SelfCollector, TimedCollector
 from probe.sdnotify import Notifier
 from probe.sources import interfaces
+from probe.state.anomaly import AnomalyScores
 from probe.state.store import Store
 from probe.subsystem import Context, Subsystem
 
@@ -91,7 +93,8 @@ class Daemon:
         cfg = self.config
         self.store = Store(cfg.state_dir)
         self.ledger = Ledger(self.store)
-        ctx = Context(store=self.store, emit_finding=self.ledger.record)
+        self.anomaly = AnomalyScores(cfg.detection.anomaly_max_series) if cfg.detection.enabled else None
+        ctx = Context(store=self.store, emit_finding=self.ledger.record, anomaly=self.anomaly)
         for name, factory in self.factories:
             sub = factory(cfg, ctx)
             ctx.peers[name] = sub
@@ -104,6 +107,10 @@ class Daemon:
             fastpath=fastpath.IMPLEMENTATION, subsystems=lambda: self.subsystems, reload_state=self.reload_state,
             timings=self.timings, last_scrape=self.last_scrape, store=self.store))
         self.registry.register(TimedCollector("findings", LedgerCollector(self.ledger), self.timings))
+        if self.anomaly is not None:
+            self.registry.register(TimedCollector("anomaly", AnomalyCollector(
+                self.anomaly, top_n=cfg.detection.anomaly_top_n, threshold=cfg.detection.anomaly_threshold),
+                self.timings))
         for sub in self.subsystems:
             for i, coll in enumerate(sub.collectors()):
                 self.registry.register(TimedCollector(f"{sub.name}" + (f"_{i}" if i else ""), coll, self.timings))

@@ -45,6 +45,9 @@ class Context:
     clock: Callable[[], float] = time.time
     # Findings raised by any subsystem go through here to the ledger (probe.findings).
     emit_finding: Callable[[Any], None] = lambda finding: None
+    # Anomaly scores of every series the subsystems feed: `anomaly.update(keys, ts, values)` with keys
+    # (device, series name) (probe.state.anomaly.AnomalyScores); None where scoring is off.
+    anomaly: Any = None
     # Other subsystems' public objects, by name, for the few that feed each other (sweep -> snmp).
     peers: dict[str, Any] = field(default_factory=dict)
 

@@ -63,6 +63,6 @@ class DetectionConfig:
     tcp_reset_warn_min: int = setting(10, doc="connection attempts refused by RST for one device, warning",
                                       check=_at_least(1))
     tcp_reset_ratio: float = setting(0.5, doc="share of a device's connection attempts refused", check=_ratio)
-    anomaly_max_series: int = setting(100_000, doc="series scored at once; the least recently updated make room",
+    anomaly_max_series: int = setting(20_000, doc="series scored at once; the least recently updated make room",
                                       check=lambda n: None if 1 <= n <= 10_000_000
                                       else f"must be between 1 and 10000000, got {n}")
