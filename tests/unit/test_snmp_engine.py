@@ -264,3 +264,15 @@ def test_agent_error_status_is_a_protocol_error():
 
     with pytest.raises(SnmpProtocolError, match="genErr"):
         run(session(GenErr([])).walk(SYS))
+
+
+def test_every_configurable_protocol_maps_to_pysnmp():
+    from pysnmp.hlapi.v3arch import asyncio as hl
+
+    from probe.config.snmp import AUTH_PROTOCOLS, PRIV_PROTOCOLS
+    from probe.sources.snmp import engine
+
+    assert set(engine.AUTH_PROTOCOLS) == set(AUTH_PROTOCOLS)
+    assert set(engine.PRIV_PROTOCOLS) == set(PRIV_PROTOCOLS)
+    for name in (*engine.AUTH_PROTOCOLS.values(), *engine.PRIV_PROTOCOLS.values()):
+        assert getattr(hl, name) is not None

@@ -462,6 +462,7 @@ class UsmTransport:
         if indication is not None:
             kind = type(indication).__name__
             if kind == "RequestTimedOut":
+                self._forget_engine_id()
                 raise AttemptTimeout()
             if kind in _AUTH_INDICATIONS:
                 raise SnmpAuthError(f"{self.addr[0]}:{self.addr[1]}: user {self._cred.username!r}: "
@@ -474,6 +475,19 @@ class UsmTransport:
             t, v = _usm_value(val)
             vbs.append(Varbind(tuple(name), t, v))
         return Answer(status, index, vbs)
+
+    def _forget_engine_id(self) -> None:
+        """Make pysnmp discover the agent's engine ID again on the next try.
+
+        An agent that restarted with a new engine ID answers requests for the old one with a
+        usmStatsUnknownEngineIDs report carrying request-id 0 (it cannot decrypt ours), which pysnmp
+        does not match to the request: it times out for ever. Dropping the cached peer engine data
+        after a timeout costs one discovery round-trip on a retry and recovers from that."""
+        for mp in self._engine.message_processing_subsystems.values():
+            cache = getattr(mp, "_SnmpV3MessageProcessingModel__engineIdCache", None)
+            if cache:
+                for key in [k for k in cache if tuple(k[1][:2]) == tuple(self.addr)]:
+                    del cache[key]
 
     async def alive(self, timeout: float) -> bool:
         return await _v3_discovery_answered(self._dispatcher, self.addr, timeout)
