@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "check-config": "check_config",
     "diag": "diag",
     "bench": "bench",
+    "snmp": "snmp",
 }
 
 
