@@ -12,6 +12,7 @@ from probe.subsystem import Context, Subsystem
 
 # (name, "module:factory")
 SUBSYSTEMS: list[tuple[str, str]] = [
+    ("snmp", "probe.snmp_service:factory"),
 ]
 
 
