@@ -101,6 +101,24 @@ def test_v3_matrix_every_auth_and_priv_protocol(lab_factory):
     assert len(out) == 6 + 6 * 6
 
 
+def test_same_v3_user_with_different_keys_on_two_agents_at_once(lab_factory):
+    """Sites reuse a v3 user name with per-device keys; concurrent sessions must not share keys."""
+    lab = lab_factory(hosts=2, mirror=False)
+    agents = []
+    for i, host in enumerate(lab.hosts):
+        agents.append(lab.start_snmpd(host, v3_users=[{"user": "monitor", "auth": "SHA", "auth_key": f"auth-key-{i}",
+                                                       "priv": "AES", "priv_key": f"priv-key-{i}"}]))
+    creds = [{"name": f"site{i}", "host": str(a.host.ip), "version": "3", "username": "monitor",
+              "auth_protocol": "SHA", "auth_key": f"auth-key-{i}", "priv_protocol": "AES", "priv_key": f"priv-key-{i}"}
+             for i, a in enumerate(agents)]
+    out = run_client(lab, {"credentials": creds, "concurrent": True, "repeat": 5, "max_repetitions": 2,
+                           "timeout": 1, "retries": 1, "ops": [["walk", SYSTEM]]})
+    for rec in out:
+        assert rec["ok"], rec
+        assert rec["stats"]["timeouts"] == 0
+        assert len(rec["results"]) == 5 and all(len(r) > 5 for r in rec["results"])
+
+
 def test_wrong_credentials_are_auth_errors_and_a_dead_port_is_a_timeout(lab):
     agent = lab.snmpds[0]
     good = {"name": "good", "version": "3", "username": "labv3", "auth_protocol": "SHA256", "auth_key": "authpass123",

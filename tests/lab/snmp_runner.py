@@ -4,7 +4,8 @@
 
 The spec: {"host", "port", "timeout", "retries", "max_repetitions", "credentials": [credential fields],
 "ops": [["walk", "1.3.6.1.2.1.2"], ["get", ["1.3.6.1.2.1.1.5.0"]], ["touch", PATH], ["wait_file", PATH]], "pause": {"pid", "after_pdus",
-"seconds"}}. Each credential runs every op on its own session; the output is one record per credential.
+"seconds"}, "repeat": N, "concurrent": bool}. Each credential (which may name its own "host") runs every
+op on its own session, one after the other or all at once; the output is one record per credential.
 `pause` stops the agent (SIGSTOP) once the session has sent `after_pdus` PDUs, i.e. in the middle of a
 walk, and resumes it (SIGCONT) `seconds` later: the pid namespace is shared with the lab's agents.
 """
@@ -59,18 +60,28 @@ class Pausing:
 
 async def main(spec: dict) -> list[dict]:
     engine = Engine.for_running_loop()
-    out = []
-    for cd in spec["credentials"]:
-        cred = credential(cd)
-        session = await engine.session(spec["host"], cred, port=spec.get("port", 161),
-                                       timeout=spec.get("timeout", 1.0), retries=spec.get("retries", 1),
-                                       max_repetitions=spec.get("max_repetitions", 25))
-        pause = spec.get("pause")
-        if pause:
-            session.transport = Pausing(session.transport, pause["pid"], pause["after_pdus"], pause["seconds"])
-        rec: dict = {"name": cred.name, "ok": True, "results": []}
-        t0 = time.monotonic()
-        try:
+    if spec.get("concurrent"):  # every credential at once, on one engine (e.g. one per host)
+        out = list(await asyncio.gather(*(run_credential(engine, spec, cd) for cd in spec["credentials"])))
+    else:
+        out = [await run_credential(engine, spec, cd) for cd in spec["credentials"]]
+    engine.close()
+    return out
+
+
+async def run_credential(engine, spec: dict, cd: dict) -> dict:
+    cd = dict(cd)
+    host = cd.pop("host", spec.get("host"))
+    cred = credential(cd)
+    session = await engine.session(host, cred, port=spec.get("port", 161),
+                                   timeout=spec.get("timeout", 1.0), retries=spec.get("retries", 1),
+                                   max_repetitions=spec.get("max_repetitions", 25))
+    pause = spec.get("pause")
+    if pause:
+        session.transport = Pausing(session.transport, pause["pid"], pause["after_pdus"], pause["seconds"])
+    rec: dict = {"name": cred.name, "host": host, "ok": True, "results": []}
+    t0 = time.monotonic()
+    try:
+        for _ in range(spec.get("repeat", 1)):
             for op, arg in spec["ops"]:
                 if op == "touch":  # tell the test we got here
                     open(arg, "w").close()
@@ -87,22 +98,20 @@ async def main(spec: dict) -> list[dict]:
                 else:
                     rows = await session.get([parse_oid(a) for a in arg])
                 rec["results"].append([[format_oid(vb.oid), vb.type, _plain(vb.value)] for vb in rows])
-        except SnmpError as exc:
-            rec.update(ok=False, error_kind=exc.kind, error=str(exc))
-        rec["seconds"] = time.monotonic() - t0
-        s = session.stats
-        rec["stats"] = {"pdus": s.pdus, "retries": s.retries, "timeouts": s.timeouts, "varbinds": s.varbinds}
-        rec["repetitions"] = session.repetitions
-        if pause:
-            p = session.transport
-            rec["paused"] = p.paused_at is not None
-            if p.paused_at is not None and p.resumed_at is None:  # never leave the agent stopped
-                await asyncio.sleep(max(0.0, p.paused_at + p.seconds - time.monotonic()))
-                if p.resumed_at is None:
-                    os.kill(p.pid, signal.SIGCONT)
-        out.append(rec)
-    engine.close()
-    return out
+    except SnmpError as exc:
+        rec.update(ok=False, error_kind=exc.kind, error=str(exc))
+    rec["seconds"] = time.monotonic() - t0
+    s = session.stats
+    rec["stats"] = {"pdus": s.pdus, "retries": s.retries, "timeouts": s.timeouts, "varbinds": s.varbinds}
+    rec["repetitions"] = session.repetitions
+    if pause:
+        p = session.transport
+        rec["paused"] = p.paused_at is not None
+        if p.paused_at is not None and p.resumed_at is None:  # never leave the agent stopped
+            await asyncio.sleep(max(0.0, p.paused_at + p.seconds - time.monotonic()))
+            if p.resumed_at is None:
+                os.kill(p.pid, signal.SIGCONT)
+    return rec
 
 
 def _plain(value):

@@ -108,3 +108,34 @@ def test_v3_discovery_probe_is_a_valid_v3_message():
     assert int(msg["msgVersion"]) == 3
     assert int(msg["msgGlobalData"]["msgID"]) == 1234
     assert bytes(msg["msgGlobalData"]["msgFlags"]) == b"\x04"  # reportable, noAuthNoPriv
+
+
+def test_engine_id_is_read_from_a_v3_report():
+    from pysnmp.proto.mpmod.rfc3412 import SNMPv3Message
+    from pysnmp.proto.secmod.rfc3414.service import UsmSecurityParameters
+
+    usm = UsmSecurityParameters()
+    usm["msgAuthoritativeEngineId"] = b"\x80\x00\x1f\x88\x80\x13\xbd\xf8"
+    usm["msgAuthoritativeEngineBoots"] = 3
+    usm["msgAuthoritativeEngineTime"] = 1234
+    usm["msgUserName"] = b""
+    usm["msgAuthenticationParameters"] = b""
+    usm["msgPrivacyParameters"] = b""
+    msg = SNMPv3Message()
+    msg["msgVersion"] = 3
+    msg["msgGlobalData"]["msgID"] = 77
+    msg["msgGlobalData"]["msgMaxSize"] = 65507
+    msg["msgGlobalData"]["msgFlags"] = b"\x00"
+    msg["msgGlobalData"]["msgSecurityModel"] = 3
+    msg["msgSecurityParameters"] = pyasn1_encoder.encode(usm)
+    msg["msgData"]["plaintext"]["contextEngineId"] = b"\x80\x00\x1f\x88\x80\x13\xbd\xf8"
+    msg["msgData"]["plaintext"]["contextName"] = b""
+    pdu = v2c.ReportPDU()
+    v2c.apiPDU.set_defaults(pdu)
+    v2c.apiPDU.set_varbinds(pdu, [(v2c.ObjectIdentifier(ber.USM_STATS + (4, 0)), v2c.Counter32(1))])
+    msg["msgData"]["plaintext"]["data"]["report"] = pdu
+    data = pyasn1_encoder.encode(msg)
+    assert ber.v3_engine_id(data) == b"\x80\x00\x1f\x88\x80\x13\xbd\xf8"
+    assert ber.is_v3_report(data)
+    assert ber.v3_engine_id(ber.encode_v3_discovery(1, 1)) is None  # our probe carries no engine ID
+    assert ber.v3_engine_id(b"\x30\x03\x02\x01\x01") is None

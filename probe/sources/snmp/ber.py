@@ -270,6 +270,24 @@ USM_REPORTS = {
 }
 
 
+def v3_engine_id(data: bytes) -> bytes | None:
+    """The authoritative engine ID in an SNMPv3 message's USM parameters (a discovery report)."""
+    try:
+        tag, s, e = _header(data, 0, len(data))
+        version, s = _int(data, s, e)
+        if tag != 0x30 or version != V3:
+            return None
+        _, _, s = _header(data, s, e)            # msgGlobalData
+        tag, ps, pe = _header(data, s, e)        # msgSecurityParameters
+        if tag != 0x04:
+            return None
+        tag, us, ue = _header(data, ps, pe)      # UsmSecurityParameters
+        tag, es, ee = _header(data, us, ue)      # msgAuthoritativeEngineID
+        return data[es:ee] if tag == 0x04 and ee > es else None
+    except BerError:
+        return None
+
+
 def is_v3_report(data: bytes) -> bool:
     """True if `data` is an SNMPv3 message (the answer to `encode_v3_discovery`)."""
     try:

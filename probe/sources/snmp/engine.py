@@ -336,12 +336,17 @@ class CommunityTransport:
 
 
 async def _v3_discovery_answered(dispatcher: _Dispatcher, addr: tuple, timeout: float) -> bool:
+    return await _v3_discover(dispatcher, addr, timeout) is not None
+
+
+async def _v3_discover(dispatcher: _Dispatcher, addr: tuple, timeout: float) -> bytes | None:
+    """The agent's SNMPv3 engine ID (RFC 3414 4 discovery), or None when nothing answers."""
     mid = dispatcher.next_id()
     try:
         data = await dispatcher.exchange(mid, ber.encode_v3_discovery(mid, mid), addr, timeout)
     except AttemptTimeout:
-        return False
-    return ber.is_v3_report(data)
+        return None
+    return ber.v3_engine_id(data)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -421,6 +426,14 @@ class UsmTransport:
         if c.priv_protocol:
             kw["privKey"] = c.priv_key.reveal()
             kw["privProtocol"] = getattr(hl, PRIV_PROTOCOLS[c.priv_protocol])
+        # pysnmp keys its USM rows by (engine ID, user name) and, left to itself, clones every peer's
+        # row from one template per user name: two credentials with the same user name and different
+        # keys (common across a client's devices) would overwrite each other's keys while both are in
+        # use. Discovering the engine ID ourselves and giving it makes one row per device.
+        engine_id = await _v3_discover(self._dispatcher, self.addr, timeout)
+        if engine_id is None:
+            raise AttemptTimeout()
+        kw["securityEngineId"] = engine_id
         user = hl.UsmUserData(c.username, **kw)
         # pysnmp counts timeouts in 10 ms ticks; our Session does the retries.
         cls = hl.UdpTransportTarget if ipaddress.ip_address(self.addr[0]).version == 4 else hl.Udp6TransportTarget
@@ -430,6 +443,7 @@ class UsmTransport:
     async def send(self, pdu_type, oids, *, timeout, non_repeaters=0, max_repetitions=0) -> Answer:
         from pysnmp.entity.rfc3413 import cmdgen
         from pysnmp.proto.api import v2c
+        from pysnmp.proto.error import StatusInformation
 
         if self._target_name is None:
             await self._configure(timeout)
@@ -452,7 +466,10 @@ class UsmTransport:
                 fut.set_result((indication, rpdu))
 
         gen = cmdgen.CommandGenerator()
-        gen.send_pdu(self._engine, self._target_name, None, self._context, pdu, done, None)
+        try:
+            gen.send_pdu(self._engine, self._target_name, None, self._context, pdu, done, None)
+        except StatusInformation as exc:  # refused before anything was sent (e.g. no such user row)
+            fut.set_result((exc["errorIndication"], None))
         # pysnmp's own timer ends the request; ours is a backstop in case its dispatcher stalls.
         timer = loop.call_later(timeout + 1.0, _expire, fut)
         try:
@@ -462,7 +479,9 @@ class UsmTransport:
         if indication is not None:
             kind = type(indication).__name__
             if kind == "RequestTimedOut":
+                # The agent may have restarted with a new engine ID: discover it again next try.
                 self._forget_engine_id()
+                self._target_name = None
                 raise AttemptTimeout()
             if kind in _AUTH_INDICATIONS:
                 raise SnmpAuthError(f"{self.addr[0]}:{self.addr[1]}: user {self._cred.username!r}: "
