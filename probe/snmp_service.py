@@ -58,6 +58,9 @@ class SnmpSubsystem:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
         await self.poller.stop()
+        if self.poller._engine is not None:
+            self.poller._engine.close()
+            self.poller._engine = None
 
     async def reload(self, config: "Config") -> None:
         was_enabled = self.config.snmp.enabled

@@ -65,6 +65,9 @@ class SnmpTarget:
     name: str | None = setting(None, doc="display name; default: sysName")
     credentials: tuple[str, ...] = setting((), doc="credential names to try in order; default: all")
     modules: tuple[str, ...] = setting((), doc="modules to poll; default: chosen from sysObjectID/sysDescr")
+    timeout: Duration | None = setting(None, check=_positive, doc="per-request timeout; default: snmp.timeout")
+    retries: int | None = setting(None, check=lambda r: None if 0 <= r <= 10 else f"must be between 0 and 10, got {r}",
+                                  doc="retries per request; default: snmp.retries")
 
 
 @dataclass(frozen=True)

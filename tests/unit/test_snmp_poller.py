@@ -383,3 +383,30 @@ def test_subsystem_pulls_the_sweeps_discoveries_with_their_credential(fake_modul
     d = sub.describe()
     assert d["discovered"] == 1 and d["credentials"] == ["a", "b", "c"]
     assert "community" not in repr(d)
+
+
+def test_per_target_timeout_and_retries_reach_the_session(fake_modules):
+    seen = {}
+
+    class Recording(FakeEngine):
+        async def session(self, address, cred, **kw):
+            seen[address] = (kw["timeout"], kw["retries"])
+            return await super().session(address, cred, **kw)
+
+    cfg = config(timeout=Duration(2), retries=1,
+                 targets=(SnmpTarget(address="192.0.2.50", timeout=Duration(7), retries=4),
+                          SnmpTarget(address="192.0.2.51")))
+    poller = pollmod.SnmpPoller(cfg, engine=Recording({"192.0.2.50": {"a": "ok"}, "192.0.2.51": {"a": "ok"}}))
+    run(poller.poll_round())
+    assert seen == {"192.0.2.50": (7.0, 4), "192.0.2.51": (2.0, 1)}
+
+
+def test_target_overrides_load_from_yaml_with_located_errors():
+    from probe.config import ConfigError, load_text
+
+    cfg = load_text("snmp:\n  targets:\n    - {address: 192.0.2.9, timeout: 5s, retries: 3}\n")
+    t = cfg.snmp.targets[0]
+    assert (t.timeout, t.retries) == (5.0, 3)
+    with pytest.raises(ConfigError) as exc:
+        load_text("snmp:\n  targets:\n    - {address: 192.0.2.9, retries: 50}\n", file="x.yml")
+    assert "x.yml:3: snmp.targets[0].retries: must be between 0 and 10, got 50" in str(exc.value)

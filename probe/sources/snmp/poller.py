@@ -81,8 +81,11 @@ class ModuleState:
 
 class Device:
     def __init__(self, address: str, port: int = 161, *, name: str | None = None,
-                 credentials: Sequence[str] = (), modules: Sequence[str] = (), discovered: bool = False):
+                 credentials: Sequence[str] = (), modules: Sequence[str] = (), discovered: bool = False,
+                 timeout: float | None = None, retries: int | None = None):
         self.address = address
+        self.timeout = timeout           # per-device overrides of snmp.timeout / snmp.retries
+        self.retries = retries
         self.port = port
         self.name = name
         self.explicit_credentials = tuple(credentials)
@@ -185,11 +188,14 @@ class SnmpPoller:
             key = (t.address, t.port)
             dev = old.get(key)
             if dev is None or dev.discovered:
-                dev = Device(t.address, t.port, name=t.name, credentials=t.credentials, modules=t.modules)
+                dev = Device(t.address, t.port, name=t.name, credentials=t.credentials, modules=t.modules,
+                             timeout=t.timeout, retries=t.retries)
                 if key in old:  # keep what the poller learned about a discovered device made explicit
                     dev.memory, dev.modules = old[key].memory, old[key].modules
             else:
                 dev.name, dev.configured_modules = t.name, tuple(t.modules)
+                if (dev.timeout, dev.retries) != (t.timeout, t.retries):
+                    dev.timeout, dev.retries, dev.session = t.timeout, t.retries, None
                 if dev.explicit_credentials != tuple(t.credentials):
                     dev.explicit_credentials, dev.session = tuple(t.credentials), None
             new[key] = dev
@@ -292,7 +298,9 @@ class SnmpPoller:
             spent = RequestStats()
             try:
                 dev.session, dev.refusals = await credmod.select(
-                    self.engine, dev.address, creds, port=dev.port, timeout=cfg.timeout, retries=cfg.retries,
+                    self.engine, dev.address, creds, port=dev.port,
+                    timeout=dev.timeout if dev.timeout is not None else cfg.timeout,
+                    retries=dev.retries if dev.retries is not None else cfg.retries,
                     max_repetitions=cfg.max_repetitions, memory=self.cred_memory, spent=spent)
                 dev.credential = dev.session.credential_name
                 for r in dev.refusals:
