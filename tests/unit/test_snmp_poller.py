@@ -281,7 +281,8 @@ def test_schedule_polls_every_device_and_a_slow_one_does_not_hold_the_others(fak
         task = asyncio.ensure_future(poller.run())
         await asyncio.sleep(1.4)
         task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        done, _ = await asyncio.wait({task}, timeout=10)
+        assert done, "the scheduler did not stop when cancelled"
 
     run(go())
     counts = {ip: sum(1 for t, _ in fake_modules.calls if t == ip) for ip in answers}
@@ -410,3 +411,23 @@ def test_target_overrides_load_from_yaml_with_located_errors():
     with pytest.raises(ConfigError) as exc:
         load_text("snmp:\n  targets:\n    - {address: 192.0.2.9, retries: 50}\n", file="x.yml")
     assert "x.yml:3: snmp.targets[0].retries: must be between 0 and 10, got 50" in str(exc.value)
+
+
+def test_the_scheduler_always_stops_when_cancelled_even_while_polls_finish(fake_modules):
+    answers = {f"192.0.2.{i}": {"a": "ok"} for i in range(100, 110)}
+    cfg = config(counters_interval=Duration(0.01), inventory_interval=Duration(0.02),
+                 targets=tuple(SnmpTarget(address=ip) for ip in answers))
+    poller = pollmod.SnmpPoller(cfg, engine=FakeEngine(answers))
+    for d in poller.devices():
+        d.next_fast = 1.0  # due at once: polls finish (and wake the scheduler) all the time
+
+    async def go():
+        for i in range(40):
+            task = asyncio.ensure_future(poller.run())
+            await asyncio.sleep(0.001 * (i % 7))
+            task.cancel()
+            done, _ = await asyncio.wait({task}, timeout=5)
+            assert done, f"scheduler ignored cancellation on try {i}"
+
+    run(go())
+    assert len(fake_modules.calls) > 10

@@ -168,7 +168,7 @@ class SnmpPoller:
         self._transient: OrderedDict[tuple[str, int], Device] = OrderedDict()
         self._sem = asyncio.Semaphore(config.snmp.max_concurrent_devices)
         self._tasks: set[asyncio.Task] = set()
-        self._wake = asyncio.Event()
+        self._waiter: asyncio.Future | None = None
         self.rounds = 0
         self.discovered_dropped = 0
         self.set_config(config)
@@ -209,7 +209,7 @@ class SnmpPoller:
         if self._sem._value != config.snmp.max_concurrent_devices and not self._tasks:
             self._sem = asyncio.Semaphore(config.snmp.max_concurrent_devices)
         self._devices = new
-        self._wake.set()
+        self._wakeup()
 
     def add_target(self, address: str, port: int = 161) -> bool:
         """A device found by the sweep. Polled when snmp.poll_discovered is on and it is inside the
@@ -225,7 +225,7 @@ class SnmpPoller:
             self.discovered_dropped += 1
             return False
         self._devices[key] = Device(key[0], port, discovered=True)
-        self._wake.set()
+        self._wakeup()
         return True
 
     def allowed(self, address: str) -> str | None:
@@ -341,7 +341,7 @@ class SnmpPoller:
             _log.exception("SNMP poll of %s failed", dev.target)
         finally:
             dev.busy = False
-            self._wake.set()
+            self._wakeup()
 
     def _due(self, now: float) -> list[tuple[Device, str]]:
         cfg = self.config.snmp
@@ -365,18 +365,32 @@ class SnmpPoller:
         """Poll on schedule until cancelled."""
         try:
             while True:
-                self._wake.clear()
                 for dev, kind in self._due(self.monotonic()):
                     dev.busy = True
                     task = asyncio.ensure_future(self._scheduled(dev, kind))
                     self._tasks.add(task)
                     task.add_done_callback(self._tasks.discard)
-                try:
-                    await asyncio.wait_for(self._wake.wait(), timeout=self._tick())
-                except asyncio.TimeoutError:
-                    pass
+                await self._sleep(self._tick())
         finally:
             await self.stop()
+
+    async def _sleep(self, seconds: float) -> None:
+        """Sleep until the next due time or a wake-up (a poll finished, a target added).
+
+        Not asyncio.wait_for(event.wait()): before Python 3.12 it can swallow the cancellation
+        that arrives as the event fires, and the scheduler would then never stop."""
+        loop = asyncio.get_running_loop()
+        fut = self._waiter = loop.create_future()
+        timer = loop.call_later(seconds, _resolve, fut)
+        try:
+            await fut
+        finally:
+            timer.cancel()
+            self._waiter = None
+
+    def _wakeup(self) -> None:
+        if self._waiter is not None:
+            _resolve(self._waiter)
 
     def _tick(self) -> float:
         now = self.monotonic()
@@ -399,6 +413,11 @@ class SnmpPoller:
         results = await asyncio.gather(*(self.poll(d, kind=kind) for d in self.devices()))
         self.rounds += 1
         return results
+
+
+def _resolve(fut: asyncio.Future) -> None:
+    if not fut.done():
+        fut.set_result(None)
 
 
 @dataclass
