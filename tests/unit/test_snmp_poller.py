@@ -431,3 +431,18 @@ def test_the_scheduler_always_stops_when_cancelled_even_while_polls_finish(fake_
 
     run(go())
     assert len(fake_modules.calls) > 10
+
+
+def test_reload_with_changed_credentials_selects_again(fake_modules):
+    answers = {"192.0.2.72": {"a": "ok", "b": "ok"}}
+    eng = FakeEngine(answers)
+    cfg = config(targets=(SnmpTarget(address="192.0.2.72"),))
+    poller = pollmod.SnmpPoller(cfg, engine=eng)
+    run(poller.poll_round())
+    dev = poller.devices()[0]
+    assert dev.session is not None
+    poller.set_config(config(targets=(SnmpTarget(address="192.0.2.72"),)))  # the same: keep the session
+    assert dev.session is not None
+    poller.set_config(config(targets=(SnmpTarget(address="192.0.2.72"),),
+                             credentials=(cred("a", "new-community"), cred("b"))))
+    assert dev.session is None

@@ -182,6 +182,9 @@ class SnmpPoller:
     # -- targets --------------------------------------------------------------------------------
     def set_config(self, config: "Config") -> None:
         old = self._devices
+        creds_changed = hasattr(self, "config") and (
+            self.config.snmp.credentials != config.snmp.credentials
+            or [(s.cidr, s.credentials) for s in self.config.subnets] != [(s.cidr, s.credentials) for s in config.subnets])
         self.config = config
         new: dict[tuple[str, int], Device] = {}
         for t in config.snmp.targets:
@@ -204,7 +207,7 @@ class SnmpPoller:
                 if dev.discovered and key not in new and self.allowed(dev.address):
                     new[key] = dev
         for key, dev in old.items():
-            if key not in new or new[key] is not dev:
+            if key not in new or new[key] is not dev or creds_changed:
                 dev.session = None  # credentials may have changed: select again
         if self._sem._value != config.snmp.max_concurrent_devices and not self._tasks:
             self._sem = asyncio.Semaphore(config.snmp.max_concurrent_devices)
@@ -307,6 +310,8 @@ class SnmpPoller:
                     _log.info("SNMP %s: credential %s refused (%s); %s answers", dev.target, r.credential, r.kind,
                               dev.credential)
             except credmod.NoCredentialAnswered as exc:
+                if dev.failures == 0:
+                    _log.warning("SNMP %s: %s", dev.target, exc)
                 dev.last_error = str(exc)
                 dev.credential = None
                 names = modules if modules is not None else (dev.memory.modules or mp.ALWAYS)
@@ -322,12 +327,16 @@ class SnmpPoller:
                                       max_rows=cfg.max_rows_per_table)
         dev.record(result)
         if result.up:
+            if dev.failures:
+                _log.info("SNMP %s answers again (credential %s)", dev.target, dev.credential)
             dev.failures = 0
             dev.last_error = None
         else:
             dev.failures += 1
             errs = [r for r in result.modules.values() if not r.ok]
             dev.last_error = errs[0].error if errs else None
+            if dev.failures == 1:  # log the change, not every failed poll
+                _log.warning("SNMP %s stopped answering: %s", dev.target, dev.last_error)
             if any(r.error_class == "auth" for r in errs) or dev.failures >= RESELECT_AFTER_FAILURES:
                 dev.session = None  # the credential may have changed on the device: select again
         return result
