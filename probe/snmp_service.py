@@ -93,6 +93,10 @@ class SnmpSubsystem:
     def routes(self):
         return [web.get(self.config.web.route_prefix.rstrip("/") + "/snmp", self.handle_snmp)]
 
+    def add_target(self, address: str, port: int = 161) -> bool:
+        """For the sweep (or anything else) to hand over a device it found answering SNMP."""
+        return self.poller.add_target(address, port)
+
     # -- background -----------------------------------------------------------------------------
     def pull_discovered(self) -> int:
         sweep = self.ctx.peers.get("sweep")

@@ -128,18 +128,21 @@ def test_wrong_credentials_are_auth_errors_and_a_dead_port_is_a_timeout(lab):
         dict(good, name="unknown-user", username="nobody-here"),
         dict(good, name="wrong-auth-key", auth_key="wrongpass123"),
         dict(good, name="wrong-priv-key", priv_key="wrongpriv123"),
+        dict(good, name="below-the-users-level", priv_protocol=None, priv_key=None),
         good,
     ]
     out = {rec["name"]: rec for rec in run_client(lab, {"host": str(agent.host.ip), "credentials": creds,
                                                         "timeout": 0.5, "retries": 1,
                                                         "ops": [["get", ["1.3.6.1.2.1.1.5.0"]]]})}
     assert out["good"]["ok"], out["good"]
-    for name in ("wrong-community", "unknown-user", "wrong-auth-key", "wrong-priv-key"):
+    for name in ("wrong-community", "unknown-user", "wrong-auth-key", "wrong-priv-key", "below-the-users-level"):
         assert not out[name]["ok"], name
         assert out[name]["error_kind"] == "auth", (name, out[name]["error"])
     assert "wrong community" in out["wrong-community"]["error"]
     assert "does not know the v3 user" in out["unknown-user"]["error"]
     assert "wrong v3 auth key" in out["wrong-auth-key"]["error"]
+    assert "wrong v3 privacy key" in out["wrong-priv-key"]["error"]  # Net-SNMP drops it silently
+    assert "authorizationError" in out["below-the-users-level"]["error"]  # rouser ... priv, asked authNoPriv
     # No secret ever appears in an error.
     for rec in out.values():
         for secret in ("not-the-community", "wrongpass123", "wrongpriv123", "authpass123", "privpass123"):

@@ -276,3 +276,14 @@ def test_every_configurable_protocol_maps_to_pysnmp():
     assert set(engine.PRIV_PROTOCOLS) == set(PRIV_PROTOCOLS)
     for name in (*engine.AUTH_PROTOCOLS.values(), *engine.PRIV_PROTOCOLS.values()):
         assert getattr(hl, name) is not None
+
+
+def test_access_denied_status_is_an_auth_error():
+    class Denied(FakeTransport):
+        async def send(self, pdu_type, oids, **kw):
+            return Answer(16, 0, [])
+
+    with pytest.raises(SnmpAuthError, match="authorizationError"):
+        run(session(Denied([])).get([SYS + (5, 0)]))
+    with pytest.raises(SnmpAuthError, match="authorizationError"):
+        run(session(Denied([])).walk(SYS))

@@ -39,6 +39,7 @@ ERROR_STATUS = {
 }
 TOO_BIG = 1
 NO_SUCH_NAME = 2
+ACCESS_DENIED = (6, 16)  # noAccess, authorizationError
 
 _NULL_VALUE = b"\x05\x00"
 

@@ -159,8 +159,10 @@ class Session:
                 alive = False
             if alive:
                 cred = f"credential {self.credential_name!r}" if self.credential_name else "the credential"
+                why = ("wrong v3 privacy key or protocol (the agent drops what it cannot decrypt)"
+                       if self.version == ber.V3 else "wrong community") + " or not allowed from this address"
                 raise SnmpAuthError(f"{self.label}: agent is alive (answers SNMPv3 discovery) but ignored {what} "
-                                    f"with {cred} {tries} times: wrong community or not allowed from this address")
+                                    f"with {cred} {tries} times: {why}")
         raise SnmpTimeout(f"{self.label}: no answer to {what} after {tries} tries of {self.timeout:g}s")
 
     # -- SnmpClient -----------------------------------------------------------------------------
@@ -200,8 +202,7 @@ class Session:
                 if not ask:
                     return [missing[i] for i in range(len(oids))]
                 continue
-            raise SnmpProtocolError(f"{self.label}: GET {format_oid(oids[ask[0]])}...: agent answered "
-                                    f"{ber.ERROR_STATUS.get(status, status)} (index {answer.error_index})")
+            raise self._status_error(status, f"GET {format_oid(oids[ask[0]])}", answer.error_index)
 
     async def walk(self, root: Oid, *, max_rows: int = 10000) -> list[Varbind]:
         """Every varbind under `root` in OID order. `max_rows` bounds the varbinds of this walk (a
@@ -217,8 +218,8 @@ class Session:
             if answer.error_status:
                 if answer.error_status == ber.NO_SUCH_NAME and not bulk:
                     return out  # SNMPv1's end of the MIB
-                raise SnmpProtocolError(f"{self.label}: walking {format_oid(root)} at {format_oid(last)}: agent "
-                                        f"answered {ber.ERROR_STATUS.get(answer.error_status, answer.error_status)}")
+                raise self._status_error(answer.error_status, f"walking {format_oid(root)} at {format_oid(last)}",
+                                         answer.error_index)
             if not answer.varbinds:
                 return out
             for vb in answer.varbinds:
@@ -237,6 +238,13 @@ class Session:
                 if len(out) > max_rows:
                     raise SnmpProtocolError(f"{self.label}: table {format_oid(root)} has more than {max_rows} "
                                             f"rows; stopped (endless table? raise snmp.max_rows_per_table if not)")
+
+    def _status_error(self, status: int, what: str, index: int) -> SnmpError:
+        name = ber.ERROR_STATUS.get(status, str(status))
+        if status in ber.ACCESS_DENIED:  # the agent knows us but its access rules (VACM) refuse this
+            return SnmpAuthError(f"{self.label}: {what}: agent answered {name}: the credential's security level "
+                                 f"or view does not allow this")
+        return SnmpProtocolError(f"{self.label}: {what}: agent answered {name} (index {index})")
 
     async def close(self) -> None:
         close = getattr(self.transport, "close", None)
