@@ -36,7 +36,7 @@ class SnmpPollCollector(Collector):
                                      labels=lm + ["class"])
         err_now = GaugeMetricFamily("sitevigil_snmp_poll_error_info",
                                     "The error class of the last poll of this module, when it failed "
-                                    "(timeout, auth, protocol, bad_value, internal, skipped).",
+                                    "(timeout, auth, protocol, bad_value, internal, skipped, unreachable).",
                                     labels=lm + ["class"])
         cred = GaugeMetricFamily("sitevigil_snmp_credential_info", "The credential (by name) this device answers to.",
                                  labels=["target", "credential"])

@@ -446,3 +446,18 @@ def test_reload_with_changed_credentials_selects_again(fake_modules):
     poller.set_config(config(targets=(SnmpTarget(address="192.0.2.72"),),
                              credentials=(cred("a", "new-community"), cred("b"))))
     assert dev.session is None
+
+
+def test_a_name_that_does_not_resolve_is_a_reported_error_not_a_crash(fake_modules):
+    from probe.sources.snmp.client import SnmpError
+
+    class Unresolvable(FakeEngine):
+        async def session(self, address, cred, **kw):
+            raise SnmpError(f"cannot resolve {address!r}: Name or service not known")
+
+    cfg = config(targets=(SnmpTarget(address="printer.invalid"),))
+    poller = pollmod.SnmpPoller(cfg, engine=Unresolvable({}))
+    run(poller.poll_round())
+    dev = poller.devices()[0]
+    assert dev.modules["system"].result.error_class == "unreachable"
+    assert "cannot resolve 'printer.invalid'" in dev.last_error

@@ -113,8 +113,11 @@ async def select(engine: "Engine", address: str, creds: Sequence["SnmpCredential
     for i, cred in enumerate(order(creds, memory.get(address, port) if memory else None)):
         # The remembered (or only) credential gets the configured retries; probing the others gets
         # one try each, so a dead device costs one timeout per credential, not retries times that.
-        session = await engine.session(address, cred, port=port, timeout=timeout,
-                                       retries=retries if i == 0 else 0, max_repetitions=max_repetitions)
+        try:
+            session = await engine.session(address, cred, port=port, timeout=timeout,
+                                           retries=retries if i == 0 else 0, max_repetitions=max_repetitions)
+        except SnmpError as exc:  # the name does not resolve, no socket for its address family...
+            raise NoCredentialAnswered(str(exc), "unreachable", refusals) from None
         try:
             await session.get([SYS_OBJECT_ID])
         except SnmpError as exc:

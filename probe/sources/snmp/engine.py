@@ -567,7 +567,11 @@ class Engine:
                       retries: int = 1, max_repetitions: int = 25) -> Session:
         addr = await resolve(host, port)
         family = socket.AF_INET6 if ":" in addr[0] else socket.AF_INET
-        d = await self._dispatcher(family)
+        try:
+            d = await self._dispatcher(family)
+        except OSError as exc:
+            raise SnmpError(f"{host}: cannot open a UDP socket for {'IPv6' if family == socket.AF_INET6 else 'IPv4'}: "
+                            f"{exc.strerror or exc}") from None
         if credential.version == "3":
             transport = UsmTransport(self.pysnmp_engine(), d, addr, credential)
         else:
