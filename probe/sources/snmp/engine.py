@@ -22,6 +22,15 @@ answered and times out, the session sends one SNMPv3 discovery probe (which any 
 answers whatever its users): an answer means the agent is alive and the credential was refused, so
 the error is `SnmpAuthError`, not `SnmpTimeout`. Agents without v3 cannot be told apart this way;
 the credential selection (credentials.py) also reports auth when another credential is answered.
+
+v3 protocols (all tested against Net-SNMP 5.9's snmpd, tests/integration/test_snmp_engine_lab.py):
+auth MD5, SHA, SHA-224, SHA-256, SHA-384, SHA-512; privacy DES, AES(-128), AES-192 and AES-256 with
+the Blumenthal key extension (Net-SNMP's AES-192/AES-256), AES192C/AES256C with the Reeder extension
+(Cisco; Net-SNMP's AES-192-C/AES-256-C). 3DES exists in pysnmp but not in Net-SNMP, so it is not
+offered. Net-SNMP answers a wrong auth key or user with a report (told as such) but silently drops
+a message it cannot decrypt: a wrong privacy key is told by the discovery probe above.
+Speed (benchmarks/bench_snmp.py): v2c walks at or above snmpbulkwalk's rate; v3 goes through pysnmp's
+pyasn1 codec at roughly a seventh of it.
 """
 from __future__ import annotations
 
