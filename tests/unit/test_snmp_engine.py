@@ -287,3 +287,28 @@ def test_access_denied_status_is_an_auth_error():
         run(session(Denied([])).get([SYS + (5, 0)]))
     with pytest.raises(SnmpAuthError, match="authorizationError"):
         run(session(Denied([])).walk(SYS))
+
+
+@pytest.mark.parametrize("alive", [False, True])
+def test_selection_probes_liveness_once_and_classifies_every_silent_credential(alive):
+    from probe.config import Secret, SnmpCredential
+    from probe.sources.snmp import credentials as credmod
+
+    probes = []
+
+    class Silent(FakeTransport):
+        async def alive(self, timeout):
+            probes.append(timeout)
+            return alive
+
+    class Eng:
+        async def session(self, address, cred, **kw):
+            return Session(Silent([], timeouts=range(100)), label=f"{address}:161", timeout=0.01,
+                           retries=kw["retries"], credential_name=cred.name)
+
+    creds = [SnmpCredential(name=n, version="2c", community=Secret(n)) for n in ("a", "b", "c")]
+    with pytest.raises(credmod.NoCredentialAnswered) as exc:
+        run(credmod.select(Eng(), "192.0.2.1", creds, retries=1))
+    assert len(probes) == 1
+    assert exc.value.kind == ("auth" if alive else "timeout")
+    assert [r.kind for r in exc.value.refusals] == ["auth" if alive else "timeout"] * 3

@@ -461,3 +461,27 @@ def test_a_name_that_does_not_resolve_is_a_reported_error_not_a_crash(fake_modul
     dev = poller.devices()[0]
     assert dev.modules["system"].result.error_class == "unreachable"
     assert "cannot resolve 'printer.invalid'" in dev.last_error
+
+
+def test_backoff_for_devices_that_do_not_answer():
+    assert [pollmod.backoff(n) for n in range(9)] == [1, 1, 1, 2, 4, 8, 16, 16, 16]
+
+
+def test_a_dead_device_is_asked_less_often(fake_modules):
+    answers = {"192.0.2.110": {"a": "ok"}}  # .111 answers nothing at all
+    cfg = config(counters_interval=Duration(0.05), inventory_interval=Duration(10),
+                 targets=(SnmpTarget(address="192.0.2.110"), SnmpTarget(address="192.0.2.111")))
+    eng = FakeEngine(answers)
+    poller = pollmod.SnmpPoller(cfg, engine=eng)
+
+    async def go():
+        task = asyncio.ensure_future(poller.run())
+        await asyncio.sleep(1.5)
+        task.cancel()
+        await asyncio.wait({task}, timeout=5)
+
+    run(go())
+    live = sum(1 for t, _ in fake_modules.calls if t == "192.0.2.110")
+    dead_polls = poller.device("192.0.2.111", transient=False).modules["system"].polls
+    assert live >= 15
+    assert dead_polls <= 8 < live  # 1.5 s / 0.05 s = 30 intervals, but backing off: 1,1,1,2,4,8,16

@@ -110,6 +110,7 @@ async def select(engine: "Engine", address: str, creds: Sequence["SnmpCredential
     if not creds:
         raise NoCredentialAnswered(f"{address}:{port}: no SNMP credential applies to this device", "auth", [])
     refusals: list[Refusal] = []
+    alive: bool | None = None  # the discovery probe's answer, asked once per selection, not per credential
     for i, cred in enumerate(order(creds, memory.get(address, port) if memory else None)):
         # The remembered (or only) credential gets the configured retries; probing the others gets
         # one try each, so a dead device costs one timeout per credential, not retries times that.
@@ -118,9 +119,12 @@ async def select(engine: "Engine", address: str, creds: Sequence["SnmpCredential
                                            retries=retries if i == 0 else 0, max_repetitions=max_repetitions)
         except SnmpError as exc:  # the name does not resolve, no socket for its address family...
             raise NoCredentialAnswered(str(exc), "unreachable", refusals) from None
+        if alive is not None and hasattr(session, "alive"):
+            session.alive = alive
         try:
             await session.get([SYS_OBJECT_ID])
         except SnmpError as exc:
+            alive = getattr(session, "alive", None) if alive is None else alive
             refusals.append(Refusal(cred.name, exc.kind, str(exc)))
             await session.close()
             continue

@@ -115,6 +115,7 @@ class Session:
         self.repetitions = max_repetitions  # the adaptive value, remembered across walks
         self.stats = RequestStats()
         self.answered = False               # has this credential ever been answered here?
+        self.alive: bool | None = None      # what the discovery probe said, once asked (or told)
         self._good_in_a_row = 0
 
     @property
@@ -161,11 +162,14 @@ class Session:
         what = f"{_PDU_NAMES.get(pdu_type, 'request')} {format_oid(oids[0])}" if oids else "request"
         tries = self.retries + 1
         if not self.answered:
-            self.stats.pdus += 1
-            try:
-                alive = await self.transport.alive(min(self.timeout, 2.0))
-            except Exception:  # a failed probe must not hide the timeout it was meant to explain
-                alive = False
+            alive = self.alive
+            if alive is None:
+                self.stats.pdus += 1
+                try:
+                    alive = await self.transport.alive(min(self.timeout, 2.0))
+                except Exception:  # a failed probe must not hide the timeout it was meant to explain
+                    alive = False
+                self.alive = alive
             if alive:
                 cred = f"credential {self.credential_name!r}" if self.credential_name else "the credential"
                 why = ("wrong v3 privacy key or protocol (the agent drops what it cannot decrypt)"

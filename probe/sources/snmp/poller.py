@@ -45,6 +45,14 @@ _log = logging.getLogger(__name__)
 MAX_DISCOVERED = 4096          # devices added by the sweep (explicit targets are not counted)
 MAX_TRANSIENT = 256            # devices asked only through /snmp, remembered for their label caches
 RESELECT_AFTER_FAILURES = 3    # polls without any answer before the credentials are tried again
+MAX_BACKOFF = 16               # a device that does not answer is still tried every 16 intervals
+
+
+def backoff(failures: int) -> float:
+    """How many counters intervals to wait after `failures` polls without an answer: 1 for the first
+    three, then doubling up to MAX_BACKOFF. A dead device (a discovered one unplugged, a wrong
+    credential everywhere) then costs a bounded share of the concurrency slots, not one per interval."""
+    return float(min(MAX_BACKOFF, 2 ** max(0, failures - 2))) if failures > 2 else 1.0
 
 
 def split_target(target: str, port: int | None) -> tuple[str, int]:
@@ -363,9 +371,10 @@ class SnmpPoller:
                 dev.next_slow = dev.next_fast + cfg.inventory_interval
                 continue
             if now >= dev.next_fast:
-                dev.next_fast = max(dev.next_fast + cfg.counters_interval, now + 0.5 * cfg.counters_interval)
+                interval = cfg.counters_interval * backoff(dev.failures)
+                dev.next_fast = max(dev.next_fast + interval, now + 0.5 * interval)
                 due.append((dev, "fast"))
-            elif now >= dev.next_slow:
+            elif now >= dev.next_slow and not dev.failures:  # inventory waits until it answers again
                 dev.next_slow = max(dev.next_slow + cfg.inventory_interval, now + 0.5 * cfg.inventory_interval)
                 due.append((dev, "slow"))
         return due
