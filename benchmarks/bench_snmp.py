@@ -3,7 +3,8 @@
 Part 1, walk rate. A lab (tests/lab/netns.py: namespaces made for the run, removed afterwards) with one
 Net-SNMP snmpd. From the probe's namespace, alternately: `snmpbulkwalk -v2c -Cr50 -c C IP 1.3.6.1`
 (wall time of the process, whose start-up is a few ms of a ~0.2 s walk) and our engine walking the
-same tree with max-repetitions 50 in a long-lived process (as the daemon does). Best of N runs each;
+same tree with max-repetitions 50 in a long-lived process (as the daemon does: the faster of two
+walks after a warm-up). Best of N runs each;
 the ratio is ours / Net-SNMP's (target >= 0.5). The same for SNMPv3 authPriv (SHA-256/AES-256).
 
 Part 2, a polling round. One namespace with loopback only; snmpsim (run as nobody from a copy of its
@@ -77,9 +78,11 @@ async def _inner_walk(spec: dict) -> dict:
     engine = Engine.for_running_loop()
     session = await engine.session(spec["host"], cred, timeout=2.0, retries=1, max_repetitions=50)
     await session.walk(parse_oid("1.3.6.1.2.1.1"))  # warm-up: v3 discovery and key localisation
-    t0 = time.perf_counter()
-    rows = await session.walk(parse_oid("1.3.6.1"), max_rows=10_000_000)
-    dt = time.perf_counter() - t0
+    dt = float("inf")
+    for _ in range(2):  # a long-lived poller's steady state: the faster of two walks in one process
+        t0 = time.perf_counter()
+        rows = await session.walk(parse_oid("1.3.6.1"), max_rows=10_000_000)
+        dt = min(dt, time.perf_counter() - t0)
     engine.close()
     return {"varbinds": len(rows), "seconds": dt, "pdus": session.stats.pdus}
 
@@ -282,11 +285,13 @@ async def _raw_round(poller, cfg):
                     retries=cfg.snmp.retries, max_repetitions=cfg.snmp.max_repetitions, memory=poller.cred_memory)
             for name, oid in SUBTREES.items():
                 st = dev.modules.setdefault(name, ModuleState())
+                before = dev.session.stats.pdus
                 try:
                     await dev.session.walk(parse_oid(oid))
                     st.result = R(True)
                 except SnmpError as exc:
                     st.result = R(False, str(exc))
+                st.pdus += dev.session.stats.pdus - before
     await asyncio.gather(*(one(d) for d in poller.devices()))
 
 
