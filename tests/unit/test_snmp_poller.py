@@ -485,3 +485,22 @@ def test_a_dead_device_is_asked_less_often(fake_modules):
     dead_polls = poller.device("192.0.2.111", transient=False).modules["system"].polls
     assert live >= 15
     assert dead_polls <= 8 < live  # 1.5 s / 0.05 s = 30 intervals, but backing off: 1,1,1,2,4,8,16
+
+
+def test_modules_are_chosen_again_after_the_device_restarted(fake_modules):
+    poller = pollmod.SnmpPoller(config(), engine=FakeEngine({"192.0.2.120": {"a": "ok"}}))
+    dev = poller.device("192.0.2.120")
+    run(poller.poll(dev))
+    orig = fake_modules.poll_device
+
+    async def rebooted(client, memory, **kw):
+        res = await orig(client, memory, **kw)
+        res.modules["system"].data = {"sys": {"rebooted": True}}
+        return res
+
+    fake_modules.poll_device = rebooted
+    run(poller.poll(dev, kind="fast"))
+    fake_modules.poll_device = orig
+    run(poller.poll(dev, kind="fast"))
+    run(poller.poll(dev, kind="fast"))
+    assert [m for _, m in fake_modules.calls] == [None, ("system", "interfaces"), None, ("system", "interfaces")]

@@ -106,6 +106,7 @@ class Device:
         self.lock = asyncio.Lock()
         self.modules: dict[str, ModuleState] = {}
         self.failures = 0
+        self.rechoose = False            # choose the modules again on the next fast poll (after a restart)
         self.busy = False
         self.next_fast = 0.0
         self.next_slow = 0.0
@@ -274,8 +275,9 @@ class SnmpPoller:
         mp = modules_package()
         if dev.configured_modules:
             chosen = list(dev.configured_modules)
-        elif dev.memory is None or dev.memory.modules is None:
-            return None  # first poll: let the modules choose (and run all of them once)
+        elif dev.memory is None or dev.memory.modules is None or (kind == "fast" and dev.rechoose):
+            dev.rechoose = False
+            return None  # first poll, or the device restarted: let the modules choose (and run them all)
         else:
             chosen = list(dev.memory.modules)
         slow = set(mp.SLOW_MODULES)
@@ -334,6 +336,9 @@ class SnmpPoller:
         result = await mp.poll_device(dev.session, dev.memory, target=dev.target, modules=modules, now=now,
                                       max_rows=cfg.max_rows_per_table)
         dev.record(result)
+        sys_result = result.modules.get("system")
+        if sys_result is not None and sys_result.ok and (sys_result.data.get("sys") or {}).get("rebooted"):
+            dev.rechoose = True  # a restart may come with new firmware or a new role: choose modules again
         if result.up:
             if dev.failures:
                 _log.info("SNMP %s answers again (credential %s)", dev.target, dev.credential)
