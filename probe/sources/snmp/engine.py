@@ -560,10 +560,16 @@ class Engine:
         if d is None:
             loop = asyncio.get_running_loop()
             sock = socket.socket(family, socket.SOCK_DGRAM)
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RCVBUF)
-            except OSError:
-                pass
+            # Answers of many devices at once land in this one buffer; net.core.rmem_max (often 208 KiB)
+            # caps SO_RCVBUF, so ask past it when allowed (CAP_NET_ADMIN), else take what we get.
+            for opt in (getattr(socket, "SO_RCVBUFFORCE", None), socket.SO_RCVBUF):
+                if opt is None:
+                    continue
+                try:
+                    sock.setsockopt(socket.SOL_SOCKET, opt, UDP_RCVBUF)
+                    break
+                except OSError:
+                    continue
             sock.bind(("0.0.0.0", 0) if family == socket.AF_INET else ("::", 0))
             sock.setblocking(False)
             _, d = await loop.create_datagram_endpoint(_Dispatcher, sock=sock)
