@@ -87,9 +87,9 @@ class Agent(asyncio.DatagramProtocol):
             self.transport.sendto(answer, addr)
 
 
-async def with_agent(fn):
+async def with_agent(fn, host="127.0.0.1"):
     loop = asyncio.get_running_loop()
-    transport, agent = await loop.create_datagram_endpoint(Agent, local_addr=("127.0.0.1", 0))
+    transport, agent = await loop.create_datagram_endpoint(Agent, local_addr=(host, 0))
     port = transport.get_extra_info("sockname")[1]
     engine = Engine.for_running_loop()
     try:
@@ -162,3 +162,24 @@ def test_garbage_answer_is_a_protocol_error_and_silence_a_timeout():
         assert not engine._dispatchers[socket.AF_INET].pending  # nothing left behind
 
     run(with_agent(go))
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback here")
+def test_walk_over_ipv6_loopback():
+    async def go(engine, agent, port):
+        s = await engine.session("::1", cred(), port=port, max_repetitions=9, timeout=0.5)
+        rows = await s.walk(ROOT)
+        return rows, s.label
+
+    rows, label = run(with_agent(go, host="::1"))
+    assert [vb.value for vb in rows] == [v for _, v in MIB]
+    assert label.startswith("[::1]:")
