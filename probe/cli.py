@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "sweep": "sweep",
     "devices": "devices",
     "score": "score",
+    "snmp": "snmp",
 }
 
 

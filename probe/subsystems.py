@@ -14,6 +14,7 @@ from probe.subsystem import Context, Subsystem
 SUBSYSTEMS: list[tuple[str, str]] = [
     ("capture", "probe.sources.capture:factory"),
     ("sweep", "probe.discovery:factory"),
+    ("snmp", "probe.snmp_service:factory"),
 ]
 
 

@@ -7,7 +7,9 @@ from typing import Literal
 from probe.config.schema import Duration, Secret, setting
 
 AUTH_PROTOCOLS = ("MD5", "SHA", "SHA224", "SHA256", "SHA384", "SHA512")
-PRIV_PROTOCOLS = ("DES", "AES", "AES128", "AES192", "AES256")
+# AES192/AES256: draft-blumenthal key extension (Net-SNMP's AES-192/AES-256); AES192C/AES256C: the
+# Reeder extension Cisco uses (Net-SNMP's AES-192-C/AES-256-C).
+PRIV_PROTOCOLS = ("DES", "AES", "AES128", "AES192", "AES256", "AES192C", "AES256C")
 
 
 def _positive(value) -> str | None:
@@ -22,7 +24,7 @@ class SnmpCredential:
     username: str | None = setting(None, doc="v3 USM user")
     auth_protocol: Literal["MD5", "SHA", "SHA224", "SHA256", "SHA384", "SHA512"] | None = setting(None)
     auth_key: Secret | None = setting(None)
-    priv_protocol: Literal["DES", "AES", "AES128", "AES192", "AES256"] | None = setting(None)
+    priv_protocol: Literal["DES", "AES", "AES128", "AES192", "AES256", "AES192C", "AES256C"] | None = setting(None)
     priv_key: Secret | None = setting(None)
     context: str = setting("", doc="v3 context name")
 
@@ -63,6 +65,9 @@ class SnmpTarget:
     name: str | None = setting(None, doc="display name; default: sysName")
     credentials: tuple[str, ...] = setting((), doc="credential names to try in order; default: all")
     modules: tuple[str, ...] = setting((), doc="modules to poll; default: chosen from sysObjectID/sysDescr")
+    timeout: Duration | None = setting(None, check=_positive, doc="per-request timeout; default: snmp.timeout")
+    retries: int | None = setting(None, check=lambda r: None if 0 <= r <= 10 else f"must be between 0 and 10, got {r}",
+                                  doc="retries per request; default: snmp.retries")
 
 
 @dataclass(frozen=True)

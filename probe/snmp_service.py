@@ -1,0 +1,191 @@
+"""The SNMP subsystem: the poller on its schedule, its metrics, and the /snmp multi-target endpoint.
+
+- Targets: snmp.targets, plus (snmp.poll_discovered) the devices the sweep subsystem found answering
+  SNMP (its `discovered()`, read every DISCOVERY_PULL seconds, with the credential it saw work).
+- /metrics serves the latest results (probe/exposition/snmp_poll_collector.py and the SNMP data
+  collector), never waiting on a device.
+- GET /snmp?target=HOST[:PORT]&module=M[,M...] polls one device now, snmp_exporter style, and answers
+  Prometheus text. Only devices inside the client subnets (Config.subnets) or configured as snmp
+  targets may be asked: anything else is HTTP 403 with the reason, so the probe cannot be used to
+  scan other networks. The poll is bounded by the scrape's timeout
+  (X-Prometheus-Scrape-Timeout-Seconds); past it, the latest results of that device are served.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from probe.exposition.snmp_poll_collector import SnmpPollCollector, data_collector
+from probe.sources.snmp.poller import SnmpPoller, modules_package, split_target
+from probe.subsystem import Context, Health, Status
+
+if TYPE_CHECKING:
+    from probe.config import Config
+
+_log = logging.getLogger(__name__)
+
+DISCOVERY_PULL = 30.0       # seconds between looks at the sweep's discovered devices
+DEFAULT_SCRAPE_TIMEOUT = 10.0
+
+
+class SnmpSubsystem:
+    name = "snmp"
+
+    def __init__(self, config: "Config", ctx: Context):
+        self.config = config
+        self.ctx = ctx
+        self.status = Status()
+        self.poller = SnmpPoller(config, store=ctx.store, clock=ctx.clock)
+        self._tasks: list[asyncio.Task] = []
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    async def start(self) -> None:
+        if not self.config.snmp.enabled:
+            self.status.set(Health.DISABLED, "snmp.enabled is false")
+            return
+        self._tasks = [asyncio.ensure_future(self.poller.run()), asyncio.ensure_future(self._health_loop())]
+        if self.config.snmp.poll_discovered:
+            self._tasks.append(asyncio.ensure_future(self._discovery_loop()))
+        self.status.set(Health.OK, "")
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        await self.poller.stop()
+        if self.poller._engine is not None:
+            self.poller._engine.close()
+            self.poller._engine = None
+
+    async def reload(self, config: "Config") -> None:
+        was_enabled = self.config.snmp.enabled
+        self.config = config
+        self.poller.set_config(config)
+        if config.snmp.enabled and not was_enabled:
+            await self.start()
+        elif not config.snmp.enabled and was_enabled:
+            await self.stop()
+            self.status.set(Health.DISABLED, "snmp.enabled is false")
+
+    def collectors(self):
+        out = [SnmpPollCollector(self.poller.devices)]
+        data = data_collector(self.poller.devices)
+        if data is not None:
+            out.append(data)
+        return out
+
+    def describe(self) -> dict:
+        devs = self.poller.devices()
+        return {
+            "targets": [d.target for d in devs if not d.discovered],
+            "discovered": sum(1 for d in devs if d.discovered),
+            "up": sum(1 for d in devs if d.up),
+            "credentials": [c.name for c in self.config.snmp.credentials],  # names only, never secrets
+            "counters_interval_seconds": float(self.config.snmp.counters_interval),
+            "inventory_interval_seconds": float(self.config.snmp.inventory_interval),
+        }
+
+    def routes(self):
+        return [web.get(self.config.web.route_prefix.rstrip("/") + "/snmp", self.handle_snmp)]
+
+    def add_target(self, address: str, port: int = 161) -> bool:
+        """For the sweep (or anything else) to hand over a device it found answering SNMP."""
+        return self.poller.add_target(address, port)
+
+    # -- background -----------------------------------------------------------------------------
+    def pull_discovered(self) -> int:
+        sweep = self.ctx.peers.get("sweep")
+        found = getattr(sweep, "discovered", None)
+        if found is None:
+            return 0
+        added = 0
+        for host in found():
+            ip = getattr(host, "ip", host)
+            cred = getattr(host, "credential", "")
+            if cred and self.poller.cred_memory.get(str(ip), 161) is None and \
+                    cred in {c.name for c in self.config.snmp.credentials}:
+                self.poller.cred_memory.remember(str(ip), 161, cred)
+            added += bool(self.poller.add_target(str(ip)))
+        return added
+
+    async def _discovery_loop(self) -> None:
+        while True:
+            try:
+                self.pull_discovered()
+            except Exception:  # the sweep's trouble must not stop polling
+                _log.exception("SNMP: reading the sweep's discovered devices failed")
+            await asyncio.sleep(DISCOVERY_PULL)
+
+    async def _health_loop(self) -> None:
+        while True:
+            await asyncio.sleep(5)
+            polled = [d for d in self.poller.devices() if d.modules]
+            down = [d for d in polled if not d.up]
+            if down:
+                self.status.set(Health.DEGRADED, f"{len(down)} of {len(polled)} devices not answering "
+                                                 f"(e.g. {down[0].target}: {down[0].last_error})")
+            else:
+                self.status.set(Health.OK, "")
+
+    # -- /snmp ----------------------------------------------------------------------------------
+    async def handle_snmp(self, request: web.Request) -> web.Response:
+        target = request.query.get("target", "").strip()
+        if not target:
+            return web.Response(status=400, text="missing 'target' parameter (e.g. /snmp?target=192.168.1.20)\n")
+        try:
+            host, port = split_target(target, None)
+        except ValueError as exc:
+            return web.Response(status=400, text=f"{exc}\n")
+        if not self.config.snmp.enabled:
+            return web.Response(status=403, text="SNMP polling is disabled (snmp.enabled: false)\n")
+        why = self.poller.allowed(host)
+        if why is None:
+            nets = ", ".join(str(s.cidr) for s in self.config.subnets) or "none"
+            return web.Response(status=403, text=f"target {host} refused: it is outside the client subnets ({nets}) "
+                                                 f"and not a configured snmp target\n")
+        modules = [m.strip() for v in request.query.getall("module", []) for m in v.split(",") if m.strip()] or None
+        if modules:
+            known = modules_package().MODULES
+            unknown = [m for m in modules if m not in known]
+            if unknown:
+                return web.Response(status=400, text=f"unknown module(s): {', '.join(unknown)} "
+                                                     f"(known: {', '.join(known)})\n")
+        try:
+            budget = float(request.headers.get("X-Prometheus-Scrape-Timeout-Seconds", DEFAULT_SCRAPE_TIMEOUT))
+        except ValueError:
+            budget = DEFAULT_SCRAPE_TIMEOUT
+        budget = max(0.5, budget - 0.5)  # leave time to answer
+        dev = self.poller.device(host, port)
+        t0 = time.monotonic()
+        poll = asyncio.ensure_future(self.poller.poll(dev, modules))
+        done, _ = await asyncio.wait({poll}, timeout=budget)
+        late = not done
+        if late:
+            # Let it finish in the background (results land in the device's state for next time).
+            poll.add_done_callback(lambda f: f.cancelled() or f.exception())
+        elif poll.exception() is not None:
+            _log.error("SNMP /snmp poll of %s failed", dev.target, exc_info=poll.exception())
+            return web.Response(status=500, text=f"poll of {dev.target} failed: {poll.exception()}\n")
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+        from prometheus_client.registry import CollectorRegistry
+
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(SnmpPollCollector(lambda: [dev]))
+        data = data_collector(lambda: [dev])
+        if data is not None:
+            registry.register(data)
+        resp = web.Response(body=generate_latest(registry))
+        resp.headers["Content-Type"] = CONTENT_TYPE_LATEST
+        resp.headers["X-Sitevigil-Poll-Seconds"] = f"{time.monotonic() - t0:.3f}"
+        if late:
+            resp.headers["X-Sitevigil-Stale"] = "poll still running after the scrape timeout; latest results served"
+        return resp
+
+
+def factory(config: "Config", ctx: Context) -> SnmpSubsystem:
+    return SnmpSubsystem(config, ctx)

@@ -1,0 +1,141 @@
+"""Our v1/v2c BER codec against pysnmp's (pyasn1) encoder and decoder, and against garbage."""
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from probe.sources.snmp import ber
+from probe.sources.snmp.client import Varbind
+
+v2c = pytest.importorskip("pysnmp.proto.api.v2c")
+from pyasn1.codec.ber import decoder as pyasn1_decoder  # noqa: E402
+from pyasn1.codec.ber import encoder as pyasn1_encoder  # noqa: E402
+from pysnmp.proto import api  # noqa: E402
+
+arcs = st.integers(min_value=0, max_value=2**32 - 1)
+oids = st.tuples(st.sampled_from([1, 2]), st.integers(0, 39)).flatmap(
+    lambda head: st.lists(arcs, min_size=0, max_size=14).map(lambda rest: head + tuple(rest)))
+
+values = st.one_of(
+    st.integers(-2**31, 2**31 - 1).map(lambda v: ("Integer32", v, v2c.Integer(v))),
+    st.binary(max_size=300).map(lambda v: ("OctetString", v, v2c.OctetString(v))),
+    st.integers(0, 2**32 - 1).map(lambda v: ("Counter32", v, v2c.Counter32(v))),
+    st.integers(0, 2**32 - 1).map(lambda v: ("Gauge32", v, v2c.Gauge32(v))),
+    st.integers(0, 2**32 - 1).map(lambda v: ("TimeTicks", v, v2c.TimeTicks(v))),
+    st.integers(0, 2**64 - 1).map(lambda v: ("Counter64", v, v2c.Counter64(v))),
+    st.tuples(*[st.integers(0, 255)] * 4).map(
+        lambda t: ("IpAddress", "%d.%d.%d.%d" % t, v2c.IpAddress(bytes(t)))),
+    oids.map(lambda o: ("ObjectIdentifier", o, v2c.ObjectIdentifier(o))),
+    st.just(("noSuchObject", None, v2c.NoSuchObject(""))),
+    st.just(("noSuchInstance", None, v2c.NoSuchInstance(""))),
+    st.just(("endOfMibView", None, v2c.EndOfMibView(""))),
+    st.just(("Null", None, v2c.null)),
+)
+
+
+def pysnmp_response(version: int, community: bytes, request_id: int, varbinds) -> bytes:
+    pmod = api.PROTOCOL_MODULES[api.SNMP_VERSION_2C if version else api.SNMP_VERSION_1]
+    pdu = pmod.GetResponsePDU()
+    pmod.apiPDU.set_defaults(pdu)
+    pmod.apiPDU.set_request_id(pdu, request_id)
+    pmod.apiPDU.set_varbinds(pdu, varbinds)
+    msg = pmod.Message()
+    pmod.apiMessage.set_defaults(msg)
+    pmod.apiMessage.set_community(msg, community)
+    pmod.apiMessage.set_pdu(msg, pdu)
+    return pyasn1_encoder.encode(msg)
+
+
+@settings(max_examples=150, deadline=None)
+@given(rid=st.integers(0, 2**31 - 1), community=st.binary(max_size=40),
+       vbs=st.lists(st.tuples(oids, values), max_size=30))
+def test_decodes_what_pysnmp_encodes(rid, community, vbs):
+    data = pysnmp_response(1, community, rid, [(v2c.ObjectIdentifier(o), asn) for o, (_, _, asn) in vbs])
+    version, comm, ptype, rid2, status, index, got = ber.decode_response(data)
+    assert (version, comm, ptype, rid2, status, index) == (1, community, ber.RESPONSE, rid, 0, 0)
+    assert got == [Varbind(o, t, v) for o, (t, v, _) in vbs]
+
+
+@settings(max_examples=100, deadline=None)
+@given(rid=st.integers(0, 2**31 - 1), reps=st.integers(0, 200), kind=st.sampled_from([ber.GET, ber.GETNEXT, ber.GETBULK]),
+       request_oids=st.lists(oids, min_size=1, max_size=10))
+def test_pysnmp_decodes_what_we_encode(rid, reps, kind, request_oids):
+    data = ber.encode_request(ber.V2C, b"c0mm", kind, rid, request_oids, max_repetitions=reps)
+    msg, rest = pyasn1_decoder.decode(data, asn1Spec=v2c.Message())
+    assert rest == b""
+    assert bytes(msg["community"]) == b"c0mm"
+    pdu = v2c.apiMessage.get_pdu(msg)
+    assert int(v2c.apiPDU.get_request_id(pdu)) == rid
+    if kind == ber.GETBULK:
+        assert int(v2c.apiBulkPDU.get_max_repetitions(pdu)) == reps
+    assert [tuple(name) for name, _ in v2c.apiPDU.get_varbinds(pdu)] == request_oids
+
+
+def test_negative_and_edge_integers_round_trip():
+    for v in (0, 1, 127, 128, 255, 256, -1, -128, -129, 2**31 - 1, -2**31):
+        tlv = ber.encode_int(v)
+        assert pyasn1_decoder.decode(tlv, asn1Spec=v2c.Integer())[0] == v
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200))
+def test_garbage_raises_ber_error_only(data):
+    try:
+        ber.decode_response(data)
+    except ber.BerError:
+        pass
+
+
+@settings(max_examples=200, deadline=None)
+@given(cut=st.integers(0, 200))
+def test_truncated_answer_is_a_ber_error(cut):
+    data = pysnmp_response(1, b"public", 7, [(v2c.ObjectIdentifier((1, 3, 6, 1, 2, 1, 1, 1, 0)),
+                                              v2c.OctetString(b"x" * 150))])
+    if cut >= len(data):
+        return
+    with pytest.raises(ber.BerError):
+        ber.decode_response(data[:cut])
+
+
+def test_v3_discovery_probe_is_a_valid_v3_message():
+    data = ber.encode_v3_discovery(1234, 1234)
+    from pysnmp.proto.api import v2c as _  # noqa: F401
+    from pysnmp.proto.mpmod.rfc3412 import SNMPv3Message
+
+    msg, rest = pyasn1_decoder.decode(data, asn1Spec=SNMPv3Message())
+    assert rest == b""
+    assert int(msg["msgVersion"]) == 3
+    assert int(msg["msgGlobalData"]["msgID"]) == 1234
+    assert bytes(msg["msgGlobalData"]["msgFlags"]) == b"\x04"  # reportable, noAuthNoPriv
+
+
+def test_engine_id_is_read_from_a_v3_report():
+    from pysnmp.proto.mpmod.rfc3412 import SNMPv3Message
+    from pysnmp.proto.secmod.rfc3414.service import UsmSecurityParameters
+
+    usm = UsmSecurityParameters()
+    usm["msgAuthoritativeEngineId"] = b"\x80\x00\x1f\x88\x80\x13\xbd\xf8"
+    usm["msgAuthoritativeEngineBoots"] = 3
+    usm["msgAuthoritativeEngineTime"] = 1234
+    usm["msgUserName"] = b""
+    usm["msgAuthenticationParameters"] = b""
+    usm["msgPrivacyParameters"] = b""
+    msg = SNMPv3Message()
+    msg["msgVersion"] = 3
+    msg["msgGlobalData"]["msgID"] = 77
+    msg["msgGlobalData"]["msgMaxSize"] = 65507
+    msg["msgGlobalData"]["msgFlags"] = b"\x00"
+    msg["msgGlobalData"]["msgSecurityModel"] = 3
+    msg["msgSecurityParameters"] = pyasn1_encoder.encode(usm)
+    msg["msgData"]["plaintext"]["contextEngineId"] = b"\x80\x00\x1f\x88\x80\x13\xbd\xf8"
+    msg["msgData"]["plaintext"]["contextName"] = b""
+    pdu = v2c.ReportPDU()
+    v2c.apiPDU.set_defaults(pdu)
+    v2c.apiPDU.set_varbinds(pdu, [(v2c.ObjectIdentifier(ber.USM_STATS + (4, 0)), v2c.Counter32(1))])
+    msg["msgData"]["plaintext"]["data"]["report"] = pdu
+    data = pyasn1_encoder.encode(msg)
+    assert ber.v3_engine_id(data) == b"\x80\x00\x1f\x88\x80\x13\xbd\xf8"
+    assert ber.is_v3_report(data)
+    assert ber.v3_engine_id(ber.encode_v3_discovery(1, 1)) is None  # our probe carries no engine ID
+    assert ber.v3_engine_id(b"\x30\x03\x02\x01\x01") is None
