@@ -30,7 +30,7 @@ DEF C_SHORT_HOUR = 6   # short-window mean of the hour surprise
 DEF C_EP_MAX = 7       # highest score of the current episode
 DEF C_EP_LEFT = 8      # samples left in the current episode
 DEF C_SEAS_ERR = 9     # usual |x - this hour's value|
-DEF C_LAST_TS = 10     # timestamp of the last sample learnt
+DEF C_PREV_LEVEL = 10  # the fast level before the last sample
 DEF C_LAST_X = 11      # last value
 DEF C_RUN = 12         # length of the current run of equal values
 DEF C_REPEAT = 13      # how often a value equals the one before
@@ -70,7 +70,8 @@ DEF P_TAIL_MIN = 17
 DEF P_SPATIAL_TOL = 18
 DEF P_SPATIAL_P = 19
 DEF P_SPATIAL_AFTER = 20
-DEF N_PARAMS = 21
+DEF P_SEAS_CLIP = 21
+DEF N_PARAMS = 22
 DEF LEARN_AFTER = 20.0   # samples before the surprise statistics start learning
 
 SCORE_STATE_WIDTH = WIDTH
@@ -123,7 +124,7 @@ cdef inline double _score_one(double *st, const double *prm, double t, double x)
         st[C_LEVEL] = x
         st[C_MIN] = x
         st[C_MAX] = x
-        st[C_LAST_TS] = t
+        st[C_PREV_LEVEL] = x
         st[C_LAST_X] = x
         st[C_SHIFT_SHORT] = x
         st[C_SHIFT_LONG] = x
@@ -136,7 +137,8 @@ cdef inline double _score_one(double *st, const double *prm, double t, double x)
     fl = prm[P_FLOOR_REL] * (st[C_MAX] - st[C_MIN]) + 1e-12 * fabs(st[C_LEVEL]) + _TINY
 
     # surprises, each in units of its own usual size, on a log scale (heavy tails tamed)
-    e_step = fabs(x - st[C_LEVEL])
+    # (or the level before the last sample: the drop back after a one-sample spike is no second surprise)
+    e_step = fmin(fabs(x - st[C_LEVEL]), fabs(x - st[C_PREV_LEVEL]))
     e_hour = fabs(x - st[C_SEAS + b])
     u_step = log1p(fmin(e_step / fmax(st[C_ERR], fl), _RMAX))
     u_hour = log1p(fmin(e_hour / fmax(st[C_SEAS_ERR], fl), _RMAX))
@@ -212,17 +214,20 @@ cdef inline double _score_one(double *st, const double *prm, double t, double x)
     st[C_SHORT] = short
     st[C_SHORT_HOUR] = short_hour
     st[C_ERR] = _ew(st[C_ERR], e_step, fmax(prm[P_ALPHA_ERR], 1.0 / n))
+    st[C_PREV_LEVEL] = st[C_LEVEL]
     st[C_LEVEL] = _ew(st[C_LEVEL], x, prm[P_ALPHA_LEVEL])
     st[C_SEAS_ERR] = _ew(st[C_SEAS_ERR], e_hour, fmax(prm[P_ALPHA_ERR], 1.0 / n))
     st[C_SHIFT_SHORT] = shift_short
     st[C_SHIFT_DEV] = _ew(st[C_SHIFT_DEV], fabs(x - st[C_SHIFT_LONG]), fmax(prm[P_ALPHA_ERR], 1.0 / n))
     st[C_SHIFT_LONG] = _ew(st[C_SHIFT_LONG], x, fmax(prm[P_ALPHA_ERR], 1.0 / n))
-    st[C_SEAS + b] = _ew(st[C_SEAS + b], x, prm[P_ALPHA_SEAS])
+    # the hour's value learns from each sample clipped to SEAS_CLIP usual misses: one spike does not
+    # move it (else the next visits of that hour would miss it)
+    lv = prm[P_SEAS_CLIP] * fmax(st[C_SEAS_ERR], fl)
+    st[C_SEAS + b] = _ew(st[C_SEAS + b], fmin(fmax(x, st[C_SEAS + b] - lv), st[C_SEAS + b] + lv), prm[P_ALPHA_SEAS])
     if x < st[C_MIN]:
         st[C_MIN] = x
     if x > st[C_MAX]:
         st[C_MAX] = x
-    st[C_LAST_TS] = t
 
     # one alert per episode: after an alert, followers are silenced unless clearly stronger
     ep_left = st[C_EP_LEFT]
@@ -265,6 +270,7 @@ def score_default_params():
     p[P_SPATIAL_TOL] = 0.05
     p[P_SPATIAL_P] = 3e-5
     p[P_SPATIAL_AFTER] = 500.0
+    p[P_SEAS_CLIP] = 10.0
     return p
 
 

@@ -2,9 +2,11 @@
 
 The model, per series, in constant memory (one row of SCORE_STATE_WIDTH float64 in `state`):
 
-* two predictions of the next value: a fast level (one step ahead) and the usual value for this
-  hour of the day (24 buckets keyed from the timestamp, UTC: a daily rhythm is learnt where the
-  series has one, and costs nothing where it has none);
+* two predictions of the next value: a fast level (one step ahead; the level before the last sample
+  counts too, so the drop back after a one-sample spike is no second surprise) and the usual value
+  for this hour of the day (24 buckets keyed from the timestamp, UTC: a daily rhythm is learnt where
+  the series has one, and costs nothing where it has none; each sample moves it at most SEAS_CLIP
+  usual misses, so one spike does not make the next visits of that hour miss);
 * each miss is divided by that prediction's usual miss (learnt over ~1000 samples, never below a
   small share of the range seen, so a flat series is not alarmed by rounding) and put on a log scale
   (log1p), which tames heavy tails;
@@ -54,7 +56,7 @@ C_SHORT_HOUR = 6
 C_EP_MAX = 7
 C_EP_LEFT = 8
 C_SEAS_ERR = 9
-C_LAST_TS = 10
+C_PREV_LEVEL = 10
 C_LAST_X = 11
 C_RUN = 12
 C_REPEAT = 13
@@ -95,10 +97,11 @@ PARAM_NAMES = (
     "spatial_tol",    # a value beyond [min, max] seen by more than this share of max - min ...
     "spatial_p",      # ... has at most this probability
     "spatial_after",  # ... once this many samples have shown the range
+    "seas_clip",      # the hour's value learns from each sample clipped to this many usual hour misses
 )
 (P_ALPHA_LEVEL, P_ALPHA_ERR, P_ALPHA_Z, P_ALPHA_SHORT, P_ALPHA_SEAS, P_FLOOR_REL, P_LOG_SCALE, P_WARMUP,
  P_ALERT, P_REFRACTORY, P_MARGIN, P_USE_HOUR, P_RUN_WEIGHT, P_ALPHA_SHIFT,
- P_SHIFT_CLIP, P_TAIL_LO, P_TAIL_STEP, P_TAIL_MIN, P_SPATIAL_TOL, P_SPATIAL_P, P_SPATIAL_AFTER) = range(len(PARAM_NAMES))
+ P_SHIFT_CLIP, P_TAIL_LO, P_TAIL_STEP, P_TAIL_MIN, P_SPATIAL_TOL, P_SPATIAL_P, P_SPATIAL_AFTER, P_SEAS_CLIP) = range(len(PARAM_NAMES))
 N_PARAMS = len(PARAM_NAMES)
 LEARN_AFTER = 20.0
 
@@ -157,7 +160,7 @@ def _score_one(st, prm, t, x):
         st[C_LEVEL] = x
         st[C_MIN] = x
         st[C_MAX] = x
-        st[C_LAST_TS] = t
+        st[C_PREV_LEVEL] = x
         st[C_LAST_X] = x
         st[C_SHIFT_SHORT] = x
         st[C_SHIFT_LONG] = x
@@ -168,7 +171,7 @@ def _score_one(st, prm, t, x):
     st[C_N] = n
     fl = prm[P_FLOOR_REL] * (st[C_MAX] - st[C_MIN]) + 1e-12 * abs(st[C_LEVEL]) + _TINY
 
-    e_step = abs(x - st[C_LEVEL])
+    e_step = _fmin(abs(x - st[C_LEVEL]), abs(x - st[C_PREV_LEVEL]))
     e_hour = abs(x - st[C_SEAS + b])
     u_step = math.log1p(_fmin(e_step / _fmax(st[C_ERR], fl), _RMAX))
     u_hour = math.log1p(_fmin(e_hour / _fmax(st[C_SEAS_ERR], fl), _RMAX))
@@ -232,17 +235,18 @@ def _score_one(st, prm, t, x):
     st[C_SHORT] = short
     st[C_SHORT_HOUR] = short_hour
     st[C_ERR] = _ew(st[C_ERR], e_step, _fmax(prm[P_ALPHA_ERR], 1.0 / n))
+    st[C_PREV_LEVEL] = st[C_LEVEL]
     st[C_LEVEL] = _ew(st[C_LEVEL], x, prm[P_ALPHA_LEVEL])
     st[C_SEAS_ERR] = _ew(st[C_SEAS_ERR], e_hour, _fmax(prm[P_ALPHA_ERR], 1.0 / n))
     st[C_SHIFT_SHORT] = shift_short
     st[C_SHIFT_DEV] = _ew(st[C_SHIFT_DEV], abs(x - st[C_SHIFT_LONG]), _fmax(prm[P_ALPHA_ERR], 1.0 / n))
     st[C_SHIFT_LONG] = _ew(st[C_SHIFT_LONG], x, _fmax(prm[P_ALPHA_ERR], 1.0 / n))
-    st[C_SEAS + b] = _ew(st[C_SEAS + b], x, prm[P_ALPHA_SEAS])
+    lv = prm[P_SEAS_CLIP] * _fmax(st[C_SEAS_ERR], fl)
+    st[C_SEAS + b] = _ew(st[C_SEAS + b], _fmin(_fmax(x, st[C_SEAS + b] - lv), st[C_SEAS + b] + lv), prm[P_ALPHA_SEAS])
     if x < st[C_MIN]:
         st[C_MIN] = x
     if x > st[C_MAX]:
         st[C_MAX] = x
-    st[C_LAST_TS] = t
 
     ep_left = st[C_EP_LEFT]
     if ep_left > 0.0:
@@ -283,6 +287,7 @@ def score_default_params():
     p[P_SPATIAL_TOL] = 0.05
     p[P_SPATIAL_P] = 3e-5
     p[P_SPATIAL_AFTER] = 500.0
+    p[P_SEAS_CLIP] = 10.0
     return p
 
 

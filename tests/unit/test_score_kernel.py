@@ -207,7 +207,7 @@ def test_default_configuration_is_fixed(impl):
     """The configuration NAB was measured with: a change here must be re-measured (bench_nab)."""
     p = impl.score_default_params()
     assert p.tolist() == [0.9, 0.001, 0.001, 0.05, 0.05, 0.001, 12.0, 100.0, 0.35, 120.0, 0.1, 1.0, 0.2, 0.1, 3.0,
-                          4.5, 2.0, 2.0, 0.05, 3e-5, 500.0]
+                          4.5, 2.0, 2.0, 0.05, 3e-5, 500.0, 10.0]
     assert impl.SCORE_N_PARAMS == len(p)
     assert impl.score_state_new(3).shape == (3, impl.SCORE_STATE_WIDTH)
 
@@ -266,8 +266,9 @@ def test_a_routine_spike_stops_alerting_and_a_new_one_still_does(impl):
     scores, _ = run(impl, np.zeros(n), ts, values)
     assert scores[at[0]] >= 0.35                       # the first is an anomaly
     assert max(scores[i] for i in at[4:]) < 0.35       # ... the fifth and later are routine
-    # (a spike's echo, the drop back, can still read as a short run of surprises: at most one a few days)
-    assert (scores[at[4]:] >= 0.35).sum() <= 3
+    # the drop back after each is no second surprise either (the last level before the spike predicts
+    # it); what is left of the spike in the short-window means may still alert once in a while
+    assert (scores[at[4]:] >= 0.35).sum() <= 1
     bigger = values.copy()
     bigger[3600] += 60.0                               # a spike four times the usual one is news
     b, _ = run(impl, np.zeros(n), ts, bigger)
