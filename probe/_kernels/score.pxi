@@ -30,7 +30,7 @@ DEF C_SHORT_HOUR = 6   # short-window mean of the hour surprise
 DEF C_EP_MAX = 7       # highest score of the current episode
 DEF C_EP_LEFT = 8      # samples left in the current episode
 DEF C_SEAS_ERR = 9     # usual |x - this hour's value|
-DEF C_LAST_TS = 10     # timestamp of the last sample learnt
+DEF C_PREV_LEVEL = 10  # the fast level before the last sample
 DEF C_LAST_X = 11      # last value
 DEF C_RUN = 12         # length of the current run of equal values
 DEF C_REPEAT = 13      # how often a value equals the one before
@@ -42,9 +42,11 @@ DEF C_SHIFT_SHORT = 22 # short-window mean of the value
 DEF C_SHIFT_LONG = 23  # long-run mean of the value
 DEF C_SHIFT_DEV = 24   # usual |x - long-run mean|
 DEF C_Z_SHIFT = 25     # running mean and variance of the shift surprise (2 columns)
-DEF C_SEAS = 27        # value per hour of the day
+DEF C_TAIL = 27        # how often the surprise reached each of N_TAIL levels
+DEF N_TAIL = 5
+DEF C_SEAS = 32        # value per hour of the day (from the fifth cache line on)
 DEF N_SEAS = 24
-DEF WIDTH = 56         # padded to whole 64-byte lines
+DEF WIDTH = 56         # whole 64-byte lines
 
 # params (probe/_twin/score.py: PARAM_NAMES)
 DEF P_ALPHA_LEVEL = 0
@@ -62,7 +64,14 @@ DEF P_USE_HOUR = 11
 DEF P_RUN_WEIGHT = 12
 DEF P_ALPHA_SHIFT = 13
 DEF P_SHIFT_CLIP = 14
-DEF N_PARAMS = 15
+DEF P_TAIL_LO = 15
+DEF P_TAIL_STEP = 16
+DEF P_TAIL_MIN = 17
+DEF P_SPATIAL_TOL = 18
+DEF P_SPATIAL_P = 19
+DEF P_SPATIAL_AFTER = 20
+DEF P_SEAS_CLIP = 21
+DEF N_PARAMS = 22
 DEF LEARN_AFTER = 20.0   # samples before the surprise statistics start learning
 
 SCORE_STATE_WIDTH = WIDTH
@@ -96,7 +105,7 @@ cdef inline double _hour_bucket(double t) noexcept nogil:
 
 cdef inline double _score_one(double *st, const double *prm, double t, double x) noexcept nogil:
     cdef double n, fl, e_step, e_hour, u_step, u_hour, u_shift, short, short_hour, shift_short
-    cdef double alpha_z, z, zc, p, q, s, xc
+    cdef double alpha_z, z, zc, p, q, s, xc, lv, cap
     cdef double ep_left
     cdef int b, k
     cdef bint learn
@@ -115,7 +124,7 @@ cdef inline double _score_one(double *st, const double *prm, double t, double x)
         st[C_LEVEL] = x
         st[C_MIN] = x
         st[C_MAX] = x
-        st[C_LAST_TS] = t
+        st[C_PREV_LEVEL] = x
         st[C_LAST_X] = x
         st[C_SHIFT_SHORT] = x
         st[C_SHIFT_LONG] = x
@@ -128,7 +137,8 @@ cdef inline double _score_one(double *st, const double *prm, double t, double x)
     fl = prm[P_FLOOR_REL] * (st[C_MAX] - st[C_MIN]) + 1e-12 * fabs(st[C_LEVEL]) + _TINY
 
     # surprises, each in units of its own usual size, on a log scale (heavy tails tamed)
-    e_step = fabs(x - st[C_LEVEL])
+    # (or the level before the last sample: the drop back after a one-sample spike is no second surprise)
+    e_step = fmin(fabs(x - st[C_LEVEL]), fabs(x - st[C_PREV_LEVEL]))
     e_hour = fabs(x - st[C_SEAS + b])
     u_step = log1p(fmin(e_step / fmax(st[C_ERR], fl), _RMAX))
     u_hour = log1p(fmin(e_hour / fmax(st[C_SEAS_ERR], fl), _RMAX))
@@ -159,6 +169,25 @@ cdef inline double _score_one(double *st, const double *prm, double t, double x)
         z = zc
     p = 0.5 * erfc(z * 0.7071067811865476)   # Gaussian tail probability
 
+    # no rarer than this series' own record says, once surprises this large are routine: the share
+    # of samples whose z reached the highest level under this z (a daily spike is no news by day 3)
+    if n > prm[P_WARMUP]:
+        cap = 0.0
+        for k in range(N_TAIL):
+            lv = prm[P_TAIL_LO] + k * prm[P_TAIL_STEP]
+            if z >= lv:
+                cap = st[C_TAIL + k]
+                st[C_TAIL + k] += prm[P_ALPHA_Z] * (1.0 - st[C_TAIL + k])
+            else:
+                st[C_TAIL + k] -= prm[P_ALPHA_Z] * st[C_TAIL + k]
+        if cap > p and cap > prm[P_TAIL_MIN] * prm[P_ALPHA_Z]:
+            p = cap
+        # a value beyond every value seen so far (by more than a share of their range), once the
+        # range is known from SPATIAL_AFTER samples
+        lv = prm[P_SPATIAL_TOL] * (st[C_MAX] - st[C_MIN])
+        if (x > st[C_MAX] + lv or x < st[C_MIN] - lv) and prm[P_SPATIAL_P] < p and n > prm[P_SPATIAL_AFTER]:
+            p = prm[P_SPATIAL_P]
+
     # a value stuck: a run of equal values this long, counting one repeat in 1/RUN_WEIGHT as
     # independent (repeats come in runs), given how often this series repeats a value
     if x == st[C_LAST_X]:
@@ -185,17 +214,20 @@ cdef inline double _score_one(double *st, const double *prm, double t, double x)
     st[C_SHORT] = short
     st[C_SHORT_HOUR] = short_hour
     st[C_ERR] = _ew(st[C_ERR], e_step, fmax(prm[P_ALPHA_ERR], 1.0 / n))
+    st[C_PREV_LEVEL] = st[C_LEVEL]
     st[C_LEVEL] = _ew(st[C_LEVEL], x, prm[P_ALPHA_LEVEL])
     st[C_SEAS_ERR] = _ew(st[C_SEAS_ERR], e_hour, fmax(prm[P_ALPHA_ERR], 1.0 / n))
     st[C_SHIFT_SHORT] = shift_short
     st[C_SHIFT_DEV] = _ew(st[C_SHIFT_DEV], fabs(x - st[C_SHIFT_LONG]), fmax(prm[P_ALPHA_ERR], 1.0 / n))
     st[C_SHIFT_LONG] = _ew(st[C_SHIFT_LONG], x, fmax(prm[P_ALPHA_ERR], 1.0 / n))
-    st[C_SEAS + b] = _ew(st[C_SEAS + b], x, prm[P_ALPHA_SEAS])
+    # the hour's value learns from each sample clipped to SEAS_CLIP usual misses: one spike does not
+    # move it (else the next visits of that hour would miss it)
+    lv = prm[P_SEAS_CLIP] * fmax(st[C_SEAS_ERR], fl)
+    st[C_SEAS + b] = _ew(st[C_SEAS + b], fmin(fmax(x, st[C_SEAS + b] - lv), st[C_SEAS + b] + lv), prm[P_ALPHA_SEAS])
     if x < st[C_MIN]:
         st[C_MIN] = x
     if x > st[C_MAX]:
         st[C_MAX] = x
-    st[C_LAST_TS] = t
 
     # one alert per episode: after an alert, followers are silenced unless clearly stronger
     ep_left = st[C_EP_LEFT]
@@ -232,6 +264,13 @@ def score_default_params():
     p[P_RUN_WEIGHT] = 0.2
     p[P_ALPHA_SHIFT] = 0.1
     p[P_SHIFT_CLIP] = 3.0
+    p[P_TAIL_LO] = 4.5
+    p[P_TAIL_STEP] = 2.0
+    p[P_TAIL_MIN] = 2.0
+    p[P_SPATIAL_TOL] = 0.05
+    p[P_SPATIAL_P] = 3e-5
+    p[P_SPATIAL_AFTER] = 500.0
+    p[P_SEAS_CLIP] = 10.0
     return p
 
 

@@ -2,9 +2,11 @@
 
 The model, per series, in constant memory (one row of SCORE_STATE_WIDTH float64 in `state`):
 
-* two predictions of the next value: a fast level (one step ahead) and the usual value for this
-  hour of the day (24 buckets keyed from the timestamp, UTC: a daily rhythm is learnt where the
-  series has one, and costs nothing where it has none);
+* two predictions of the next value: a fast level (one step ahead; the level before the last sample
+  counts too, so the drop back after a one-sample spike is no second surprise) and the usual value
+  for this hour of the day (24 buckets keyed from the timestamp, UTC: a daily rhythm is learnt where
+  the series has one, and costs nothing where it has none; each sample moves it at most SEAS_CLIP
+  usual misses, so one spike does not make the next visits of that hour miss);
 * each miss is divided by that prediction's usual miss (learnt over ~1000 samples, never below a
   small share of the range seen, so a flat series is not alarmed by rounding) and put on a log scale
   (log1p), which tames heavy tails;
@@ -14,7 +16,14 @@ The model, per series, in constant memory (one row of SCORE_STATE_WIDTH float64 
   (a daily step that did not come, a burst of noise), and so does a level shift: the mean of the last
   ~10 values (each clipped to 3 usual spreads, so one spike is not a shift) against the long-run
   mean, in units of the usual spread around it;
-* the z becomes a Gaussian tail probability p. A value stuck (a run of equal values) has
+* the z becomes a Gaussian tail probability p, but no smaller than this series' own record allows:
+  for N_TAIL levels of z (TAIL_LO, TAIL_LO + TAIL_STEP, ...) the kernel keeps how often z reached
+  each (over ~1/ALPHA_Z samples); once the highest level under this z has been reached more than
+  TAIL_MIN times in that memory, its frequency is the smallest p (a spike of the same size every
+  day is routine by the fourth day; a bigger one, or one after a long quiet spell, is still news);
+* a value beyond every value seen so far by more than SPATIAL_TOL of their range (max - min), after
+  SPATIAL_AFTER samples, has p at most SPATIAL_P (Numenta's "spatial anomaly" rule);
+* a value stuck (a run of equal values) has
   probability r^(RUN_WEIGHT * run) where r is how often the series repeats a value (never taken
   below 1 in 1/ALPHA_Z: a rarer rate cannot be known from that much memory); the smaller p counts;
 * the score is -log10(p) / LOG_SCALE, capped at 1: the same score means the same rarity on every
@@ -47,7 +56,7 @@ C_SHORT_HOUR = 6
 C_EP_MAX = 7
 C_EP_LEFT = 8
 C_SEAS_ERR = 9
-C_LAST_TS = 10
+C_PREV_LEVEL = 10
 C_LAST_X = 11
 C_RUN = 12
 C_REPEAT = 13
@@ -59,7 +68,9 @@ C_SHIFT_SHORT = 22
 C_SHIFT_LONG = 23
 C_SHIFT_DEV = 24
 C_Z_SHIFT = 25
-C_SEAS = 27
+C_TAIL = 27
+N_TAIL = 5
+C_SEAS = 32
 N_SEAS = 24
 WIDTH = 56
 
@@ -80,10 +91,17 @@ PARAM_NAMES = (
     "run_weight",     # share of the repeats in a run of equal values counted as independent (0: off)
     "alpha_shift",    # weight of a new sample in the short-window mean of the value (level shifts)
     "shift_clip",     # ... where a sample counts at most this many usual spreads from the long-run mean
+    "tail_lo",        # lowest z level whose frequency is kept (N_TAIL levels in all)
+    "tail_step",      # ... and the step between levels
+    "tail_min",       # a level's frequency caps the rarity once above this many times ALPHA_Z
+    "spatial_tol",    # a value beyond [min, max] seen by more than this share of max - min ...
+    "spatial_p",      # ... has at most this probability
+    "spatial_after",  # ... once this many samples have shown the range
+    "seas_clip",      # the hour's value learns from each sample clipped to this many usual hour misses
 )
 (P_ALPHA_LEVEL, P_ALPHA_ERR, P_ALPHA_Z, P_ALPHA_SHORT, P_ALPHA_SEAS, P_FLOOR_REL, P_LOG_SCALE, P_WARMUP,
  P_ALERT, P_REFRACTORY, P_MARGIN, P_USE_HOUR, P_RUN_WEIGHT, P_ALPHA_SHIFT,
- P_SHIFT_CLIP) = range(len(PARAM_NAMES))
+ P_SHIFT_CLIP, P_TAIL_LO, P_TAIL_STEP, P_TAIL_MIN, P_SPATIAL_TOL, P_SPATIAL_P, P_SPATIAL_AFTER, P_SEAS_CLIP) = range(len(PARAM_NAMES))
 N_PARAMS = len(PARAM_NAMES)
 LEARN_AFTER = 20.0
 
@@ -142,7 +160,7 @@ def _score_one(st, prm, t, x):
         st[C_LEVEL] = x
         st[C_MIN] = x
         st[C_MAX] = x
-        st[C_LAST_TS] = t
+        st[C_PREV_LEVEL] = x
         st[C_LAST_X] = x
         st[C_SHIFT_SHORT] = x
         st[C_SHIFT_LONG] = x
@@ -153,7 +171,7 @@ def _score_one(st, prm, t, x):
     st[C_N] = n
     fl = prm[P_FLOOR_REL] * (st[C_MAX] - st[C_MIN]) + 1e-12 * abs(st[C_LEVEL]) + _TINY
 
-    e_step = abs(x - st[C_LEVEL])
+    e_step = _fmin(abs(x - st[C_LEVEL]), abs(x - st[C_PREV_LEVEL]))
     e_hour = abs(x - st[C_SEAS + b])
     u_step = math.log1p(_fmin(e_step / _fmax(st[C_ERR], fl), _RMAX))
     u_hour = math.log1p(_fmin(e_hour / _fmax(st[C_SEAS_ERR], fl), _RMAX))
@@ -181,6 +199,21 @@ def _score_one(st, prm, t, x):
         z = zc
     p = 0.5 * math.erfc(z * _SQRT1_2)
 
+    if n > prm[P_WARMUP]:
+        cap = 0.0
+        for k in range(N_TAIL):
+            lv = prm[P_TAIL_LO] + k * prm[P_TAIL_STEP]
+            if z >= lv:
+                cap = st[C_TAIL + k]
+                st[C_TAIL + k] += prm[P_ALPHA_Z] * (1.0 - st[C_TAIL + k])
+            else:
+                st[C_TAIL + k] -= prm[P_ALPHA_Z] * st[C_TAIL + k]
+        if cap > p and cap > prm[P_TAIL_MIN] * prm[P_ALPHA_Z]:
+            p = cap
+        lv = prm[P_SPATIAL_TOL] * (st[C_MAX] - st[C_MIN])
+        if (x > st[C_MAX] + lv or x < st[C_MIN] - lv) and prm[P_SPATIAL_P] < p and n > prm[P_SPATIAL_AFTER]:
+            p = prm[P_SPATIAL_P]
+
     if x == st[C_LAST_X]:
         st[C_RUN] += 1.0
     else:
@@ -202,17 +235,18 @@ def _score_one(st, prm, t, x):
     st[C_SHORT] = short
     st[C_SHORT_HOUR] = short_hour
     st[C_ERR] = _ew(st[C_ERR], e_step, _fmax(prm[P_ALPHA_ERR], 1.0 / n))
+    st[C_PREV_LEVEL] = st[C_LEVEL]
     st[C_LEVEL] = _ew(st[C_LEVEL], x, prm[P_ALPHA_LEVEL])
     st[C_SEAS_ERR] = _ew(st[C_SEAS_ERR], e_hour, _fmax(prm[P_ALPHA_ERR], 1.0 / n))
     st[C_SHIFT_SHORT] = shift_short
     st[C_SHIFT_DEV] = _ew(st[C_SHIFT_DEV], abs(x - st[C_SHIFT_LONG]), _fmax(prm[P_ALPHA_ERR], 1.0 / n))
     st[C_SHIFT_LONG] = _ew(st[C_SHIFT_LONG], x, _fmax(prm[P_ALPHA_ERR], 1.0 / n))
-    st[C_SEAS + b] = _ew(st[C_SEAS + b], x, prm[P_ALPHA_SEAS])
+    lv = prm[P_SEAS_CLIP] * _fmax(st[C_SEAS_ERR], fl)
+    st[C_SEAS + b] = _ew(st[C_SEAS + b], _fmin(_fmax(x, st[C_SEAS + b] - lv), st[C_SEAS + b] + lv), prm[P_ALPHA_SEAS])
     if x < st[C_MIN]:
         st[C_MIN] = x
     if x > st[C_MAX]:
         st[C_MAX] = x
-    st[C_LAST_TS] = t
 
     ep_left = st[C_EP_LEFT]
     if ep_left > 0.0:
@@ -247,6 +281,13 @@ def score_default_params():
     p[P_RUN_WEIGHT] = 0.2
     p[P_ALPHA_SHIFT] = 0.1
     p[P_SHIFT_CLIP] = 3.0
+    p[P_TAIL_LO] = 4.5
+    p[P_TAIL_STEP] = 2.0
+    p[P_TAIL_MIN] = 2.0
+    p[P_SPATIAL_TOL] = 0.05
+    p[P_SPATIAL_P] = 3e-5
+    p[P_SPATIAL_AFTER] = 500.0
+    p[P_SEAS_CLIP] = 10.0
     return p
 
 
