@@ -7,7 +7,9 @@ docstring whose first line is its help.
 from __future__ import annotations
 
 import argparse
+import ast
 import importlib
+import importlib.util
 import sys
 
 from probe import __version__
@@ -36,7 +38,15 @@ def version_text() -> str:
     return text
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _docstring(module_name: str) -> str:
+    """A command module's docstring, read without importing it (imports cost start-up time)."""
+    spec = importlib.util.find_spec(f"probe.commands.{module_name}")
+    with open(spec.origin, encoding="utf-8") as fh:
+        return ast.get_docstring(ast.parse(fh.read())) or ""
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; only the subcommand named in argv is imported (all of them when argv is None)."""
     parser = argparse.ArgumentParser(
         prog="sitevigil",
         description="sitevigil: on-site network probe for MSPs. Polls SNMP devices, listens on a mirror port, "
@@ -47,24 +57,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log.format", dest="log_format", default=None, choices=["logfmt", "json"],
                         help="output format of log messages (default: logfmt)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    wanted = None if argv is None else next((a for a in argv if a in COMMANDS), None)
     for name, module_name in COMMANDS.items():
-        module = importlib.import_module(f"probe.commands.{module_name}")
-        doc = (module.__doc__ or "").strip()
+        doc = _docstring(module_name).strip()
         summary = doc.splitlines()[0] if doc else name
         p = sub.add_parser(name, help=summary, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-        module.add_arguments(p)
-        p.set_defaults(_module=module)
+        if argv is None or name == wanted:
+            module = importlib.import_module(f"probe.commands.{module_name}")
+            module.add_arguments(p)
+            p.set_defaults(_module=module)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser(sys.argv[1:] if argv is None else argv).parse_args(argv)
     if args.version:
         print(version_text())
         return 0
     if not args.command:
-        parser.print_help()
+        build_parser([]).print_help()
         return 2
     from probe import logsetup
 

@@ -1,5 +1,7 @@
-"""Run the benchmarks in benchmarks/: each prints our figure, the peer's figure from the same run,
-and the ratio. With no names, lists them. Needs a source checkout (benchmarks/ is not installed).
+"""Run the benchmarks in benchmarks/, each against a real peer measured in the same run.
+
+Each prints our figure, the peer's figure and the ratio. With no names, lists them. Needs a source
+checkout (benchmarks/ is not installed).
 """
 from __future__ import annotations
 

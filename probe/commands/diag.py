@@ -1,5 +1,7 @@
-"""Print what a technician needs to know about this probe box: build, interfaces, subnets,
-capture capability, peers installed, config in effect (secrets redacted) and the state database.
+"""Print what a technician needs to know about this probe box.
+
+Build and fast path, interfaces and subnets, capture capability, real peers installed, the config in
+effect (secrets redacted) and the state database.
 """
 from __future__ import annotations
 
