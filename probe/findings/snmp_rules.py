@@ -93,6 +93,7 @@ class SnmpRules:
     _active: dict = field(default_factory=dict)           # key -> polls the condition has been clear
     _latest: dict = field(default_factory=dict)           # key -> the latest SnmpFinding of the episode
     _failed: dict = field(default_factory=dict)           # device -> (polls in a row without answer, last error)
+    _answered: set = field(default_factory=set)           # devices that answered at least once
     _storage: dict = field(default_factory=dict)          # (device, index) -> deque[(t, used)]
     _flaps: dict = field(default_factory=dict)            # (device, ifindex) -> (last count, deque[times])
 
@@ -120,11 +121,12 @@ class SnmpRules:
             del self._active[k]
             self._latest.pop(k, None)
         self._failed.pop(device, None)
+        self._answered.discard(device)
 
     def devices(self) -> set[str]:
         """Devices this holds any state for."""
         return ({k[0] for k in self._storage} | {k[0] for k in self._flaps} | {k[1] for k in self._active}
-                | set(self._failed))
+                | set(self._failed) | self._answered)
 
     def observe(self, result, now: float) -> list[SnmpFinding]:
         dev = result.target
@@ -161,6 +163,7 @@ class SnmpRules:
     def _reachability(self, dev: str, result, data: dict, now: float) -> list[SnmpFinding]:
         if result.up:
             self._failed.pop(dev, None)
+            self._answered.add(dev)
             return []
         n = self._failed.get(dev, (0, None))[0] + 1
         errors = data.get("errors") or {}
@@ -168,10 +171,12 @@ class SnmpRules:
         self._failed[dev] = (n, first.get("error"))
         if n < self.unreachable_polls:
             return []
+        before = dev in self._answered
+        what = "no longer answers" if before else "has never answered"
         return [SnmpFinding("device_unreachable", "critical", dev, "agent",
-                            f"{dev} has not answered SNMP for {n} polls ({first.get('error') or 'no answer'})",
-                            {"failed_polls": n, "error_class": first.get("class"), "error": first.get("error")},
-                            now)]
+                            f"{dev} {what} SNMP ({n} polls: {first.get('error') or 'no answer'})",
+                            {"failed_polls": n, "answered_before": before, "error_class": first.get("class"),
+                             "error": first.get("error")}, now)]
 
     def _prune(self, dev: str, data: dict, polled: set) -> None:
         """Forget rows the device no longer has (its tables change: mounts, virtual interfaces)."""

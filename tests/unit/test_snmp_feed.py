@@ -122,10 +122,18 @@ def test_device_unreachable_after_n_failed_polls_and_cleared_by_an_answer(tmp_pa
     assert rig.fail() == []                                   # still the same episode
     f = next(e for e in rig.ledger.open_episodes() if e.finding.kind == "device_unreachable").finding
     assert f.severity == "critical" and f.evidence["failed_polls"] == 3 and f.evidence["error_class"] == "timeout"
+    assert f.evidence["answered_before"] is True and "no longer answers" in f.evidence["summary"]
     rig.poll()
     assert "device_unreachable" not in {k[0] for k in rig.feed.rules.active()}
     assert rig.fail() == [] and rig.fail() == []
     assert rig.fail() == ["device_unreachable"]               # a new episode in the rules after the answer
+
+
+def test_a_device_that_never_answered_says_so(tmp_path):
+    rig = Rig(tmp_path, rules=SnmpRules(unreachable_polls=2))
+    assert rig.fail() == [] and rig.fail() == ["device_unreachable"]
+    f = rig.ledger.open_episodes()[0].finding
+    assert f.evidence["answered_before"] is False and "never answered" in f.evidence["summary"]
 
 
 def test_interface_rates_and_storage_growth_are_scored_and_forgotten(tmp_path):
@@ -230,3 +238,36 @@ def test_malformed_module_data_is_skipped(tmp_path, bad):
     r = _Unreachable("10.0.0.5", {"interfaces": ModuleResult("interfaces", True, data=bad)})
     rig.feed._scores(rig.dev, r, rig.now)
     assert len(rig.scores) <= 6
+
+
+def test_the_subsystem_wires_the_feed_and_exports_each_family_once(tmp_path):
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from probe.config import Config, SnmpConfig, SnmpTarget
+    from probe.config.snmp import SnmpFindingsConfig
+    from probe.snmp_service import SnmpSubsystem
+    from probe.subsystem import Context
+
+    emitted = []
+    scores = AnomalyScores(100)
+    cfg = Config(snmp=SnmpConfig(targets=(SnmpTarget(address="10.0.0.5"),),
+                                 findings=SnmpFindingsConfig(unreachable_polls=4)))
+    sub = SnmpSubsystem(cfg, Context(store=Store(str(tmp_path / "s.db")), emit_finding=emitted.append, anomaly=scores))
+    assert sub.feed.observe in sub.poller.observers and sub.feed.rules.unreachable_polls == 4
+    dev = sub.poller.devices()[0]
+    client, mem = SnmprecClient.from_text(PRINTER_UPS), DeviceMemory()
+    for now in (1000.0, 1060.0):
+        r = asyncio.run(poll_device(client, mem, target=dev.target, now=now, modules=list(MODULES)))
+        dev.record(r)
+        sub.poller._notify(dev, r)
+    assert {f.kind for f in emitted} >= {"ups_on_battery", "ups_runtime_short"} and len(scores) > 0
+    reg = CollectorRegistry(auto_describe=False)
+    for c in sub.collectors():
+        reg.register(c)
+    names = [fam.name for fam in text_string_to_metric_families(generate_latest(reg).decode())]
+    assert "sitevigil_snmp_up" in names and "sitevigil_snmp_if_receive_errors" in names
+    assert len(names) == len(set(names)), sorted(n for n in names if names.count(n) > 1)
+    # the device is dropped from the config: its state goes with it
+    asyncio.run(sub.reload(Config(snmp=SnmpConfig(findings=SnmpFindingsConfig(unreachable_polls=2)))))
+    assert sub.feed.rules.unreachable_polls == 2 and len(scores) == 0 and not sub.feed.rules.devices()
