@@ -9,7 +9,7 @@
   reported again every `refresh` seconds so the ledger does not close a problem that is still there.
 - Anomaly scores: per interface the in/out bit rates and the error and discard rates (counter deltas
   over the interval the interfaces module measured), keys (target, "if:NAME:in_bps"...), and per
-  storage its growth in bytes per second, keys (target, "storage:DESCR:growth_bytes_per_s"). Series of
+  disk (not memory rows) its growth in bytes per second, keys (target, "storage:DESCR:growth_bytes_per_s"). Series of
   interfaces or storages a device no longer lists are forgotten, and so are all of a device's series
   when it is no longer polled (`prune`).
 - Inventory (when the sweep subsystem runs): what a polled agent says it is (sysName, sysDescr,
@@ -24,7 +24,7 @@ import logging
 import time
 from typing import Any, Callable
 
-from probe.findings.snmp_rules import SnmpRules
+from probe.findings.snmp_rules import SnmpRules, fillable_storage
 
 _log = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ class SnmpFeed:
             current = set()
             seen_rows = set()
             for s in data.get("storage") or []:
-                if not isinstance(s, dict) or s.get("used_bytes") is None:
+                if not isinstance(s, dict) or s.get("used_bytes") is None or not fillable_storage(s):
                     continue
                 key = (target, f"storage:{s.get('descr') or s.get('index')}:{STORAGE_SERIES}")
                 current.add(key)

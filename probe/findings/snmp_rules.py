@@ -8,7 +8,7 @@ over several polls is one finding) and the episode ends when the condition has b
 - device_rebooted: sysUpTime went back (each restart is its own episode);
 - interface_errors_rising: in+out errors grew by at least `errors_min` since the previous poll;
 - interface_flapping: at least `flaps_min` oper-status/ifLastChange changes within `flap_window`;
-- storage_filling: a least-squares projection of used bytes reaches the size within `full_days`
+- storage_filling (disks and file systems only, see fillable_storage): a least-squares projection of used bytes reaches the size within `full_days`
   (days_to_full), or usage is above `full_ratio`;
 - printer_supply_low: a supply's remaining ratio is below `supply_low_ratio` (a printer's
   "some remaining" (-3) or "unknown" is not low: no numbers are invented);
@@ -24,6 +24,7 @@ from the config.
 """
 from __future__ import annotations
 
+import re
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
@@ -53,6 +54,25 @@ class SnmpFinding:
         return Finding(kind=self.kind, severity=self.severity, device=self.device,
                        evidence={**self.evidence, "subject": self.subject, "summary": self.summary},
                        first_seen=self.at, last_seen=self.at)
+
+
+# Storage that fills up as files are written. Memory rows (RAM, virtual memory, buffers, cache) are
+# routinely near full, CD/DVD and floppy media always are: neither is a disk filling.
+FILLABLE_STORAGE = ("hrStorageFixedDisk", "hrStorageRemovableDisk", "hrStorageFlashMemory", "hrStorageNetworkDisk",
+                    "hrStorageRamDisk")
+_DRIVE = re.compile(r"^[A-Za-z]:\\")
+
+
+def fillable_storage(row: dict) -> bool:
+    """Is this hrStorage row a file system that can fill up? Disk types are; rows of type other or
+    unknown only when they are named like a mount point ("/srv") or a drive ("D:\\ Label:...")."""
+    typ = row.get("type")
+    if typ in FILLABLE_STORAGE:
+        return True
+    if typ in (None, "hrStorageOther"):
+        descr = str(row.get("descr") or "")
+        return descr.startswith("/") or bool(_DRIVE.match(descr))
+    return False
 
 
 def days_to_full(samples: Sequence[tuple[float, float]], size: float, min_span: float = 600.0) -> float | None:
@@ -220,7 +240,7 @@ class SnmpRules:
                                                                         "oper_status": i.get("oper_status")}, now)
         for s in data.get("storage") or []:
             size, used = s.get("size_bytes"), s.get("used_bytes")
-            if not size or used is None:
+            if not size or used is None or not fillable_storage(s):
                 continue
             hist = self._storage.setdefault((dev, s["index"]), deque(maxlen=self.history))
             hist.append((now, float(used)))
