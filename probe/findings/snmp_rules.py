@@ -8,8 +8,8 @@ over several polls is one finding) and the episode ends when the condition has b
 - device_rebooted: sysUpTime went back (each restart is its own episode);
 - interface_errors_rising: in+out errors grew by at least `errors_min` since the previous poll;
 - interface_flapping: at least `flaps_min` oper-status/ifLastChange changes within `flap_window`;
-- storage_filling (disks and file systems only, see fillable_storage): a least-squares projection of used bytes reaches the size within `full_days`
-  (days_to_full), or usage is above `full_ratio`;
+- storage_filling (disks and file systems only, see fillable_storage): a least-squares projection
+  of used bytes reaches the size within `full_days` (days_to_full), or usage is above `full_ratio`;
 - printer_supply_low: a supply's remaining ratio is below `supply_low_ratio` (a printer's
   "some remaining" (-3) or "unknown" is not low: no numbers are invented);
 - ups_on_battery, ups_runtime_short (< `runtime_min_seconds`), ups_battery_replace, ups_battery_low;
