@@ -205,6 +205,14 @@ class SweepSubsystem:
         self._emit(findings)
         return findings
 
+    def observe_snmp_agent(self, ip: str, snmp: Mapping[str, Any], name: str | None = None,
+                           ts: float | None = None) -> list[Finding]:
+        """For the SNMP poller: what a polled agent says it is (sys_name, sys_descr, sys_object_id...),
+        onto the device that has this address, merged with what the sweep's SNMP probe saw."""
+        known = self.inventory.find_ip(ip)
+        merged = {**(known.snmp or {}), **{k: v for k, v in snmp.items() if v is not None}} if known else dict(snmp)
+        return self.observe(known.mac if known else None, ip, name, "snmp", ts, facts={"snmp": merged})
+
     def learn(self, observations: Iterable[Observation]) -> list[Finding]:
         findings = learn(self.inventory, observations)
         self._emit(findings)

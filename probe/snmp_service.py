@@ -2,6 +2,8 @@
 
 - Targets: snmp.targets, plus (snmp.poll_discovered) the devices the sweep subsystem found answering
   SNMP (its `discovered()`, read every DISCOVERY_PULL seconds, with the credential it saw work).
+- After each poll, probe/snmp_feed.py turns the result into findings (ctx.emit_finding), anomaly
+  series (ctx.anomaly) and inventory sightings (the sweep subsystem, ctx.peers["sweep"]).
 - /metrics serves the latest results (probe/exposition/snmp_poll_collector.py and the SNMP data
   collector), never waiting on a device.
 - GET /snmp?target=HOST[:PORT]&module=M[,M...] polls one device now, snmp_exporter style, and answers
@@ -20,6 +22,8 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from probe.exposition.snmp_poll_collector import SnmpPollCollector, data_collector
+from probe.findings.snmp_rules import SnmpRules
+from probe.snmp_feed import SnmpFeed
 from probe.sources.snmp.poller import SnmpPoller, modules_package, split_target
 from probe.subsystem import Context, Health, Status
 
@@ -40,6 +44,9 @@ class SnmpSubsystem:
         self.ctx = ctx
         self.status = Status()
         self.poller = SnmpPoller(config, store=ctx.store, clock=ctx.clock)
+        self.feed = SnmpFeed(SnmpRules.from_config(config.snmp.findings), emit=ctx.emit_finding, anomaly=ctx.anomaly,
+                             sweep=lambda: ctx.peers.get("sweep"), clock=ctx.clock)
+        self.poller.observers.append(self.feed.observe)
         self._tasks: list[asyncio.Task] = []
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -66,6 +73,8 @@ class SnmpSubsystem:
         was_enabled = self.config.snmp.enabled
         self.config = config
         self.poller.set_config(config)
+        self.feed.rules.configure(config.snmp.findings)
+        self.feed.prune({d.target for d in self.poller.devices()})
         if config.snmp.enabled and not was_enabled:
             await self.start()
         elif not config.snmp.enabled and was_enabled:
@@ -124,6 +133,7 @@ class SnmpSubsystem:
     async def _health_loop(self) -> None:
         while True:
             await asyncio.sleep(5)
+            self.feed.prune({d.target for d in self.poller.devices()})
             polled = [d for d in self.poller.devices() if d.modules]
             down = [d for d in polled if not d.up]
             if down:

@@ -13,6 +13,7 @@ import fcntl
 import os
 import shutil
 import socket
+import signal
 import subprocess
 import sys
 import tempfile
@@ -76,13 +77,42 @@ def free_udp_port() -> int:
 
 
 class Snmpsim:
-    """snmpsim-command-responder on 127.0.0.1:PORT serving copies of the given recordings."""
+    """snmpsim-command-responder on 127.0.0.1:PORT serving copies of the given recordings.
 
-    def __init__(self, recordings: list[Path], *, port: int | None = None):
+    With `netns` (a lab namespace: tests/lab/netns.py) it runs inside that namespace on `address`
+    (an address of that namespace) instead; `data_dir` then holds the served copies, which a test may
+    rewrite between polls with `rewrite()` (snmpsim re-indexes a file whose mtime moved)."""
+
+    def __init__(self, recordings: list[Path], *, port: int | None = None, netns: str | None = None,
+                 address: str = "127.0.0.1"):
         self.recordings = recordings
-        self.port = port or free_udp_port()
+        self.netns = netns
+        self.address = address
+        self.port = port or (1161 if netns else free_udp_port())
         self.proc: subprocess.Popen | None = None
         self.tmp: Path | None = None
+        self._rewrites = 0
+
+    @property
+    def data_dir(self) -> Path:
+        return self.tmp / "data"
+
+    def rewrite(self, name: str, text: str) -> None:
+        """Serve `text` as recording `name` (file name with .snmprec) from the next request on."""
+        path = self.data_dir / name
+        path.write_text(text)
+        os.chmod(path, 0o644)
+        # snmpsim compares whole-second mtimes and rebuilds its index only when the file is newer than
+        # the index: a time safely ahead of both, moving on with every rewrite.
+        self._rewrites += 1
+        t = time.time() + 5 + self._rewrites
+        os.utime(path, (t, t))
+
+    def pause(self) -> None:
+        os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        os.kill(self.proc.pid, signal.SIGCONT)
 
     def start(self, ready_timeout: float = 30.0) -> "Snmpsim":
         if os.geteuid() == 0:
@@ -104,40 +134,29 @@ class Snmpsim:
         if os.geteuid() == 0:
             shutil.chown(cache, "nobody", "nogroup")
         self.log = open(self.tmp / "snmpsim.log", "w")
+        wrap = ["ip", "netns", "exec", self.netns] if self.netns else []
         self.proc = subprocess.Popen(
-            cmd + [f"--data-dir={data}", f"--agent-udpv4-endpoint=127.0.0.1:{self.port}", f"--cache-dir={cache}",
-                   "--log-level=error"] + drop,
+            wrap + cmd + [f"--data-dir={data}", f"--agent-udpv4-endpoint={self.address}:{self.port}",
+                          f"--cache-dir={cache}", "--log-level=error"] + drop,
             stdout=self.log, stderr=subprocess.STDOUT)
         self._wait_ready(ready_timeout)
         return self
 
     def _wait_ready(self, timeout: float) -> None:
         """Until an SNMP GET of sysUpTime.0 for the first recording's community is answered."""
-        community = self.recordings[0].stem.encode()
-        # A hand-built v2c GET of 1.3.6.1.2.1.1.3.0: no client library needed to know it is up.
-        oid = bytes([0x06, 0x08, 0x2B, 6, 1, 2, 1, 1, 3, 0])
-        vb = b"\x30" + bytes([len(oid) + 2]) + oid + b"\x05\x00"
-        vbl = b"\x30" + bytes([len(vb)]) + vb
-        pdu_body = b"\x02\x01\x01\x02\x01\x00\x02\x01\x00" + vbl
-        pdu = b"\xa0" + bytes([len(pdu_body)]) + pdu_body
-        msg_body = b"\x02\x01\x01" + b"\x04" + bytes([len(community)]) + community + pdu
-        msg = b"\x30" + bytes([len(msg_body)]) + msg_body
-        deadline = time.monotonic() + timeout
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.settimeout(0.5)
-        try:
-            while time.monotonic() < deadline:
-                if self.proc.poll() is not None:
-                    raise SnmpsimUnavailable(f"snmpsim exited with {self.proc.returncode}: {self.log_tail()}")
-                s.sendto(msg, ("127.0.0.1", self.port))
-                try:
-                    if s.recv(4096):
-                        return
-                except socket.timeout:
-                    continue
-        finally:
-            s.close()
-        raise SnmpsimUnavailable(f"snmpsim did not answer within {timeout:.0f} s: {self.log_tail()}")
+        if self.netns:
+            check = (f"import sys; sys.path.insert(0, {str(Path(__file__).resolve().parent.parent)!r}); "
+                     "from tests.snmpsim_lab import answers; "
+                     f"sys.exit(0 if answers({self.address!r}, {self.port}, {self.recordings[0].stem!r}, "
+                     f"{timeout}) else 1)")
+            r = subprocess.run(["ip", "netns", "exec", self.netns, sys.executable, "-c", check],
+                               capture_output=True, text=True, timeout=timeout + 10)
+            if r.returncode != 0:
+                raise SnmpsimUnavailable(f"snmpsim in {self.netns} did not answer within {timeout:.0f} s: "
+                                         f"{r.stderr[-300:]} {self.log_tail()}")
+            return
+        if not answers(self.address, self.port, self.recordings[0].stem, timeout, self.proc):
+            raise SnmpsimUnavailable(f"snmpsim did not answer within {timeout:.0f} s: {self.log_tail()}")
 
     def log_tail(self) -> str:
         try:
@@ -147,6 +166,10 @@ class Snmpsim:
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.kill(self.proc.pid, signal.SIGCONT)  # a paused process cannot handle SIGTERM
+            except ProcessLookupError:
+                pass
             self.proc.terminate()
             try:
                 self.proc.wait(timeout=10)
@@ -163,3 +186,32 @@ class Snmpsim:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+def answers(address: str, port: int, community_name: str, timeout: float, proc=None) -> bool:
+    """Whether an SNMP v2c GET of sysUpTime.0 is answered within `timeout` seconds."""
+    community = community_name.encode()
+    # A hand-built v2c GET of 1.3.6.1.2.1.1.3.0: no client library needed to know it is up.
+    oid = bytes([0x06, 0x08, 0x2B, 6, 1, 2, 1, 1, 3, 0])
+    vb = b"\x30" + bytes([len(oid) + 2]) + oid + b"\x05\x00"
+    vbl = b"\x30" + bytes([len(vb)]) + vb
+    pdu_body = b"\x02\x01\x01\x02\x01\x00\x02\x01\x00" + vbl
+    pdu = b"\xa0" + bytes([len(pdu_body)]) + pdu_body
+    msg_body = b"\x02\x01\x01" + b"\x04" + bytes([len(community)]) + community + pdu
+    msg = b"\x30" + bytes([len(msg_body)]) + msg_body
+    deadline = time.monotonic() + timeout
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(0.5)
+    try:
+        while time.monotonic() < deadline:
+            if proc is not None and proc.poll() is not None:
+                raise SnmpsimUnavailable(f"snmpsim exited with {proc.returncode}")
+            s.sendto(msg, (address, port))
+            try:
+                if s.recv(4096):
+                    return True
+            except (socket.timeout, ConnectionRefusedError):
+                continue
+    finally:
+        s.close()
+    return False

@@ -70,6 +70,34 @@ class SnmpTarget:
                                   doc="retries per request; default: snmp.retries")
 
 
+def _ratio(value: float) -> str | None:
+    return None if 0.0 < value < 1.0 else f"must be between 0 and 1 (exclusive), got {value}"
+
+
+def _at_least(low: int):
+    return lambda n: None if n >= low else f"must be at least {low}, got {n}"
+
+
+@dataclass(frozen=True)
+class SnmpFindingsConfig:
+    """Thresholds of the findings raised from what polled devices say (probe/findings/snmp_rules.py)."""
+
+    errors_min: int = setting(10, doc="new in+out errors on one interface between two polls", check=_at_least(1))
+    flaps_min: int = setting(3, doc="link state changes within flap_window", check=_at_least(2))
+    flap_window: Duration = setting(Duration(900), check=_positive)
+    storage_full_days: float = setting(7.0, doc="raise when the projection says full within this many days",
+                                       check=_positive)
+    storage_full_ratio: float = setting(0.95, doc="raise when used/size is at least this", check=_ratio)
+    storage_min_span: Duration = setting(Duration(600), doc="samples must span this long before projecting "
+                                                            "days-to-full", check=_positive)
+    supply_low_ratio: float = setting(0.10, doc="printer supply remaining share below which it is low", check=_ratio)
+    ups_runtime_min: Duration = setting(Duration(600), doc="UPS runtime remaining below which it is short",
+                                        check=_positive)
+    unreachable_polls: int = setting(3, doc="polls in a row without an answer before a device is unreachable",
+                                     check=_at_least(1))
+    clear_polls: int = setting(2, doc="polls the condition must be gone before its episode ends", check=_at_least(1))
+
+
 @dataclass(frozen=True)
 class SnmpConfig:
     enabled: bool = setting(True)
@@ -85,6 +113,7 @@ class SnmpConfig:
     max_repetitions: int = setting(25, check=lambda r: None if 1 <= r <= 200 else f"must be between 1 and 200, got {r}")
     max_rows_per_table: int = setting(10000, check=_positive)
     max_concurrent_devices: int = setting(32, check=_positive)
+    findings: SnmpFindingsConfig = setting(default_factory=SnmpFindingsConfig)
 
     def __post_init__(self):
         names = [c.name for c in self.credentials]

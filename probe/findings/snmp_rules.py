@@ -8,17 +8,23 @@ over several polls is one finding) and the episode ends when the condition has b
 - device_rebooted: sysUpTime went back (each restart is its own episode);
 - interface_errors_rising: in+out errors grew by at least `errors_min` since the previous poll;
 - interface_flapping: at least `flaps_min` oper-status/ifLastChange changes within `flap_window`;
-- storage_filling: a least-squares projection of used bytes reaches the size within `full_days`
-  (days_to_full), or usage is above `full_ratio`;
+- storage_filling (disks and file systems only, see fillable_storage): a least-squares projection
+  of used bytes reaches the size within `full_days` (days_to_full), or usage is above `full_ratio`;
 - printer_supply_low: a supply's remaining ratio is below `supply_low_ratio` (a printer's
   "some remaining" (-3) or "unknown" is not low: no numbers are invented);
-- ups_on_battery, ups_runtime_short (< `runtime_min_seconds`), ups_battery_replace, ups_battery_low.
+- ups_on_battery, ups_runtime_short (< `runtime_min_seconds`), ups_battery_replace, ups_battery_low;
+- device_unreachable: `unreachable_polls` polls in a row without any answer; the episode ends with
+  the first poll that is answered again.
 
 State is bounded: per device a few samples per storage (`history`), flap times per interface
-(`flap_window`), and the set of active episodes. `forget(device)` drops a device.
+(`flap_window`), the set of active episodes with their latest finding (`ongoing()`, for reporting a
+long episode again so a ledger does not take it for resolved) and a failed-poll count.
+`forget(device)` drops a device. `SnmpRules.from_config(cfg.snmp.findings)` takes the thresholds
+from the config.
 """
 from __future__ import annotations
 
+import re
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
@@ -50,13 +56,33 @@ class SnmpFinding:
                        first_seen=self.at, last_seen=self.at)
 
 
-def days_to_full(samples: Sequence[tuple[float, float]], size: float) -> float | None:
+# Storage that fills up as files are written. Memory rows (RAM, virtual memory, buffers, cache) are
+# routinely near full, CD/DVD and floppy media always are: neither is a disk filling.
+FILLABLE_STORAGE = ("hrStorageFixedDisk", "hrStorageRemovableDisk", "hrStorageFlashMemory", "hrStorageNetworkDisk",
+                    "hrStorageRamDisk")
+_DRIVE = re.compile(r"^[A-Za-z]:\\")
+
+
+def fillable_storage(row: dict) -> bool:
+    """Is this hrStorage row a file system that can fill up? Disk types are; rows of type other or
+    unknown only when they are named like a mount point ("/srv") or a drive ("D:\\ Label:...")."""
+    typ = row.get("type")
+    if typ in FILLABLE_STORAGE:
+        return True
+    if typ in (None, "hrStorageOther"):
+        descr = str(row.get("descr") or "")
+        return descr.startswith("/") or bool(_DRIVE.match(descr))
+    return False
+
+
+def days_to_full(samples: Sequence[tuple[float, float]], size: float, min_span: float = 600.0) -> float | None:
     """Days until `used` reaches `size` by a least-squares line through (time s, used bytes) samples;
-    None when there are fewer than 3 samples, they span under 10 minutes, or usage is not growing."""
+    None when there are fewer than 3 samples, they span under `min_span` seconds, or usage is not
+    growing."""
     if size is None or size <= 0 or len(samples) < 3:
         return None
     ts = [t for t, _ in samples]
-    if ts[-1] - ts[0] < 600:
+    if ts[-1] - ts[0] < min_span:
         return None
     n = len(samples)
     mt = sum(ts) / n
@@ -82,9 +108,30 @@ class SnmpRules:
     runtime_min_seconds: float = 600.0
     clear_polls: int = 2
     history: int = 48
+    storage_min_span: float = 600.0
+    unreachable_polls: int = 3
     _active: dict = field(default_factory=dict)           # key -> polls the condition has been clear
+    _latest: dict = field(default_factory=dict)           # key -> the latest SnmpFinding of the episode
+    _failed: dict = field(default_factory=dict)           # device -> (polls in a row without answer, last error)
+    _answered: set = field(default_factory=set)           # devices that answered at least once
     _storage: dict = field(default_factory=dict)          # (device, index) -> deque[(t, used)]
     _flaps: dict = field(default_factory=dict)            # (device, ifindex) -> (last count, deque[times])
+
+    @classmethod
+    def from_config(cls, fc) -> "SnmpRules":
+        """Thresholds from the config's snmp.findings section (probe.config.snmp.SnmpFindingsConfig)."""
+        return cls(errors_min=fc.errors_min, flaps_min=fc.flaps_min, flap_window=float(fc.flap_window),
+                   full_days=fc.storage_full_days, full_ratio=fc.storage_full_ratio,
+                   supply_low_ratio=fc.supply_low_ratio, runtime_min_seconds=float(fc.ups_runtime_min),
+                   clear_polls=fc.clear_polls, storage_min_span=float(fc.storage_min_span),
+                   unreachable_polls=fc.unreachable_polls)
+
+    def configure(self, fc) -> None:
+        """New thresholds (a config reload); the state learnt so far is kept."""
+        new = self.from_config(fc)
+        for name in ("errors_min", "flaps_min", "flap_window", "full_days", "full_ratio", "supply_low_ratio",
+                     "runtime_min_seconds", "clear_polls", "storage_min_span", "unreachable_polls"):
+            setattr(self, name, getattr(new, name))
 
     def forget(self, device: str) -> None:
         for d in (self._storage, self._flaps):
@@ -92,11 +139,20 @@ class SnmpRules:
                 del d[k]
         for k in [k for k in self._active if k[1] == device]:
             del self._active[k]
+            self._latest.pop(k, None)
+        self._failed.pop(device, None)
+        self._answered.discard(device)
+
+    def devices(self) -> set[str]:
+        """Devices this holds any state for."""
+        return ({k[0] for k in self._storage} | {k[0] for k in self._flaps} | {k[1] for k in self._active}
+                | set(self._failed) | self._answered)
 
     def observe(self, result, now: float) -> list[SnmpFinding]:
         dev = result.target
         data = result.data()
         seen: list[SnmpFinding] = list(self._conditions(dev, data, now))
+        seen += self._reachability(dev, result, data, now)
         new = []
         keys = set()
         for f in seen:
@@ -104,15 +160,43 @@ class SnmpRules:
             if f.key not in self._active or f.kind == "device_rebooted":
                 new.append(f)
             self._active[f.key] = 0
+            self._latest[f.key] = f
         # Episodes of this device's polled areas whose condition did not hold this time.
         polled = {k for m in result.modules.values() if m.ok for k in m.data}
+        if result.up:
+            polled.add("reachability")
         self._prune(dev, data, polled)
         for k in [k for k in self._active if k[1] == dev and k not in keys]:
             if _area(k[0]) in polled:
                 self._active[k] += 1
-                if self._active[k] >= self.clear_polls:
+                # an answer ends "no longer answering" at once; other conditions must stay clear a while
+                if self._active[k] >= (1 if k[0] == "device_unreachable" else self.clear_polls):
                     del self._active[k]
+                    self._latest.pop(k, None)
         return new
+
+    def ongoing(self, device: str | None = None) -> list[SnmpFinding]:
+        """The latest finding of each open episode (of one device, or all), oldest key first."""
+        return [self._latest[k] for k in sorted(self._active) if k in self._latest
+                and (device is None or k[1] == device)]
+
+    def _reachability(self, dev: str, result, data: dict, now: float) -> list[SnmpFinding]:
+        if result.up:
+            self._failed.pop(dev, None)
+            self._answered.add(dev)
+            return []
+        n = self._failed.get(dev, (0, None))[0] + 1
+        errors = data.get("errors") or {}
+        first = next(iter(errors.values()), {}) if isinstance(errors, dict) else {}
+        self._failed[dev] = (n, first.get("error"))
+        if n < self.unreachable_polls:
+            return []
+        before = dev in self._answered
+        what = "no longer answers" if before else "has never answered"
+        return [SnmpFinding("device_unreachable", "critical", dev, "agent",
+                            f"{dev} {what} SNMP ({n} polls: {first.get('error') or 'no answer'})",
+                            {"failed_polls": n, "answered_before": before, "error_class": first.get("class"),
+                             "error": first.get("error")}, now)]
 
     def _prune(self, dev: str, data: dict, polled: set) -> None:
         """Forget rows the device no longer has (its tables change: mounts, virtual interfaces)."""
@@ -156,11 +240,11 @@ class SnmpRules:
                                                                         "oper_status": i.get("oper_status")}, now)
         for s in data.get("storage") or []:
             size, used = s.get("size_bytes"), s.get("used_bytes")
-            if not size or used is None:
+            if not size or used is None or not fillable_storage(s):
                 continue
             hist = self._storage.setdefault((dev, s["index"]), deque(maxlen=self.history))
             hist.append((now, float(used)))
-            days = days_to_full(list(hist), float(size))
+            days = days_to_full(list(hist), float(size), self.storage_min_span)
             ratio = used / size
             if ratio >= self.full_ratio or (days is not None and days <= self.full_days):
                 subj = f"storage {s.get('descr') or s['index']}"
@@ -196,7 +280,8 @@ class SnmpRules:
 
 
 _AREAS = {"device_rebooted": "sys", "interface_errors_rising": "interfaces", "interface_flapping": "interfaces",
-          "storage_filling": "storage", "printer_supply_low": "printer_supplies"}
+          "storage_filling": "storage", "printer_supply_low": "printer_supplies",
+          "device_unreachable": "reachability"}
 
 
 def _area(kind: str) -> str:

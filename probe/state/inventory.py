@@ -364,6 +364,15 @@ class Inventory:
             except MacError:
                 return self.devices.get(f"ip:{key_or_mac}")
 
+    def find_ip(self, ip: Any) -> Device | None:
+        """The device whose current address is `ip` (the most recently seen if several claim it), or None."""
+        ip = _clean_ip(ip)
+        if ip is None:
+            return None
+        with self._lock:
+            found = [d for d in self.devices.values() if d.ip == ip]
+            return max(found, key=lambda d: d.last_seen) if found else None
+
     def snapshot(self) -> list[Device]:
         """Every device, by IP then key (copies: safe to read while sources keep observing)."""
         with self._lock:

@@ -134,3 +134,15 @@ def test_example_config_is_valid_but_for_its_absent_secrets():
         load_file(str(example), env={"SITEVIGIL_SNMP_COMMUNITY": "c", "SITEVIGIL_SNMP_PRIV_KEY": "privkey123"})
     # Only the key file, which lives on the probe box, is missing here.
     assert [p.path for p in info.value.problems] == ["snmp.credentials[0].auth_key"]
+
+
+def test_snmp_findings_thresholds_load_and_bad_ones_are_located():
+    cfg = load_text("snmp:\n  findings:\n    errors_min: 50\n    ups_runtime_min: 5m\n    storage_full_ratio: 0.9\n")
+    f = cfg.snmp.findings
+    assert (f.errors_min, f.ups_runtime_min, f.storage_full_ratio, f.unreachable_polls) == (50, 300, 0.9, 3)
+    with pytest.raises(ConfigError) as info:
+        load_text("snmp:\n  findings:\n    unreachable_polls: 0\n    supply_low_ratio: 2\n    nope: 1\n", file="c.yml")
+    text = str(info.value)
+    assert "c.yml:3: snmp.findings.unreachable_polls: must be at least 1, got 0" in text
+    assert "c.yml:4: snmp.findings.supply_low_ratio: must be between 0 and 1 (exclusive), got 2" in text
+    assert "c.yml:5: snmp.findings" in text and "nope" in text

@@ -127,3 +127,21 @@ def test_state_follows_the_devices_tables():
     d.poll()
     assert ("dev1", 2) not in d.rules._flaps and ("dev1", 1) in d.rules._flaps
     assert not d.rules._storage
+
+
+def test_memory_and_optical_media_are_not_disks_filling():
+    from probe.findings.snmp_rules import fillable_storage
+
+    full = "1.3.6.1.2.1.25.2.3.1.6.1"
+    for typ, descr, raised in (("1.3.6.1.2.1.25.2.1.2", "Physical memory", False),       # hrStorageRam
+                               ("1.3.6.1.2.1.25.2.1.3", "Virtual memory", False),        # hrStorageVirtualMemory
+                               ("1.3.6.1.2.1.25.2.1.7", "D:\\", False),                  # hrStorageCompactDisc
+                               ("1.3.6.1.2.1.25.2.1.1", "Cached memory", False),         # hrStorageOther
+                               ("1.3.6.1.2.1.25.2.1.1", "/volume1", True),               # a NAS volume as Other
+                               ("1.3.6.1.2.1.25.2.1.4", "/", True)):                     # hrStorageFixedDisk
+        d = Device()
+        d.client.apply(f"1.3.6.1.2.1.25.2.3.1.2.1|6|{typ}\n1.3.6.1.2.1.25.2.3.1.3.1|4|{descr}\n")
+        got = d.poll(advance=0, **{full: 999})   # 99.9% used
+        assert ("storage_filling" in got) is raised, (descr, got)
+    assert fillable_storage({"type": None, "descr": "C:\\ Label:System  Serial Number 1234"})
+    assert not fillable_storage({"type": "hrStorageFloppyDisk", "descr": "A:\\"})

@@ -3,6 +3,7 @@
     poller = SnmpPoller(config, store=store)
     task = asyncio.create_task(poller.run())      # polls until cancelled
     poller.add_target("192.168.1.20")             # a device the sweep found
+    poller.observers.append(fn)                   # fn(device, result) after each poll
     for dev in poller.devices(): ...              # latest results, never waiting on a device
 
 Schedule: a fast round (counters: system, interfaces, host resources, printer, UPS) every
@@ -180,6 +181,9 @@ class SnmpPoller:
         self._waiter: asyncio.Future | None = None
         self.rounds = 0
         self.discovered_dropped = 0
+        # Called with (Device, DeviceResult) after each poll of a polled (not transient) device,
+        # answered or not: findings, anomaly series and the inventory are built from these.
+        self.observers: list = []
         self.set_config(config)
 
     @property
@@ -298,7 +302,17 @@ class SnmpPoller:
                 return None
         async with dev.lock:
             async with self._sem:
-                return await self._poll_locked(dev, modules, mp)
+                result = await self._poll_locked(dev, modules, mp)
+        if result is not None and self._devices.get(dev.key) is dev:
+            self._notify(dev, result)
+        return result
+
+    def _notify(self, dev: Device, result) -> None:
+        for observer in list(self.observers):
+            try:
+                observer(dev, result)
+            except Exception:  # what is built on the results must not stop the polling
+                _log.exception("SNMP: handling the poll result of %s failed", dev.target)
 
     async def _poll_locked(self, dev: Device, modules, mp):
         cfg = self.config.snmp
