@@ -142,6 +142,19 @@ def test_hping3_syn_flood(lab_factory, tmp_path):
         assert f["device"] in _who(victim) | _who(attacker) | {"lan"}, f
 
 
+def _arping(lab, host, target: str, *, count: int, source: str | None = None, unsolicited: bool = False) -> list[str]:
+    """argv for whichever arping is installed: Debian's `arping` package is Thomas Habets' (-i IFACE,
+    -S source IP, -s would be a source MAC), iputils-arping takes -I IFACE and -s source IP."""
+    r = lab.run(host, ["arping", "--help"], check=False)
+    habets = "Habets" in r.stdout + r.stderr
+    argv = ["arping", "-c", str(count), "-w", str(count + 2), "-i" if habets else "-I", "eth0"]
+    if source is not None:
+        argv += ["-S" if habets else "-s", source]
+    if unsolicited:
+        argv.append("-U")
+    return argv + [target]
+
+
 def test_host_taking_another_ones_ip(lab_factory, tmp_path):
     _need("arping", "curl")
     lab = lab_factory(hosts=2)
@@ -150,10 +163,12 @@ def test_host_taking_another_ones_ip(lab_factory, tmp_path):
         _warm_up(lab)
         time.sleep(3)
         lab.run(thief, ["ip", "addr", "add", f"{owner.ip}/32", "dev", "eth0"])
-        lab.run(thief, ["arping", "-U", "-c", "3", "-w", "5", "-I", "eth0", "-s", str(owner.ip), str(owner.ip)],
-                check=False)
+        # The thief announces the address (gratuitous ARP, sender = target = the owner's IP).
+        r = lab.run(thief, _arping(lab, thief, str(owner.ip), count=3, source=str(owner.ip), unsolicited=True),
+                    check=False)
+        assert "arping:" not in r.stderr, r.stderr  # the tool really sent its frames
         # The owner keeps using its address: its ARP cache refresh asks for the gateway again.
-        lab.run(owner, ["arping", "-c", "2", "-w", "3", "-I", "eth0", str(lab.gateway.ip)], check=False)
+        lab.run(owner, _arping(lab, owner, str(lab.gateway.ip), count=2), check=False)
         f = probe.wait_finding({"duplicate_ip", "arp_spoofing"}, timeout=60)
         assert str(owner.ip) in (f["device"], *map(str, f["evidence"].values())) or f["device"] in _who(thief), f
 
