@@ -13,8 +13,10 @@ Used by `sitevigil replay` and meant for the live capture subsystem, so both exp
 """
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass, field
+from typing import Callable, Iterable
 
 import numpy as np
 
@@ -28,6 +30,11 @@ from probe.findings.model import Finding
 from probe.sources.frames import FrameBatch
 from probe.state.aggregates import (CaptureAggregator, DeviceSummary, WindowAggregates, batch_columns,
                                     format_ip_key, format_mac, merge_windows)
+
+_log = logging.getLogger("sitevigil.capture")
+
+# Kinds where the probe's own address is the victim, not the culprit (someone else uses its IP).
+_OWN_ADDRESS_KINDS = {"duplicate_ip"}
 
 _ADDITIVE = np.array([n not in NON_ADDITIVE for n in COUNTERS])
 
@@ -50,12 +57,20 @@ class CaptureStats:
 
 class CapturePipeline:
     def __init__(self, capture: CaptureConfig, detection: DetectionConfig, *, kernels=fastpath,
-                 engine: FindingEngine | None = None, summarize_devices: bool = False):
+                 engine: FindingEngine | None = None, summarize_devices: bool = False,
+                 own_devices: Iterable[str] = (), on_window: Callable[[WindowAggregates], None] | None = None):
+        """`own_devices`: the probe's own MACs and IPs (its sweeps and SNMP polls are not findings);
+        `on_window`: called with each closed window, after detection (anomaly scores, passive learning)."""
         self.kernels = kernels
+        self.own_devices = frozenset(str(d).lower() for d in own_devices)
+        self.on_window = on_window
+        self.on_records: Callable[[FrameBatch, np.ndarray], None] | None = None  # each parsed batch
         self.agg = CaptureAggregator(max_devices=capture.max_devices, window_s=capture.window, kernels=kernels)
         if engine is None:
             engine = lan_engine(detection) if detection.enabled else FindingEngine(detection, [])
         self.engine = engine
+        if self.own_devices:
+            engine.ignore = self._own
         self._lock = threading.Lock()
         self.frames = 0
         self.bytes = 0
@@ -76,6 +91,11 @@ class CapturePipeline:
         if not len(batch):
             return []
         records, malformed = self.kernels.parse_frames(*batch_columns(batch))
+        if self.on_records is not None:
+            try:
+                self.on_records(batch, records)
+            except Exception:  # a consumer's bug must not stop the capture
+                _log.exception("capture batch consumer failed")
         return self.add_records(records, malformed)
 
     def add_records(self, records: np.ndarray, malformed: int) -> list[Finding]:
@@ -119,7 +139,21 @@ class CapturePipeline:
             view = merge_windows(prev, w) if prev is not None and prev.end_ns == w.start_ns else w
             with self._lock:  # an exporter may read the episodes from another thread
                 new.extend(self.engine.process(view))
+            if self.on_window is not None:
+                try:
+                    self.on_window(w)
+                except Exception:  # a consumer's bug must not stop the capture
+                    _log.exception("capture window consumer failed")
         return new
+
+    def _own(self, finding: Finding) -> bool:
+        """A finding about the probe itself: its own sweeps and polls, seen on the mirror port."""
+        if not self.own_devices or finding.kind in _OWN_ADDRESS_KINDS:
+            return False
+        if finding.device in self.own_devices:
+            return True
+        ev = finding.evidence
+        return any(isinstance(ev.get(k), str) and ev[k] in self.own_devices for k in ("mac", "ip"))
 
     def stats(self) -> CaptureStats:
         with self._lock:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import ipaddress
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -107,7 +108,7 @@ class FramePipeline:
                 self.emit(finding)
 
 
-def make_analysis(config: Config):
+def make_analysis(config: Config, *, own_devices=(), on_window=None):
     """The capture analysis (parse -> aggregate -> detect) when this build has it, else None.
 
     Imported here, at the composition point, because it sits to the right of the sources."""
@@ -115,7 +116,74 @@ def make_analysis(config: Config):
         from probe.findings.pipeline import CapturePipeline
     except ImportError:
         return None
-    return CapturePipeline(config.capture, config.detection)
+    return CapturePipeline(config.capture, config.detection, own_devices=own_devices, on_window=on_window)
+
+
+def own_addresses() -> set[str]:
+    """The probe's own MACs and IPv4 addresses: its sweeps and polls cross the mirror port too."""
+    from probe.sources.interfaces import local_interfaces
+
+    out: set[str] = set()
+    try:
+        ifaces = local_interfaces()
+    except Exception as exc:  # netifaces on an odd system: detection still works, only less quiet
+        _log.warning("cannot list the probe's own interfaces: %s", exc)
+        return out
+    for iface in ifaces:
+        if iface.mac:
+            out.add(iface.mac.lower())
+        out.update(str(a.ip) for a in iface.addresses)
+    return out
+
+
+class PassiveFeed:
+    """What the capture saw, handed to the inventory (the sweep subsystem's learn_decoded/observe_table):
+    DHCP, mDNS, LLMNR, NetBIOS, LLDP and CDP frames decoded off the hot path, at most `max_per_second`
+    of them, and the ARP IP->MAC bindings of each closed window (bounded by the window's ARP table)."""
+
+    def __init__(self, target, *, max_per_second: int = 200, clock=time.monotonic):
+        self.target, self.max_per_second, self.clock = target, max_per_second, clock
+        self._second, self._used = -1, 0
+        self.decoded_total = 0
+        self.skipped_total = 0
+
+    def frames(self, batch: FrameBatch, records) -> None:
+        from probe._layout import F_IPV4, F_MALFORMED, RARE_FLAGS
+        from probe.sources.rare import decode_rare
+
+        import numpy as np
+
+        flags = records["flags"]
+        idx = np.flatnonzero(((flags & RARE_FLAGS) != 0) & ((flags & F_MALFORMED) == 0))
+        if not len(idx):
+            return
+        second = int(self.clock())
+        if second != self._second:
+            self._second, self._used = second, 0
+        room = max(0, self.max_per_second - self._used)
+        self.skipped_total += max(0, len(idx) - room)
+        infos = []
+        for i in idx[:room]:
+            rec = records[int(i)]
+            info = decode_rare(batch.frame(int(i)), rec)
+            if info is None:
+                continue
+            if int(rec["flags"]) & F_IPV4 and int(rec["src_ip"]):
+                info["src_ip"] = str(ipaddress.IPv4Address(int(rec["src_ip"])))
+            infos.append(info)
+        self._used += min(room, len(idx))
+        self.decoded_total += len(infos)
+        if infos:
+            self.target.learn_decoded(infos)
+
+    def window(self, window) -> None:
+        from probe.state.aggregates import format_mac
+
+        keys = window.arp.keys
+        rows = [(format_mac(int(mac)), str(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)))
+                for ip, mac in keys.tolist() if ip and mac]
+        if rows:
+            self.target.observe_table(rows, "arp", ts=window.end_ns / 1e9)
 
 
 def open_ring(cfg: CaptureConfig, ring_class=None, *, fanout_group: int | None = None):
@@ -137,8 +205,10 @@ class CaptureSubsystem:
         self.ctx = ctx
         self.status = Status()
         # Built once per configuration, so windows and finding episodes survive a ring reopening.
-        # With fanout > 1 the analysis would need the workers' windows merged: counters only (see report).
-        self.analysis = make_analysis(config) if config.capture.fanout == 1 else None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.own = own_addresses()
+        self.passive: PassiveFeed | None = None
+        self.analysis = self._make_analysis(config)
         self.ring_class = ring_class
         self.sysfs = sysfs
         self.retry_seconds = retry_seconds
@@ -153,6 +223,34 @@ class CaptureSubsystem:
         self._last_drop_at = 0.0
         self._workers: list[multiprocessing.Process] = []
 
+    def _make_analysis(self, config: Config):
+        # With fanout > 1 the analysis would need the workers' windows merged: counters only (see report).
+        if config.capture.fanout != 1:
+            return None
+        analysis = make_analysis(config, own_devices=self.own, on_window=self._window_closed)
+        if analysis is not None and self.passive is not None:
+            analysis.on_records = self.passive.frames
+        return analysis
+
+    def _window_closed(self, window) -> None:
+        """In the capture thread, after detection: score each device's rates, learn ARP bindings."""
+        if self.passive is not None:
+            self.passive.window(window)
+        anomaly = self.ctx.anomaly
+        if anomaly is not None and self._loop is not None and len(window.macs):
+            from probe.state.aggregates import device_series
+
+            keys, ts, values = device_series(window)
+            # AnomalyScores is not thread-safe: it is updated on the loop, where it is also exported
+            self._loop.call_soon_threadsafe(self._score, anomaly, keys, ts, values)
+
+    @staticmethod
+    def _score(anomaly, keys, ts, values) -> None:
+        try:
+            anomaly.update(keys, ts, values)
+        except Exception:
+            _log.exception("scoring the capture window failed")
+
     # -- Subsystem interface ----------------------------------------------------------------------
     async def start(self) -> None:
         cfg = self.config
@@ -163,6 +261,11 @@ class CaptureSubsystem:
             self.status.set(Health.FAILED, "no capture interface: set capture.interface (no default route "
                                            "to take it from)")
             return
+        self._loop = asyncio.get_running_loop()
+        sweep = self.ctx.peers.get("sweep")  # built after us: looked up when the daemon starts
+        if self.analysis is not None and sweep is not None and hasattr(sweep, "learn_decoded"):
+            self.passive = PassiveFeed(sweep)
+            self.analysis.on_records = self.passive.frames
         self._stop.clear()
         self._first_attempt.clear()
         target = self._run_thread if cfg.fanout == 1 else self._run_fanout
@@ -183,7 +286,7 @@ class CaptureSubsystem:
         _log.info("capture configuration changed: reopening the capture")
         await self.stop()
         self.config, self.full_config = config.capture, config
-        self.analysis = make_analysis(config) if config.capture.fanout == 1 else None
+        self.analysis = self._make_analysis(config)
         await self.start()
 
     def collectors(self) -> Iterable:

@@ -183,6 +183,34 @@ class WindowAggregates:
             yield format_ip_key(self.ips.keys[i, 0], self.ips.keys[i, 1]), self.ips.row_dict(i)
 
 
+# Per-device series scored for anomalies at each closed window: (series name, counters summed) as
+# rates per second. "unanswered" is SYNs that got no SYN-ACK back (refused, filtered, dead hosts).
+DEVICE_SERIES = (("frames", ("frames",)), ("bytes", ("bytes",)), ("tcp_syn", ("tcp_syn",)),
+                 ("unanswered_syn", ()), ("dns_errors", ("dns_nxdomain_rcvd", "dns_servfail_rcvd")),
+                 ("icmp_unreachable", ("icmp_unreach_rcvd",)), ("broadcast", ("broadcast",)))
+
+
+def device_series(window: "WindowAggregates") -> tuple[list[tuple[str, str]], np.ndarray, np.ndarray]:
+    """(keys, ts, values) for AnomalyScores.update: one sample per series of each MAC in the window
+    (keys (MAC, series name), values per second, ts the window's end). Bounded by the MAC table."""
+    snap = window.macs
+    n = len(snap)
+    if not n:
+        return [], np.zeros(0), np.zeros(0)
+    secs = window.seconds
+    cols = []
+    for name, parts in DEVICE_SERIES:
+        if name == "unanswered_syn":
+            v = np.maximum(snap.col("tcp_syn").astype(np.float64) - snap.col("tcp_synack_rcvd"), 0.0)
+        else:
+            v = sum(snap.col(c).astype(np.float64) for c in parts)
+        cols.append(v / secs)
+    values = np.stack(cols, axis=1).reshape(-1)  # device-major: all series of one device together
+    macs = [format_mac(k) for k in snap.keys[:, 0]]
+    keys = [(m, name) for m in macs for name, _ in DEVICE_SERIES]
+    return keys, np.full(len(keys), window.end_ns / 1e9), values
+
+
 class CaptureAggregator:
     """Splits parsed records into time windows and aggregates each in bounded tables.
 

@@ -129,6 +129,20 @@ def _wait_listening(lab, client, ip, port, timeout=10.0):
     raise AssertionError(f"nothing listening on {ip}:{port}")
 
 
+def _web_server(ip, port: int, root) -> list[str]:
+    """A plain HTTP server. Not `python3 -m http.server`: its HTTPServer looks its own address up in
+    DNS (socket.getfqdn) before serving, and in a lab namespace that query waits on an unreachable
+    resolver (and puts unanswered DNS on the quiet LAN)."""
+    import sys
+    script = ("import functools, http.server, socketserver\n"
+              "class S(socketserver.ThreadingTCPServer):\n"
+              "    allow_reuse_address = True\n"
+              "    daemon_threads = True\n"
+              f"S(({str(ip)!r}, {port}), functools.partial(http.server.SimpleHTTPRequestHandler,"
+              f" directory={str(root)!r})).serve_forever()\n")
+    return [sys.executable, "-c", script]
+
+
 def test_hping3_syn_flood(lab_factory, tmp_path):
     _need("hping3", "curl")
     lab = lab_factory(hosts=2)
@@ -183,7 +197,7 @@ def test_quiet_lan_raises_nothing(lab_factory, tmp_path):
                                       f"--dhcp-range={base + 100},{base + 150},255.255.255.0,5m",
                                       f"--dhcp-leasefile={tmp_path / 'leases'}", "--no-resolv", "--no-hosts",
                                       f"--address=/printer.office.lan/{lab.hosts[2].ip}"])
-        web = lab.popen(lab.hosts[2], ["python3", "-m", "http.server", "8080", "--bind", str(lab.hosts[2].ip)])
+        web = lab.popen(lab.hosts[2], _web_server(lab.hosts[2].ip, 8080, tmp_path))
         try:
             _wait_listening(lab, lab.hosts[0], lab.hosts[2].ip, 8080)  # no refused connection on a quiet LAN
             _dhcp_discover(lab, lab.hosts[0], count=1)
