@@ -102,14 +102,12 @@ class CapturePipeline:
         """For sources that parse themselves (the live ring parses inside its block walk)."""
         if not len(records):
             return []
-        bits = np.unpackbits(records["flags"].astype("<u4").view(np.uint8).reshape(-1, 4), axis=1, bitorder="little")
+        records = np.ascontiguousarray(records)
         with self._lock:
+            nbytes, lo, hi = self.kernels.record_totals(records, self.flag_counts)
             self.frames += len(records)
-            self.bytes += int(records["wirelen"].sum(dtype=np.uint64))
+            self.bytes += int(nbytes)
             self.malformed += int(malformed)
-            self.flag_counts += bits.sum(axis=0, dtype=np.int64)
-            ts = records["ts_ns"]
-            lo, hi = int(ts.min()), int(ts.max())
             self.first_ts_ns = lo if self.first_ts_ns is None else min(self.first_ts_ns, lo)
             self.last_ts_ns = hi if self.last_ts_ns is None else max(self.last_ts_ns, hi)
         return self._windows(self.agg.add(records))

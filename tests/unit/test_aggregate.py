@@ -216,3 +216,33 @@ def test_merged_windows_equal_one_long_window(items):
         rows_b = {tuple(k): (b.counts[i, additive].tolist(), b.hll[i].tolist()) for i, k in enumerate(b.keys.tolist())}
         assert rows_a == rows_b, name
     assert long_w.totals[additive].tolist() == merged.totals[additive].tolist()
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(frame(), max_size=40), st.lists(st.integers(-2**40, 2**62), min_size=40, max_size=40))
+def test_record_totals_agree_with_numpy(frames, stamps):
+    """The pipeline's running totals (flag bits, wire bytes, first and last timestamp) in one pass."""
+    import probe._fastpath_py as py
+    kernels = [py]
+    try:
+        import probe._fastpath as c
+        kernels.append(c)
+    except ImportError:
+        pass
+    recs = py.parse_frames(*batch_columns(FrameBatch.from_frames(frames, ts_ns=stamps[:len(frames)])))[0] \
+        if frames else np.zeros(0, dtype=py.parse_frames(*batch_columns(FrameBatch.empty()))[0].dtype)
+    recs["flags"][::3] |= np.uint32(1 << 31)  # the top bit too
+    want = np.zeros(32, np.int64)
+    for f in recs["flags"].tolist():
+        for b in range(32):
+            want[b] += (f >> b) & 1
+    for k in kernels:
+        counts = np.full(32, 5, np.int64)  # added to, never reset
+        got = k.record_totals(recs, counts)
+        assert np.array_equal(counts, want + 5), k.__name__
+        if len(recs):
+            assert got == (int(recs["wirelen"].sum()), int(recs["ts_ns"].min()), int(recs["ts_ns"].max())), k.__name__
+        else:
+            assert got == (0, 0, 0)
+    with pytest.raises(ValueError, match="32 counters"):
+        py.record_totals(recs, np.zeros(8, np.int64))
