@@ -16,6 +16,7 @@ def parse_frames(
     wirelen: npt.NDArray[np.uint32], # const uint32_t[::1]: bytes on the wire
     ts_ns: npt.NDArray[np.int64],    # const int64_t[::1]
     vlan: npt.NDArray[np.int32],     # const int32_t[::1]: metadata VLAN or -1
+    out: np.ndarray | None = None,   # FRAME_DTYPE buffer to reuse (records = out[:n], memset per record)
 ) -> tuple[np.ndarray, int]:
     """(records of probe._layout.FRAME_DTYPE (C struct FrameRecord), number flagged MALFORMED)."""
 

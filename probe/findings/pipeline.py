@@ -21,7 +21,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from probe import fastpath
-from probe._layout import COUNTERS, FLAG_NAMES, N_COUNTERS, NON_ADDITIVE
+from probe._layout import COUNTERS, FLAG_NAMES, FRAME_DTYPE, N_COUNTERS, NON_ADDITIVE
 from probe.config.capture import CaptureConfig
 from probe.config.detection import DetectionConfig
 from probe.findings.base import FindingEngine
@@ -64,6 +64,7 @@ class CapturePipeline:
         self.kernels = kernels
         self.own_devices = frozenset(str(d).lower() for d in own_devices)
         self.on_window = on_window
+        self._records: np.ndarray | None = None  # parse buffer, reused
         self.on_records: Callable[[FrameBatch, np.ndarray], None] | None = None  # each parsed batch
         self.agg = CaptureAggregator(max_devices=capture.max_devices, window_s=capture.window, kernels=kernels)
         if engine is None:
@@ -90,7 +91,10 @@ class CapturePipeline:
         """Parse and aggregate one batch; returns findings that started in windows it closed."""
         if not len(batch):
             return []
-        records, malformed = self.kernels.parse_frames(*batch_columns(batch))
+        if self._records is None or len(self._records) < len(batch):
+            self._records = np.zeros(max(len(batch), 4096), dtype=FRAME_DTYPE)
+        # one buffer reused for every batch: nothing below keeps the records past this call
+        records, malformed = self.kernels.parse_frames(*batch_columns(batch), out=self._records)
         if self.on_records is not None:
             try:
                 self.on_records(batch, records)
