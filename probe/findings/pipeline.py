@@ -65,6 +65,7 @@ class CapturePipeline:
         self.own_devices = frozenset(str(d).lower() for d in own_devices)
         self.on_window = on_window
         self._records: np.ndarray | None = None  # parse buffer, reused
+        self._members: dict[int, tuple[int, int, int, np.ndarray]] = {}  # fanout workers' totals
         self.on_records: Callable[[FrameBatch, np.ndarray], None] | None = None  # each parsed batch
         self.agg = CaptureAggregator(max_devices=capture.max_devices, window_s=capture.window, kernels=kernels)
         if engine is None:
@@ -116,6 +117,23 @@ class CapturePipeline:
             self.last_ts_ns = hi if self.last_ts_ns is None else max(self.last_ts_ns, hi)
         return self._windows(self.agg.add(records))
 
+    def add_windows(self, windows: list[WindowAggregates]) -> list[Finding]:
+        """Closed windows aggregated elsewhere (the fanout workers', merged per time slot)."""
+        return self._windows(windows)
+
+    def set_member_totals(self, member: int, frames: int, nbytes: int, malformed: int, flag_counts) -> None:
+        """Running totals of a fanout worker that parses for this pipeline (cumulative, replaced)."""
+        with self._lock:
+            self._members[member] = (int(frames), int(nbytes), int(malformed), np.asarray(flag_counts, np.int64))
+
+    def retire_members(self) -> None:
+        """The workers are gone (restarted): keep what they counted, so the totals never go back."""
+        with self._lock:
+            for f, b, m, fl in self._members.values():
+                self.frames, self.bytes, self.malformed = self.frames + f, self.bytes + b, self.malformed + m
+                self.flag_counts += fl
+            self._members.clear()
+
     def tick(self, now_ns: int) -> list[Finding]:
         """Close the window in progress if its time is up (quiet links in the live probe)."""
         return self._windows(self.agg.roll_if_due(now_ns))
@@ -165,8 +183,12 @@ class CapturePipeline:
             raised: dict[str, int] = {}
             for (kind, _sev), n in self.engine.raised_total.items():
                 raised[kind] = raised.get(kind, 0) + n
+            frames, nbytes, malformed, flags = self.frames, self.bytes, self.malformed, self.flag_counts.copy()
+            for f, b, m, fl in self._members.values():
+                frames, nbytes, malformed = frames + f, nbytes + b, malformed + m
+                flags += fl
             return CaptureStats(
-                self.frames, self.bytes, self.malformed,
-                {name: int(self.flag_counts[i]) for i, name in enumerate(FLAG_NAMES)},
+                frames, nbytes, malformed,
+                {name: int(flags[i]) for i, name in enumerate(FLAG_NAMES)},
                 {name: int(self.events[i]) for i, name in enumerate(COUNTERS) if name not in NON_ADDITIVE},
                 self.windows, self.last_window, dict(self.overflow), raised, active, dict(self.engine.raised_total))

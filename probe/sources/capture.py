@@ -38,6 +38,7 @@ RETRY_SECONDS = 5.0       # how often a failed capture tries to open the interfa
 STATS_SECONDS = 1.0       # how often kernel and interface counters are read
 DROP_WINDOW_SECONDS = 60  # health stays DEGRADED this long after the kernel last dropped frames
 READ_TIMEOUT = 0.2        # longest wait inside the ring, so a stop request is seen quickly
+PASSIVE_PER_SECOND = 200  # rare frames (DHCP, mDNS, LLDP...) decoded for the inventory, at most, per second
 
 
 @dataclass
@@ -141,7 +142,7 @@ class PassiveFeed:
     DHCP, mDNS, LLMNR, NetBIOS, LLDP and CDP frames decoded off the hot path, at most `max_per_second`
     of them, and the ARP IP->MAC bindings of each closed window (bounded by the window's ARP table)."""
 
-    def __init__(self, target, *, max_per_second: int = 200, clock=time.monotonic):
+    def __init__(self, target, *, max_per_second: int = PASSIVE_PER_SECOND, clock=time.monotonic):
         self.target, self.max_per_second, self.clock = target, max_per_second, clock
         self._second, self._used = -1, 0
         self.decoded_total = 0
@@ -224,9 +225,7 @@ class CaptureSubsystem:
         self._workers: list[multiprocessing.Process] = []
 
     def _make_analysis(self, config: Config):
-        # With fanout > 1 the analysis would need the workers' windows merged: counters only (see report).
-        if config.capture.fanout != 1:
-            return None
+        # With fanout > 1 the workers parse and aggregate; this analysis judges their merged windows.
         analysis = make_analysis(config, own_devices=self.own, on_window=self._window_closed)
         if analysis is not None and self.passive is not None:
             analysis.on_records = self.passive.frames
@@ -388,6 +387,36 @@ class CaptureSubsystem:
                 self.status.set(Health.OK, self._ok_reason())
 
     # -- several rings in worker processes (PACKET_FANOUT) --------------------------------------------
+    def _from_worker(self, member: int, kind: str, payload, latest: list, slots: dict) -> None:
+        if kind == "counters":
+            latest[member] = payload
+        elif kind == "totals" and self.analysis is not None:
+            self.analysis.set_member_totals(member, *payload)
+        elif kind == "window" and self.analysis is not None:
+            slots.setdefault(payload.start_ns, []).append(payload)
+        elif kind == "rare" and self.passive is not None:
+            try:
+                self.passive.target.learn_decoded(payload)
+            except Exception:
+                _log.exception("learning from a capture worker's frames failed")
+
+    def _judge_slots(self, slots: dict, now_ns: int | None) -> None:
+        """Merge each time slot's windows once every worker has had time to close its own (they close
+        on their clocks' tick, once per stats period), then judge them as one (None: all, now)."""
+        grace_ns = int((2 * self.stats_seconds + READ_TIMEOUT + 0.5) * 1e9)
+        from probe.state.aggregates import merge_parallel
+
+        for start in sorted(slots):
+            windows = slots[start]
+            if now_ns is not None and now_ns < max(w.end_ns for w in windows) + grace_ns:
+                break
+            del slots[start]
+            try:
+                for finding in self.analysis.add_windows([merge_parallel(windows)]):
+                    self.ctx.emit_finding(finding)
+            except Exception:
+                _log.exception("judging the capture workers' windows failed")
+
     def _run_fanout(self) -> None:
         cfg = self.config
         group = os.getpid() & 0xFFFF
@@ -399,7 +428,9 @@ class CaptureSubsystem:
             self._workers = []
             for member in range(cfg.fanout):
                 parent, child = ctx.Pipe(duplex=False)
-                proc = ctx.Process(target=_fanout_worker, args=(cfg, group, child, stop, self.stats_seconds),
+                proc = ctx.Process(target=_fanout_worker,
+                                   args=(cfg, group, child, stop, self.stats_seconds, self.analysis is not None,
+                                         self.passive is not None),
                                    name=f"sitevigil-capture-{member}", daemon=True)
                 proc.start()
                 child.close()
@@ -408,6 +439,7 @@ class CaptureSubsystem:
                 latest.append(CaptureCounters())
             error = None
             ready = 0
+            slots: dict[int, list] = {}  # window start -> the workers' windows of that time slot
             while not self._stop.is_set() and error is None:
                 for conn in multiprocessing.connection.wait(conns, timeout=READ_TIMEOUT):
                     try:
@@ -424,10 +456,11 @@ class CaptureSubsystem:
                             self.status.set(Health.OK, self._ok_reason())
                             self._first_attempt.set()
                         continue
-                    latest[conns.index(conn)] = payload
+                    self._from_worker(conns.index(conn), kind, payload, latest, slots)
                 else:
                     if ready == cfg.fanout:
                         self._publish(base, latest)
+                self._judge_slots(slots, time.time_ns())
             stop.set()
             for proc in self._workers:
                 proc.join(5)
@@ -440,9 +473,12 @@ class CaptureSubsystem:
                         kind, payload = conn.recv()
                     except (EOFError, OSError):
                         break
-                    if kind == "counters":
-                        latest[conns.index(conn)] = payload
+                    if kind != "error":
+                        self._from_worker(conns.index(conn), kind, payload, latest, slots)
                 conn.close()
+            self._judge_slots(slots, None)
+            if self.analysis is not None:
+                self.analysis.retire_members()
             self._publish(base, latest)
             for m in latest:
                 base += m
@@ -452,8 +488,23 @@ class CaptureSubsystem:
                 self._stop.wait(self.retry_seconds)
 
 
-def _fanout_worker(cfg: CaptureConfig, group: int, conn, stop, stats_seconds: float) -> None:
-    """One member of the fanout group, in its own process: read its ring, send counters each second."""
+class _SendDecoded:
+    """A fanout worker's stand-in for the sweep subsystem: decoded rare frames go to the parent."""
+
+    def __init__(self, conn):
+        self.conn = conn
+
+    def learn_decoded(self, infos) -> None:
+        self.conn.send(("rare", list(infos)))
+
+
+def _fanout_worker(cfg: CaptureConfig, group: int, conn, stop, stats_seconds: float, analyse: bool = False,
+                   learn: bool = False) -> None:
+    """One member of the fanout group, in its own process: read its ring, send counters each second.
+
+    With `analyse`, it also parses and aggregates its share of the flows and sends each closed window
+    (and its running totals) to the parent, which merges the members' windows per time slot and judges
+    them; with `learn`, the rare frames it decodes too (bounded per second)."""
     try:
         ring = open_ring(cfg, fanout_group=group)
     except (afpacket.CaptureError, OSError) as exc:
@@ -464,7 +515,15 @@ def _fanout_worker(cfg: CaptureConfig, group: int, conn, stop, stats_seconds: fl
         raise
     conn.send(("ready", None))
     counters = CaptureCounters()
-    pipeline = FramePipeline(counters)
+    analysis = None
+    if analyse:
+        from probe.config import DetectionConfig
+        from probe.findings.pipeline import CapturePipeline
+
+        analysis = CapturePipeline(cfg, DetectionConfig(enabled=False), on_window=lambda w: conn.send(("window", w)))
+        if learn:
+            analysis.on_records = PassiveFeed(_SendDecoded(conn), max_per_second=max(1, PASSIVE_PER_SECOND // cfg.fanout)).frames
+    pipeline = FramePipeline(counters, analysis=analysis)
     next_stats = 0.0
     parent = os.getppid()
     try:
@@ -473,8 +532,11 @@ def _fanout_worker(cfg: CaptureConfig, group: int, conn, stop, stats_seconds: fl
             now = time.monotonic()
             if now >= next_stats:
                 next_stats = now + stats_seconds
+                pipeline.tick(time.time_ns())
                 counters.add_kernel(ring.statistics())
                 conn.send(("counters", counters))
+                if analysis is not None:
+                    conn.send(("totals", _totals(analysis)))
     except (afpacket.CaptureError, OSError) as exc:
         conn.send(("error", str(exc)))
     finally:
@@ -484,9 +546,16 @@ def _fanout_worker(cfg: CaptureConfig, group: int, conn, stop, stats_seconds: fl
             pass
         ring.close()
         try:
+            if analysis is not None:
+                analysis.finish()  # the window in progress goes to the parent too
+                conn.send(("totals", _totals(analysis)))
             conn.send(("counters", counters))
         except OSError:
             pass
+
+
+def _totals(analysis) -> tuple:
+    return analysis.frames, analysis.bytes, analysis.malformed, analysis.flag_counts.copy()
 
 
 def factory(config: Config, ctx: Context) -> CaptureSubsystem:

@@ -408,3 +408,19 @@ def merge_windows(a: WindowAggregates, b: WindowAggregates) -> WindowAggregates:
     return WindowAggregates(a.start_ns, b.end_ns, _merge_snapshots(a.macs, b.macs), _merge_snapshots(a.ips, b.ips, True),
                             _merge_snapshots(a.arp, b.arp), totals, np.maximum(a.totals_hll, b.totals_hll),
                             a.malformed + b.malformed)
+
+
+def merge_parallel(windows: list[WindowAggregates]) -> WindowAggregates:
+    """One window from several captures of the same time slot (the processes of a PACKET_FANOUT group,
+    each of which saw a share of the flows): counts add, sketches union, first/last seen span all."""
+    if not windows:
+        raise ValueError("merge_parallel: no windows")
+    out = windows[0]
+    for w in windows[1:]:
+        totals = out.totals.copy()
+        _merge_counts(totals, w.totals)
+        out = WindowAggregates(min(out.start_ns, w.start_ns), max(out.end_ns, w.end_ns),
+                               _merge_snapshots(out.macs, w.macs), _merge_snapshots(out.ips, w.ips),
+                               _merge_snapshots(out.arp, w.arp), totals, np.maximum(out.totals_hll, w.totals_hll),
+                               out.malformed + w.malformed)
+    return out

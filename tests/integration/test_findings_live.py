@@ -15,13 +15,13 @@ from tests.lab.daemon import probe_daemon
 pytestmark = [pytest.mark.lab, pytest.mark.peer]
 
 
-def _config(lab, **detection) -> str:
+def _config(lab, fanout: int = 1, **detection) -> str:
     det = ", ".join(f"{k}: {v}" for k, v in detection.items())
     return f"""\
 subnets: [{{cidr: {lab.subnet}}}]
 snmp: {{enabled: false}}
 sweep: {{enabled: false}}
-capture: {{interface: mirror0, window: 2s}}
+capture: {{interface: mirror0, window: 2s, fanout: {fanout}}}
 detection: {{{det}}}
 """
 
@@ -42,11 +42,13 @@ def _warm_up(lab):
         lab.run(h, ["ping", "-c", "1", "-W", "1", str(lab.gateway.ip)], check=False)
 
 
-def test_nmap_port_scan(lab_factory, tmp_path):
+@pytest.mark.parametrize("fanout", [1, 2], ids=["one-ring", "fanout-2"])
+def test_nmap_port_scan(lab_factory, tmp_path, fanout):
+    """With fanout 2 the kernel splits the flows between two processes; their windows are merged."""
     _need("nmap", "curl")
     lab = lab_factory(hosts=2)
     scanner, victim = lab.hosts
-    with probe_daemon(lab, tmp_path, _config(lab)) as probe:
+    with probe_daemon(lab, tmp_path, _config(lab, fanout=fanout)) as probe:
         _warm_up(lab)
         lab.run(scanner, ["nmap", "-n", "-Pn", "--disable-arp-ping", "-sS", "-p", "1-1000", "-T4",
                           "--max-retries", "0", "--host-timeout", "30s", str(victim.ip)], timeout=60)
