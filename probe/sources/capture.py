@@ -1,11 +1,18 @@
 """The "capture" subsystem: read the mirror port through the TPACKET_V3 ring and feed every frame on.
 
-    ring (probe.fastpath.PacketRing) -> FramePipeline: count, parse (parse_frames), aggregate
+    ring (probe.fastpath.PacketRing) -> FramePipeline: count, parse (parse_frames), aggregate, detect
+    each closed window -> ctx.anomaly (per-device rates: frames, bytes, SYNs, unanswered SYNs, DNS errors,
+                          ICMP unreachables, broadcasts) and the inventory (ARP IP->MAC bindings)
+    rare frames (DHCP, mDNS, LLMNR, NetBIOS, LLDP, CDP) -> the inventory, at most PASSIVE_PER_SECOND
 
 With capture.fanout == 1 one ring is read by a thread (the ring's C loop releases the GIL, so the event
 loop keeps serving). With fanout > 1, that many worker processes each read their own ring in one
-PACKET_FANOUT hash group (the kernel splits flows between them, so more than one core works) and send
-their counters to the daemon once a second.
+PACKET_FANOUT hash group (the kernel splits flows between them, so more than one core works), parse
+and aggregate their share, and send their counters once a second and each closed window; the daemon
+merges the workers' windows of one time slot and judges them as one.
+
+Findings about the probe itself (its own MACs and addresses: its sweeps and SNMP polls cross the mirror
+port like anyone's traffic) are left out, except someone else using its address (duplicate_ip).
 
 The subsystem always says how much it missed: the kernel's PACKET_STATISTICS drops (accumulated, the
 kernel resets them on every read) and the interface's own rx drops. Health is FAILED with the reason
