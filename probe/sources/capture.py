@@ -187,7 +187,12 @@ class PassiveFeed:
     def window(self, window) -> None:
         from probe.state.aggregates import format_mac
 
+        # bounded like the frames: a flood of spoofed ARP must not flood the inventory
+        limit = max(1, int(self.max_per_second * window.seconds))
         keys = window.arp.keys
+        if len(keys) > limit:
+            self.skipped_total += len(keys) - limit
+            keys = keys[:limit]
         rows = [(format_mac(int(mac)), str(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)))
                 for ip, mac in keys.tolist() if ip and mac]
         if rows:
@@ -244,9 +249,10 @@ class CaptureSubsystem:
             self.passive.window(window)
         anomaly = self.ctx.anomaly
         if anomaly is not None and self._loop is not None and len(window.macs):
-            from probe.state.aggregates import device_series
+            from probe.state.aggregates import DEVICE_SERIES, device_series
 
-            keys, ts, values = device_series(window)
+            # at most half the score table per window, busiest devices first
+            keys, ts, values = device_series(window, max(1, anomaly.max_series // (2 * len(DEVICE_SERIES))))
             # AnomalyScores is not thread-safe: it is updated on the loop, where it is also exported
             self._loop.call_soon_threadsafe(self._score, anomaly, keys, ts, values)
 

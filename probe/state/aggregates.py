@@ -190,23 +190,28 @@ DEVICE_SERIES = (("frames", ("frames",)), ("bytes", ("bytes",)), ("tcp_syn", ("t
                  ("icmp_unreachable", ("icmp_unreach_rcvd",)), ("broadcast", ("broadcast",)))
 
 
-def device_series(window: "WindowAggregates") -> tuple[list[tuple[str, str]], np.ndarray, np.ndarray]:
+def device_series(window: "WindowAggregates", max_devices: int | None = None
+                  ) -> tuple[list[tuple[str, str]], np.ndarray, np.ndarray]:
     """(keys, ts, values) for AnomalyScores.update: one sample per series of each MAC in the window
-    (keys (MAC, series name), values per second, ts the window's end). Bounded by the MAC table."""
+    (keys (MAC, series name), values per second, ts the window's end), for the `max_devices` busiest
+    (by frames sent) when given: a flood of spoofed sources must not evict every real series."""
     snap = window.macs
     n = len(snap)
     if not n:
         return [], np.zeros(0), np.zeros(0)
+    rows = np.arange(n)
+    if max_devices is not None and n > max_devices:
+        rows = np.sort(np.argsort(-snap.col("frames").astype(np.int64), kind="stable")[:max(0, max_devices)])
     secs = window.seconds
     cols = []
     for name, parts in DEVICE_SERIES:
         if name == "unanswered_syn":
-            v = np.maximum(snap.col("tcp_syn").astype(np.float64) - snap.col("tcp_synack_rcvd"), 0.0)
+            v = np.maximum(snap.col("tcp_syn")[rows].astype(np.float64) - snap.col("tcp_synack_rcvd")[rows], 0.0)
         else:
-            v = sum(snap.col(c).astype(np.float64) for c in parts)
+            v = sum(snap.col(c)[rows].astype(np.float64) for c in parts)
         cols.append(v / secs)
     values = np.stack(cols, axis=1).reshape(-1)  # device-major: all series of one device together
-    macs = [format_mac(k) for k in snap.keys[:, 0]]
+    macs = [format_mac(k) for k in snap.keys[rows, 0]]
     keys = [(m, name) for m in macs for name, _ in DEVICE_SERIES]
     return keys, np.full(len(keys), window.end_ns / 1e9), values
 

@@ -190,3 +190,42 @@ def test_the_probes_own_scan_is_not_a_finding_but_a_scan_of_the_probe_is(shared_
     # the probe is the one scanned: the scanner is still reported
     target = next(iter(victims), "10.255.255.254")
     assert any(f.kind == "port_scan" and f.device == scanner for f in findings(own={target}))
+
+
+def test_device_series_keep_the_busiest_devices_when_bounded():
+    pipe = CapturePipeline(CaptureConfig(window=2, max_devices=64), DetectionConfig())
+    closed = []
+    pipe.on_window = closed.append
+    frames = []
+    for d in range(10):  # device d sends d + 1 frames
+        mac = f"02:00:00:00:01:{d:02x}"
+        frames += [(1_000 * S + d * 1000 + i, _udp(mac, f"10.0.1.{d + 1}", "10.0.0.1")) for i in range(d + 1)]
+    for b in _batches(frames):
+        pipe.add_batch(b)
+    pipe.finish()
+    keys, _, values = device_series(closed[0], max_devices=3)
+    assert {k[0] for k in keys} == {f"02:00:00:00:01:{d:02x}" for d in (7, 8, 9)}
+    assert dict(zip(keys, values))[("02:00:00:00:01:09", "frames")] == pytest.approx(10 / 2)
+    assert len(device_series(closed[0])[0]) == 10 * len(DEVICE_SERIES)
+
+
+def test_arp_bindings_reach_the_inventory_bounded():
+    class Target:
+        rows: list = []
+
+        def observe_table(self, rows, source, ts=None):
+            Target.rows += rows
+
+    pipe = CapturePipeline(CaptureConfig(window=2, max_devices=256), DetectionConfig())
+    feed = PassiveFeed(Target(), max_per_second=10)
+    pipe.on_window = feed.window
+    frames = []
+    for d in range(50):  # a spoofed ARP flood: 50 bindings in one 2 s window
+        mac = f"02:00:00:00:02:{d:02x}"
+        frames.append((1_000 * S + d, bytes(Ether(src=mac, dst="ff:ff:ff:ff:ff:ff")
+                                            / ARP(op=1, hwsrc=mac, psrc=f"10.0.2.{d + 1}", pdst="10.0.0.1"))))
+    for b in _batches(frames):
+        pipe.add_batch(b)
+    pipe.finish()
+    assert len(Target.rows) == 20 and feed.skipped_total == 30
+    assert all(ip.startswith("10.0.2.") and mac.startswith("02:00:00:00:02:") for mac, ip in Target.rows)
