@@ -16,6 +16,7 @@ def parse_frames(
     wirelen: npt.NDArray[np.uint32], # const uint32_t[::1]: bytes on the wire
     ts_ns: npt.NDArray[np.int64],    # const int64_t[::1]
     vlan: npt.NDArray[np.int32],     # const int32_t[::1]: metadata VLAN or -1
+    out: np.ndarray | None = None,   # FRAME_DTYPE buffer to reuse (records = out[:n], memset per record)
 ) -> tuple[np.ndarray, int]:
     """(records of probe._layout.FRAME_DTYPE (C struct FrameRecord), number flagged MALFORMED)."""
 
@@ -28,6 +29,10 @@ def aggregate_frames(
     ip_table: tuple,      # keyed (0, 0xFFFF00000000 | IPv4) or (IPv6 hi, IPv6 lo)
     arp_table: tuple,     # keyed (ARP sender IPv4, sender MAC), W = 0
 ) -> None: ...
+def record_totals(
+    records: np.ndarray,      # FRAME_DTYPE, C-contiguous (read as const FrameRecord*)
+    flag_counts: np.ndarray,  # int64_t[>= 32], flag bit counts added in place
+) -> tuple[int, int, int]: ...  # (sum of uint32_t wirelen as uint64_t, min int64_t ts_ns, max ts_ns)
 class PacketRing:
     """AF_PACKET TPACKET_V3 receive ring (compiled); twin: a plain AF_PACKET recv loop.
     C side: the ring is mmap()ed block_count x block_size bytes; next_batch polls the socket, walks the

@@ -365,3 +365,37 @@ def aggregate_frames(records, mac_table, ip_table, arp_table):
             if arp_ok and r.arp_spa != 0:
                 ar = upsert(&at, r.arp_spa, r.arp_sha)
                 apply(at.counts + ar * C_COUNT, tx & ARP_MASK, 0, 0, ts)
+
+
+__all__ += ["record_totals"]
+
+
+def record_totals(records, int64_t[::1] flag_counts):
+    """One pass over a batch of FRAME_DTYPE records for the running totals: each record's set flag bits
+    are counted into flag_counts (int64[32], in place, so the caller keeps one array), and the batch's
+    (wire bytes, first ts_ns, last ts_ns) are returned ((0, 0, 0) for an empty batch)."""
+    if records.dtype != _FRAME_DTYPE or not records.flags.c_contiguous:
+        raise TypeError("record_totals: records must be a C-contiguous FRAME_DTYPE array")
+    if flag_counts.shape[0] < 32:
+        raise ValueError(f"record_totals: flag_counts must hold 32 counters, got {flag_counts.shape[0]}")
+    cdef Py_ssize_t n = records.shape[0], i
+    if n == 0:
+        return 0, 0, 0
+    cdef FrameRecord* rec = <FrameRecord*>cnp.PyArray_DATA(records)
+    cdef uint32_t fl
+    cdef uint64_t nbytes = 0
+    cdef int64_t lo = rec[0].ts_ns, hi = rec[0].ts_ns, ts
+    cdef int64_t* fc = &flag_counts[0]
+    with nogil:
+        for i in range(n):
+            fl = rec[i].flags
+            while fl:
+                fc[__builtin_ctzll(fl)] += 1
+                fl &= fl - 1
+            nbytes += rec[i].wirelen
+            ts = rec[i].ts_ns
+            if ts < lo:
+                lo = ts
+            if ts > hi:
+                hi = ts
+    return nbytes, lo, hi

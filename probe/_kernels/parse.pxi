@@ -3,6 +3,8 @@
 # Every length is checked against caplen (what we hold) before a byte is read, and against the wire
 # length / the enclosing header's claimed length before it is trusted.
 
+from libc.string cimport memset
+
 from libc.stdint cimport int32_t
 from probe._layout import FRAME_DTYPE as _FRAME_DTYPE
 
@@ -392,24 +394,35 @@ cdef void parse_one(const uint8_t* f, Py_ssize_t n, Py_ssize_t wire, FrameRecord
 
 
 def parse_frames(const uint8_t[::1] data, const int64_t[::1] offset, const uint32_t[::1] caplen,
-                 const uint32_t[::1] wirelen, const int64_t[::1] ts_ns, const int32_t[::1] vlan):
+                 const uint32_t[::1] wirelen, const int64_t[::1] ts_ns, const int32_t[::1] vlan, out=None):
     """Parse a batch of frames (the columns of a FrameBatch) into FRAME_DTYPE records.
 
     Returns (records, malformed): one record per frame, and how many were flagged MALFORMED
     (including frames whose offset/caplen point outside `data`; those keep only ts/len/vlan).
+    `out`, a C-contiguous FRAME_DTYPE array of at least as many records, is reused instead of a new
+    array (a live capture parses thousands of batches a second): records are then out[:n], valid until
+    the caller parses into it again.
     """
     cdef Py_ssize_t n = offset.shape[0], i, start, cl, wl, dlen = data.shape[0]
     cdef Py_ssize_t malformed = 0
     if caplen.shape[0] != n or wirelen.shape[0] != n or ts_ns.shape[0] != n or vlan.shape[0] != n:
         raise ValueError(f"parse_frames: column lengths differ (offset {n}, caplen {caplen.shape[0]}, "
                          f"wirelen {wirelen.shape[0]}, ts_ns {ts_ns.shape[0]}, vlan {vlan.shape[0]})")
-    out = np.zeros(n, dtype=_FRAME_DTYPE)
+    cdef bint reuse = out is not None
+    if reuse:
+        if out.dtype != _FRAME_DTYPE or not out.flags.c_contiguous or out.ndim != 1 or out.shape[0] < n:
+            raise ValueError(f"parse_frames: out must be a C-contiguous FRAME_DTYPE array of at least {n} records")
+        out = out[:n]
+    else:
+        out = np.zeros(n, dtype=_FRAME_DTYPE)
     if n == 0:
         return out, 0
     cdef FrameRecord* rec = <FrameRecord*>cnp.PyArray_DATA(out)
     cdef FrameRecord* r
     cdef const uint8_t* base = &data[0] if dlen > 0 else NULL
     with nogil:
+        if reuse:
+            memset(rec, 0, n * sizeof(FrameRecord))
         for i in range(n):
             r = rec + i
             start = offset[i]

@@ -7,7 +7,7 @@ from probe._layout import COUNTER_INDEX as CI, FRAME_DTYPE, HLL_BITS, HLL_REGIST
 from probe._twin.parse import (F_ARP, F_ARP_GRATUITOUS, F_BROADCAST, F_CDP, F_DHCP, F_DNS, F_DNS_RESPONSE, F_ICMP,
                                F_IPV4, F_IPV6, F_LLDP, F_MALFORMED, F_MULTICAST, F_STP, F_TCP, F_TRUNCATED, F_UDP)
 
-__all__ = ["aggregate_frames"]
+__all__ = ["aggregate_frames", "record_totals"]
 
 M64 = (1 << 64) - 1
 SALT_PORT = 0x9E3779B97F4A7C15
@@ -282,3 +282,16 @@ def aggregate_frames(records, mac_table, ip_table, arp_table):
     mt.finish()
     it.finish()
     at.finish()
+
+
+def record_totals(records, flag_counts):
+    if records.dtype != FRAME_DTYPE or not records.flags.c_contiguous:
+        raise TypeError("record_totals: records must be a C-contiguous FRAME_DTYPE array")
+    if flag_counts.shape[0] < 32:
+        raise ValueError(f"record_totals: flag_counts must hold 32 counters, got {flag_counts.shape[0]}")
+    if not len(records):
+        return 0, 0, 0
+    bits = np.unpackbits(records["flags"].astype("<u4").view(np.uint8).reshape(-1, 4), axis=1, bitorder="little")
+    flag_counts[:32] += bits.sum(axis=0, dtype=np.int64)
+    ts = records["ts_ns"]
+    return int(records["wirelen"].sum(dtype=np.uint64)), int(ts.min()), int(ts.max())

@@ -318,17 +318,23 @@ def _parse_one(f, wire, r):
         r["flags"] |= F_LLDP
 
 
-def parse_frames(data, offset, caplen, wirelen, ts_ns, vlan):
+def parse_frames(data, offset, caplen, wirelen, ts_ns, vlan, out=None):
     """Parse a batch of frames (the columns of a FrameBatch) into FRAME_DTYPE records.
 
-    Returns (records, malformed); see the compiled twin in probe/_kernels/parse.pxi.
+    Returns (records, malformed); see the compiled twin in probe/_kernels/parse.pxi (also for `out`).
     """
     data = np.asarray(data, np.uint8)
     n = len(offset)
     if not (len(caplen) == len(wirelen) == len(ts_ns) == len(vlan) == n):
         raise ValueError(f"parse_frames: column lengths differ (offset {n}, caplen {len(caplen)}, "
                          f"wirelen {len(wirelen)}, ts_ns {len(ts_ns)}, vlan {len(vlan)})")
-    out = np.zeros(n, dtype=FRAME_DTYPE)
+    if out is not None:
+        if out.dtype != FRAME_DTYPE or not out.flags.c_contiguous or out.ndim != 1 or out.shape[0] < n:
+            raise ValueError(f"parse_frames: out must be a C-contiguous FRAME_DTYPE array of at least {n} records")
+        out = out[:n]
+        out[:] = np.zeros(1, dtype=FRAME_DTYPE)
+    else:
+        out = np.zeros(n, dtype=FRAME_DTYPE)
     raw = data.tobytes()
     dlen = len(raw)
     rows = []

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import collections
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Callable, Protocol
 
 from probe.config.detection import DetectionConfig
 from probe.findings.model import SEVERITIES, Finding
@@ -48,6 +48,8 @@ class FindingEngine:
         self.raised_total: collections.Counter[tuple[str, str]] = collections.Counter()  # (kind, severity at start)
         self.max_open = max_open
         self.dropped_total = 0  # observations of new episodes refused because max_open were open
+        # observations that are no finding (the probe's own traffic); still flagged for the other detectors
+        self.ignore: Callable[[Finding], bool] | None = None
 
     def process(self, window: WindowAggregates) -> list[Finding]:
         """Feed one window; returns the findings that started a new episode in it."""
@@ -62,6 +64,8 @@ class FindingEngine:
                 ctx.flag(obs.kind, obs.device)
                 if isinstance(obs.evidence.get("mac"), str):  # an IP finding also covers the MAC it came from
                     ctx.flag(obs.kind, obs.evidence["mac"])
+                if self.ignore is not None and self.ignore(obs):
+                    continue
                 cur = self.open.get(obs.key)
                 if cur is None:
                     if len(self.open) >= self.max_open:

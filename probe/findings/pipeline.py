@@ -13,13 +13,15 @@ Used by `sitevigil replay` and meant for the live capture subsystem, so both exp
 """
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass, field
+from typing import Callable, Iterable
 
 import numpy as np
 
 from probe import fastpath
-from probe._layout import COUNTERS, FLAG_NAMES, N_COUNTERS, NON_ADDITIVE
+from probe._layout import COUNTERS, FLAG_NAMES, FRAME_DTYPE, N_COUNTERS, NON_ADDITIVE
 from probe.config.capture import CaptureConfig
 from probe.config.detection import DetectionConfig
 from probe.findings.base import FindingEngine
@@ -28,6 +30,11 @@ from probe.findings.model import Finding
 from probe.sources.frames import FrameBatch
 from probe.state.aggregates import (CaptureAggregator, DeviceSummary, WindowAggregates, batch_columns,
                                     format_ip_key, format_mac, merge_windows)
+
+_log = logging.getLogger("sitevigil.capture")
+
+# Kinds where the probe's own address is the victim, not the culprit (someone else uses its IP).
+_OWN_ADDRESS_KINDS = {"duplicate_ip"}
 
 _ADDITIVE = np.array([n not in NON_ADDITIVE for n in COUNTERS])
 
@@ -50,12 +57,22 @@ class CaptureStats:
 
 class CapturePipeline:
     def __init__(self, capture: CaptureConfig, detection: DetectionConfig, *, kernels=fastpath,
-                 engine: FindingEngine | None = None, summarize_devices: bool = False):
+                 engine: FindingEngine | None = None, summarize_devices: bool = False,
+                 own_devices: Iterable[str] = (), on_window: Callable[[WindowAggregates], None] | None = None):
+        """`own_devices`: the probe's own MACs and IPs (its sweeps and SNMP polls are not findings);
+        `on_window`: called with each closed window, after detection (anomaly scores, passive learning)."""
         self.kernels = kernels
+        self.own_devices = frozenset(str(d).lower() for d in own_devices)
+        self.on_window = on_window
+        self._records: np.ndarray | None = None  # parse buffer, reused
+        self._members: dict[int, tuple[int, int, int, np.ndarray]] = {}  # fanout workers' totals
+        self.on_records: Callable[[FrameBatch, np.ndarray], None] | None = None  # each parsed batch
         self.agg = CaptureAggregator(max_devices=capture.max_devices, window_s=capture.window, kernels=kernels)
         if engine is None:
             engine = lan_engine(detection) if detection.enabled else FindingEngine(detection, [])
         self.engine = engine
+        if self.own_devices:
+            engine.ignore = self._own
         self._lock = threading.Lock()
         self.frames = 0
         self.bytes = 0
@@ -75,24 +92,47 @@ class CapturePipeline:
         """Parse and aggregate one batch; returns findings that started in windows it closed."""
         if not len(batch):
             return []
-        records, malformed = self.kernels.parse_frames(*batch_columns(batch))
+        if self._records is None or len(self._records) < len(batch):
+            self._records = np.zeros(max(len(batch), 4096), dtype=FRAME_DTYPE)
+        # one buffer reused for every batch: nothing below keeps the records past this call
+        records, malformed = self.kernels.parse_frames(*batch_columns(batch), out=self._records)
+        if self.on_records is not None:
+            try:
+                self.on_records(batch, records)
+            except Exception:  # a consumer's bug must not stop the capture
+                _log.exception("capture batch consumer failed")
         return self.add_records(records, malformed)
 
     def add_records(self, records: np.ndarray, malformed: int) -> list[Finding]:
         """For sources that parse themselves (the live ring parses inside its block walk)."""
         if not len(records):
             return []
-        bits = np.unpackbits(records["flags"].astype("<u4").view(np.uint8).reshape(-1, 4), axis=1, bitorder="little")
+        records = np.ascontiguousarray(records)
         with self._lock:
+            nbytes, lo, hi = self.kernels.record_totals(records, self.flag_counts)
             self.frames += len(records)
-            self.bytes += int(records["wirelen"].sum(dtype=np.uint64))
+            self.bytes += int(nbytes)
             self.malformed += int(malformed)
-            self.flag_counts += bits.sum(axis=0, dtype=np.int64)
-            ts = records["ts_ns"]
-            lo, hi = int(ts.min()), int(ts.max())
             self.first_ts_ns = lo if self.first_ts_ns is None else min(self.first_ts_ns, lo)
             self.last_ts_ns = hi if self.last_ts_ns is None else max(self.last_ts_ns, hi)
         return self._windows(self.agg.add(records))
+
+    def add_windows(self, windows: list[WindowAggregates]) -> list[Finding]:
+        """Closed windows aggregated elsewhere (the fanout workers', merged per time slot)."""
+        return self._windows(windows)
+
+    def set_member_totals(self, member: int, frames: int, nbytes: int, malformed: int, flag_counts) -> None:
+        """Running totals of a fanout worker that parses for this pipeline (cumulative, replaced)."""
+        with self._lock:
+            self._members[member] = (int(frames), int(nbytes), int(malformed), np.asarray(flag_counts, np.int64))
+
+    def retire_members(self) -> None:
+        """The workers are gone (restarted): keep what they counted, so the totals never go back."""
+        with self._lock:
+            for f, b, m, fl in self._members.values():
+                self.frames, self.bytes, self.malformed = self.frames + f, self.bytes + b, self.malformed + m
+                self.flag_counts += fl
+            self._members.clear()
 
     def tick(self, now_ns: int) -> list[Finding]:
         """Close the window in progress if its time is up (quiet links in the live probe)."""
@@ -119,7 +159,21 @@ class CapturePipeline:
             view = merge_windows(prev, w) if prev is not None and prev.end_ns == w.start_ns else w
             with self._lock:  # an exporter may read the episodes from another thread
                 new.extend(self.engine.process(view))
+            if self.on_window is not None:
+                try:
+                    self.on_window(w)
+                except Exception:  # a consumer's bug must not stop the capture
+                    _log.exception("capture window consumer failed")
         return new
+
+    def _own(self, finding: Finding) -> bool:
+        """A finding about the probe itself: its own sweeps and polls, seen on the mirror port."""
+        if not self.own_devices or finding.kind in _OWN_ADDRESS_KINDS:
+            return False
+        if finding.device in self.own_devices:
+            return True
+        ev = finding.evidence
+        return any(isinstance(ev.get(k), str) and ev[k] in self.own_devices for k in ("mac", "ip"))
 
     def stats(self) -> CaptureStats:
         with self._lock:
@@ -129,8 +183,12 @@ class CapturePipeline:
             raised: dict[str, int] = {}
             for (kind, _sev), n in self.engine.raised_total.items():
                 raised[kind] = raised.get(kind, 0) + n
+            frames, nbytes, malformed, flags = self.frames, self.bytes, self.malformed, self.flag_counts.copy()
+            for f, b, m, fl in self._members.values():
+                frames, nbytes, malformed = frames + f, nbytes + b, malformed + m
+                flags += fl
             return CaptureStats(
-                self.frames, self.bytes, self.malformed,
-                {name: int(self.flag_counts[i]) for i, name in enumerate(FLAG_NAMES)},
+                frames, nbytes, malformed,
+                {name: int(flags[i]) for i, name in enumerate(FLAG_NAMES)},
                 {name: int(self.events[i]) for i, name in enumerate(COUNTERS) if name not in NON_ADDITIVE},
                 self.windows, self.last_window, dict(self.overflow), raised, active, dict(self.engine.raised_total))

@@ -1,11 +1,18 @@
 """The "capture" subsystem: read the mirror port through the TPACKET_V3 ring and feed every frame on.
 
-    ring (probe.fastpath.PacketRing) -> FramePipeline: count, parse (parse_frames), aggregate
+    ring (probe.fastpath.PacketRing) -> FramePipeline: count, parse (parse_frames), aggregate, detect
+    each closed window -> ctx.anomaly (per-device rates: frames, bytes, SYNs, unanswered SYNs, DNS errors,
+                          ICMP unreachables, broadcasts) and the inventory (ARP IP->MAC bindings)
+    rare frames (DHCP, mDNS, LLMNR, NetBIOS, LLDP, CDP) -> the inventory, at most PASSIVE_PER_SECOND
 
 With capture.fanout == 1 one ring is read by a thread (the ring's C loop releases the GIL, so the event
 loop keeps serving). With fanout > 1, that many worker processes each read their own ring in one
-PACKET_FANOUT hash group (the kernel splits flows between them, so more than one core works) and send
-their counters to the daemon once a second.
+PACKET_FANOUT hash group (the kernel splits flows between them, so more than one core works), parse
+and aggregate their share, and send their counters once a second and each closed window; the daemon
+merges the workers' windows of one time slot and judges them as one.
+
+Findings about the probe itself (its own MACs and addresses: its sweeps and SNMP polls cross the mirror
+port like anyone's traffic) are left out, except someone else using its address (duplicate_ip).
 
 The subsystem always says how much it missed: the kernel's PACKET_STATISTICS drops (accumulated, the
 kernel resets them on every read) and the interface's own rx drops. Health is FAILED with the reason
@@ -16,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import ipaddress
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -37,6 +45,7 @@ RETRY_SECONDS = 5.0       # how often a failed capture tries to open the interfa
 STATS_SECONDS = 1.0       # how often kernel and interface counters are read
 DROP_WINDOW_SECONDS = 60  # health stays DEGRADED this long after the kernel last dropped frames
 READ_TIMEOUT = 0.2        # longest wait inside the ring, so a stop request is seen quickly
+PASSIVE_PER_SECOND = 200  # rare frames (DHCP, mDNS, LLDP...) decoded for the inventory, at most, per second
 
 
 @dataclass
@@ -107,7 +116,7 @@ class FramePipeline:
                 self.emit(finding)
 
 
-def make_analysis(config: Config):
+def make_analysis(config: Config, *, own_devices=(), on_window=None):
     """The capture analysis (parse -> aggregate -> detect) when this build has it, else None.
 
     Imported here, at the composition point, because it sits to the right of the sources."""
@@ -115,7 +124,79 @@ def make_analysis(config: Config):
         from probe.findings.pipeline import CapturePipeline
     except ImportError:
         return None
-    return CapturePipeline(config.capture, config.detection)
+    return CapturePipeline(config.capture, config.detection, own_devices=own_devices, on_window=on_window)
+
+
+def own_addresses() -> set[str]:
+    """The probe's own MACs and IPv4 addresses: its sweeps and polls cross the mirror port too."""
+    from probe.sources.interfaces import local_interfaces
+
+    out: set[str] = set()
+    try:
+        ifaces = local_interfaces()
+    except Exception as exc:  # netifaces on an odd system: detection still works, only less quiet
+        _log.warning("cannot list the probe's own interfaces: %s", exc)
+        return out
+    for iface in ifaces:
+        if iface.mac:
+            out.add(iface.mac.lower())
+        out.update(str(a.ip) for a in iface.addresses)
+    return out
+
+
+class PassiveFeed:
+    """What the capture saw, handed to the inventory (the sweep subsystem's learn_decoded/observe_table):
+    DHCP, mDNS, LLMNR, NetBIOS, LLDP and CDP frames decoded off the hot path, at most `max_per_second`
+    of them, and the ARP IP->MAC bindings of each closed window (bounded by the window's ARP table)."""
+
+    def __init__(self, target, *, max_per_second: int = PASSIVE_PER_SECOND, clock=time.monotonic):
+        self.target, self.max_per_second, self.clock = target, max_per_second, clock
+        self._second, self._used = -1, 0
+        self.decoded_total = 0
+        self.skipped_total = 0
+
+    def frames(self, batch: FrameBatch, records) -> None:
+        from probe._layout import F_IPV4, F_MALFORMED, RARE_FLAGS
+        from probe.sources.rare import decode_rare
+
+        import numpy as np
+
+        flags = records["flags"]
+        idx = np.flatnonzero(((flags & RARE_FLAGS) != 0) & ((flags & F_MALFORMED) == 0))
+        if not len(idx):
+            return
+        second = int(self.clock())
+        if second != self._second:
+            self._second, self._used = second, 0
+        room = max(0, self.max_per_second - self._used)
+        self.skipped_total += max(0, len(idx) - room)
+        infos = []
+        for i in idx[:room]:
+            rec = records[int(i)]
+            info = decode_rare(batch.frame(int(i)), rec)
+            if info is None:
+                continue
+            if int(rec["flags"]) & F_IPV4 and int(rec["src_ip"]):
+                info["src_ip"] = str(ipaddress.IPv4Address(int(rec["src_ip"])))
+            infos.append(info)
+        self._used += min(room, len(idx))
+        self.decoded_total += len(infos)
+        if infos:
+            self.target.learn_decoded(infos)
+
+    def window(self, window) -> None:
+        from probe.state.aggregates import format_mac
+
+        # bounded like the frames: a flood of spoofed ARP must not flood the inventory
+        limit = max(1, int(self.max_per_second * window.seconds))
+        keys = window.arp.keys
+        if len(keys) > limit:
+            self.skipped_total += len(keys) - limit
+            keys = keys[:limit]
+        rows = [(format_mac(int(mac)), str(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)))
+                for ip, mac in keys.tolist() if ip and mac]
+        if rows:
+            self.target.observe_table(rows, "arp", ts=window.end_ns / 1e9)
 
 
 def open_ring(cfg: CaptureConfig, ring_class=None, *, fanout_group: int | None = None):
@@ -137,8 +218,10 @@ class CaptureSubsystem:
         self.ctx = ctx
         self.status = Status()
         # Built once per configuration, so windows and finding episodes survive a ring reopening.
-        # With fanout > 1 the analysis would need the workers' windows merged: counters only (see report).
-        self.analysis = make_analysis(config) if config.capture.fanout == 1 else None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.own = own_addresses()
+        self.passive: PassiveFeed | None = None
+        self.analysis = self._make_analysis(config)
         self.ring_class = ring_class
         self.sysfs = sysfs
         self.retry_seconds = retry_seconds
@@ -153,6 +236,33 @@ class CaptureSubsystem:
         self._last_drop_at = 0.0
         self._workers: list[multiprocessing.Process] = []
 
+    def _make_analysis(self, config: Config):
+        # With fanout > 1 the workers parse and aggregate; this analysis judges their merged windows.
+        analysis = make_analysis(config, own_devices=self.own, on_window=self._window_closed)
+        if analysis is not None and self.passive is not None:
+            analysis.on_records = self.passive.frames
+        return analysis
+
+    def _window_closed(self, window) -> None:
+        """In the capture thread, after detection: score each device's rates, learn ARP bindings."""
+        if self.passive is not None:
+            self.passive.window(window)
+        anomaly = self.ctx.anomaly
+        if anomaly is not None and self._loop is not None and len(window.macs):
+            from probe.state.aggregates import DEVICE_SERIES, device_series
+
+            # at most half the score table per window, busiest devices first
+            keys, ts, values = device_series(window, max(1, anomaly.max_series // (2 * len(DEVICE_SERIES))))
+            # AnomalyScores is not thread-safe: it is updated on the loop, where it is also exported
+            self._loop.call_soon_threadsafe(self._score, anomaly, keys, ts, values)
+
+    @staticmethod
+    def _score(anomaly, keys, ts, values) -> None:
+        try:
+            anomaly.update(keys, ts, values)
+        except Exception:
+            _log.exception("scoring the capture window failed")
+
     # -- Subsystem interface ----------------------------------------------------------------------
     async def start(self) -> None:
         cfg = self.config
@@ -163,6 +273,11 @@ class CaptureSubsystem:
             self.status.set(Health.FAILED, "no capture interface: set capture.interface (no default route "
                                            "to take it from)")
             return
+        self._loop = asyncio.get_running_loop()
+        sweep = self.ctx.peers.get("sweep")  # built after us: looked up when the daemon starts
+        if self.analysis is not None and sweep is not None and hasattr(sweep, "learn_decoded"):
+            self.passive = PassiveFeed(sweep)
+            self.analysis.on_records = self.passive.frames
         self._stop.clear()
         self._first_attempt.clear()
         target = self._run_thread if cfg.fanout == 1 else self._run_fanout
@@ -183,7 +298,7 @@ class CaptureSubsystem:
         _log.info("capture configuration changed: reopening the capture")
         await self.stop()
         self.config, self.full_config = config.capture, config
-        self.analysis = make_analysis(config) if config.capture.fanout == 1 else None
+        self.analysis = self._make_analysis(config)
         await self.start()
 
     def collectors(self) -> Iterable:
@@ -285,6 +400,36 @@ class CaptureSubsystem:
                 self.status.set(Health.OK, self._ok_reason())
 
     # -- several rings in worker processes (PACKET_FANOUT) --------------------------------------------
+    def _from_worker(self, member: int, kind: str, payload, latest: list, slots: dict) -> None:
+        if kind == "counters":
+            latest[member] = payload
+        elif kind == "totals" and self.analysis is not None:
+            self.analysis.set_member_totals(member, *payload)
+        elif kind == "window" and self.analysis is not None:
+            slots.setdefault(payload.start_ns, []).append(payload)
+        elif kind == "rare" and self.passive is not None:
+            try:
+                self.passive.target.learn_decoded(payload)
+            except Exception:
+                _log.exception("learning from a capture worker's frames failed")
+
+    def _judge_slots(self, slots: dict, now_ns: int | None) -> None:
+        """Merge each time slot's windows once every worker has had time to close its own (they close
+        on their clocks' tick, once per stats period), then judge them as one (None: all, now)."""
+        grace_ns = int((2 * self.stats_seconds + READ_TIMEOUT + 0.5) * 1e9)
+        from probe.state.aggregates import merge_parallel
+
+        for start in sorted(slots):
+            windows = slots[start]
+            if now_ns is not None and now_ns < max(w.end_ns for w in windows) + grace_ns:
+                break
+            del slots[start]
+            try:
+                for finding in self.analysis.add_windows([merge_parallel(windows)]):
+                    self.ctx.emit_finding(finding)
+            except Exception:
+                _log.exception("judging the capture workers' windows failed")
+
     def _run_fanout(self) -> None:
         cfg = self.config
         group = os.getpid() & 0xFFFF
@@ -296,7 +441,9 @@ class CaptureSubsystem:
             self._workers = []
             for member in range(cfg.fanout):
                 parent, child = ctx.Pipe(duplex=False)
-                proc = ctx.Process(target=_fanout_worker, args=(cfg, group, child, stop, self.stats_seconds),
+                proc = ctx.Process(target=_fanout_worker,
+                                   args=(cfg, group, child, stop, self.stats_seconds, self.analysis is not None,
+                                         self.passive is not None),
                                    name=f"sitevigil-capture-{member}", daemon=True)
                 proc.start()
                 child.close()
@@ -305,6 +452,7 @@ class CaptureSubsystem:
                 latest.append(CaptureCounters())
             error = None
             ready = 0
+            slots: dict[int, list] = {}  # window start -> the workers' windows of that time slot
             while not self._stop.is_set() and error is None:
                 for conn in multiprocessing.connection.wait(conns, timeout=READ_TIMEOUT):
                     try:
@@ -321,10 +469,11 @@ class CaptureSubsystem:
                             self.status.set(Health.OK, self._ok_reason())
                             self._first_attempt.set()
                         continue
-                    latest[conns.index(conn)] = payload
+                    self._from_worker(conns.index(conn), kind, payload, latest, slots)
                 else:
                     if ready == cfg.fanout:
                         self._publish(base, latest)
+                self._judge_slots(slots, time.time_ns())
             stop.set()
             for proc in self._workers:
                 proc.join(5)
@@ -337,9 +486,12 @@ class CaptureSubsystem:
                         kind, payload = conn.recv()
                     except (EOFError, OSError):
                         break
-                    if kind == "counters":
-                        latest[conns.index(conn)] = payload
+                    if kind != "error":
+                        self._from_worker(conns.index(conn), kind, payload, latest, slots)
                 conn.close()
+            self._judge_slots(slots, None)
+            if self.analysis is not None:
+                self.analysis.retire_members()
             self._publish(base, latest)
             for m in latest:
                 base += m
@@ -349,8 +501,23 @@ class CaptureSubsystem:
                 self._stop.wait(self.retry_seconds)
 
 
-def _fanout_worker(cfg: CaptureConfig, group: int, conn, stop, stats_seconds: float) -> None:
-    """One member of the fanout group, in its own process: read its ring, send counters each second."""
+class _SendDecoded:
+    """A fanout worker's stand-in for the sweep subsystem: decoded rare frames go to the parent."""
+
+    def __init__(self, conn):
+        self.conn = conn
+
+    def learn_decoded(self, infos) -> None:
+        self.conn.send(("rare", list(infos)))
+
+
+def _fanout_worker(cfg: CaptureConfig, group: int, conn, stop, stats_seconds: float, analyse: bool = False,
+                   learn: bool = False) -> None:
+    """One member of the fanout group, in its own process: read its ring, send counters each second.
+
+    With `analyse`, it also parses and aggregates its share of the flows and sends each closed window
+    (and its running totals) to the parent, which merges the members' windows per time slot and judges
+    them; with `learn`, the rare frames it decodes too (bounded per second)."""
     try:
         ring = open_ring(cfg, fanout_group=group)
     except (afpacket.CaptureError, OSError) as exc:
@@ -361,7 +528,15 @@ def _fanout_worker(cfg: CaptureConfig, group: int, conn, stop, stats_seconds: fl
         raise
     conn.send(("ready", None))
     counters = CaptureCounters()
-    pipeline = FramePipeline(counters)
+    analysis = None
+    if analyse:
+        from probe.config import DetectionConfig
+        from probe.findings.pipeline import CapturePipeline
+
+        analysis = CapturePipeline(cfg, DetectionConfig(enabled=False), on_window=lambda w: conn.send(("window", w)))
+        if learn:
+            analysis.on_records = PassiveFeed(_SendDecoded(conn), max_per_second=max(1, PASSIVE_PER_SECOND // cfg.fanout)).frames
+    pipeline = FramePipeline(counters, analysis=analysis)
     next_stats = 0.0
     parent = os.getppid()
     try:
@@ -370,8 +545,11 @@ def _fanout_worker(cfg: CaptureConfig, group: int, conn, stop, stats_seconds: fl
             now = time.monotonic()
             if now >= next_stats:
                 next_stats = now + stats_seconds
+                pipeline.tick(time.time_ns())
                 counters.add_kernel(ring.statistics())
                 conn.send(("counters", counters))
+                if analysis is not None:
+                    conn.send(("totals", _totals(analysis)))
     except (afpacket.CaptureError, OSError) as exc:
         conn.send(("error", str(exc)))
     finally:
@@ -381,9 +559,16 @@ def _fanout_worker(cfg: CaptureConfig, group: int, conn, stop, stats_seconds: fl
             pass
         ring.close()
         try:
+            if analysis is not None:
+                analysis.finish()  # the window in progress goes to the parent too
+                conn.send(("totals", _totals(analysis)))
             conn.send(("counters", counters))
         except OSError:
             pass
+
+
+def _totals(analysis) -> tuple:
+    return analysis.frames, analysis.bytes, analysis.malformed, analysis.flag_counts.copy()
 
 
 def factory(config: Config, ctx: Context) -> CaptureSubsystem:

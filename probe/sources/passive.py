@@ -408,7 +408,7 @@ def from_decoded(info: dict, src_ip: str | None = None) -> list[Observation]:
         key = chassis if len(chassis) == 17 and chassis.count(":") == 5 else src
         return [Observation(key, mgmt, info.get("system_name"), "lldp", ts, {"neighbor": neighbor})]
     if proto == "cdp":
-        caps_text = info.get("capabilities")  # rare.py does not decode CDP TLV 4 yet; bits or names if it does
+        caps_text = info.get("capabilities")  # CDP TLV 4: capability bits
         if isinstance(caps_text, int):
             caps_text = [label for bit, label in _CDP_CAPS if caps_text & bit]
         mgmt = next(iter(info.get("addresses") or []), None)

@@ -175,6 +175,8 @@ def decode_cdp(buf: bytes, p: int) -> dict:
             out["software_version"] = _text(v)
         elif t == 0x0006:
             out["platform"] = _text(v)
+        elif t == 0x0004 and len(v) == 4:
+            out["capabilities"] = struct.unpack(">I", v)[0]  # bits: router 0x01, bridge 0x04, switch 0x08...
         elif t == 0x000A and len(v) == 2:
             out["native_vlan"] = struct.unpack(">H", v)[0]
         elif t == 0x0002 and len(v) >= 4:

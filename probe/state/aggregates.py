@@ -183,6 +183,39 @@ class WindowAggregates:
             yield format_ip_key(self.ips.keys[i, 0], self.ips.keys[i, 1]), self.ips.row_dict(i)
 
 
+# Per-device series scored for anomalies at each closed window: (series name, counters summed) as
+# rates per second. "unanswered" is SYNs that got no SYN-ACK back (refused, filtered, dead hosts).
+DEVICE_SERIES = (("frames", ("frames",)), ("bytes", ("bytes",)), ("tcp_syn", ("tcp_syn",)),
+                 ("unanswered_syn", ()), ("dns_errors", ("dns_nxdomain_rcvd", "dns_servfail_rcvd")),
+                 ("icmp_unreachable", ("icmp_unreach_rcvd",)), ("broadcast", ("broadcast",)))
+
+
+def device_series(window: "WindowAggregates", max_devices: int | None = None
+                  ) -> tuple[list[tuple[str, str]], np.ndarray, np.ndarray]:
+    """(keys, ts, values) for AnomalyScores.update: one sample per series of each MAC in the window
+    (keys (MAC, series name), values per second, ts the window's end), for the `max_devices` busiest
+    (by frames sent) when given: a flood of spoofed sources must not evict every real series."""
+    snap = window.macs
+    n = len(snap)
+    if not n:
+        return [], np.zeros(0), np.zeros(0)
+    rows = np.arange(n)
+    if max_devices is not None and n > max_devices:
+        rows = np.sort(np.argsort(-snap.col("frames").astype(np.int64), kind="stable")[:max(0, max_devices)])
+    secs = window.seconds
+    cols = []
+    for name, parts in DEVICE_SERIES:
+        if name == "unanswered_syn":
+            v = np.maximum(snap.col("tcp_syn")[rows].astype(np.float64) - snap.col("tcp_synack_rcvd")[rows], 0.0)
+        else:
+            v = sum(snap.col(c)[rows].astype(np.float64) for c in parts)
+        cols.append(v / secs)
+    values = np.stack(cols, axis=1).reshape(-1)  # device-major: all series of one device together
+    macs = [format_mac(k) for k in snap.keys[rows, 0]]
+    keys = [(m, name) for m in macs for name, _ in DEVICE_SERIES]
+    return keys, np.full(len(keys), window.end_ns / 1e9), values
+
+
 class CaptureAggregator:
     """Splits parsed records into time windows and aggregates each in bounded tables.
 
@@ -380,3 +413,19 @@ def merge_windows(a: WindowAggregates, b: WindowAggregates) -> WindowAggregates:
     return WindowAggregates(a.start_ns, b.end_ns, _merge_snapshots(a.macs, b.macs), _merge_snapshots(a.ips, b.ips, True),
                             _merge_snapshots(a.arp, b.arp), totals, np.maximum(a.totals_hll, b.totals_hll),
                             a.malformed + b.malformed)
+
+
+def merge_parallel(windows: list[WindowAggregates]) -> WindowAggregates:
+    """One window from several captures of the same time slot (the processes of a PACKET_FANOUT group,
+    each of which saw a share of the flows): counts add, sketches union, first/last seen span all."""
+    if not windows:
+        raise ValueError("merge_parallel: no windows")
+    out = windows[0]
+    for w in windows[1:]:
+        totals = out.totals.copy()
+        _merge_counts(totals, w.totals)
+        out = WindowAggregates(min(out.start_ns, w.start_ns), max(out.end_ns, w.end_ns),
+                               _merge_snapshots(out.macs, w.macs), _merge_snapshots(out.ips, w.ips),
+                               _merge_snapshots(out.arp, w.arp), totals, np.maximum(out.totals_hll, w.totals_hll),
+                               out.malformed + w.malformed)
+    return out

@@ -15,13 +15,13 @@ from tests.lab.daemon import probe_daemon
 pytestmark = [pytest.mark.lab, pytest.mark.peer]
 
 
-def _config(lab, **detection) -> str:
+def _config(lab, fanout: int = 1, **detection) -> str:
     det = ", ".join(f"{k}: {v}" for k, v in detection.items())
     return f"""\
 subnets: [{{cidr: {lab.subnet}}}]
 snmp: {{enabled: false}}
 sweep: {{enabled: false}}
-capture: {{interface: mirror0, window: 2s}}
+capture: {{interface: mirror0, window: 2s, fanout: {fanout}}}
 detection: {{{det}}}
 """
 
@@ -42,11 +42,13 @@ def _warm_up(lab):
         lab.run(h, ["ping", "-c", "1", "-W", "1", str(lab.gateway.ip)], check=False)
 
 
-def test_nmap_port_scan(lab_factory, tmp_path):
+@pytest.mark.parametrize("fanout", [1, 2], ids=["one-ring", "fanout-2"])
+def test_nmap_port_scan(lab_factory, tmp_path, fanout):
+    """With fanout 2 the kernel splits the flows between two processes; their windows are merged."""
     _need("nmap", "curl")
     lab = lab_factory(hosts=2)
     scanner, victim = lab.hosts
-    with probe_daemon(lab, tmp_path, _config(lab)) as probe:
+    with probe_daemon(lab, tmp_path, _config(lab, fanout=fanout)) as probe:
         _warm_up(lab)
         lab.run(scanner, ["nmap", "-n", "-Pn", "--disable-arp-ping", "-sS", "-p", "1-1000", "-T4",
                           "--max-retries", "0", "--host-timeout", "30s", str(victim.ip)], timeout=60)
@@ -129,6 +131,20 @@ def _wait_listening(lab, client, ip, port, timeout=10.0):
     raise AssertionError(f"nothing listening on {ip}:{port}")
 
 
+def _web_server(ip, port: int, root) -> list[str]:
+    """A plain HTTP server. Not `python3 -m http.server`: its HTTPServer looks its own address up in
+    DNS (socket.getfqdn) before serving, and in a lab namespace that query waits on an unreachable
+    resolver (and puts unanswered DNS on the quiet LAN)."""
+    import sys
+    script = ("import functools, http.server, socketserver\n"
+              "class S(socketserver.ThreadingTCPServer):\n"
+              "    allow_reuse_address = True\n"
+              "    daemon_threads = True\n"
+              f"S(({str(ip)!r}, {port}), functools.partial(http.server.SimpleHTTPRequestHandler,"
+              f" directory={str(root)!r})).serve_forever()\n")
+    return [sys.executable, "-c", script]
+
+
 def test_hping3_syn_flood(lab_factory, tmp_path):
     _need("hping3", "curl")
     lab = lab_factory(hosts=2)
@@ -142,6 +158,19 @@ def test_hping3_syn_flood(lab_factory, tmp_path):
         assert f["device"] in _who(victim) | _who(attacker) | {"lan"}, f
 
 
+def _arping(lab, host, target: str, *, count: int, source: str | None = None, unsolicited: bool = False) -> list[str]:
+    """argv for whichever arping is installed: Debian's `arping` package is Thomas Habets' (-i IFACE,
+    -S source IP, -s would be a source MAC), iputils-arping takes -I IFACE and -s source IP."""
+    r = lab.run(host, ["arping", "--help"], check=False)
+    habets = "Habets" in r.stdout + r.stderr
+    argv = ["arping", "-c", str(count), "-w", str(count + 2), "-i" if habets else "-I", "eth0"]
+    if source is not None:
+        argv += ["-S" if habets else "-s", source]
+    if unsolicited:
+        argv.append("-U")
+    return argv + [target]
+
+
 def test_host_taking_another_ones_ip(lab_factory, tmp_path):
     _need("arping", "curl")
     lab = lab_factory(hosts=2)
@@ -150,10 +179,12 @@ def test_host_taking_another_ones_ip(lab_factory, tmp_path):
         _warm_up(lab)
         time.sleep(3)
         lab.run(thief, ["ip", "addr", "add", f"{owner.ip}/32", "dev", "eth0"])
-        lab.run(thief, ["arping", "-U", "-c", "3", "-w", "5", "-I", "eth0", "-s", str(owner.ip), str(owner.ip)],
-                check=False)
+        # The thief announces the address (gratuitous ARP, sender = target = the owner's IP).
+        r = lab.run(thief, _arping(lab, thief, str(owner.ip), count=3, source=str(owner.ip), unsolicited=True),
+                    check=False)
+        assert "arping:" not in r.stderr, r.stderr  # the tool really sent its frames
         # The owner keeps using its address: its ARP cache refresh asks for the gateway again.
-        lab.run(owner, ["arping", "-c", "2", "-w", "3", "-I", "eth0", str(lab.gateway.ip)], check=False)
+        lab.run(owner, _arping(lab, owner, str(lab.gateway.ip), count=2), check=False)
         f = probe.wait_finding({"duplicate_ip", "arp_spoofing"}, timeout=60)
         assert str(owner.ip) in (f["device"], *map(str, f["evidence"].values())) or f["device"] in _who(thief), f
 
@@ -168,7 +199,7 @@ def test_quiet_lan_raises_nothing(lab_factory, tmp_path):
                                       f"--dhcp-range={base + 100},{base + 150},255.255.255.0,5m",
                                       f"--dhcp-leasefile={tmp_path / 'leases'}", "--no-resolv", "--no-hosts",
                                       f"--address=/printer.office.lan/{lab.hosts[2].ip}"])
-        web = lab.popen(lab.hosts[2], ["python3", "-m", "http.server", "8080", "--bind", str(lab.hosts[2].ip)])
+        web = lab.popen(lab.hosts[2], _web_server(lab.hosts[2].ip, 8080, tmp_path))
         try:
             _wait_listening(lab, lab.hosts[0], lab.hosts[2].ip, 8080)  # no refused connection on a quiet LAN
             _dhcp_discover(lab, lab.hosts[0], count=1)

@@ -216,3 +216,73 @@ def test_merged_windows_equal_one_long_window(items):
         rows_b = {tuple(k): (b.counts[i, additive].tolist(), b.hll[i].tolist()) for i, k in enumerate(b.keys.tolist())}
         assert rows_a == rows_b, name
     assert long_w.totals[additive].tolist() == merged.totals[additive].tolist()
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(frame(), max_size=40), st.lists(st.integers(-2**40, 2**62), min_size=40, max_size=40))
+def test_record_totals_agree_with_numpy(frames, stamps):
+    """The pipeline's running totals (flag bits, wire bytes, first and last timestamp) in one pass."""
+    import probe._fastpath_py as py
+    kernels = [py]
+    try:
+        import probe._fastpath as c
+        kernels.append(c)
+    except ImportError:
+        pass
+    recs = py.parse_frames(*batch_columns(FrameBatch.from_frames(frames, ts_ns=stamps[:len(frames)])))[0] \
+        if frames else np.zeros(0, dtype=py.parse_frames(*batch_columns(FrameBatch.empty()))[0].dtype)
+    recs["flags"][::3] |= np.uint32(1 << 31)  # the top bit too
+    want = np.zeros(32, np.int64)
+    for f in recs["flags"].tolist():
+        for b in range(32):
+            want[b] += (f >> b) & 1
+    for k in kernels:
+        counts = np.full(32, 5, np.int64)  # added to, never reset
+        got = k.record_totals(recs, counts)
+        assert np.array_equal(counts, want + 5), k.__name__
+        if len(recs):
+            assert got == (int(recs["wirelen"].sum()), int(recs["ts_ns"].min()), int(recs["ts_ns"].max())), k.__name__
+        else:
+            assert got == (0, 0, 0)
+    with pytest.raises(ValueError, match="32 counters"):
+        py.record_totals(recs, np.zeros(8, np.int64))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(frame(), st.integers(0, 3)), max_size=40))
+def test_parallel_windows_merge_to_the_whole(items):
+    """Fanout workers each aggregate a share of the same time slot; merged, they are the whole slot."""
+    from probe import fastpath
+    from probe._layout import COUNTERS, NON_ADDITIVE
+    from probe.state.aggregates import merge_parallel
+    t0 = 1_700_000_000 * 10**9
+    frames = [f for f, _ in items]
+    whole = CaptureAggregator(max_devices=256, window_s=10, kernels=fastpath)
+    parts = [CaptureAggregator(max_devices=256, window_s=10, kernels=fastpath) for _ in range(4)]
+    for i, (f, member) in enumerate(items):
+        rec = records(fastpath, [f], [t0 + i])
+        whole.add(rec)
+        parts[member].add(rec)
+    w = whole.flush()
+    windows = [x for x in (p.flush() for p in parts) if x is not None]
+    if w is None:
+        assert not windows
+        return
+    merged = merge_parallel(windows)
+    assert (merged.start_ns, merged.end_ns) == (w.start_ns, w.end_ns)
+    # traffic to an address lands on its row only where that row exists (in the member that saw the
+    # address send), so received counts and the moves of an address between MACs depend on the split
+    split_dependent = {"rx_frames", "rx_bytes", "last_seen_ns", "peer_changes", "icmp_echo_reply_rcvd",
+                       "tcp_synack_rcvd", "tcp_rst_rcvd", "arp_reply_rcvd", "icmp_unreach_rcvd",
+                       "dns_response_rcvd", "dns_nxdomain_rcvd", "dns_servfail_rcvd"}
+    additive = [i for i, n in enumerate(COUNTERS)
+                if (n not in NON_ADDITIVE or n == "first_seen_ns") and n not in split_dependent]
+    for name in ("macs", "ips", "arp"):
+        a, b = getattr(w, name), getattr(merged, name)
+        rows_a = {tuple(k): a.counts[i, additive].tolist() for i, k in enumerate(a.keys.tolist())
+                  if a.counts[i, COUNTERS.index("frames")]}
+        rows_b = {tuple(k): b.counts[i, additive].tolist() for i, k in enumerate(b.keys.tolist())
+                  if b.counts[i, COUNTERS.index("frames")]}
+        assert rows_a == rows_b, name
+    assert w.totals[additive].tolist() == merged.totals[additive].tolist()
+    assert np.array_equal(w.totals_hll, merged.totals_hll)

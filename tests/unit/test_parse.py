@@ -226,3 +226,20 @@ def test_twin_and_compiled_agree(batch_frames, data):
     rp, mp = py.parse_frames(*cols)
     assert mc == mp
     assert rc.tobytes() == rp.tobytes()
+
+
+def test_reused_buffer_gives_the_same_records(impl):
+    """The live pipeline parses every batch into one buffer: what an earlier, longer batch left there
+    must not leak into the next one's records."""
+    frames = [bytes(Ether(src="02:00:00:00:00:01") / IP(src="10.0.0.1", dst="10.0.0.2") / TCP(dport=p, flags="S"))
+              for p in range(1, 6)] + [bytes(Ether() / ARP(psrc="10.0.0.9", pdst="10.0.0.9")), b"\x01" * 9]
+    from probe.state.aggregates import batch_columns
+    buf = np.zeros(16, dtype=L.FRAME_DTYPE)
+    first, _ = impl.parse_frames(*batch_columns(FrameBatch.from_frames(frames, ts_ns=list(range(7)))), out=buf)
+    assert first.base is buf or first.base is buf.base or np.shares_memory(first, buf)
+    later = [bytes(Ether() / IPv6() / UDP(sport=5353, dport=5353)), b"\x02" * 20]
+    fresh, bad = impl.parse_frames(*batch_columns(FrameBatch.from_frames(later, ts_ns=[5, 6])))
+    reused, bad2 = impl.parse_frames(*batch_columns(FrameBatch.from_frames(later, ts_ns=[5, 6])), out=buf)
+    assert len(reused) == 2 and reused.tobytes() == fresh.tobytes() and bad == bad2
+    with pytest.raises(ValueError, match="at least 2 records"):
+        impl.parse_frames(*batch_columns(FrameBatch.from_frames(later, ts_ns=[5, 6])), out=buf[:1])

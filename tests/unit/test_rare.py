@@ -30,6 +30,7 @@ def test_shared_lldp_cdp_dhcp(shared_data):
     assert lldp["system_name"] == "SMCGS8P-Smart" and lldp["port_id"] == "1" and lldp["capabilities"] == ["bridge"]
     cdp, = decoded(pcap / "cdp_v1.pcap")
     assert (cdp["device_id"], cdp["port_id"], cdp["platform"], cdp["addresses"]) == ("R1", "Ethernet0", "cisco 1601", ["192.168.10.1"])
+    assert cdp["capabilities"] == 0x01  # a router
     dhcp = decoded(pcap / "dhcp_dora_lan_192-168-1.pcapng")
     assert [d["message_type"] for d in dhcp] == ["discover", "offer", "request", "ack"]
     assert dhcp[0]["hostname"] == "ubuntu2" and dhcp[1]["server_id"] == "192.168.1.5" and dhcp[1]["yiaddr"] == "192.168.1.10"
