@@ -149,8 +149,10 @@ class PassiveFeed:
     DHCP, mDNS, LLMNR, NetBIOS, LLDP and CDP frames decoded off the hot path, at most `max_per_second`
     of them, and the ARP IP->MAC bindings of each closed window (bounded by the window's ARP table)."""
 
-    def __init__(self, target, *, max_per_second: int = PASSIVE_PER_SECOND, clock=time.monotonic):
+    def __init__(self, target, *, max_per_second: int = PASSIVE_PER_SECOND, clock=time.monotonic,
+                 own: Iterable[str] = ()):
         self.target, self.max_per_second, self.clock = target, max_per_second, clock
+        self.own = frozenset(a.lower() for a in own)  # the probe itself: not a device of the client's LAN
         self._second, self._used = -1, 0
         self.decoded_total = 0
         self.skipped_total = 0
@@ -174,7 +176,7 @@ class PassiveFeed:
         for i in idx[:room]:
             rec = records[int(i)]
             info = decode_rare(batch.frame(int(i)), rec)
-            if info is None:
+            if info is None or info.get("src_mac") in self.own:
                 continue
             if int(rec["flags"]) & F_IPV4 and int(rec["src_ip"]):
                 info["src_ip"] = str(ipaddress.IPv4Address(int(rec["src_ip"])))
@@ -193,8 +195,8 @@ class PassiveFeed:
         if len(keys) > limit:
             self.skipped_total += len(keys) - limit
             keys = keys[:limit]
-        rows = [(format_mac(int(mac)), str(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)))
-                for ip, mac in keys.tolist() if ip and mac]
+        rows = [(m, str(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)))
+                for ip, mac in keys.tolist() if ip and mac and (m := format_mac(int(mac))) not in self.own]
         if rows:
             self.target.observe_table(rows, "arp", ts=window.end_ns / 1e9)
 
@@ -276,7 +278,7 @@ class CaptureSubsystem:
         self._loop = asyncio.get_running_loop()
         sweep = self.ctx.peers.get("sweep")  # built after us: looked up when the daemon starts
         if self.analysis is not None and sweep is not None and hasattr(sweep, "learn_decoded"):
-            self.passive = PassiveFeed(sweep)
+            self.passive = PassiveFeed(sweep, own=self.own)
             self.analysis.on_records = self.passive.frames
         self._stop.clear()
         self._first_attempt.clear()
@@ -535,7 +537,8 @@ def _fanout_worker(cfg: CaptureConfig, group: int, conn, stop, stats_seconds: fl
 
         analysis = CapturePipeline(cfg, DetectionConfig(enabled=False), on_window=lambda w: conn.send(("window", w)))
         if learn:
-            analysis.on_records = PassiveFeed(_SendDecoded(conn), max_per_second=max(1, PASSIVE_PER_SECOND // cfg.fanout)).frames
+            analysis.on_records = PassiveFeed(_SendDecoded(conn), max_per_second=max(1, PASSIVE_PER_SECOND // cfg.fanout),
+                                              own=own_addresses()).frames
     pipeline = FramePipeline(counters, analysis=analysis)
     next_stats = 0.0
     parent = os.getppid()
