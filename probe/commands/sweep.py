@@ -24,7 +24,7 @@ def add_arguments(p):
     p.add_argument("--config.file", dest="config_file", default=None, metavar="FILE",
                    help="take subnets, SNMP credentials and rate from this config")
     p.add_argument("--rate", type=int, default=None, metavar="PPS",
-                   help="probe packets per second (default: sweep.rate_pps, 200)")
+                   help="probe packets per second (default: sweep.rate_pps, 500)")
     p.add_argument("--method", choices=["auto", "arp", "icmp"], default="auto",
                    help="auto: ARP where this machine is on the subnet, ICMP elsewhere")
     p.add_argument("--community", action="append", default=[], metavar="COMMUNITY",

@@ -10,7 +10,7 @@ from probe.config.schema import Duration, setting
 class SweepConfig:
     enabled: bool = setting(True)
     interval: Duration = setting(Duration(3600), check=lambda d: None if d >= 60 else "must be at least 60s")
-    rate_pps: int = setting(200, doc="probe packets per second, so a sweep never floods the LAN",
+    rate_pps: int = setting(500, doc="probe packets per second (arp-scan's pace), so a sweep never floods the LAN",
                             check=lambda n: None if 1 <= n <= 10000 else f"must be between 1 and 10000, got {n}")
     max_hosts: int = setting(4096, doc="largest subnet swept (addresses)",
                              check=lambda n: None if n >= 1 else f"must be at least 1, got {n}")
