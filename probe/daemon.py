@@ -29,7 +29,7 @@ from probe.sdnotify import Notifier
 from probe.sources import interfaces
 from probe.state.anomaly import AnomalyScores
 from probe.state.store import Store
-from probe.subsystem import Context, Subsystem
+from probe.subsystem import Context, Health, Subsystem
 
 _log = logging.getLogger("sitevigil")
 
@@ -141,7 +141,6 @@ class Daemon:
                 await sub.start()
             except Exception as exc:  # a subsystem that cannot start is reported, the rest go on
                 _log.exception("subsystem %s failed to start", sub.name)
-                from probe.subsystem import Health
                 sub.status.set(Health.FAILED, f"start failed: {exc}")
         self._ready = True
         self.notifier.send("READY=1", f"STATUS=listening on {cfg.web.listen_address}")

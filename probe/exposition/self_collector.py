@@ -1,16 +1,18 @@
 """The probe's metrics about itself: build info, config reloads, subsystem health, scrape timing."""
 from __future__ import annotations
 
+import logging
 import platform
 import time
 from typing import Callable, Iterable
 
-from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.registry import Collector
 
 from probe import __version__
 from probe.subsystem import Health
 
+_log = logging.getLogger(__name__)
 _STATES = [h.value for h in Health]
 
 
@@ -26,8 +28,7 @@ class TimedCollector(Collector):
         try:
             families = list(self.inner.collect())
         except Exception:  # one broken collector must not take the whole scrape down
-            import logging
-            logging.getLogger(__name__).exception("collector %s failed", self.name)
+            _log.exception("collector %s failed", self.name)
             families, ok = [], False
         self.timings[self.name] = (time.perf_counter() - t0, ok)
         return families
@@ -95,7 +96,6 @@ class SelfCollector(Collector):
             failed = GaugeMetricFamily("sitevigil_state_write_backlog", "Writes to the state database waiting for a retry.")
             failed.add_metric([], float(self._store.backlog))
             yield failed
-            from prometheus_client.core import CounterMetricFamily
             wf = CounterMetricFamily("sitevigil_state_write_failures", "Writes to the state database that failed (e.g. disk full).")
             wf.add_metric([], float(self._store.writes_failed_total))
             yield wf
