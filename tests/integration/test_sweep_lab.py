@@ -5,6 +5,7 @@ import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -217,16 +218,15 @@ def test_passive_learning_from_a_real_lldpd_on_the_mirror_port(lan, sitevigil_en
         pytest.skip("needs lldpd (Debian package lldpd)")
     host = lan.hosts[1]
     sock = f"{lan.tmpdir}/lldpd-{host.name}.sock"
-    lldpd = lan.popen(host, ["lldpd", "-d", "-u", sock, "-I", "eth0", "-S", "Lab access switch"],
+    # The settings go in the file lldpd's own lldpcli reads before it resumes the daemon: set afterwards
+    # through the control socket, that lldpcli's late "resume" could put the host's name back.
+    conf = Path(lan.tmpdir) / f"lldpd-{host.name}.conf"
+    conf.write_text("configure system hostname lab-sw1\n"
+                    "configure system capabilities enabled bridge\n"
+                    "configure lldp tx-interval 1\n")
+    lldpd = lan.popen(host, ["lldpd", "-d", "-u", sock, "-O", str(conf), "-I", "eth0", "-S", "Lab access switch"],
                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        ctl = ["lldpcli", "-u", sock, "configure"]
-        for _ in range(50):  # until its control socket answers
-            if lan.run(host, [*ctl, "system", "hostname", "lab-sw1"], check=False).returncode == 0:
-                break
-            time.sleep(0.1)
-        lan.run(host, [*ctl, "system", "capabilities", "enabled", "bridge"])
-        lan.run(host, [*ctl, "lldp", "tx-interval", "1"])
         r = lan.run(lan.probe, [sys.executable, "-c", LISTEN, host.mac, "lab-sw1", "15"], env=sitevigil_env, timeout=30)
     finally:
         lan.stop(lldpd)
