@@ -23,6 +23,7 @@ from probe import fastpath
 from probe.config import Config, ConfigError, SubnetConfig, load_file, split_listen_address
 from probe.exposition.anomaly_collector import AnomalyCollector
 from probe.exposition.http import HttpApi
+from probe.findings.anomaly import AnomalyAlerts
 from probe.findings.ledger import Ledger, LedgerCollector
 from probe.exposition.self_collector import SelfCollector, TimedCollector
 from probe.sdnotify import Notifier
@@ -93,7 +94,13 @@ class Daemon:
         cfg = self.config
         self.store = Store(cfg.state_dir)
         self.ledger = Ledger(self.store)
-        self.anomaly = AnomalyScores(cfg.detection.anomaly_max_series) if cfg.detection.enabled else None
+        self.anomaly = None
+        if cfg.detection.enabled:
+            self.alerts = AnomalyAlerts(self.ledger.record, threshold=cfg.detection.anomaly_threshold,
+                                        warn_threshold=cfg.detection.anomaly_warn_threshold)
+            self.anomaly = AnomalyScores(cfg.detection.anomaly_max_series, on_alert=self.alerts,
+                                         alert_threshold=cfg.detection.anomaly_threshold)
+            self._apply_anomaly_config(cfg)
         ctx = Context(store=self.store, emit_finding=self.ledger.record, anomaly=self.anomaly)
         for name, factory in self.factories:
             sub = factory(cfg, ctx)
@@ -108,9 +115,9 @@ class Daemon:
             timings=self.timings, last_scrape=self.last_scrape, store=self.store))
         self.registry.register(TimedCollector("findings", LedgerCollector(self.ledger), self.timings))
         if self.anomaly is not None:
-            self.registry.register(TimedCollector("anomaly", AnomalyCollector(
-                self.anomaly, top_n=cfg.detection.anomaly_top_n, threshold=cfg.detection.anomaly_threshold),
-                self.timings))
+            self.anomaly_collector = AnomalyCollector(self.anomaly, top_n=cfg.detection.anomaly_top_n,
+                                                      threshold=cfg.detection.anomaly_threshold)
+            self.registry.register(TimedCollector("anomaly", self.anomaly_collector, self.timings))
         for sub in self.subsystems:
             for i, coll in enumerate(sub.collectors()):
                 self.registry.register(TimedCollector(f"{sub.name}" + (f"_{i}" if i else ""), coll, self.timings))
@@ -203,6 +210,18 @@ class Daemon:
         return web.json_response({"findings": doc})
 
     # -- reload ---------------------------------------------------------------------------------
+    def _apply_anomaly_config(self, cfg: Config) -> None:
+        """Thresholds take effect at once; the series table's size only after a restart."""
+        if self.anomaly is None:
+            return
+        det = cfg.detection
+        self.anomaly.on_alert = self.alerts if det.enabled and det.anomaly_findings else None
+        self.anomaly.alert_threshold = self.alerts.threshold = det.anomaly_threshold
+        self.alerts.warn_threshold = det.anomaly_warn_threshold
+        collector = getattr(self, "anomaly_collector", None)
+        if collector is not None:
+            collector.threshold, collector.top_n = det.anomaly_threshold, det.anomaly_top_n
+
     async def reload(self) -> tuple[bool, str]:
         async with self._reload_lock:
             if not self.config_path:
@@ -228,6 +247,7 @@ class Daemon:
                 except Exception as exc:
                     _log.exception("subsystem %s failed to take the new config", sub.name)
                     failed.append(f"{sub.name}: {exc}")
+            self._apply_anomaly_config(new)
             self.config = new
             if failed:
                 self.reload_state["successful"] = False

@@ -26,6 +26,10 @@ class DetectionConfig:
     # itself opens an episode at 0.35 (probe/_twin/score.py), and NAB's best threshold was ~0.36
     anomaly_threshold: float = setting(0.5, doc="score at or above which a series is anomalous "
                                                 "(0.5: one in a million for that series)", check=_ratio)
+    anomaly_findings: bool = setting(True, doc="raise an `anomaly` finding when a series scores at or above "
+                                               "anomaly_threshold (once per episode)")
+    anomaly_warn_threshold: float = setting(0.75, doc="score at or above which an anomaly finding is a warning "
+                                                      "(0.75: one in a billion), below it info", check=_ratio)
     anomaly_top_n: int = setting(20, doc="most anomalous series exported",
                                  check=lambda n: None if 1 <= n <= 1000 else f"must be between 1 and 1000, got {n}")
 

@@ -14,17 +14,25 @@ from __future__ import annotations
 
 import collections
 import heapq
-from typing import Hashable, Iterable, Sequence
+import logging
+from typing import Callable, Hashable, Iterable, Sequence
 
 import numpy as np
 
 from probe import fastpath
 
 SeriesKey = tuple[str, str]   # (device, series)
+# called for each sample scoring at or above alert_threshold: (key, ts, value, score)
+AlertHook = Callable[[SeriesKey, float, float, float], None]
+
+_log = logging.getLogger("sitevigil.anomaly")
 
 
 class AnomalyScores:
-    def __init__(self, max_series: int, *, hold_seconds: float = 600.0, params: np.ndarray | None = None):
+    def __init__(self, max_series: int, *, hold_seconds: float = 600.0, params: np.ndarray | None = None,
+                 on_alert: AlertHook | None = None, alert_threshold: float = 0.5):
+        """`on_alert` hears of every sample scoring at least `alert_threshold` (the kernel scores only
+        an episode's first sample, or a clearly stronger one, that high): probe.findings.anomaly."""
         if max_series < 1:
             raise ValueError(f"max_series must be >= 1, got {max_series}")
         self.max_series = max_series
@@ -39,6 +47,8 @@ class AnomalyScores:
         self._free = list(range(max_series - 1, -1, -1))
         self.evicted_total = 0
         self.samples_total = 0
+        self.on_alert = on_alert
+        self.alert_threshold = alert_threshold
 
     def __len__(self) -> int:
         return len(self._slots)
@@ -84,6 +94,9 @@ class AnomalyScores:
                 t = np.where(np.isfinite(ts[start:end]), ts[start:end], self._updated[idx])
                 self._hold(idx, t, out[start:end])
                 np.maximum.at(self._updated, idx, t)
+                if self.on_alert is not None:
+                    for i in (start + np.flatnonzero(out[start:end] >= self.alert_threshold)).tolist():
+                        self._alert(keys[i], float(t[i - start]), float(values[i]), float(out[i]))
             start = end
             pending.clear()
 
@@ -93,6 +106,12 @@ class AnomalyScores:
         flush(n)
         self.samples_total += n
         return out
+
+    def _alert(self, key: SeriesKey, ts: float, value: float, score: float) -> None:
+        try:
+            self.on_alert(key, ts, value, score)
+        except Exception:  # a consumer's bug must not stop the scoring
+            _log.exception("anomaly alert consumer failed for %s", key)
 
     def _hold(self, idx: np.ndarray, t: np.ndarray, scores: np.ndarray) -> None:
         peak, peak_ts, hold = self._score, self._score_ts, self.hold_seconds
