@@ -9,7 +9,8 @@ answers, LLDP and CDP (neighbour name, description, capabilities, management add
 
 This runs off the hot path: `is_discovery_frame()` is a few byte comparisons that pick the frames
 worth decoding, and `PassiveLearner` bounds how many are decoded per second, so a DHCP flood or an
-mDNS storm costs a bounded amount of CPU. ARP is decoded by hand; the rest with scapy.
+mDNS storm costs a bounded amount of CPU. ARP is decoded by hand; the rest by the capture path's own
+decoders (probe.sources.rare), so every source of frames learns the same.
 """
 from __future__ import annotations
 
@@ -19,6 +20,11 @@ import struct
 import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable
+
+import numpy as np
+
+from probe import fastpath
+from probe.sources.rare import decode_rare
 
 _log = logging.getLogger(__name__)
 
@@ -97,42 +103,6 @@ def _text(v: Any) -> str | None:
     return v or None
 
 
-def _dhcp(pkt, ts: float) -> list[Observation]:
-    from scapy.layers.dhcp import BOOTP, DHCP
-    from scapy.layers.inet import IP
-
-    if not pkt.haslayer(BOOTP):
-        return []
-    bootp = pkt[BOOTP]
-    opts: dict[str, Any] = {}
-    if pkt.haslayer(DHCP):
-        for o in pkt[DHCP].options:
-            if isinstance(o, tuple) and len(o) >= 2:
-                opts[o[0]] = o[1] if len(o) == 2 else list(o[1:])
-    msg = opts.get("message-type")
-    out = []
-    if bootp.op == 1:  # from the client
-        mac = _mac(bytes(bootp.chaddr)[:6])
-        facts: dict[str, Any] = {}
-        if "vendor_class_id" in opts:
-            facts["dhcp_vendor_class"] = _text(opts["vendor_class_id"])
-        if "param_req_list" in opts:
-            p = opts["param_req_list"]
-            facts["dhcp_params"] = [int(x) for x in (p if isinstance(p, list) else [p])]
-        ip = None
-        if bootp.ciaddr and bootp.ciaddr != "0.0.0.0":
-            ip = bootp.ciaddr
-        elif msg == 3 and opts.get("requested_addr"):
-            ip = None  # asked for, not yet granted: the ACK says
-        out.append(Observation(mac, ip, _text(opts.get("hostname")), "dhcp", ts, facts))
-    else:  # from the server
-        if msg == 5 and bootp.yiaddr and bootp.yiaddr != "0.0.0.0":  # ACK: the client now has this address
-            out.append(Observation(_mac(bytes(bootp.chaddr)[:6]), bootp.yiaddr, None, "dhcp", ts))
-        if pkt.haslayer(IP) and msg in (2, 5, 6):
-            out.append(Observation(pkt.src, pkt[IP].src, None, "dhcp", ts, {"dhcp_server": True}))
-    return out
-
-
 def _dns_name(v: Any) -> str | None:
     n = _text(v)
     if not n:
@@ -141,178 +111,43 @@ def _dns_name(v: Any) -> str | None:
     return n[:-6] if n.lower().endswith(".local") else n
 
 
-def _mdns(pkt, ts: float, source: str) -> list[Observation]:
-    from scapy.layers.dns import DNS
-    from scapy.layers.inet import IP
-    from scapy.layers.llmnr import LLMNRResponse
-
-    dns = pkt.getlayer(DNS) if source == "mdns" else pkt.getlayer(LLMNRResponse)
-    if dns is None or not dns.qr:
-        return []  # only answers say who the sender is
-    src_ip = pkt[IP].src if pkt.haslayer(IP) else None
-    name = None
-    services: list[str] = []
-    records = []
-    for section in (dns.an, dns.ar):
-        try:
-            records += list(section or [])
-        except TypeError:
-            continue
-    for rr in records:
-        rtype = getattr(rr, "type", None)
-        rrname = _text(getattr(rr, "rrname", None)) or ""
-        if rtype == 1 and src_ip and _text(getattr(rr, "rdata", None)) == src_ip:
-            name = _dns_name(rrname)
-        elif rtype in (1, 28) and name is None:
-            name = _dns_name(rrname)
-        elif rtype == 12 and rrname.startswith("_") and ("._tcp" in rrname or "._udp" in rrname):
-            svc = rrname.rstrip(".").removesuffix(".local")
-            if svc not in services and len(services) < 16:
-                services.append(svc)
-    if name is None and not services:
-        return []
-    facts = {"mdns_services": services} if services else {}
-    return [Observation(pkt.src, src_ip, name, source, ts, facts)]
-
-
-def _nbname(data: bytes, off: int) -> str | None:
-    """First-level decode of a NetBIOS name (RFC 1002 4.1)."""
-    if len(data) < off + 34 or data[off] != 32:
-        return None
-    enc = data[off + 1:off + 33]
-    try:
-        raw = bytes(((enc[i] - 0x41) << 4) | (enc[i + 1] - 0x41) for i in range(0, 32, 2))
-    except ValueError:
-        return None
-    suffix = raw[15]
-    if suffix not in (0x00, 0x20):  # workstation / server service names are the host's name
-        return None
-    return raw[:15].decode("ascii", "replace").strip() or None
-
-
-def _netbios(pkt, ts: float) -> list[Observation]:
-    from scapy.layers.inet import IP, UDP
-
-    if not pkt.haslayer(UDP) or not pkt.haslayer(IP):
-        return []
-    data = bytes(pkt[UDP].payload)
-    if len(data) < 12 + 34:
-        return []
-    flags = struct.unpack_from("!H", data, 2)[0]
-    response, opcode = bool(flags & 0x8000), (flags >> 11) & 0x0F
-    if not (opcode in (5, 8) or (response and opcode == 0)):  # registration/refresh, or an answer
-        return []
-    name = _nbname(data, 12)
-    if not name or name == "*":
-        return []
-    return [Observation(pkt.src, pkt[IP].src, name, "netbios", ts)]
-
-
-_LLDP_CAPS = (("other", "other"), ("repeater", "repeater"), ("mac_bridge", "bridge"),
-              ("wlan_access_point", "wlan access point"), ("router", "router"), ("telephone", "telephone"),
-              ("docsis_cable_device", "docsis"), ("station_only", "station"))
-
-
-def _lldp(pkt, ts: float) -> list[Observation]:
-    from scapy.contrib import lldp as L
-
-    chassis_mac = None
-    neighbor: dict[str, Any] = {}
-    mgmt_ip = None
-    layer = pkt.getlayer(L.LLDPDU)
-    while layer is not None and not isinstance(layer, L.LLDPDUEndOfLLDPDU):
-        if isinstance(layer, L.LLDPDUChassisID):
-            if layer.subtype == 4 and isinstance(layer.id, str):
-                chassis_mac = layer.id
-            else:
-                neighbor["chassis_id"] = _text(layer.id)
-        elif isinstance(layer, L.LLDPDUPortID):
-            neighbor["port_id"] = _text(layer.id)
-        elif isinstance(layer, L.LLDPDUPortDescription):
-            neighbor["port_description"] = _text(layer.description)
-        elif isinstance(layer, L.LLDPDUSystemName):
-            neighbor["system_name"] = _text(layer.system_name)
-        elif isinstance(layer, L.LLDPDUSystemDescription):
-            neighbor["description"] = _text(layer.description)
-        elif isinstance(layer, L.LLDPDUSystemCapabilities):
-            neighbor["capabilities"] = [label for fld, label in _LLDP_CAPS if getattr(layer, f"{fld}_enabled", 0)]
-        elif isinstance(layer, L.LLDPDUManagementAddress):
-            if layer.management_address_subtype == 1 and len(bytes(layer.management_address)) == 4:
-                mgmt_ip = socket.inet_ntoa(bytes(layer.management_address))
-                neighbor["management_address"] = mgmt_ip
-        layer = layer.payload if layer.payload and layer.payload.name != "NoPayload" else None
-        if layer is not None and not isinstance(layer, L.LLDPDU):
-            break
-    return [Observation(chassis_mac or pkt.src, mgmt_ip, neighbor.get("system_name"), "lldp", ts,
-                        {"neighbor": neighbor})]
-
-
 _CDP_CAPS = ((0x01, "router"), (0x02, "trans-bridge"), (0x04, "source-route-bridge"), (0x08, "switch"),
              (0x10, "host"), (0x20, "igmp"), (0x40, "repeater"), (0x80, "phone"))
 
 
-def _cdp(pkt, ts: float) -> list[Observation]:
-    from scapy.contrib import cdp as C
-
-    if not pkt.haslayer(C.CDPv2_HDR):
-        return []
-    neighbor: dict[str, Any] = {}
-    mgmt_ip = None
-    for msg in pkt[C.CDPv2_HDR].msg or []:
-        if isinstance(msg, C.CDPMsgDeviceID):
-            neighbor["system_name"] = _text(msg.val)
-        elif isinstance(msg, C.CDPMsgPortID):
-            neighbor["port_id"] = _text(msg.iface)
-        elif isinstance(msg, C.CDPMsgPlatform):
-            neighbor["platform"] = _text(msg.val)
-        elif isinstance(msg, C.CDPMsgSoftwareVersion):
-            neighbor["description"] = _text(msg.val)
-        elif isinstance(msg, C.CDPMsgCapabilities):
-            neighbor["capabilities"] = [label for bit, label in _CDP_CAPS if int(msg.cap) & bit]
-        elif isinstance(msg, C.CDPMsgAddr):
-            for rec in msg.addr or []:
-                if isinstance(rec, C.CDPAddrRecordIPv4) and mgmt_ip is None:
-                    mgmt_ip = rec.addr
-                    neighbor["management_address"] = mgmt_ip
-    if neighbor.get("platform") and neighbor.get("description"):
-        neighbor["description"] = f"{neighbor['platform']} {neighbor['description']}"
-    return [Observation(pkt.src, mgmt_ip, neighbor.get("system_name"), "cdp", ts, {"neighbor": neighbor})]
-
-
-_contrib_loaded = False
-
-
 def observations(frame: bytes, ts: float | None = None) -> list[Observation]:
-    """What one Ethernet frame says about the devices on the LAN (empty when nothing)."""
-    global _contrib_loaded
+    """What one Ethernet frame says about the devices on the LAN (empty when nothing).
+
+    The same decoders as the live capture path: the fast path's parser finds the layers, the rare-frame
+    decoder (probe.sources.rare) reads DHCP, mDNS, LLMNR, NetBIOS, LLDP and CDP, and from_decoded()
+    turns that into observations, so a frame teaches the inventory the same from a capture file, a
+    test or the mirror port."""
     ts = time.time() if ts is None else ts
     proto = is_discovery_frame(frame)
     if proto is None:
         return []
     if proto == "arp":
         return _arp(frame, ts)
-    from scapy.layers.l2 import Ether
+    record = _parse_one(frame, ts)
+    info = decode_rare(frame, record)
+    if info is None:
+        return []
+    if info.get("malformed"):
+        _log.debug("passive: cannot decode %s frame: %s", info.get("protocol"), info["malformed"])
+        return []
+    info["ts"] = ts
+    src_ip = int(record["src_ip"])
+    return from_decoded(info, socket.inet_ntoa(src_ip.to_bytes(4, "big")) if src_ip else None)
 
-    if not _contrib_loaded:
-        from scapy.main import load_contrib
-        load_contrib("lldp")
-        load_contrib("cdp")
-        _contrib_loaded = True
-    try:
-        pkt = Ether(frame)
-        if proto == "dhcp":
-            return _dhcp(pkt, ts)
-        if proto in ("mdns", "llmnr"):
-            return _mdns(pkt, ts, proto)
-        if proto == "netbios":
-            return _netbios(pkt, ts)
-        if proto == "lldp":
-            return _lldp(pkt, ts)
-        if proto == "cdp":
-            return _cdp(pkt, ts)
-    except Exception as exc:  # a malformed frame is skipped, never fatal
-        _log.debug("passive: cannot decode %s frame: %s", proto, exc)
-    return []
+
+def _parse_one(frame: bytes, ts: float):
+    """The FRAME_DTYPE record of one frame."""
+    n = len(frame)
+    records, _malformed = fastpath.parse_frames(
+        np.frombuffer(frame, np.uint8) if n else np.zeros(1, np.uint8), np.zeros(1, np.int64),
+        np.array([n], np.uint32), np.array([n], np.uint32), np.array([int(ts * 1e9)], np.int64),
+        np.array([-1], np.int32))
+    return records[0]
 
 
 class PassiveLearner:
@@ -342,8 +177,8 @@ class PassiveLearner:
 
 
 # ---------------------------------------------------------------------------------------------------
-# The capture path's own decoder (probe.sources.rare: decode_batch/decode_rare dicts) -> observations,
-# so live capture feeds the inventory without scapy. Same meaning as the scapy decoders above.
+# The rare-frame decoder's dicts (probe.sources.rare: decode_batch/decode_rare) -> observations: what
+# the live capture path, replay and observations() above all go through.
 
 _RARE_LLDP_CAPS = {"wlan_ap": "wlan access point", "c_vlan": "bridge", "s_vlan": "bridge", "tpmr": "bridge"}
 

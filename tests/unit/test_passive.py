@@ -78,7 +78,7 @@ def test_learner_bounds_decoding_per_second(pcaps):
 
 
 # Dicts as the capture path's decoder (probe.sources.rare, parse branch) gives them for the same shared
-# captures; they must teach the inventory what the scapy decoders above teach it.
+# captures; they must teach the inventory what decoding the frames themselves (above) teaches it.
 RARE_DHCP_REQUEST = {"src_mac": "00:0c:29:59:fd:21", "ts": 1476375984.775177, "protocol": "dhcp", "op": "request",
                      "xid": 1768807526, "client_mac": "00:0c:29:59:fd:21", "message_type": "request",
                      "server_id": "192.168.1.5", "requested_ip": "192.168.1.10", "hostname": "ubuntu2",
@@ -99,17 +99,17 @@ RARE_CDP = {"src_mac": "00:e0:1e:d5:d5:15", "ts": 1164034146.739806, "protocol":
             "software_version": "Cisco Internetwork Operating System Software \nIOS (tm) 1600 Software", "platform": "cisco 1601"}
 
 
-def test_capture_decoder_dicts_teach_the_same_as_scapy(pcaps):
+def test_capture_decoder_dicts_teach_the_same_as_the_frames(pcaps):
     from probe.sources.passive import from_decoded
 
     via_rare = Inventory(None, oui=OuiTable.load())
     for info in (RARE_DHCP_REQUEST, RARE_DHCP_ACK, RARE_LLMNR, RARE_LLDP, RARE_CDP,
                  {"protocol": "lldp", "malformed": "LLDP TLV 5: needs 13 bytes"}):
         discovery.learn(via_rare, from_decoded(info))
-    via_scapy = learn(pcaps / "dhcp_dora_lan_192-168-1.pcapng", pcaps / "llmnr.pcap", pcaps / "lldp.pcap",
+    via_frames = learn(pcaps / "dhcp_dora_lan_192-168-1.pcapng", pcaps / "llmnr.pcap", pcaps / "lldp.pcap",
                       pcaps / "cdp_v1.pcap")
     for mac in ("00:0c:29:59:fd:21", "00:0c:29:c0:60:a4", "00:25:90:34:ee:54", "00:22:2d:81:db:10", "00:e0:1e:d5:d5:15"):
-        a, b = via_rare.get(mac), via_scapy.get(mac)
+        a, b = via_rare.get(mac), via_frames.get(mac)
         assert (a.ip, a.name) == (b.ip, b.name), mac
         if mac != "00:e0:1e:d5:d5:15":  # rare.py leaves out CDP's capabilities TLV: no "router" vote from it
             assert a.type == b.type, mac
