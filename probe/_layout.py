@@ -139,7 +139,8 @@ HLL_REGISTERS = 1 << HLL_BITS
 # Recent-frame state of aggregate_frames (`recent` argument), both direct-mapped and fixed-size:
 # - duplicate table uint64[DUP_SLOTS, 2]: (frame hash, copies) of broadcast/multicast frames; a new hash
 #   takes the slot (evicting on collision). Reset every window.
-# - flow table uint64[FLOW_SLOTS, 4]: (flow key hash, highest sequence end, last seq | IPv4 ID << 32,
-#   last ts_ns) per TCP direction; a new flow takes the slot. Kept across windows.
+# - flow table uint64[FLOW_SLOTS, 2] per TCP direction: (tag << 32 | highest sequence end,
+#   last seq << 32 | its IPv4 ID << 16 | its ts_ns >> 16 & 0xFFFF), tag = the flow key hash's top 32 bits | 1;
+#   a new flow takes the slot. Kept across windows; 16 bytes an entry so the table stays in cache.
 DUP_SLOTS = 4096
 FLOW_SLOTS = 8192

@@ -138,7 +138,7 @@ cdef inline void apply(uint64_t* c, uint64_t mask, uint64_t add_bytes, uint64_t 
 cdef struct Recent:
     uint64_t* dup       # [DUP_SLOTS, 2]: frame hash, copies (probe/_layout.py)
     uint64_t dup_mask
-    uint64_t* flow      # [FLOW_SLOTS, 4]: flow key, highest sequence end, last seq | IPv4 ID << 32, last ts
+    uint64_t* flow      # [FLOW_SLOTS, 2]: flow tag | highest sequence end, last seq | IPv4 ID | ts
     uint64_t flow_mask
 
 
@@ -176,10 +176,11 @@ cdef inline uint64_t dup_track(Recent* rc, const FrameRecord* r) noexcept nogil:
 cdef inline uint64_t tcp_track(Recent* rc, const FrameRecord* r, uint64_t ts) noexcept nogil:
     # tx bits of a TCP segment: C_TCP_DATA for one that carries data (or SYN/FIN), plus C_TCP_RETRANS when
     # its sequence end is not beyond the highest the flow has sent; a SPAN copy of the previous segment
-    # (same seq and IPv4 ID, or within 1 ms without an ID) counts as nothing
+    # (same seq and IPv4 ID, or within ~1 ms without an ID) counts as nothing. 16-byte entries (layout in
+    # probe/_layout.py) keep the table in cache.
     cdef uint32_t tf = r.tcp_flags
     cdef uint32_t seg = <uint32_t>r.tcp_len + ((tf >> 1) & 1) + (tf & 1)
-    cdef uint64_t a, key
+    cdef uint64_t a, key, tag, last, now
     cdef uint64_t* e
     cdef uint32_t seq, end
     cdef bint v4
@@ -190,31 +191,31 @@ cdef inline uint64_t tcp_track(Recent* rc, const FrameRecord* r, uint64_t ts) no
         a = (<uint64_t>r.src_ip << 32) | r.dst_ip
     else:
         a = r.src_ip6_hi ^ mix64(r.src_ip6_lo) ^ mix64(r.dst_ip6_hi + SALT_PORT) ^ mix64(r.dst_ip6_lo + SALT_CHADDR)
-    key = key_hash(a, (<uint64_t>r.sport << 16) | r.dport | (<uint64_t>(not v4) << 32)) | 1
-    e = rc.flow + 4 * (key & rc.flow_mask)
+    key = key_hash(a, (<uint64_t>r.sport << 16) | r.dport | (<uint64_t>(not v4) << 32))
+    tag = (key >> 32) | 1  # never 0: an empty slot matches no flow
+    e = rc.flow + 2 * (key & rc.flow_mask)
     seq = r.tcp_seq
     end = seq + seg
-    if e[0] != key:
-        e[0] = key  # a new flow (or one that evicted another): its first segment is no retransmission
-        e[1] = end
-        e[2] = seq | (<uint64_t>r.ip_id << 32)
-        e[3] = ts
+    now = (ts >> 16) & 0xFFFF  # ~65.5 us units
+    last = (<uint64_t>seq << 32) | (<uint64_t>r.ip_id << 16) | now
+    if (e[0] >> 32) != tag:
+        e[0] = (tag << 32) | end  # a new flow (or one that evicted another): its first segment is no retransmission
+        e[1] = last
         return 1ULL << C_TCP_DATA
-    if <uint32_t>e[2] == seq and ((v4 and r.ip_id != 0 and (e[2] >> 32) == r.ip_id)
-                                  or ((not v4 or r.ip_id == 0) and ts - e[3] <= 1000000)):
+    if (e[1] >> 32) == seq and ((v4 and r.ip_id != 0 and ((e[1] >> 16) & 0xFFFF) == r.ip_id)
+                                or ((not v4 or r.ip_id == 0) and ((now - e[1]) & 0xFFFF) <= 15)):
         return 0
-    e[2] = seq | (<uint64_t>r.ip_id << 32)
-    e[3] = ts
-    if <int32_t>(end - <uint32_t>e[1]) <= 0:
+    e[1] = last
+    if <int32_t>(end - <uint32_t>e[0]) <= 0:
         return (1ULL << C_TCP_DATA) | (1ULL << C_TCP_RETRANS)
-    e[1] = end
+    e[0] = (tag << 32) | end
     return 1ULL << C_TCP_DATA
 
 
 cdef Recent _recent(object spec) except *:
     cdef Recent rc
     dup, flow = spec
-    for name, a, width in (("duplicate", dup, 2), ("flow", flow, 4)):
+    for name, a, width in (("duplicate", dup, 2), ("flow", flow, 2)):
         if a.dtype != np.uint64 or a.ndim != 2 or a.shape[1] != width or not a.flags.c_contiguous \
                 or not a.flags.writeable:
             raise ValueError(f"aggregate_frames: the {name} table must be a writeable C-contiguous uint64[N, {width}]")
@@ -266,7 +267,7 @@ def aggregate_frames(records, mac_table, ip_table, arp_table, recent=None):
     Source addresses insert rows (or land in the overflow row when full). Destinations only update
     rows that exist, except for responses (SYN-ACK, RST, ARP reply, DNS answer, ICMP unreachable or
     echo reply), which may open the row of the address they answer; either way the table is bounded.
-    `recent`, (duplicate table uint64[D, 2], flow table uint64[F, 4]) with D and F powers of two
+    `recent`, (duplicate table uint64[D, 2], flow table uint64[F, 2]) with D and F powers of two
     (probe/_layout.py), enables the repeated-frame (dup_frames, dup_max) and TCP retransmission
     (tcp_data, tcp_retrans) counters; without it they stay 0.
     """

@@ -125,7 +125,7 @@ def _hll_add(hll, row, sketch, h):
 
 def _check_recent(recent):
     dup, flow = recent
-    for name, a, width in (("duplicate", dup, 2), ("flow", flow, 4)):
+    for name, a, width in (("duplicate", dup, 2), ("flow", flow, 2)):
         if a.dtype != np.uint64 or a.ndim != 2 or a.shape[1] != width or not a.flags.c_contiguous \
                 or not a.flags.writeable:
             raise ValueError(f"aggregate_frames: the {name} table must be a writeable C-contiguous uint64[N, {width}]")
@@ -161,26 +161,27 @@ def _tcp_track(flow, rec, g, fl, ts):
     else:
         a = (rec[g["src_ip6_hi"]] ^ mix64(rec[g["src_ip6_lo"]]) ^ mix64(rec[g["dst_ip6_hi"]] + SALT_PORT)
              ^ mix64(rec[g["dst_ip6_lo"]] + SALT_CHADDR))
-    key = key_hash(a, (rec[g["sport"]] << 16) | rec[g["dport"]] | (int(not v4) << 32)) | 1
+    key = key_hash(a, (rec[g["sport"]] << 16) | rec[g["dport"]] | (int(not v4) << 32))
+    tag = (key >> 32) | 1
     e = key & (flow.shape[0] - 1)
     seq = rec[g["tcp_seq"]]
     end = (seq + seg) & 0xFFFFFFFF
     ip_id = rec[g["ip_id"]]
-    if int(flow[e, 0]) != key:
-        flow[e, 0] = key
-        flow[e, 1] = end
-        flow[e, 2] = seq | (ip_id << 32)
-        flow[e, 3] = ts
+    now = (ts >> 16) & 0xFFFF
+    last = (seq << 32) | (ip_id << 16) | now
+    e0, e1 = int(flow[e, 0]), int(flow[e, 1])
+    if e0 >> 32 != tag:
+        flow[e, 0] = (tag << 32) | end
+        flow[e, 1] = last
         return B["tcp_data"]
-    last = int(flow[e, 2])
-    if (last & 0xFFFFFFFF) == seq and ((v4 and ip_id != 0 and (last >> 32) == ip_id)
-                                       or ((not v4 or ip_id == 0) and ((ts - int(flow[e, 3])) & M64) <= 1_000_000)):
+    if e1 >> 32 == seq and ((v4 and ip_id != 0 and (e1 >> 16) & 0xFFFF == ip_id)
+                            or ((not v4 or ip_id == 0) and (now - e1) & 0xFFFF <= 15)):
         return 0
-    flow[e, 2] = seq | (ip_id << 32)
-    flow[e, 3] = ts
-    if ((end - int(flow[e, 1])) & 0xFFFFFFFF) == 0 or ((end - int(flow[e, 1])) & 0x80000000):
+    flow[e, 1] = last
+    diff = (end - e0) & 0xFFFFFFFF
+    if diff == 0 or diff & 0x80000000:
         return B["tcp_data"] | B["tcp_retrans"]
-    flow[e, 1] = end
+    flow[e, 0] = (tag << 32) | end
     return B["tcp_data"]
 
 

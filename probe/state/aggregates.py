@@ -235,7 +235,7 @@ class CaptureAggregator:
         self.ips = AggTable(self.max_devices)
         self.arp = AggTable(self.max_devices, sketches=False)
         # repeated frames are counted per window; flows keep their highest sequence across windows
-        self.recent = (np.zeros((DUP_SLOTS, 2), np.uint64), np.zeros((FLOW_SLOTS, 4), np.uint64))
+        self.recent = (np.zeros((DUP_SLOTS, 2), np.uint64), np.zeros((FLOW_SLOTS, 2), np.uint64))
         self.window_start: int | None = None
         self.malformed = 0
         self.frames_total = 0

@@ -127,9 +127,9 @@ def test_recent_tables_are_bounded_and_checked(impl):
     bad = (np.zeros((3, 2), np.uint64), agg.recent[1])
     with pytest.raises(ValueError, match="power of two"):
         impl.aggregate_frames(records(impl, frames[:1], [T0]), agg.macs.spec, agg.ips.spec, agg.arp.spec, bad)
-    with pytest.raises(ValueError, match=r"uint64\[N, 4\]"):
+    with pytest.raises(ValueError, match=r"flow table must be a writeable C-contiguous uint64\[N, 2\]"):
         impl.aggregate_frames(records(impl, frames[:1], [T0]), agg.macs.spec, agg.ips.spec, agg.arp.spec,
-                              (agg.recent[0], np.zeros((8, 2), np.uint64)))
+                              (agg.recent[0], np.zeros((8, 4), np.uint64)))
 
 
 def test_flow_split_merges_repeats_and_retransmissions():
