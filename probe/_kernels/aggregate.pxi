@@ -198,8 +198,10 @@ cdef inline uint64_t tcp_track(Recent* rc, const FrameRecord* r, uint64_t ts) no
     end = seq + seg
     now = (ts >> 16) & 0xFFFF  # ~65.5 us units
     last = (<uint64_t>seq << 32) | (<uint64_t>r.ip_id << 16) | now
-    if (e[0] >> 32) != tag:
-        e[0] = (tag << 32) | end  # a new flow (or one that evicted another): its first segment is no retransmission
+    if (e[0] >> 32) != tag or ((tf & 0x02) and (e[1] >> 32) != seq):
+        # a new flow, one that evicted another, or a new connection on a reused 4-tuple (a SYN with
+        # another initial sequence number): its first segment is no retransmission
+        e[0] = (tag << 32) | end
         e[1] = last
         return 1ULL << C_TCP_DATA
     if (e[1] >> 32) == seq and ((v4 and r.ip_id != 0 and ((e[1] >> 16) & 0xFFFF) == r.ip_id)

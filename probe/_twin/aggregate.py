@@ -170,7 +170,7 @@ def _tcp_track(flow, rec, g, fl, ts):
     now = (ts >> 16) & 0xFFFF
     last = (seq << 32) | (ip_id << 16) | now
     e0, e1 = int(flow[e, 0]), int(flow[e, 1])
-    if e0 >> 32 != tag:
+    if e0 >> 32 != tag or (tf & 0x02 and e1 >> 32 != seq):
         flow[e, 0] = (tag << 32) | end
         flow[e, 1] = last
         return B["tcp_data"]

@@ -108,6 +108,14 @@ def test_syn_retransmission_and_ipv6_copies(impl):
     assert (row["tcp_data"], row["tcp_retrans"]) == (2, 1)
 
 
+def test_a_reused_port_is_a_new_connection(impl):
+    frames = [seg(5000, 0, flags="S", ip_id=1), seg(5001, 100, ip_id=2), seg(5101, 100, ip_id=3),
+              seg(10, 0, flags="S", ip_id=9),                           # the port again, a new ISN below
+              seg(10, 0, flags="S", ip_id=10), seg(11, 100, ip_id=11)]  # that SYN once more (resent), data
+    row = dict(window(impl, frames).ip_rows())["10.0.0.10"]
+    assert (row["tcp_data"], row["tcp_retrans"]) == (6, 1)
+
+
 def test_directions_and_flows_are_apart(impl):
     a = seg(1000, 100, ip_id=1)
     back = Ether(src=B, dst=A) / IP(src="10.0.0.11", dst="10.0.0.10", id=1) / TCP(sport=5001, dport=40000, flags="PA", seq=1000) / (b"y" * 100)
