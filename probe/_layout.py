@@ -31,7 +31,7 @@ import numpy as np
 __all__ = [
     "FRAME_DTYPE", "FLAG_NAMES", "COUNTERS", "COUNTER_INDEX", "N_COUNTERS", "SKETCHES", "N_SKETCHES",
     "HLL_BITS", "HLL_REGISTERS", "RARE_FLAGS", "DUP_PROTOCOLS", "DUP_NO_VLAN", "dup_max_fields",
-    "DUP_SLOTS", "FLOW_SLOTS",
+    "DUP_SLOTS", "DUP_RUN_GAP_NS", "FLOW_SLOTS",
 ]
 
 FRAME_DTYPE = np.dtype([
@@ -102,8 +102,8 @@ COUNTERS = (
     "peer_changes",  # IP table: times this IP arrived from a different MAC than before (MITM, failover)
     "prev_peer",     # IP table: the MAC it arrived from before the last change
     "udp_probe",     # UDP datagrams to a unicast port at or below the source port (requests, scans)
-    "dup_frames",    # broadcast/multicast frames byte-identical to one seen before in the window (loops)
-    "dup_max",       # the most repeated such frame: copies << 32 | ethertype << 16 | protocol << 12 | VLAN
+    "dup_frames",    # broadcast/multicast frames byte-identical to one seen < DUP_RUN_GAP_NS before (loops)
+    "dup_max",       # the longest such run of one frame: copies << 32 | ethertype << 16 | protocol << 12 | VLAN
     "tcp_data",      # TCP segments carrying data or SYN/FIN (SPAN copies left out)
     "tcp_retrans",   # of those, segments whose sequence end was not beyond what the flow had sent
 )
@@ -137,10 +137,13 @@ HLL_BITS = 6
 HLL_REGISTERS = 1 << HLL_BITS
 
 # Recent-frame state of aggregate_frames (`recent` argument), both direct-mapped and fixed-size:
-# - duplicate table uint64[DUP_SLOTS, 2]: (frame hash, copies) of broadcast/multicast frames; a new hash
-#   takes the slot (evicting on collision). Reset every window.
+# - duplicate table uint64[DUP_SLOTS, 2]: (frame hash, copies in the run << 32 | last copy's ts_ns >> 20)
+#   of broadcast/multicast frames; a new hash takes the slot (evicting on collision). A copy counts only
+#   within DUP_RUN_GAP_NS of the previous one (a loop repeats a frame within microseconds; a host
+#   resending it a second later starts a new run). Reset every window.
 # - flow table uint64[FLOW_SLOTS, 2] per TCP direction: (tag << 32 | highest sequence end,
 #   last seq << 32 | its IPv4 ID << 16 | its ts_ns >> 16 & 0xFFFF), tag = the flow key hash's top 32 bits | 1;
 #   a new flow takes the slot. Kept across windows; 16 bytes an entry so the table stays in cache.
 DUP_SLOTS = 4096
+DUP_RUN_GAP_NS = 95 << 20  # ~99.6 ms, in the kernels' ts >> 20 units
 FLOW_SLOTS = 8192

@@ -136,7 +136,7 @@ cdef inline void apply(uint64_t* c, uint64_t mask, uint64_t add_bytes, uint64_t 
 
 
 cdef struct Recent:
-    uint64_t* dup       # [DUP_SLOTS, 2]: frame hash, copies (probe/_layout.py)
+    uint64_t* dup       # [DUP_SLOTS, 2]: frame hash, copies in the run << 32 | last ts >> 20 (probe/_layout.py)
     uint64_t dup_mask
     uint64_t* flow      # [FLOW_SLOTS, 2]: flow tag | highest sequence end, last seq | IPv4 ID | ts
     uint64_t flow_mask
@@ -161,15 +161,21 @@ cdef inline uint64_t dup_protocol(uint32_t fl, uint8_t proto) noexcept nogil:
     return 0
 
 
-cdef inline uint64_t dup_track(Recent* rc, const FrameRecord* r) noexcept nogil:
-    # 0 for a frame not seen in this window's slot, else its dup_max value (copies so far, what it is)
+cdef enum:
+    DUP_GAP_UNITS = 95  # probe._layout.DUP_RUN_GAP_NS in ts >> 20 units (~1.05 ms): 95 is ~99.6 ms
+
+
+cdef inline uint64_t dup_track(Recent* rc, const FrameRecord* r, uint64_t ts) noexcept nogil:
+    # 0 for a frame that does not repeat the one in its slot within the run gap, else its dup_max value
+    # (copies in the run so far, what it is)
     cdef uint64_t* e = rc.dup + 2 * (r.frame_hash & rc.dup_mask)
-    if e[0] != r.frame_hash:
-        e[0] = r.frame_hash  # direct-mapped: a different frame evicts the old one
-        e[1] = 1
+    cdef uint64_t now = (ts >> 20) & 0xFFFFFFFFULL
+    if e[0] != r.frame_hash or ((now - e[1]) & 0xFFFFFFFFULL) > DUP_GAP_UNITS:
+        e[0] = r.frame_hash  # direct-mapped: a different frame evicts the old one; a late one starts a run
+        e[1] = (1ULL << 32) | now
         return 0
-    e[1] += 1
-    return ((e[1] & 0xFFFFFFFFULL) << 32 | (<uint64_t>r.ethertype << 16) | (dup_protocol(r.flags, r.ip_proto) << 12)
+    e[1] = (((e[1] >> 32) + 1) << 32) | now
+    return ((e[1] >> 32) << 32 | (<uint64_t>r.ethertype << 16) | (dup_protocol(r.flags, r.ip_proto) << 12)
             | (<uint64_t>(r.vlan & 0xFFF) if r.vlan >= 0 else 0xFFFULL))
 
 
@@ -319,7 +325,7 @@ def aggregate_frames(records, mac_table, ip_table, arp_table, recent=None):
                 tx |= 1ULL << C_TRUNCATED
             dupv = 0
             if track and r.frame_hash != 0:  # broadcast/multicast only (parse hashes no unicast)
-                dupv = dup_track(&rc, r)
+                dupv = dup_track(&rc, r, ts)
                 if dupv:
                     tx |= 1ULL << C_DUP_FRAMES
             ip = ok and (fl & (F_IPV4 | F_IPV6)) != 0

@@ -21,6 +21,7 @@ C_BYTES, C_RX_BYTES = CI["bytes"], CI["rx_bytes"]
 C_FIRST, C_LAST, C_PEER, C_PEER_CHANGES = CI["first_seen_ns"], CI["last_seen_ns"], CI["peer"], CI["peer_changes"]
 C_SERVER, C_FP = CI["dhcp_server_id"], CI["dhcp_fingerprint"]
 C_DUP_MAX = CI["dup_max"]
+DUP_GAP_UNITS = 95  # probe._layout.DUP_RUN_GAP_NS in ts >> 20 units (~1.05 ms)
 S_HOSTS, S_PORTS, S_CHADDR = 0, 1, 2
 # flag -> probe._layout.DUP_PROTOCOLS code, first match wins (the compiled dup_protocol)
 _DUP_PROTO = ((F_ARP, 1), (F_DHCP, 2), (F_ICMP, 3), (F_MDNS, 4), (F_SSDP, 5), (F_NBNS, 6), (F_LLMNR, 7), (F_STP, 8),
@@ -134,19 +135,22 @@ def _check_recent(recent):
     return dup, flow
 
 
-def _dup_track(dup, rec, g, fl):
-    """The compiled dup_track: 0 for a frame new to its slot, else its dup_max value."""
+def _dup_track(dup, rec, g, fl, ts):
+    """The compiled dup_track: 0 for a frame that does not repeat its slot's within the run gap, else its
+    dup_max value."""
     h = rec[g["frame_hash"]]
     slot = h & (dup.shape[0] - 1)
-    if int(dup[slot, 0]) != h:
+    now = (ts >> 20) & 0xFFFFFFFF
+    e1 = int(dup[slot, 1])
+    if int(dup[slot, 0]) != h or ((now - e1) & 0xFFFFFFFF) > DUP_GAP_UNITS:
         dup[slot, 0] = h
-        dup[slot, 1] = 1
+        dup[slot, 1] = (1 << 32) | now
         return 0
-    copies = int(dup[slot, 1]) + 1
-    dup[slot, 1] = copies
+    copies = ((e1 >> 32) + 1) & 0xFFFFFFFF
+    dup[slot, 1] = (copies << 32) | now
     proto = next((code for flag, code in _DUP_PROTO if fl & flag), 0)
     vlan = rec[g["vlan"]]
-    return ((copies & 0xFFFFFFFF) << 32) | (rec[g["ethertype"]] << 16) | (proto << 12) | ((vlan & 0xFFF) if vlan >= 0 else 0xFFF)
+    return (copies << 32) | (rec[g["ethertype"]] << 16) | (proto << 12) | ((vlan & 0xFFF) if vlan >= 0 else 0xFFF)
 
 
 def _tcp_track(flow, rec, g, fl, ts):
@@ -215,7 +219,7 @@ def aggregate_frames(records, mac_table, ip_table, arp_table, recent=None):
             tx |= B["truncated"]
         dupv = 0
         if dup is not None and rec[g["frame_hash"]] != 0:
-            dupv = _dup_track(dup, rec, g, fl)
+            dupv = _dup_track(dup, rec, g, fl, ts)
             if dupv:
                 tx |= B["dup_frames"]
         ip = ok and bool(fl & (F_IPV4 | F_IPV6))

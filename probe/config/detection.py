@@ -66,10 +66,10 @@ class DetectionConfig:
     # a switching loop circulates every broadcast unchanged thousands of times a second; a host resending
     # one frame (ARP retries at 1/s, mDNS announcing 2-3 times, a SPAN session showing each frame twice)
     # stays far below both limits
-    forwarding_loop_min_copies: int = setting(20, doc="copies of one byte-identical broadcast/multicast frame in a "
-                                              "window", check=_at_least(3))
-    forwarding_loop_min_rate: float = setting(100.0, doc="copies per second of that frame over the window",
-                                              check=_positive)
+    forwarding_loop_min_copies: int = setting(20, doc="copies in a row of one byte-identical broadcast/multicast "
+                                              "frame, each within ~100 ms of the previous", check=_at_least(3))
+    forwarding_loop_min_rate: float = setting(10.0, doc="repeated frames per second from that frame's sender over "
+                                              "the window", check=_positive)
     # retransmissions: judged against the device's own usual share (TCP over Wi-Fi or a WAN link
     # retransmits more than a wired LAN host); before warm-up against tcp_retrans_cold_ratio
     tcp_retrans_min: int = setting(3, doc="retransmitted segments from one device in a window, info", check=_at_least(1))

@@ -21,10 +21,11 @@ each detector calls a problem, and why the defaults are where they are:
   taken as the LAN's server). dhcp_starvation: >= 30 distinct client MACs ask for leases (dhcpstarv,
   yersinia). dhcp_flood: one client sends >= 50 DHCP messages with few client addresses.
 - broadcast_storm / multicast_storm: >= 1000 broadcast / 5000 multicast frames per second on the LAN.
-- forwarding_loop: one byte-identical broadcast/multicast frame seen >= 20 times in a window at >= 100
-  copies/s (a switching loop circulates every broadcast thousands of times a second and a mirror port
-  sees each pass; ARP retries at 1/s, mDNS sent 2-3 times and a SPAN session that shows every frame twice
-  stay far below). A host flooding one identical broadcast frame by itself looks the same and is named
+- forwarding_loop: one byte-identical broadcast/multicast frame seen >= 20 times in a row, each copy
+  within ~100 ms of the previous (probe._layout.DUP_RUN_GAP_NS), and its sender's repeated frames at >= 10/s
+  over the window (a switching loop circulates every broadcast thousands of times a second and a mirror
+  port sees each pass; ARP retries at 1/s start a new run each time, mDNS is sent 2-3 times, a SPAN
+  session that shows every frame twice makes runs of 2). A host flooding one identical broadcast frame by itself looks the same and is named
   in the evidence (src_mac).
 - dns_failure, icmp_unreachable, tcp_reset: health findings per client (and per resolver for DNS):
   info from the first failure when failures are the majority, warning from 10. tcp_reset: once a
@@ -554,15 +555,15 @@ class ForwardingLoopDetector:
         if not len(snap):
             return []
         copies = (snap.col("dup_max") >> np.uint64(32)).astype(np.int64)
+        dup = _u(snap.col("dup_frames"))
         secs = window.seconds
-        cand = np.flatnonzero((copies >= c.forwarding_loop_min_copies) & (copies / secs >= c.forwarding_loop_min_rate))
+        cand = np.flatnonzero((copies >= c.forwarding_loop_min_copies) & (dup / secs >= c.forwarding_loop_min_rate))
         if not len(cand):
             return []
-        dup = _u(snap.col("dup_frames"))
         top = int(cand[np.argmax(copies[cand])])
         what = dup_max_fields(int(snap.col("dup_max")[top]))
         total_dup = window.total("dup_frames")
-        ev = {"copies": what["copies"], "copies_per_second": round(what["copies"] / secs, 1),
+        ev = {"copies": what["copies"],
               "duplicate_frames": total_dup, "duplicate_frames_per_second": round(total_dup / secs, 1),
               "src_mac": _mac_dev(snap, top), "ethertype": f"0x{what['ethertype']:04x}", "protocol": what["protocol"],
               "vlan": what["vlan"], "sources_repeated": len(cand),

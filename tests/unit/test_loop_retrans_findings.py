@@ -59,7 +59,7 @@ def test_a_loop_circulating_one_arp_request():
     assert loop[0].device == "lan" and loop[0].severity == "critical"
     assert ev["copies"] == 8000 and ev["src_mac"] == A and ev["protocol"] == "arp" and ev["ethertype"] == "0x0806"
     assert ev["vlan"] is None and ev["duplicate_frames"] == 7999 and ev["src_ip"] == "10.0.0.10"
-    assert ev["copies_per_second"] >= 100
+    assert ev["duplicate_frames_per_second"] >= 100
 
 
 def test_a_loop_on_a_vlan_is_named_by_it():

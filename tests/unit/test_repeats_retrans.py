@@ -73,6 +73,15 @@ def test_a_loop_repeats_one_frame(impl):
     assert dup_max_fields(dict(w.mac_rows())[A]["dup_max"])["vlan"] is None
 
 
+def test_a_copy_counts_only_close_behind_the_previous(impl):
+    arp = Ether(src=A, dst="ff:ff:ff:ff:ff:ff") / ARP(hwsrc=A, psrc="10.0.0.10", pdst="10.0.0.99")
+    ms = 10**6
+    ts = [T0 + k * 150 * ms for k in range(20)]                        # resent every 150 ms: never a run
+    ts += [T0 + 5 * 10**9 + k * 50 * ms for k in range(5)]            # then 5 copies 50 ms apart: a run of 5
+    row = dict(window(impl, [arp] * len(ts), ts).mac_rows())[A]
+    assert row["dup_frames"] == 4 and dup_max_fields(row["dup_max"])["copies"] == 5
+
+
 def test_repeats_are_counted_per_window(impl):
     arp = Ether(src=A, dst="ff:ff:ff:ff:ff:ff") / ARP(hwsrc=A, psrc="10.0.0.10", pdst="10.0.0.99")
     agg = CaptureAggregator(max_devices=64, window_s=1, kernels=impl)
