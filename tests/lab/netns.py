@@ -232,6 +232,23 @@ class Lab:
         """Unplug the loop (deleting one end of a veth pair deletes both); the storm ends at once."""
         _sh(["ip", "-n", self.switch_ns, "link", "del", loop[0]], check=False, timeout=10)
 
+    def add_loss(self, host: Host, percent: int) -> str:
+        """The switch drops `percent`% of the frames `host` sends, at random, after the mirror has seen
+        them (a lossy path: the sender's TCP retransmits). nftables in the switch namespace (bridge
+        forward hook, `numgen random`), because kernels without sch_netem cannot `tc ... netem loss`.
+        Returns the table name for remove_loss()."""
+        if shutil.which("nft") is None:
+            raise LabError("needs nft (Debian package nftables)")
+        table = f"loss{next(_counter)}"
+        rules = (f"table bridge {table} {{\n chain drop_some {{\n"
+                 "  type filter hook forward priority 0; policy accept;\n"
+                 f"  ether saddr {host.mac} numgen random mod 100 < {int(percent)} drop\n }}\n}}")
+        _sh(["ip", "netns", "exec", self.switch_ns, "nft", "-f", "-"], input=rules + "\n")
+        return table
+
+    def remove_loss(self, table: str) -> None:
+        _sh(["ip", "netns", "exec", self.switch_ns, "nft", "delete", "table", "bridge", table], check=False)
+
     # -- running things -------------------------------------------------------------------------
     def cmd(self, host: Host | str, argv: Sequence[str]) -> list[str]:
         ns = host.ns if isinstance(host, Host) else host

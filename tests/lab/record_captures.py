@@ -1,7 +1,7 @@
 """Record the lab captures under tests/data/pcap/ (how they were made; run as root to remake them).
 
     python -m tests.lab.record_captures loop OUT.pcap      # a switching loop circulating one ARP request
-    python -m tests.lab.record_captures retrans OUT.pcap   # a TCP transfer, clean, then 10% loss (netem)
+    python -m tests.lab.record_captures retrans OUT.pcap   # a TCP transfer, clean, then 10% loss on the switch
 
 Each builds a tests.lab.netns.Lab, captures the probe's mirror port with tcpdump (bounded by a frame
 count and a time limit) while real tools make the trouble, and tears everything down.
@@ -14,7 +14,7 @@ import time
 
 from tests.lab.netns import Lab
 
-SNAPLEN = "256"
+SNAPLEN = "96"  # headers only: the TCP payload length is read from the IP header, not from what was captured
 
 
 def arping_argv(lab: Lab, host, target: str, count: int = 1) -> list[str]:
@@ -45,7 +45,7 @@ def bulk_sender(lab: Lab, receiver, port: int, seconds: float) -> list[str]:
               f"end = time.monotonic() + {seconds}\n"
               "while time.monotonic() < end:\n"
               "    s.sendall(buf)\n"
-              "    time.sleep(0.002)\n"
+              "    time.sleep(0.004)\n"
               "s.close()\n")
     return [sys.executable, "-c", script]
 
@@ -83,9 +83,9 @@ def wait_listening(lab: Lab, host, port: int, timeout: float = 10.0) -> None:
     raise RuntimeError(f"nothing listening on {host}:{port}")
 
 
-def lossy_transfer(lab: Lab, sender, receiver, *, clean: float, lossy: float, loss: str = "10%", port: int = 5001):
-    """A bulk transfer from sender to receiver: `clean` seconds, then `lossy` seconds with netem dropping
-    `loss` of the sender's packets; the qdisc is removed in a finally."""
+def lossy_transfer(lab: Lab, sender, receiver, *, clean: float, lossy: float, loss: int = 10, port: int = 5001):
+    """A bulk transfer from sender to receiver: `clean` seconds, then `lossy` seconds while the switch
+    drops `loss`% of the sender's frames (Lab.add_loss); the loss is removed in a finally."""
     rx = lab.popen(receiver, sink(receiver, port, clean + lossy + 10), stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL)
     wait_listening(lab, receiver, port)
@@ -93,11 +93,11 @@ def lossy_transfer(lab: Lab, sender, receiver, *, clean: float, lossy: float, lo
                    stderr=subprocess.DEVNULL)
     try:
         time.sleep(clean)
-        lab.run(sender, ["tc", "qdisc", "add", "dev", "eth0", "root", "netem", "loss", loss])
+        table = lab.add_loss(sender, loss)
         try:
             tx.wait(timeout=lossy + 15)
         finally:
-            lab.run(sender, ["tc", "qdisc", "del", "dev", "eth0", "root"], check=False)
+            lab.remove_loss(table)
     finally:
         lab.stop(tx)
         lab.stop(rx)
@@ -106,7 +106,7 @@ def lossy_transfer(lab: Lab, sender, receiver, *, clean: float, lossy: float, lo
 def record(kind: str, out: str) -> None:
     with Lab(hosts=2) as lab:
         cap = lab.popen(lab.probe, ["timeout", "40", "tcpdump", "-i", "mirror0", "-n", "-U", "-s", SNAPLEN,
-                                    "-c", "3000" if kind == "loop" else "6000", "-w", out],
+                                    "-c", "2000" if kind == "loop" else "9000", "-w", out],
                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(1.5)
         for h in lab.hosts:  # ordinary traffic first
@@ -114,7 +114,7 @@ def record(kind: str, out: str) -> None:
         if kind == "loop":
             storm(lab, 2.0)
         else:
-            lossy_transfer(lab, lab.hosts[0], lab.hosts[1], clean=4, lossy=6)
+            lossy_transfer(lab, lab.hosts[0], lab.hosts[1], clean=3, lossy=8)
         time.sleep(1)
         lab.stop(cap)
 
