@@ -93,11 +93,12 @@ def lossy_transfer(lab: Lab, sender, receiver, *, clean: float, lossy: float, lo
                    stderr=subprocess.DEVNULL)
     try:
         time.sleep(clean)
-        table = lab.add_loss(sender, loss)
+        table = lab.add_loss(sender, loss) if lossy > 0 and loss > 0 else None
         try:
             tx.wait(timeout=lossy + 15)
         finally:
-            lab.remove_loss(table)
+            if table is not None:
+                lab.remove_loss(table)
     finally:
         lab.stop(tx)
         lab.stop(rx)
