@@ -115,3 +115,17 @@ def test_one_frame_mirrored_twice_is_no_loop(tmp_path, sitevigil_cmd, sitevigil_
 def test_the_loop_capture_mirrored_twice_is_still_one_loop():
     pipe = _pipeline(DATA / "lab_forwarding_loop.pcap", double=True)
     assert [f.device for f in pipe.engine.all_findings() if f.kind == "forwarding_loop"] == ["lan"]
+
+
+@pytest.mark.parametrize("name, kind, event", [("lab_forwarding_loop.pcap", "forwarding_loop", "dup_frames"),
+                                               ("lab_tcp_loss_10pct.pcap", "tcp_retransmissions", "tcp_retrans")])
+def test_prometheus_output_has_the_new_kinds_and_events(sitevigil_cmd, sitevigil_env, name, kind, event):
+    from prometheus_client.parser import text_string_to_metric_families
+    p = subprocess.run([*sitevigil_cmd, "replay", str(DATA / name), "--format", "prom"], capture_output=True,
+                       text=True, env=sitevigil_env, timeout=120)
+    assert p.returncode == 0, p.stderr
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for fam in text_string_to_metric_families(p.stdout) for s in fam.samples}
+    raised = {dict(k[1]).get("kind") for k, v in samples.items() if k[0] == "sitevigil_findings_raised_total" and v}
+    assert kind in raised
+    assert samples[("sitevigil_capture_events_total", (("event", event),))] > 0
