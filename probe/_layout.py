@@ -63,7 +63,8 @@ FRAME_DTYPE = np.dtype([
     ("dns_rcode", np.uint8),
     ("dns_opcode", np.uint8),
     # appended after the first layout (keep the order above: other kernels index it)
-    ("frame_hash", np.uint64),         # broadcast/multicast frames only: 64-bit hash of the captured bytes
+    ("frame_hash", np.uint64),         # broadcast/multicast frames only: 64-bit hash of the first 256 captured
+                                       # bytes and the wire length (a loop repeats frames byte for byte)
     ("tcp_seq", np.uint32),            # TCP sequence number
     ("tcp_len", np.uint16),            # TCP payload length (from the IP lengths, not what was captured)
     ("ip_id", np.uint16),              # IPv4 identification, TCP segments only (SPAN copies keep it)
@@ -104,7 +105,7 @@ COUNTERS = (
     "udp_probe",     # UDP datagrams to a unicast port at or below the source port (requests, scans)
     "dup_frames",    # broadcast/multicast frames byte-identical to one seen < DUP_RUN_GAP_NS before (loops)
     "dup_max",       # the longest such run of one frame: copies << 32 | ethertype << 16 | protocol << 12 | VLAN
-    "tcp_data",      # TCP segments carrying data or SYN/FIN (SPAN copies left out)
+    "tcp_data",      # TCP segments carrying data, SYN-ACK or FIN (bare SYNs and SPAN copies left out)
     "tcp_retrans",   # of those, segments whose sequence end was not beyond what the flow had sent
 )
 COUNTER_INDEX = {name: i for i, name in enumerate(COUNTERS)}
@@ -144,6 +145,6 @@ HLL_REGISTERS = 1 << HLL_BITS
 # - flow table uint64[FLOW_SLOTS, 2] per TCP direction: (tag << 32 | highest sequence end,
 #   last seq << 32 | its IPv4 ID << 16 | its ts_ns >> 16 & 0xFFFF), tag = the flow key hash's top 32 bits | 1;
 #   a new flow takes the slot. Kept across windows; 16 bytes an entry so the table stays in cache.
-DUP_SLOTS = 4096
+DUP_SLOTS = 2048
 DUP_RUN_GAP_NS = 95 << 20  # ~99.6 ms, in the kernels' ts >> 20 units
-FLOW_SLOTS = 8192
+FLOW_SLOTS = 4096

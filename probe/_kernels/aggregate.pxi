@@ -179,25 +179,32 @@ cdef inline uint64_t dup_track(Recent* rc, const FrameRecord* r, uint64_t ts) no
             | (<uint64_t>(r.vlan & 0xFFF) if r.vlan >= 0 else 0xFFFULL))
 
 
+cdef enum:
+    SEQ_REUSE_GAP = 1 << 26  # 64 MiB behind the flow's highest: no window allows that, a new connection
+
+
 cdef inline uint64_t tcp_track(Recent* rc, const FrameRecord* r, uint64_t ts) noexcept nogil:
-    # tx bits of a TCP segment: C_TCP_DATA for one that carries data (or SYN/FIN), plus C_TCP_RETRANS when
-    # its sequence end is not beyond the highest the flow has sent; a SPAN copy of the previous segment
-    # (same seq and IPv4 ID, or within ~1 ms without an ID) counts as nothing. 16-byte entries (layout in
-    # probe/_layout.py) keep the table in cache.
+    # tx bits of a TCP segment: C_TCP_DATA for one that carries data (or SYN-ACK/FIN), plus C_TCP_RETRANS
+    # when its sequence end is not beyond the highest the flow has sent; a SPAN copy of the previous
+    # segment (same seq and IPv4 ID, or within ~1 ms without an ID) counts as nothing. 16-byte entries
+    # (layout in probe/_layout.py) keep the table in cache.
     cdef uint32_t tf = r.tcp_flags
     cdef uint32_t seg = <uint32_t>r.tcp_len + ((tf >> 1) & 1) + (tf & 1)
     cdef uint64_t a, key, tag, last, now
     cdef uint64_t* e
     cdef uint32_t seq, end
+    cdef int32_t ahead
     cdef bint v4
-    if seg == 0:
-        return 0  # pure ACKs: nothing to retransmit
+    if seg == 0 or (tf & 0x12) == 0x02:
+        # pure ACKs carry nothing to resend; bare SYNs are judged by the handshake counters (unanswered,
+        # refused): a scan or a SYN flood from spoofed sources then neither churns this table nor pays for it
+        return 0
     v4 = (r.flags & F_IPV4) != 0
     if v4:
         a = (<uint64_t>r.src_ip << 32) | r.dst_ip
     else:
         a = r.src_ip6_hi ^ mix64(r.src_ip6_lo) ^ mix64(r.dst_ip6_hi + SALT_PORT) ^ mix64(r.dst_ip6_lo + SALT_CHADDR)
-    key = key_hash(a, (<uint64_t>r.sport << 16) | r.dport | (<uint64_t>(not v4) << 32))
+    key = mix64(a ^ (((<uint64_t>r.sport << 16) | r.dport | (<uint64_t>(not v4) << 32)) * SALT_PORT))
     tag = (key >> 32) | 1  # never 0: an empty slot matches no flow
     e = rc.flow + 2 * (key & rc.flow_mask)
     seq = r.tcp_seq
@@ -205,7 +212,7 @@ cdef inline uint64_t tcp_track(Recent* rc, const FrameRecord* r, uint64_t ts) no
     now = (ts >> 16) & 0xFFFF  # ~65.5 us units
     last = (<uint64_t>seq << 32) | (<uint64_t>r.ip_id << 16) | now
     if (e[0] >> 32) != tag or ((tf & 0x02) and (e[1] >> 32) != seq):
-        # a new flow, one that evicted another, or a new connection on a reused 4-tuple (a SYN with
+        # a new flow, one that evicted another, or a new connection on a reused 4-tuple (a SYN-ACK with
         # another initial sequence number): its first segment is no retransmission
         e[0] = (tag << 32) | end
         e[1] = last
@@ -214,9 +221,10 @@ cdef inline uint64_t tcp_track(Recent* rc, const FrameRecord* r, uint64_t ts) no
                                 or ((not v4 or r.ip_id == 0) and ((now - e[1]) & 0xFFFF) <= 15)):
         return 0
     e[1] = last
-    if <int32_t>(end - <uint32_t>e[0]) <= 0:
+    ahead = <int32_t>(end - <uint32_t>e[0])
+    if ahead <= 0 and ahead > -SEQ_REUSE_GAP:
         return (1ULL << C_TCP_DATA) | (1ULL << C_TCP_RETRANS)
-    e[0] = (tag << 32) | end
+    e[0] = (tag << 32) | end  # new data, or far behind: a new connection whose SYN-ACK we did not see
     return 1ULL << C_TCP_DATA
 
 
@@ -448,7 +456,7 @@ def aggregate_frames(records, mac_table, ip_table, arp_table, recent=None):
                     t_ptr = &mt
                 c = t_ptr.counts + rows_tx[k] * C_COUNT
                 apply(c, tx, wl, 0, ts)
-                if dupv > c[C_DUP_MAX]:
+                if dupv != 0 and dupv > c[C_DUP_MAX]:
                     c[C_DUP_MAX] = dupv
                 if ok and rows_tx[k] != t_ptr.cap:
                     if k == 0:

@@ -112,29 +112,43 @@ cdef inline uint64_t rd64le(const uint8_t* p) noexcept nogil:
 
 
 cdef uint64_t HASH_MUL = 0x9E3779B97F4A7C15ULL
+cdef uint64_t HASH_MUL2 = 0xC2B2AE3D27D4EB4FULL
+
+
+cdef inline uint64_t rd_tail(const uint8_t* p, Py_ssize_t k) noexcept nogil:
+    # the first k (< 8) bytes at p as a little-endian word
+    cdef uint64_t w = 0
+    cdef Py_ssize_t j
+    for j in range(k):
+        w |= (<uint64_t>p[j]) << (8 * j)
+    return w
 
 
 cdef inline uint64_t frame_hash(const uint8_t* f, Py_ssize_t n, Py_ssize_t wire) noexcept nogil:
-    # 64-bit hash of the captured bytes, a word at a time (never 0: 0 means "not hashed")
-    cdef uint64_t h = FNV_OFFSET ^ (<uint64_t>wire * HASH_MUL), w
-    cdef Py_ssize_t i = 0, j
-    while i + 8 <= n:
-        h = (h ^ rd64le(f + i)) * HASH_MUL
-        h ^= h >> 32
+    # 64-bit hash of the first FRAME_HASH_BYTES captured bytes and the wire length, two 8-byte lanes
+    # at a time (never 0: 0 means "not hashed")
+    cdef Py_ssize_t m = n if n < 128 else 128, i = 0
+    cdef uint64_t h1 = FNV_OFFSET ^ (<uint64_t>wire * HASH_MUL), h2 = HASH_MUL2 ^ <uint64_t>m
+    while i + 16 <= m:
+        h1 = (h1 ^ rd64le(f + i)) * HASH_MUL
+        h2 = (h2 ^ rd64le(f + i + 8)) * HASH_MUL2
+        h1 ^= h1 >> 32
+        h2 ^= h2 >> 29
+        i += 16
+    if i + 8 <= m:
+        h1 = (h1 ^ rd64le(f + i)) * HASH_MUL
+        h1 ^= h1 >> 32
         i += 8
-    if i < n:
-        w = 0
-        for j in range(n - i):
-            w |= (<uint64_t>f[i + j]) << (8 * j)
-        h = (h ^ w) * HASH_MUL
-        h ^= h >> 32
-    h ^= <uint64_t>n
-    h ^= h >> 30
-    h *= 0xBF58476D1CE4E5B9ULL
-    h ^= h >> 27
-    h *= 0x94D049BB133111EBULL
-    h ^= h >> 31
-    return h if h != 0 else 1
+    if i < m:
+        h2 = (h2 ^ rd_tail(f + i, m - i)) * HASH_MUL2
+        h2 ^= h2 >> 29
+    h1 ^= h2 * HASH_MUL
+    h1 ^= h1 >> 30
+    h1 *= 0xBF58476D1CE4E5B9ULL
+    h1 ^= h1 >> 27
+    h1 *= 0x94D049BB133111EBULL
+    h1 ^= h1 >> 31
+    return h1 if h1 != 0 else 1
 
 
 cdef inline void fault(FrameRecord* r, Py_ssize_t need, Py_ssize_t limit) noexcept nogil:

@@ -153,11 +153,14 @@ def _dup_track(dup, rec, g, fl, ts):
     return (copies << 32) | (rec[g["ethertype"]] << 16) | (proto << 12) | ((vlan & 0xFFF) if vlan >= 0 else 0xFFF)
 
 
+SEQ_REUSE_GAP = 1 << 26  # the compiled SEQ_REUSE_GAP
+
+
 def _tcp_track(flow, rec, g, fl, ts):
-    """The compiled tcp_track: tx bits for data segments and retransmissions (SPAN copies: none)."""
+    """The compiled tcp_track: tx bits for data segments and retransmissions (SPAN copies and bare SYNs: none)."""
     tf = rec[g["tcp_flags"]]
     seg = rec[g["tcp_len"]] + ((tf >> 1) & 1) + (tf & 1)
-    if seg == 0:
+    if seg == 0 or tf & 0x12 == 0x02:
         return 0
     v4 = bool(fl & F_IPV4)
     if v4:
@@ -165,7 +168,7 @@ def _tcp_track(flow, rec, g, fl, ts):
     else:
         a = (rec[g["src_ip6_hi"]] ^ mix64(rec[g["src_ip6_lo"]]) ^ mix64(rec[g["dst_ip6_hi"]] + SALT_PORT)
              ^ mix64(rec[g["dst_ip6_lo"]] + SALT_CHADDR))
-    key = key_hash(a, (rec[g["sport"]] << 16) | rec[g["dport"]] | (int(not v4) << 32))
+    key = mix64(a ^ ((((rec[g["sport"]] << 16) | rec[g["dport"]] | (int(not v4) << 32)) * SALT_PORT) & M64))
     tag = (key >> 32) | 1
     e = key & (flow.shape[0] - 1)
     seq = rec[g["tcp_seq"]]
@@ -182,8 +185,10 @@ def _tcp_track(flow, rec, g, fl, ts):
                             or ((not v4 or ip_id == 0) and (now - e1) & 0xFFFF <= 15)):
         return 0
     flow[e, 1] = last
-    diff = (end - e0) & 0xFFFFFFFF
-    if diff == 0 or diff & 0x80000000:
+    ahead = (end - e0) & 0xFFFFFFFF
+    if ahead >= 0x80000000:
+        ahead -= 1 << 32
+    if -SEQ_REUSE_GAP < ahead <= 0:
         return B["tcp_data"] | B["tcp_retrans"]
     flow[e, 0] = (tag << 32) | end
     return B["tcp_data"]

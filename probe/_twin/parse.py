@@ -43,18 +43,31 @@ def _be(f, p, n):
 
 
 HASH_MUL = 0x9E3779B97F4A7C15
+HASH_MUL2 = 0xC2B2AE3D27D4EB4F
+FRAME_HASH_BYTES = 128
 
 
 def frame_hash(f, wire):
-    """64-bit hash of the captured bytes (little-endian words), never 0; the compiled twin's frame_hash."""
-    n = len(f)
-    h = FNV_OFFSET ^ ((wire * HASH_MUL) & _M64)
+    """64-bit hash of the first FRAME_HASH_BYTES bytes and the wire length, never 0; the compiled
+    frame_hash (two little-endian 8-byte lanes)."""
+    m = min(len(f), FRAME_HASH_BYTES)
+    h1 = FNV_OFFSET ^ ((wire * HASH_MUL) & _M64)
+    h2 = HASH_MUL2 ^ m
     i = 0
-    while i < n:
-        h = ((h ^ int.from_bytes(f[i:i + 8], "little")) * HASH_MUL) & _M64
-        h ^= h >> 32
+    while i + 16 <= m:
+        h1 = ((h1 ^ int.from_bytes(f[i:i + 8], "little")) * HASH_MUL) & _M64
+        h2 = ((h2 ^ int.from_bytes(f[i + 8:i + 16], "little")) * HASH_MUL2) & _M64
+        h1 ^= h1 >> 32
+        h2 ^= h2 >> 29
+        i += 16
+    if i + 8 <= m:
+        h1 = ((h1 ^ int.from_bytes(f[i:i + 8], "little")) * HASH_MUL) & _M64
+        h1 ^= h1 >> 32
         i += 8
-    h ^= n
+    if i < m:
+        h2 = ((h2 ^ int.from_bytes(f[i:m], "little")) * HASH_MUL2) & _M64
+        h2 ^= h2 >> 29
+    h = h1 ^ ((h2 * HASH_MUL) & _M64)
     h ^= h >> 30
     h = (h * 0xBF58476D1CE4E5B9) & _M64
     h ^= h >> 27

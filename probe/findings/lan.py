@@ -35,8 +35,9 @@ each detector calls a problem, and why the defaults are where they are:
 - tcp_retransmissions: per source IP, >= 3 retransmitted segments (warning from 10) and a retransmitted
   share of its data segments above its own baseline (mean + 4 deviations, never below 2%); before the
   baseline has 6 windows with >= 20 segments, above 5%. A healthy wired LAN retransmits well under 1%;
-  10% packet loss shows ~10%. Counted as Wireshark does (tcp.analysis.retransmission): a segment whose
-  sequence end is not beyond the flow's highest, SPAN copies (same seq and IPv4 ID) left out.
+  10% packet loss shows ~10%. Counted as Wireshark flags them (retransmission, fast retransmission or
+  out-of-order): a segment with data, SYN-ACK or FIN whose sequence end is not beyond the flow's highest;
+  SPAN copies (same seq and IPv4 ID) and bare SYNs (judged as unanswered/refused handshakes) left out.
 """
 from __future__ import annotations
 

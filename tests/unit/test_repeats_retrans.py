@@ -105,24 +105,33 @@ def test_retransmissions_span_copies_and_wraparound(impl):
     assert (row["tcp_data"], row["tcp_retrans"]) == (3, 1)
 
 
-def test_syn_retransmission_and_ipv6_copies(impl):
-    syn = [seg(77, 0, flags="S", ip_id=0), seg(77, 0, flags="S", ip_id=0)]
+def test_syn_ack_retransmission_bare_syns_and_ipv6_copies(impl):
     ms = 10**6
-    row = dict(window(impl, syn, ts=[T0, T0 + 1000 * ms]).ip_rows())["10.0.0.10"]
+    synack = [seg(77, 0, flags="SA", ip_id=0), seg(77, 0, flags="SA", ip_id=0)]
+    row = dict(window(impl, synack, ts=[T0, T0 + 1000 * ms]).ip_rows())["10.0.0.10"]
     assert (row["tcp_data"], row["tcp_retrans"]) == (2, 1)   # 1 s later without an ID: resent
-    row = dict(window(impl, syn, ts=[T0, T0 + 20_000]).ip_rows())["10.0.0.10"]
+    row = dict(window(impl, synack, ts=[T0, T0 + 20_000]).ip_rows())["10.0.0.10"]
     assert (row["tcp_data"], row["tcp_retrans"]) == (1, 0)   # 20 us later: a SPAN copy
+    # bare SYNs are left to the handshake counters (a scan or flood must not churn the flow table)
+    row = dict(window(impl, [seg(5, 0, flags="S", ip_id=k) for k in range(3)]).ip_rows())["10.0.0.10"]
+    assert row["tcp_syn"] == 3 and "tcp_data" not in row or row["tcp_data"] == 0
     v6 = [seg(5, 10, v6=True), seg(5, 10, v6=True), seg(5, 10, v6=True)]
     row = dict(window(impl, v6, ts=[T0, T0 + 5000, T0 + 300 * ms]).ip_rows())["fd00::10"]
     assert (row["tcp_data"], row["tcp_retrans"]) == (2, 1)
 
 
 def test_a_reused_port_is_a_new_connection(impl):
-    frames = [seg(5000, 0, flags="S", ip_id=1), seg(5001, 100, ip_id=2), seg(5101, 100, ip_id=3),
-              seg(10, 0, flags="S", ip_id=9),                           # the port again, a new ISN below
-              seg(10, 0, flags="S", ip_id=10), seg(11, 100, ip_id=11)]  # that SYN once more (resent), data
+    isn = 1_000_000_000
+    frames = [seg(isn, 100, ip_id=1), seg(isn + 100, 100, ip_id=2),
+              seg(10, 100, ip_id=9),                      # the port again: far behind, a new connection
+              seg(110, 100, ip_id=10), seg(10, 100, ip_id=11)]  # and its own retransmission
     row = dict(window(impl, frames).ip_rows())["10.0.0.10"]
-    assert (row["tcp_data"], row["tcp_retrans"]) == (6, 1)
+    assert (row["tcp_data"], row["tcp_retrans"]) == (5, 1)
+    # a SYN-ACK with another initial sequence number restarts the flow too
+    frames = [seg(isn, 0, ip_id=1, flags="SA"), seg(isn + 1, 100, ip_id=2), seg(isn - 500, 0, ip_id=3, flags="SA"),
+              seg(isn - 499, 100, ip_id=4)]
+    row = dict(window(impl, frames).ip_rows())["10.0.0.10"]
+    assert (row["tcp_data"], row["tcp_retrans"]) == (4, 0)
 
 
 def test_directions_and_flows_are_apart(impl):
