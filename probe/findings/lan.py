@@ -483,7 +483,10 @@ class TcpResetDetector:
             return out
         syn, rst = _u(snap.col("tcp_syn")), _u(snap.col("tcp_rst_rcvd"))
         refused = np.minimum(syn, rst)
-        for i in np.flatnonzero(syn > 0):
+        # the baseline only raises the limit above tcp_reset_ratio: rows below it cannot fire, and
+        # only rows with enough attempts teach (a spoofed flood's thousands of one-SYN sources do neither)
+        maybe = (refused >= c.tcp_reset_info_min) & (refused >= c.tcp_reset_ratio * syn)
+        for i in np.flatnonzero(maybe | (syn >= c.baseline_min_segments)):
             d = _ip_dev(snap, i)
             ratio = refused[i] / syn[i]
             limit = self.baseline.limit(d, floor=c.tcp_reset_ratio, cold=c.tcp_reset_ratio,
@@ -518,7 +521,8 @@ class TcpRetransmissionDetector:
         data, retrans = _u(snap.col("tcp_data")), _u(snap.col("tcp_retrans"))
         synack = _u(snap.col("tcp_synack"))
         attacked = any(ctx.flagged.get(k) for k in ("port_scan", "host_sweep", "syn_flood"))
-        for i in np.flatnonzero(data > 0):
+        maybe = (retrans >= c.tcp_retrans_min) & (retrans >= c.tcp_retrans_floor_ratio * data)  # limit >= floor
+        for i in np.flatnonzero((data > 0) & (maybe | (data >= c.baseline_min_segments))):
             d = _ip_dev(snap, i)
             ratio = retrans[i] / data[i]
             limit = self.baseline.limit(d, floor=c.tcp_retrans_floor_ratio, cold=c.tcp_retrans_cold_ratio,
