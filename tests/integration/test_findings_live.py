@@ -251,7 +251,9 @@ def test_packet_loss_raises_tcp_retransmissions_for_the_sender(lab_factory, tmp_
         others = [x for x in probe.findings() if x["kind"] == "tcp_retransmissions" and x["device"] != str(sender.ip)]
     assert f["device"] == str(sender.ip), f
     ev = f["evidence"]
-    assert ev["baseline_learned"] and ev["retransmission_ratio"] >= 0.05 and ev["tcp_retransmissions"] >= 3, ev
+    # above its own clean baseline (the first window may straddle the start of the loss: a few % only)
+    assert ev["baseline_learned"] and ev["retransmission_ratio"] >= ev["limit_ratio"] >= 0.02, ev
+    assert ev["tcp_retransmissions"] >= 3, ev
     assert others == []
 
 
