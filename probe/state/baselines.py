@@ -7,7 +7,8 @@
 Each device keeps an exponentially weighted mean of the ratio and of its absolute deviation from that
 mean (a robust spread), and how many samples it has. Until `warmup` samples the device has no baseline
 and the caller's absolute `cold` limit applies; after that the limit is the mean plus `spread_factor`
-spreads (at least the window's own sampling noise), never below `floor`. At most `max_devices` devices are kept, the least recently updated go first.
+spreads (at least the window's own sampling noise), never below `floor`. At most `max_devices`
+devices are kept, the least recently updated go first.
 """
 from __future__ import annotations
 
