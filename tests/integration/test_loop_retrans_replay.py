@@ -36,7 +36,9 @@ def test_lab_loop_capture_raises_forwarding_loop(sitevigil_cmd, sitevigil_env):
     # the one ARP request arping sent, ~750 times (the hosts' MLD reports circulate too)
     assert ev["copies"] >= 500 and ev["protocol"] == "arp" and ev["ethertype"] == "0x0806" and ev["vlan"] is None
     assert ev["duplicate_frames"] >= 1500 and ev["src_mac"].startswith("02:5e:")
-    assert r["devices"][ev["src_mac"]]["dup_frames"] >= 500
+    top = r["devices"][ev["src_mac"]]
+    assert top["dup_frames"] >= 500 and top["repeated_frame"] == {"copies": ev["copies"], "ethertype": "0x0806",
+                                                                  "protocol": "arp", "vlan": None}
 
 
 def test_lab_loss_capture_raises_tcp_retransmissions_for_the_sender(sitevigil_cmd, sitevigil_env):
