@@ -28,6 +28,8 @@ def aggregate_frames(
     mac_table: tuple,     # keyed (src MAC, 0); row capacity+1 holds the window totals
     ip_table: tuple,      # keyed (0, 0xFFFF00000000 | IPv4) or (IPv6 hi, IPv6 lo)
     arp_table: tuple,     # keyed (ARP sender IPv4, sender MAC), W = 0
+    recent: tuple | None = None,  # (uint64_t[D, 2] repeated-frame table, uint64_t[F, 2] TCP flow table), D and F
+                                  # powers of two (probe._layout.DUP_SLOTS/FLOW_SLOTS); None: no dup/retrans counters
 ) -> None: ...
 def record_totals(
     records: np.ndarray,      # FRAME_DTYPE, C-contiguous (read as const FrameRecord*)

@@ -30,7 +30,8 @@ import numpy as np
 
 __all__ = [
     "FRAME_DTYPE", "FLAG_NAMES", "COUNTERS", "COUNTER_INDEX", "N_COUNTERS", "SKETCHES", "N_SKETCHES",
-    "HLL_BITS", "HLL_REGISTERS", "RARE_FLAGS",
+    "HLL_BITS", "HLL_REGISTERS", "RARE_FLAGS", "DUP_PROTOCOLS", "DUP_NO_VLAN", "dup_max_fields",
+    "DUP_SLOTS", "DUP_RUN_GAP_NS", "FLOW_SLOTS",
 ]
 
 FRAME_DTYPE = np.dtype([
@@ -61,6 +62,12 @@ FRAME_DTYPE = np.dtype([
     ("dhcp_msg_type", np.uint8),       # option 53
     ("dns_rcode", np.uint8),
     ("dns_opcode", np.uint8),
+    # appended after the first layout (keep the order above: other kernels index it)
+    ("frame_hash", np.uint64),         # broadcast/multicast frames only: 64-bit hash of the first 256 captured
+                                       # bytes and the wire length (a loop repeats frames byte for byte)
+    ("tcp_seq", np.uint32),            # TCP sequence number
+    ("tcp_len", np.uint16),            # TCP payload length (from the IP lengths, not what was captured)
+    ("ip_id", np.uint16),              # IPv4 identification, TCP segments only (SPAN copies keep it)
 ], align=True)
 
 # flag bits of FRAME_DTYPE["flags"], in bit order
@@ -96,12 +103,31 @@ COUNTERS = (
     "peer_changes",  # IP table: times this IP arrived from a different MAC than before (MITM, failover)
     "prev_peer",     # IP table: the MAC it arrived from before the last change
     "udp_probe",     # UDP datagrams to a unicast port at or below the source port (requests, scans)
+    "dup_frames",    # broadcast/multicast frames byte-identical to one seen < DUP_RUN_GAP_NS before (loops)
+    "dup_max",       # the longest such run of one frame: copies << 32 | ethertype << 16 | protocol << 12 | VLAN
+    "tcp_data",      # TCP segments carrying data, SYN-ACK or FIN (bare SYNs and SPAN copies left out)
+    "tcp_retrans",   # of those, segments whose sequence end was not beyond what the flow had sent
 )
 COUNTER_INDEX = {name: i for i, name in enumerate(COUNTERS)}
 N_COUNTERS = len(COUNTERS)
 # counters that are not sums: merged by min/max/last instead of +
 NON_ADDITIVE = {"dhcp_server_id": "last", "dhcp_fingerprint": "last", "first_seen_ns": "min",
-                "last_seen_ns": "max", "peer": "last", "prev_peer": "last"}
+                "last_seen_ns": "max", "peer": "last", "prev_peer": "last", "dup_max": "max"}
+
+# Protocol codes in dup_max bits 15..12 (what the repeated frame was), and the dup_max field helpers.
+DUP_PROTOCOLS = ("other", "arp", "dhcp", "icmp", "mdns", "ssdp", "nbns", "llmnr", "stp", "lldp", "cdp", "udp",
+                 "tcp", "ipv4", "ipv6")
+DUP_NO_VLAN = 0xFFF  # VLAN field of dup_max for untagged frames (4095 is reserved by 802.1Q)
+
+
+def dup_max_fields(value: int) -> dict:
+    """copies, ethertype, protocol and VLAN (None if untagged) of a dup_max counter."""
+    value = int(value)
+    proto = (value >> 12) & 0xF
+    vlan = value & 0xFFF
+    return {"copies": value >> 32, "ethertype": (value >> 16) & 0xFFFF,
+            "protocol": DUP_PROTOCOLS[proto] if proto < len(DUP_PROTOCOLS) else "other",
+            "vlan": None if vlan == DUP_NO_VLAN else vlan}
 
 # HyperLogLog sketches per row: distinct destination hosts of connection attempts (TCP SYN, UDP
 # requests, ICMP echo, ARP who-has targets), distinct destination ports of connection attempts,
@@ -110,3 +136,15 @@ SKETCHES = ("dst_hosts", "dst_ports", "dhcp_clients")
 N_SKETCHES = len(SKETCHES)
 HLL_BITS = 6
 HLL_REGISTERS = 1 << HLL_BITS
+
+# Recent-frame state of aggregate_frames (`recent` argument), both direct-mapped and fixed-size:
+# - duplicate table uint64[DUP_SLOTS, 2]: (frame hash, copies in the run << 32 | last copy's ts_ns >> 20)
+#   of broadcast/multicast frames; a new hash takes the slot (evicting on collision). A copy counts only
+#   within DUP_RUN_GAP_NS of the previous one (a loop repeats a frame within microseconds; a host
+#   resending it a second later starts a new run). Reset every window.
+# - flow table uint64[FLOW_SLOTS, 2] per TCP direction: (tag << 32 | highest sequence end,
+#   last seq << 32 | its IPv4 ID << 16 | its ts_ns >> 16 & 0xFFFF), tag = the flow key hash's top 32 bits | 1;
+#   a new flow takes the slot. Kept across windows; 16 bytes an entry so the table stays in cache.
+DUP_SLOTS = 2048
+DUP_RUN_GAP_NS = 95 << 20  # ~99.6 ms, in the kernels' ts >> 20 units
+FLOW_SLOTS = 4096

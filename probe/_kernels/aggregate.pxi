@@ -23,6 +23,7 @@ cdef enum:
     C_ICMP_UNREACH, C_ICMP_UNREACH_RCVD, C_ICMP_ECHO_REQUEST, C_ICMP_ECHO_REPLY_RCVD, C_ICMP_TIME_EXCEEDED,
     C_LLDP, C_CDP, C_STP,
     C_FIRST_SEEN, C_LAST_SEEN, C_PEER, C_PEER_CHANGES, C_PREV_PEER, C_UDP_PROBE,
+    C_DUP_FRAMES, C_DUP_MAX, C_TCP_DATA, C_TCP_RETRANS,
     C_COUNT
 
 _C_NAMES = ("frames", "bytes", "rx_frames", "rx_bytes", "broadcast", "multicast", "malformed", "truncated",
@@ -33,7 +34,8 @@ _C_NAMES = ("frames", "bytes", "rx_frames", "rx_bytes", "broadcast", "multicast"
     "dns_query", "dns_response", "dns_nxdomain", "dns_servfail",
     "dns_response_rcvd", "dns_nxdomain_rcvd", "dns_servfail_rcvd",
     "icmp_unreach", "icmp_unreach_rcvd", "icmp_echo_request", "icmp_echo_reply_rcvd", "icmp_time_exceeded",
-    "lldp", "cdp", "stp", "first_seen_ns", "last_seen_ns", "peer", "peer_changes", "prev_peer", "udp_probe")
+    "lldp", "cdp", "stp", "first_seen_ns", "last_seen_ns", "peer", "peer_changes", "prev_peer", "udp_probe",
+    "dup_frames", "dup_max", "tcp_data", "tcp_retrans")
 if _C_NAMES != _COUNTERS or C_COUNT != _N_COUNTERS or C_COUNT > 64:
     raise ImportError("aggregate.pxi counter enum does not match probe._layout.COUNTERS")
 
@@ -133,6 +135,115 @@ cdef inline void apply(uint64_t* c, uint64_t mask, uint64_t add_bytes, uint64_t 
         c[C_LAST_SEEN] = ts
 
 
+cdef struct Recent:
+    uint64_t* dup       # [DUP_SLOTS, 2]: frame hash, copies in the run << 32 | last ts >> 20 (probe/_layout.py)
+    uint64_t dup_mask
+    uint64_t* flow      # [FLOW_SLOTS, 2]: flow tag | highest sequence end, last seq | IPv4 ID | ts
+    uint64_t flow_mask
+
+
+cdef inline uint64_t dup_protocol(uint32_t fl, uint8_t proto) noexcept nogil:
+    # the code of probe._layout.DUP_PROTOCOLS for what a repeated frame carries
+    if fl & F_ARP: return 1
+    if fl & F_DHCP: return 2
+    if fl & F_ICMP: return 3
+    if fl & F_MDNS: return 4
+    if fl & F_SSDP: return 5
+    if fl & F_NBNS: return 6
+    if fl & F_LLMNR: return 7
+    if fl & F_STP: return 8
+    if fl & F_LLDP: return 9
+    if fl & F_CDP: return 10
+    if fl & F_UDP: return 11
+    if fl & F_TCP: return 12
+    if fl & F_IPV4: return 13
+    if fl & F_IPV6: return 14
+    return 0
+
+
+cdef enum:
+    DUP_GAP_UNITS = 95  # probe._layout.DUP_RUN_GAP_NS in ts >> 20 units (~1.05 ms): 95 is ~99.6 ms
+
+
+cdef inline uint64_t dup_track(Recent* rc, const FrameRecord* r, uint64_t ts) noexcept nogil:
+    # 0 for a frame that does not repeat the one in its slot within the run gap, else its dup_max value
+    # (copies in the run so far, what it is)
+    cdef uint64_t* e = rc.dup + 2 * (r.frame_hash & rc.dup_mask)
+    cdef uint64_t now = (ts >> 20) & 0xFFFFFFFFULL
+    if e[0] != r.frame_hash or ((now - e[1]) & 0xFFFFFFFFULL) > DUP_GAP_UNITS:
+        e[0] = r.frame_hash  # direct-mapped: a different frame evicts the old one; a late one starts a run
+        e[1] = (1ULL << 32) | now
+        return 0
+    e[1] = (((e[1] >> 32) + 1) << 32) | now
+    return ((e[1] >> 32) << 32 | (<uint64_t>r.ethertype << 16) | (dup_protocol(r.flags, r.ip_proto) << 12)
+            | (<uint64_t>(r.vlan & 0xFFF) if r.vlan >= 0 else 0xFFFULL))
+
+
+cdef enum:
+    SEQ_REUSE_GAP = 1 << 26  # 64 MiB behind the flow's highest: no window allows that, a new connection
+
+
+cdef inline uint64_t tcp_track(Recent* rc, const FrameRecord* r, uint64_t ts) noexcept nogil:
+    # tx bits of a TCP segment: C_TCP_DATA for one that carries data (or SYN-ACK/FIN), plus C_TCP_RETRANS
+    # when its sequence end is not beyond the highest the flow has sent; a SPAN copy of the previous
+    # segment (same seq and IPv4 ID, or within ~1 ms without an ID) counts as nothing. 16-byte entries
+    # (layout in probe/_layout.py) keep the table in cache.
+    cdef uint32_t tf = r.tcp_flags
+    cdef uint32_t seg = <uint32_t>r.tcp_len + ((tf >> 1) & 1) + (tf & 1)
+    cdef uint64_t a, key, tag, last, now
+    cdef uint64_t* e
+    cdef uint32_t seq, end
+    cdef int32_t ahead
+    cdef bint v4
+    if seg == 0 or (tf & 0x12) == 0x02:
+        # pure ACKs carry nothing to resend; bare SYNs are judged by the handshake counters (unanswered,
+        # refused): a scan or a SYN flood from spoofed sources then neither churns this table nor pays for it
+        return 0
+    v4 = (r.flags & F_IPV4) != 0
+    if v4:
+        a = (<uint64_t>r.src_ip << 32) | r.dst_ip
+    else:
+        a = r.src_ip6_hi ^ mix64(r.src_ip6_lo) ^ mix64(r.dst_ip6_hi + SALT_PORT) ^ mix64(r.dst_ip6_lo + SALT_CHADDR)
+    key = mix64(a ^ (((<uint64_t>r.sport << 16) | r.dport | (<uint64_t>(not v4) << 32)) * SALT_PORT))
+    tag = (key >> 32) | 1  # never 0: an empty slot matches no flow
+    e = rc.flow + 2 * (key & rc.flow_mask)
+    seq = r.tcp_seq
+    end = seq + seg
+    now = (ts >> 16) & 0xFFFF  # ~65.5 us units
+    last = (<uint64_t>seq << 32) | (<uint64_t>r.ip_id << 16) | now
+    if (e[0] >> 32) != tag or ((tf & 0x02) and (e[1] >> 32) != seq):
+        # a new flow, one that evicted another, or a new connection on a reused 4-tuple (a SYN-ACK with
+        # another initial sequence number): its first segment is no retransmission
+        e[0] = (tag << 32) | end
+        e[1] = last
+        return 1ULL << C_TCP_DATA
+    if (e[1] >> 32) == seq and ((v4 and r.ip_id != 0 and ((e[1] >> 16) & 0xFFFF) == r.ip_id)
+                                or ((not v4 or r.ip_id == 0) and ((now - e[1]) & 0xFFFF) <= 15)):
+        return 0
+    e[1] = last
+    ahead = <int32_t>(end - <uint32_t>e[0])
+    if ahead <= 0 and ahead > -SEQ_REUSE_GAP:
+        return (1ULL << C_TCP_DATA) | (1ULL << C_TCP_RETRANS)
+    e[0] = (tag << 32) | end  # new data, or far behind: a new connection whose SYN-ACK we did not see
+    return 1ULL << C_TCP_DATA
+
+
+cdef Recent _recent(object spec) except *:
+    cdef Recent rc
+    dup, flow = spec
+    for name, a, width in (("duplicate", dup, 2), ("flow", flow, 2)):
+        if a.dtype != np.uint64 or a.ndim != 2 or a.shape[1] != width or not a.flags.c_contiguous \
+                or not a.flags.writeable:
+            raise ValueError(f"aggregate_frames: the {name} table must be a writeable C-contiguous uint64[N, {width}]")
+        if a.shape[0] < 1 or a.shape[0] & (a.shape[0] - 1):
+            raise ValueError(f"aggregate_frames: the {name} table's rows must be a power of two, got {a.shape[0]}")
+    rc.dup = <uint64_t*>cnp.PyArray_DATA(dup)
+    rc.dup_mask = <uint64_t>(dup.shape[0] - 1)
+    rc.flow = <uint64_t*>cnp.PyArray_DATA(flow)
+    rc.flow_mask = <uint64_t>(flow.shape[0] - 1)
+    return rc
+
+
 cdef Table _table(object spec, bint with_hll) except *:
     cdef Table t
     slots, keys, counts, hll, meta = spec
@@ -162,7 +273,7 @@ cdef Table _table(object spec, bint with_hll) except *:
     return t
 
 
-def aggregate_frames(records, mac_table, ip_table, arp_table):
+def aggregate_frames(records, mac_table, ip_table, arp_table, recent=None):
     """Add a batch of FRAME_DTYPE records into three tables, in place.
 
     Each table is a tuple (slots int32[S], keys uint64[R, 2], counts uint64[R, N_COUNTERS],
@@ -172,19 +283,28 @@ def aggregate_frames(records, mac_table, ip_table, arp_table):
     Source addresses insert rows (or land in the overflow row when full). Destinations only update
     rows that exist, except for responses (SYN-ACK, RST, ARP reply, DNS answer, ICMP unreachable or
     echo reply), which may open the row of the address they answer; either way the table is bounded.
+    `recent`, (duplicate table uint64[D, 2], flow table uint64[F, 2]) with D and F powers of two
+    (probe/_layout.py), enables the repeated-frame (dup_frames, dup_max) and TCP retransmission
+    (tcp_data, tcp_retrans) counters; without it they stay 0.
     """
     if records.dtype != _FRAME_DTYPE or not records.flags.c_contiguous:
         raise TypeError("aggregate_frames: records must be a C-contiguous FRAME_DTYPE array")
     cdef Table mt = _table(mac_table, True)
     cdef Table it = _table(ip_table, True)
     cdef Table at = _table(arp_table, False)
+    cdef Recent rc
+    rc.dup = rc.flow = NULL
+    rc.dup_mask = rc.flow_mask = 0
+    cdef bint track = recent is not None
+    if track:
+        rc = _recent(recent)
     cdef Py_ssize_t n = records.shape[0], i, ms, isrc, md, idst, ar, k
     if n == 0:
         return
     cdef FrameRecord* rec = <FrameRecord*>cnp.PyArray_DATA(records)
     cdef FrameRecord* r
     cdef uint32_t fl
-    cdef uint64_t tx, rx, ts, wl, dk1, dk2, hosth, porth, chh
+    cdef uint64_t tx, rx, ts, wl, dk1, dk2, hosth, porth, chh, dupv
     cdef bint ok, ip, l2, arp_ok, respond
     cdef uint8_t tf, ty
     cdef Py_ssize_t rows_tx[3]
@@ -211,6 +331,11 @@ def aggregate_frames(records, mac_table, ip_table, arp_table):
                 tx |= 1ULL << C_MALFORMED
             if fl & F_TRUNCATED:
                 tx |= 1ULL << C_TRUNCATED
+            dupv = 0
+            if track and r.frame_hash != 0:  # broadcast/multicast only (parse hashes no unicast)
+                dupv = dup_track(&rc, r, ts)
+                if dupv:
+                    tx |= 1ULL << C_DUP_FRAMES
             ip = ok and (fl & (F_IPV4 | F_IPV6)) != 0
             if ip:
                 if fl & F_IPV4:
@@ -232,6 +357,8 @@ def aggregate_frames(records, mac_table, ip_table, arp_table):
                     if tf & 0x04:
                         tx |= 1ULL << C_TCP_RST
                         rx |= 1ULL << C_TCP_RST_RCVD
+                    if track:
+                        tx |= tcp_track(&rc, r, ts)
                 elif fl & F_UDP:
                     if (fl & (F_BROADCAST | F_MULTICAST)) == 0 and r.dport <= r.sport:
                         tx |= 1ULL << C_UDP_PROBE
@@ -329,6 +456,8 @@ def aggregate_frames(records, mac_table, ip_table, arp_table):
                     t_ptr = &mt
                 c = t_ptr.counts + rows_tx[k] * C_COUNT
                 apply(c, tx, wl, 0, ts)
+                if dupv != 0 and dupv > c[C_DUP_MAX]:
+                    c[C_DUP_MAX] = dupv
                 if ok and rows_tx[k] != t_ptr.cap:
                     if k == 0:
                         if ip and (fl & F_IPV4) and r.src_ip != 0:

@@ -5,7 +5,8 @@ import numpy as np
 
 from probe._layout import COUNTER_INDEX as CI, FRAME_DTYPE, HLL_BITS, HLL_REGISTERS, N_COUNTERS, N_SKETCHES
 from probe._twin.parse import (F_ARP, F_ARP_GRATUITOUS, F_BROADCAST, F_CDP, F_DHCP, F_DNS, F_DNS_RESPONSE, F_ICMP,
-                               F_IPV4, F_IPV6, F_LLDP, F_MALFORMED, F_MULTICAST, F_STP, F_TCP, F_TRUNCATED, F_UDP)
+                               F_IPV4, F_IPV6, F_LLDP, F_LLMNR, F_MALFORMED, F_MDNS, F_MULTICAST, F_NBNS, F_SSDP,
+                               F_STP, F_TCP, F_TRUNCATED, F_UDP)
 
 __all__ = ["aggregate_frames", "record_totals"]
 
@@ -19,7 +20,12 @@ B = {name: 1 << i for name, i in CI.items()}
 C_BYTES, C_RX_BYTES = CI["bytes"], CI["rx_bytes"]
 C_FIRST, C_LAST, C_PEER, C_PEER_CHANGES = CI["first_seen_ns"], CI["last_seen_ns"], CI["peer"], CI["peer_changes"]
 C_SERVER, C_FP = CI["dhcp_server_id"], CI["dhcp_fingerprint"]
+C_DUP_MAX = CI["dup_max"]
+DUP_GAP_UNITS = 95  # probe._layout.DUP_RUN_GAP_NS in ts >> 20 units (~1.05 ms)
 S_HOSTS, S_PORTS, S_CHADDR = 0, 1, 2
+# flag -> probe._layout.DUP_PROTOCOLS code, first match wins (the compiled dup_protocol)
+_DUP_PROTO = ((F_ARP, 1), (F_DHCP, 2), (F_ICMP, 3), (F_MDNS, 4), (F_SSDP, 5), (F_NBNS, 6), (F_LLMNR, 7), (F_STP, 8),
+              (F_LLDP, 9), (F_CDP, 10), (F_UDP, 11), (F_TCP, 12), (F_IPV4, 13), (F_IPV6, 14))
 
 
 def mix64(x):
@@ -118,11 +124,84 @@ def _hll_add(hll, row, sketch, h):
         hll[row, j] = rank
 
 
-def aggregate_frames(records, mac_table, ip_table, arp_table):
+def _check_recent(recent):
+    dup, flow = recent
+    for name, a, width in (("duplicate", dup, 2), ("flow", flow, 2)):
+        if a.dtype != np.uint64 or a.ndim != 2 or a.shape[1] != width or not a.flags.c_contiguous \
+                or not a.flags.writeable:
+            raise ValueError(f"aggregate_frames: the {name} table must be a writeable C-contiguous uint64[N, {width}]")
+        if a.shape[0] < 1 or a.shape[0] & (a.shape[0] - 1):
+            raise ValueError(f"aggregate_frames: the {name} table's rows must be a power of two, got {a.shape[0]}")
+    return dup, flow
+
+
+def _dup_track(dup, rec, g, fl, ts):
+    """The compiled dup_track: 0 for a frame that does not repeat its slot's within the run gap, else its
+    dup_max value."""
+    h = rec[g["frame_hash"]]
+    slot = h & (dup.shape[0] - 1)
+    now = (ts >> 20) & 0xFFFFFFFF
+    e1 = int(dup[slot, 1])
+    if int(dup[slot, 0]) != h or ((now - e1) & 0xFFFFFFFF) > DUP_GAP_UNITS:
+        dup[slot, 0] = h
+        dup[slot, 1] = (1 << 32) | now
+        return 0
+    copies = ((e1 >> 32) + 1) & 0xFFFFFFFF
+    dup[slot, 1] = (copies << 32) | now
+    proto = next((code for flag, code in _DUP_PROTO if fl & flag), 0)
+    vlan = rec[g["vlan"]]
+    return (copies << 32) | (rec[g["ethertype"]] << 16) | (proto << 12) | ((vlan & 0xFFF) if vlan >= 0 else 0xFFF)
+
+
+SEQ_REUSE_GAP = 1 << 26  # the compiled SEQ_REUSE_GAP
+
+
+def _tcp_track(flow, rec, g, fl, ts):
+    """The compiled tcp_track: tx bits for data segments and retransmissions (SPAN copies and bare SYNs: none)."""
+    tf = rec[g["tcp_flags"]]
+    seg = rec[g["tcp_len"]] + ((tf >> 1) & 1) + (tf & 1)
+    if seg == 0 or tf & 0x12 == 0x02:
+        return 0
+    v4 = bool(fl & F_IPV4)
+    if v4:
+        a = (rec[g["src_ip"]] << 32) | rec[g["dst_ip"]]
+    else:
+        a = (rec[g["src_ip6_hi"]] ^ mix64(rec[g["src_ip6_lo"]]) ^ mix64(rec[g["dst_ip6_hi"]] + SALT_PORT)
+             ^ mix64(rec[g["dst_ip6_lo"]] + SALT_CHADDR))
+    key = mix64(a ^ ((((rec[g["sport"]] << 16) | rec[g["dport"]] | (int(not v4) << 32)) * SALT_PORT) & M64))
+    tag = (key >> 32) | 1
+    e = key & (flow.shape[0] - 1)
+    seq = rec[g["tcp_seq"]]
+    end = (seq + seg) & 0xFFFFFFFF
+    ip_id = rec[g["ip_id"]]
+    now = (ts >> 16) & 0xFFFF
+    last = (seq << 32) | (ip_id << 16) | now
+    e0, e1 = int(flow[e, 0]), int(flow[e, 1])
+    if e0 >> 32 != tag or (tf & 0x02 and e1 >> 32 != seq):
+        flow[e, 0] = (tag << 32) | end
+        flow[e, 1] = last
+        return B["tcp_data"]
+    if e1 >> 32 == seq and ((v4 and ip_id != 0 and (e1 >> 16) & 0xFFFF == ip_id)
+                            or ((not v4 or ip_id == 0) and (now - e1) & 0xFFFF <= 15)):
+        return 0
+    flow[e, 1] = last
+    ahead = (end - e0) & 0xFFFFFFFF
+    if ahead >= 0x80000000:
+        ahead -= 1 << 32
+    if -SEQ_REUSE_GAP < ahead <= 0:
+        return B["tcp_data"] | B["tcp_retrans"]
+    flow[e, 0] = (tag << 32) | end
+    return B["tcp_data"]
+
+
+def aggregate_frames(records, mac_table, ip_table, arp_table, recent=None):
     """Add a batch of FRAME_DTYPE records into three tables, in place (see the compiled twin's docstring)."""
     if records.dtype != FRAME_DTYPE or not records.flags.c_contiguous:
         raise TypeError("aggregate_frames: records must be a C-contiguous FRAME_DTYPE array")
     mt, it, at = _Table(mac_table, True), _Table(ip_table, True), _Table(arp_table, False)
+    dup = flow = None
+    if recent is not None:
+        dup, flow = _check_recent(recent)
     total_row = mt.cap + 1
     g = _FI
     for rec in records.tolist():
@@ -143,6 +222,11 @@ def aggregate_frames(records, mac_table, ip_table, arp_table):
             tx |= B["malformed"]
         if fl & F_TRUNCATED:
             tx |= B["truncated"]
+        dupv = 0
+        if dup is not None and rec[g["frame_hash"]] != 0:
+            dupv = _dup_track(dup, rec, g, fl, ts)
+            if dupv:
+                tx |= B["dup_frames"]
         ip = ok and bool(fl & (F_IPV4 | F_IPV6))
         if ip:
             if fl & F_IPV4:
@@ -166,6 +250,8 @@ def aggregate_frames(records, mac_table, ip_table, arp_table):
                 if tf & 0x04:
                     tx |= B["tcp_rst"]
                     rx |= B["tcp_rst_rcvd"]
+                if flow is not None:
+                    tx |= _tcp_track(flow, rec, g, fl, ts)
             elif fl & F_UDP:
                 if not fl & (F_BROADCAST | F_MULTICAST) and rec[g["dport"]] <= rec[g["sport"]]:
                     tx |= B["udp_probe"]
@@ -243,6 +329,8 @@ def aggregate_frames(records, mac_table, ip_table, arp_table):
             t = it if k == 1 else mt
             c = t.counts
             _apply(c, row, tx, wl, 0, ts)
+            if dupv > int(c[row, C_DUP_MAX]):
+                c[row, C_DUP_MAX] = dupv
             if ok and row != t.cap:
                 if k == 0:
                     if ip and fl & F_IPV4 and src_ip != 0:

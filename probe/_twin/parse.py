@@ -42,6 +42,40 @@ def _be(f, p, n):
     return int.from_bytes(f[p:p + n], "big")
 
 
+HASH_MUL = 0x9E3779B97F4A7C15
+HASH_MUL2 = 0xC2B2AE3D27D4EB4F
+FRAME_HASH_BYTES = 128
+
+
+def frame_hash(f, wire):
+    """64-bit hash of the first FRAME_HASH_BYTES bytes and the wire length, never 0; the compiled
+    frame_hash (two little-endian 8-byte lanes)."""
+    m = min(len(f), FRAME_HASH_BYTES)
+    h1 = FNV_OFFSET ^ ((wire * HASH_MUL) & _M64)
+    h2 = HASH_MUL2 ^ m
+    i = 0
+    while i + 16 <= m:
+        h1 = ((h1 ^ int.from_bytes(f[i:i + 8], "little")) * HASH_MUL) & _M64
+        h2 = ((h2 ^ int.from_bytes(f[i + 8:i + 16], "little")) * HASH_MUL2) & _M64
+        h1 ^= h1 >> 32
+        h2 ^= h2 >> 29
+        i += 16
+    if i + 8 <= m:
+        h1 = ((h1 ^ int.from_bytes(f[i:i + 8], "little")) * HASH_MUL) & _M64
+        h1 ^= h1 >> 32
+        i += 8
+    if i < m:
+        h2 = ((h2 ^ int.from_bytes(f[i:m], "little")) * HASH_MUL2) & _M64
+        h2 ^= h2 >> 29
+    h = h1 ^ ((h2 * HASH_MUL) & _M64)
+    h ^= h >> 30
+    h = (h * 0xBF58476D1CE4E5B9) & _M64
+    h ^= h >> 27
+    h = (h * 0x94D049BB133111EB) & _M64
+    h ^= h >> 31
+    return h or 1
+
+
 def _fault(r, need, limit):
     r["flags"] |= F_MALFORMED if need > limit else F_TRUNCATED
 
@@ -141,6 +175,8 @@ def _parse_l4(f, l4, end, n, r):
         r["sport"] = _be(f, l4, 2)
         r["dport"] = _be(f, l4 + 2, 2)
         r["tcp_flags"] = f[l4 + 13]
+        r["tcp_seq"] = _be(f, l4 + 4, 4)
+        r["tcp_len"] = min(end - l4 - hl, 65535)
         r["payload_off"] = l4 + hl
     elif proto == 17:
         if l4 + 8 > end or l4 + 8 > n:
@@ -186,10 +222,9 @@ def _parse_one(f, wire, r):
         return
     r["dst_mac"] = dst = _be(f, 0, 6)
     r["src_mac"] = _be(f, 6, 6)
-    if dst == 0xFFFFFFFFFFFF:
-        r["flags"] |= F_BROADCAST
-    elif f[0] & 1:
-        r["flags"] |= F_MULTICAST
+    if f[0] & 1:
+        r["frame_hash"] = frame_hash(f, wire)
+        r["flags"] |= F_BROADCAST if dst == 0xFFFFFFFFFFFF else F_MULTICAST
     et = _be(f, 12, 2)
     off = 14
     tags = 0
@@ -235,6 +270,8 @@ def _parse_one(f, wire, r):
         r["ip_len"] = tot
         r["ip_ttl"] = f[off + 8]
         r["ip_proto"] = f[off + 9]
+        if f[off + 9] == 6:
+            r["ip_id"] = _be(f, off + 4, 2)
         r["src_ip"] = _be(f, off + 12, 4)
         r["dst_ip"] = _be(f, off + 16, 4)
         if _be(f, off + 6, 2) & 0x1FFF:

@@ -2,7 +2,8 @@
 
 Reads a pcap or pcapng file (Ethernet), parses and aggregates it in the same time windows the live
 capture uses, runs the LAN detectors, and prints JSON (frames, bytes, malformed, per-device aggregates
-by MAC in "devices" and by IP in "hosts" with zero counters left out, findings, and the LLDP/CDP/DHCP/
+by MAC in "devices" and by IP in "hosts" with zero counters left out (the most repeated broadcast
+frame as "repeated_frame"), findings, and the LLDP/CDP/DHCP/
 mDNS names seen in "discovery") or the Prometheus metric families the live probe would serve. A truncated or corrupt file is
 processed up to the fault, the results printed, and the error reported (exit status 1).
 """
@@ -16,6 +17,7 @@ import sys
 import time
 
 from probe import fastpath
+from probe._layout import dup_max_fields
 from probe.config import ConfigError, default_config, load_file
 from probe.findings.pipeline import CapturePipeline
 from probe.sources.capfile import CaptureFileError, read_batches
@@ -105,14 +107,24 @@ def _config(args):
     return capture, detection
 
 
+def _repeated_frame(d: dict) -> None:
+    """dup_max (packed) as the most repeated broadcast/multicast frame: copies in a row and what it was."""
+    packed = d.pop("dup_max", 0)
+    if packed:
+        f = dup_max_fields(packed)
+        d["repeated_frame"] = {**f, "ethertype": f"0x{f['ethertype']:04x}"}
+
+
 def _devices(pipe: CapturePipeline) -> tuple[dict, dict]:
     macs = pipe.summaries["mac"].as_dicts(skip_zero=True)
     for d in macs.values():
+        _repeated_frame(d)
         peer = d.pop("peer", 0)
         d["ipv4"] = str(ipaddress.IPv4Address(peer)) if peer else None
         d.pop("peer_changes", None), d.pop("prev_peer", None)
     ips = pipe.summaries["ip"].as_dicts(skip_zero=True)
     for d in ips.values():
+        _repeated_frame(d)
         peer = d.pop("peer", 0)
         d["mac"] = format_mac(peer) if peer else None
         prev = d.pop("prev_peer", 0)

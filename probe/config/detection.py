@@ -67,6 +67,30 @@ class DetectionConfig:
     tcp_reset_warn_min: int = setting(10, doc="connection attempts refused by RST for one device, warning",
                                       check=_at_least(1))
     tcp_reset_ratio: float = setting(0.5, doc="share of a device's connection attempts refused", check=_ratio)
+    # a switching loop circulates every broadcast unchanged thousands of times a second; a host resending
+    # one frame (ARP retries at 1/s, mDNS announcing 2-3 times, a SPAN session showing each frame twice)
+    # stays far below both limits
+    forwarding_loop_min_copies: int = setting(20, doc="copies in a row of one byte-identical broadcast/multicast "
+                                              "frame, each within ~100 ms of the previous", check=_at_least(3))
+    forwarding_loop_min_rate: float = setting(10.0, doc="repeated frames per second from that frame's sender over "
+                                              "the window", check=_positive)
+    # retransmissions: judged against the device's own usual share (TCP over Wi-Fi or a WAN link
+    # retransmits more than a wired LAN host); before warm-up against tcp_retrans_cold_ratio
+    tcp_retrans_min: int = setting(3, doc="retransmitted segments from one device in a window, info", check=_at_least(1))
+    tcp_retrans_warn_min: int = setting(10, doc="retransmitted segments from one device in a window, warning",
+                                        check=_at_least(1))
+    tcp_retrans_cold_ratio: float = setting(0.05, doc="retransmitted share of a device's data segments that is a "
+                                            "finding before its baseline is learned", check=_ratio)
+    tcp_retrans_floor_ratio: float = setting(0.02, doc="retransmitted share never a finding below, whatever the "
+                                             "baseline", check=_ratio)
+    baseline_spread_factor: float = setting(4.0, doc="a device's ratio is above its baseline at mean + this many "
+                                            "mean absolute deviations (retransmissions, resets)", check=_positive)
+    baseline_warmup: int = setting(6, doc="windows with traffic before a device's baseline is used",
+                                   check=_at_least(1))
+    baseline_alpha: float = setting(0.1, doc="weight of each new window in a device's baseline (EWMA)",
+                                    check=lambda v: None if 0.0 < v <= 1.0 else f"must be in (0, 1], got {v}")
+    baseline_min_segments: int = setting(20, doc="TCP segments (or attempts) a device's window needs to teach its "
+                                         "baseline", check=_at_least(1))
     anomaly_max_series: int = setting(20_000, doc="series scored at once; the least recently updated make room",
                                       check=lambda n: None if 1 <= n <= 10_000_000
                                       else f"must be between 1 and 10000000, got {n}")

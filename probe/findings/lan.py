@@ -21,8 +21,23 @@ each detector calls a problem, and why the defaults are where they are:
   taken as the LAN's server). dhcp_starvation: >= 30 distinct client MACs ask for leases (dhcpstarv,
   yersinia). dhcp_flood: one client sends >= 50 DHCP messages with few client addresses.
 - broadcast_storm / multicast_storm: >= 1000 broadcast / 5000 multicast frames per second on the LAN.
+- forwarding_loop: one byte-identical broadcast/multicast frame seen >= 20 times in a row, each copy
+  within ~100 ms of the previous (probe._layout.DUP_RUN_GAP_NS), and its sender's repeated frames at >= 10/s
+  over the window (a switching loop circulates every broadcast thousands of times a second and a mirror
+  port sees each pass; ARP retries at 1/s start a new run each time, mDNS is sent 2-3 times, a SPAN
+  session that shows every frame twice makes runs of 2). A host flooding one identical broadcast frame by itself looks the same and is named
+  in the evidence (src_mac).
 - dns_failure, icmp_unreachable, tcp_reset: health findings per client (and per resolver for DNS):
-  info from the first failure when failures are the majority, warning from 10.
+  info from the first failure when failures are the majority, warning from 10. tcp_reset: once a
+  device's baseline is learned (probe.state.baselines), only a refused share above its own usual one
+  (mean + 4 mean absolute deviations) counts: a monitoring host that probes closed ports every minute
+  is not flagged every minute.
+- tcp_retransmissions: per source IP, >= 3 retransmitted segments (warning from 10) and a retransmitted
+  share of its data segments above its own baseline (mean + 4 deviations, never below 2%); before the
+  baseline has 6 windows with >= 20 segments, above 5%. A healthy wired LAN retransmits well under 1%;
+  10% packet loss shows ~10%. Counted as Wireshark flags them (retransmission, fast retransmission or
+  out-of-order): a segment with data, SYN-ACK or FIN whose sequence end is not beyond the flow's highest;
+  SPAN copies (same seq and IPv4 ID) and bare SYNs (judged as unanswered/refused handshakes) left out.
 """
 from __future__ import annotations
 
@@ -31,14 +46,16 @@ import ipaddress
 
 import numpy as np
 
+from probe._layout import dup_max_fields
 from probe.config.detection import DetectionConfig
 from probe.findings.base import Detector, FindingEngine, WindowContext
 from probe.findings.model import Finding
 from probe.state.aggregates import TableSnapshot, WindowAggregates, format_ip_key, format_mac
+from probe.state.baselines import RatioBaseline
 
 ATTACK_KINDS = ("port_scan", "host_sweep", "syn_flood", "arp_spoofing", "duplicate_ip", "gratuitous_arp_storm",
-                "rogue_dhcp", "dhcp_starvation", "dhcp_flood", "broadcast_storm", "multicast_storm")
-HEALTH_KINDS = ("dns_failure", "icmp_unreachable", "tcp_reset")
+                "rogue_dhcp", "dhcp_starvation", "dhcp_flood", "broadcast_storm", "multicast_storm", "forwarding_loop")
+HEALTH_KINDS = ("dns_failure", "icmp_unreachable", "tcp_reset", "tcp_retransmissions")
 KINDS = ATTACK_KINDS + HEALTH_KINDS
 LAN = "lan"
 
@@ -447,8 +464,16 @@ class IcmpUnreachableDetector:
         return out
 
 
+def _baseline(config: DetectionConfig) -> RatioBaseline:
+    return RatioBaseline(alpha=config.baseline_alpha, warmup=config.baseline_warmup)
+
+
 class TcpResetDetector:
+    """Connection attempts refused by RST; above the device's own usual share once that is learned."""
     kinds = ("tcp_reset",)
+
+    def __init__(self, config: DetectionConfig | None = None):
+        self.baseline = _baseline(config or DetectionConfig())
 
     def detect(self, window, ctx):
         c = ctx.config
@@ -458,20 +483,109 @@ class TcpResetDetector:
             return out
         syn, rst = _u(snap.col("tcp_syn")), _u(snap.col("tcp_rst_rcvd"))
         refused = np.minimum(syn, rst)
-        for i in np.flatnonzero((refused >= c.tcp_reset_info_min) & (refused >= c.tcp_reset_ratio * syn)):
+        # the baseline only raises the limit above tcp_reset_ratio: rows below it cannot fire, and
+        # only rows with enough attempts teach (a spoofed flood's thousands of one-SYN sources do neither)
+        maybe = (refused >= c.tcp_reset_info_min) & (refused >= c.tcp_reset_ratio * syn)
+        for i in np.flatnonzero(maybe | (syn >= c.baseline_min_segments)):
             d = _ip_dev(snap, i)
-            if ctx.is_flagged(d, "port_scan", "host_sweep", "syn_flood"):
+            ratio = refused[i] / syn[i]
+            limit = self.baseline.limit(d, floor=c.tcp_reset_ratio, cold=c.tcp_reset_ratio,
+                                        spread_factor=c.baseline_spread_factor, trials=int(syn[i]))
+            fire = refused[i] >= c.tcp_reset_info_min and ratio >= limit
+            if syn[i] >= c.baseline_min_segments:  # few attempts say little about what is usual
+                self.baseline.update(d, float(ratio))
+            if not fire or ctx.is_flagged(d, "port_scan", "host_sweep", "syn_flood"):
                 continue
             sev = "warning" if refused[i] >= c.tcp_reset_warn_min else "info"
-            out.append(_finding("tcp_reset", sev, d, {"tcp_syn": int(syn[i]), "tcp_rst_received": int(rst[i])}, snap, i))
+            ev = {"tcp_syn": int(syn[i]), "tcp_rst_received": int(rst[i])}
+            if self.baseline.warmed(d):
+                b = self.baseline.get(d)
+                ev["baseline_ratio"] = round(b.mean, 4)
+            out.append(_finding("tcp_reset", sev, d, ev, snap, i))
         return out
+
+
+class TcpRetransmissionDetector:
+    """A device retransmitting a larger share of its TCP data than it usually does (loss on its path)."""
+    kinds = ("tcp_retransmissions",)
+
+    def __init__(self, config: DetectionConfig | None = None):
+        self.baseline = _baseline(config or DetectionConfig())
+
+    def detect(self, window, ctx):
+        c = ctx.config
+        out = []
+        snap = window.ips
+        if not len(snap):
+            return out
+        data, retrans = _u(snap.col("tcp_data")), _u(snap.col("tcp_retrans"))
+        synack = _u(snap.col("tcp_synack"))
+        attacked = any(ctx.flagged.get(k) for k in ("port_scan", "host_sweep", "syn_flood"))
+        maybe = (retrans >= c.tcp_retrans_min) & (retrans >= c.tcp_retrans_floor_ratio * data)  # limit >= floor
+        for i in np.flatnonzero((data > 0) & (maybe | (data >= c.baseline_min_segments))):
+            d = _ip_dev(snap, i)
+            ratio = retrans[i] / data[i]
+            limit = self.baseline.limit(d, floor=c.tcp_retrans_floor_ratio, cold=c.tcp_retrans_cold_ratio,
+                                        spread_factor=c.baseline_spread_factor, trials=int(data[i]))
+            fire = retrans[i] >= c.tcp_retrans_min and ratio >= limit
+            b = self.baseline.get(d)
+            warmed = self.baseline.warmed(d)
+            # every window with enough segments teaches, findings too: a device that always retransmits
+            # this much (Wi-Fi, a WAN link) stops being news once it is its usual
+            if data[i] >= c.baseline_min_segments:
+                self.baseline.update(d, float(ratio))
+            if not fire or ctx.is_flagged(d, "syn_flood", "port_scan"):
+                continue
+            if attacked and retrans[i] <= synack[i]:
+                continue  # a scanned or flooded host resending SYN-ACKs the scanner never acknowledged
+            ev = {"tcp_data_segments": int(data[i]), "tcp_retransmissions": int(retrans[i]),
+                  "retransmission_ratio": round(float(ratio), 4), "limit_ratio": round(float(limit), 4),
+                  "baseline_ratio": round(b.mean, 4) if warmed else None, "baseline_learned": warmed,
+                  "retransmissions_per_second": round(retrans[i] / window.seconds, 2)}
+            peer = int(snap.col("peer")[i])
+            if peer:
+                ev["mac"] = format_mac(peer)
+            sev = "warning" if retrans[i] >= c.tcp_retrans_warn_min else "info"
+            out.append(_finding("tcp_retransmissions", sev, d, ev, snap, i))
+        return out
+
+
+class ForwardingLoopDetector:
+    """The same broadcast/multicast frame over and over, faster than any sender repeats itself: a loop."""
+    kinds = ("forwarding_loop",)
+
+    def detect(self, window, ctx):
+        c = ctx.config
+        snap = window.macs
+        if not len(snap):
+            return []
+        copies = (snap.col("dup_max") >> np.uint64(32)).astype(np.int64)
+        dup = _u(snap.col("dup_frames"))
+        secs = window.seconds
+        cand = np.flatnonzero((copies >= c.forwarding_loop_min_copies) & (dup / secs >= c.forwarding_loop_min_rate))
+        if not len(cand):
+            return []
+        top = int(cand[np.argmax(copies[cand])])
+        what = dup_max_fields(int(snap.col("dup_max")[top]))
+        total_dup = window.total("dup_frames")
+        ev = {"copies": what["copies"],
+              "duplicate_frames": total_dup, "duplicate_frames_per_second": round(total_dup / secs, 1),
+              "src_mac": _mac_dev(snap, top), "ethertype": f"0x{what['ethertype']:04x}", "protocol": what["protocol"],
+              "vlan": what["vlan"], "sources_repeated": len(cand),
+              "top_source_duplicate_frames": int(dup[top])}
+        ip = _peer_ip(snap, top)
+        if ip:
+            ev["src_ip"] = ip
+        first, last = _span(snap, top)
+        device = LAN if what["vlan"] is None else f"vlan {what['vlan']}"
+        return [Finding("forwarding_loop", "critical", device, ev, first, last)]
 
 
 def lan_detectors(config: DetectionConfig) -> list[Detector]:
     """The LAN detectors in the order they must run (scans first: floods and resets defer to them)."""
     return [PortScanDetector(), HostSweepDetector(), SynFloodDetector(), ArpDetector(),
-            DhcpDetector(config.allowed_dhcp_servers), StormDetector(), DnsDetector(), IcmpUnreachableDetector(),
-            TcpResetDetector()]
+            DhcpDetector(config.allowed_dhcp_servers), StormDetector(), ForwardingLoopDetector(), DnsDetector(),
+            IcmpUnreachableDetector(), TcpResetDetector(config), TcpRetransmissionDetector(config)]
 
 
 def lan_engine(config: DetectionConfig) -> FindingEngine:

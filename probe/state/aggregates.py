@@ -11,7 +11,9 @@ The tables are preallocated numpy arrays that the compiled kernel (`fastpath.agg
 updates in place without the GIL: a MAC table and an IP table (each `max_devices` rows plus an overflow
 row plus a totals row) and an ARP binding table keyed by (IPv4, MAC). A new source address that does
 not fit lands in the overflow row and is counted, so memory is fixed however many addresses a flood
-spoofs. Each closed window is a `WindowAggregates`: copies of the used rows only, with cardinality
+spoofs. Two fixed direct-mapped tables follow what single counters cannot: repeated broadcast/multicast
+frames within the window (a forwarding loop) and, across windows, each TCP direction's highest sequence
+number (retransmissions). Each closed window is a `WindowAggregates`: copies of the used rows only, with cardinality
 estimates from the HyperLogLog sketches.
 """
 from __future__ import annotations
@@ -24,7 +26,8 @@ from typing import Iterator
 import numpy as np
 
 from probe import fastpath
-from probe._layout import COUNTER_INDEX, COUNTERS, HLL_REGISTERS, N_COUNTERS, N_SKETCHES, NON_ADDITIVE, SKETCHES
+from probe._layout import (COUNTER_INDEX, COUNTERS, DUP_SLOTS, FLOW_SLOTS, HLL_REGISTERS, N_COUNTERS, N_SKETCHES,
+                           NON_ADDITIVE, SKETCHES)
 from probe.sources.frames import FrameBatch
 
 __all__ = ["AggTable", "CaptureAggregator", "TableSnapshot", "WindowAggregates", "batch_columns",
@@ -231,17 +234,19 @@ class CaptureAggregator:
         self.macs = AggTable(self.max_devices)
         self.ips = AggTable(self.max_devices)
         self.arp = AggTable(self.max_devices, sketches=False)
+        # repeated frames are counted per window; flows keep their highest sequence across windows
+        self.recent = (np.zeros((DUP_SLOTS, 2), np.uint64), np.zeros((FLOW_SLOTS, 2), np.uint64))
         self.window_start: int | None = None
         self.malformed = 0
         self.frames_total = 0
 
     @property
     def nbytes(self) -> int:
-        return self.macs.nbytes + self.ips.nbytes + self.arp.nbytes
+        return self.macs.nbytes + self.ips.nbytes + self.arp.nbytes + sum(a.nbytes for a in self.recent)
 
     def _aggregate(self, records: np.ndarray):
         if len(records):
-            self.kernels.aggregate_frames(records, self.macs.spec, self.ips.spec, self.arp.spec)
+            self.kernels.aggregate_frames(records, self.macs.spec, self.ips.spec, self.arp.spec, self.recent)
 
     def _close(self) -> WindowAggregates:
         start = self.window_start
@@ -252,6 +257,7 @@ class CaptureAggregator:
         self.macs.reset()
         self.ips.reset()
         self.arp.reset()
+        self.recent[0].fill(0)
         self.window_start = None
         return w
 
@@ -337,6 +343,7 @@ _ADD = np.array([name not in NON_ADDITIVE for name in COUNTERS])
 _FIRST = COUNTER_INDEX["first_seen_ns"]
 _LAST = COUNTER_INDEX["last_seen_ns"]
 _LASTVAL = [COUNTER_INDEX[n] for n, how in NON_ADDITIVE.items() if how == "last"]
+_MAXVAL = [COUNTER_INDEX[n] for n, how in NON_ADDITIVE.items() if how == "max" and n != "last_seen_ns"]
 
 
 def _merge_counts(acc: np.ndarray, new: np.ndarray) -> None:
@@ -347,6 +354,8 @@ def _merge_counts(acc: np.ndarray, new: np.ndarray) -> None:
     for j in _LASTVAL:
         if new[j]:
             acc[j] = new[j]
+    for j in _MAXVAL:
+        acc[j] = max(acc[j], new[j])
 
 
 def rate(count: int, seconds: float) -> float:
@@ -383,6 +392,10 @@ def _merge_snapshots(a: TableSnapshot, b: TableSnapshot, peer_changes: bool = Fa
     last = np.zeros(n, np.uint64)
     np.maximum.at(last, inv, counts[:, _LAST])
     out[:, _LAST] = last
+    for j in _MAXVAL:
+        m = np.zeros(n, np.uint64)
+        np.maximum.at(m, inv, counts[:, j])
+        out[:, j] = m
     for j in _LASTVAL_IDX:  # the later window's non-zero value wins: rows are in window order
         v = counts[:, j]
         nz = np.flatnonzero(v)

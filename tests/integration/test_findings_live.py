@@ -216,3 +216,54 @@ def test_quiet_lan_raises_nothing(lab_factory, tmp_path):
             lab.stop(dns)
             lab.stop(web)
         assert found == [], found
+
+
+def test_switching_loop_is_a_forwarding_loop(lab_factory, tmp_path):
+    """A real loop on the lab switch (tests.lab.netns.Lab.add_loop: a veth pair with both ends on the
+    bridge, STP off, throttled by tc tbf), started by one broadcast; unplugged after ~3 s of storm."""
+    _need("arping", "curl")
+    from tests.lab.record_captures import storm
+    lab = lab_factory(hosts=2)
+    with probe_daemon(lab, tmp_path, _config(lab)) as probe:
+        _warm_up(lab)
+        time.sleep(2)
+        storm(lab, 3.0)  # the loop is removed in a finally inside
+        f = probe.wait_finding({"forwarding_loop"}, timeout=60)
+    assert f["severity"] == "critical" and f["device"] == "lan", f
+    ev = f["evidence"]
+    assert ev["copies"] >= 20 and ev["duplicate_frames_per_second"] >= 10, ev
+    lab_macs = {h.mac for h in (*lab.hosts, lab.gateway, lab.probe)}
+    # the ARP request of hosts[0], or an IPv6 multicast report of a host that the loop also carries
+    assert ev["src_mac"] == lab.hosts[0].mac or (ev["protocol"] == "icmp" and ev["ethertype"] == "0x86dd"), ev
+    assert ev["src_mac"] in lab_macs or ev["protocol"] == "icmp", ev
+
+
+def test_packet_loss_raises_tcp_retransmissions_for_the_sender(lab_factory, tmp_path):
+    """A TCP transfer between two lab hosts, clean for several windows (the sender's baseline), then the
+    switch drops 10% of the sender's frames (Lab.add_loss; the kernel here has no sch_netem)."""
+    _need("nft", "curl")
+    from tests.lab.record_captures import lossy_transfer
+    lab = lab_factory(hosts=2)
+    sender, receiver = lab.hosts
+    with probe_daemon(lab, tmp_path, _config(lab)) as probe:
+        lossy_transfer(lab, sender, receiver, clean=14, lossy=10)
+        f = probe.wait_finding({"tcp_retransmissions"}, timeout=60)
+        others = [x for x in probe.findings() if x["kind"] == "tcp_retransmissions" and x["device"] != str(sender.ip)]
+    assert f["device"] == str(sender.ip), f
+    ev = f["evidence"]
+    # above its own clean baseline (the first window may straddle the start of the loss: a few % only)
+    assert ev["baseline_learned"] and ev["retransmission_ratio"] >= ev["limit_ratio"] >= 0.02, ev
+    assert ev["tcp_retransmissions"] >= 3, ev
+    assert others == []
+
+
+def test_clean_transfer_raises_no_retransmissions(lab_factory, tmp_path):
+    _need("curl")
+    from tests.lab.record_captures import lossy_transfer
+    lab = lab_factory(hosts=2)
+    sender, receiver = lab.hosts
+    with probe_daemon(lab, tmp_path, _config(lab)) as probe:
+        lossy_transfer(lab, sender, receiver, clean=12, lossy=0)
+        time.sleep(5)  # let the last windows close
+        found = [f for f in probe.findings() if f["kind"] in ("tcp_retransmissions", "forwarding_loop")]
+    assert found == []

@@ -24,6 +24,8 @@ PROBLEMS = {
     "dns_timeout_no_response.pcapng": {"dns_failure"},
     "icmp_host_unreachable.pcap": {"icmp_unreachable"},
     "tcp_syn_rst_refused.pcapng": {"tcp_reset"},
+    "tcp_fast_retransmit.pcap": {"tcp_retransmissions"},
+    "tcp_rto_retransmissions.pcapng": {"tcp_retransmissions"},
 }
 # ordinary traffic: must raise none of the attack kinds (health findings such as one refused
 # connection may appear, they are not attacks)
@@ -31,9 +33,8 @@ BENIGN = [
     "arp_who_has_baseline.pcap", "arp_gratuitous.pcapng", "arp_malformed_len255.pcap", "dhcp_dora.pcap",
     "dhcp_dora_lan_192-168-1.pcapng", "lldp.pcap", "cdp_v1.pcap", "mdns.pcap", "llmnr.pcap", "ssdp_notify.pcap",
     "igmp_mdns_home.pcap", "udp_broadcast_255.pcap", "snmp_walk_400.pcap", "snmp_v1_trap.pcap",
-    "snmp_v2c_get_lldp_mib.pcap", "smb2_net_user.pcap", "tcpreplay_mixed_test.pcap", "tcp_fast_retransmit.pcap",
-    "tcp_rto_retransmissions.pcapng", "tcp_zero_window.pcapng", "icmp_port_unreachable.pcap",
-    "icmp_traceroute_ttl_exceeded.pcapng",
+    "snmp_v2c_get_lldp_mib.pcap", "smb2_net_user.pcap", "tcpreplay_mixed_test.pcap", "tcp_zero_window.pcapng",
+    "icmp_port_unreachable.pcap", "icmp_traceroute_ttl_exceeded.pcapng",
 ]
 
 

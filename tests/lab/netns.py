@@ -205,6 +205,50 @@ class Lab:
         if host in self.hosts:
             self.hosts.remove(host)
 
+    def add_loop(self, rate: str = "4mbit") -> tuple[str, str]:
+        """A switching loop: a veth pair whose two ends are both ports of the switch (STP is off), so
+        every broadcast circulates for ever. Each end's egress is throttled by a tc tbf qdisc to `rate`,
+        so the storm cannot eat the machine; the SPAN session also mirrors the two ends (a real switch
+        mirrors every port of the VLAN), so the probe sees each pass. Undo with remove_loop()."""
+        n = next(_counter)
+        a, b = f"lpa{n}", f"lpb{n}"
+        self._ip_sw("link", "add", a, "type", "veth", "peer", "name", b)
+        try:
+            for end in (a, b):
+                self._offloads_off(self.switch_ns, end)
+                _sh(["ip", "netns", "exec", self.switch_ns, "tc", "qdisc", "add", "dev", end, "root", "tbf",
+                     "rate", rate, "burst", "4kb", "latency", "10ms"])
+                if self.mirror:
+                    self._mirror_port(end)
+            for end in (a, b):
+                self._ip_sw("link", "set", end, "master", "br0")
+                self._ip_sw("link", "set", end, "up")
+        except BaseException:
+            self.remove_loop((a, b))
+            raise
+        return a, b
+
+    def remove_loop(self, loop: tuple[str, str]) -> None:
+        """Unplug the loop (deleting one end of a veth pair deletes both); the storm ends at once."""
+        _sh(["ip", "-n", self.switch_ns, "link", "del", loop[0]], check=False, timeout=10)
+
+    def add_loss(self, host: Host, percent: int) -> str:
+        """The switch drops `percent`% of the frames `host` sends, at random, after the mirror has seen
+        them (a lossy path: the sender's TCP retransmits). nftables in the switch namespace (bridge
+        forward hook, `numgen random`), because kernels without sch_netem cannot `tc ... netem loss`.
+        Returns the table name for remove_loss()."""
+        if shutil.which("nft") is None:
+            raise LabError("needs nft (Debian package nftables)")
+        table = f"loss{next(_counter)}"
+        rules = (f"table bridge {table} {{\n chain drop_some {{\n"
+                 "  type filter hook forward priority 0; policy accept;\n"
+                 f"  ether saddr {host.mac} numgen random mod 100 < {int(percent)} drop\n }}\n}}")
+        _sh(["ip", "netns", "exec", self.switch_ns, "nft", "-f", "-"], input=rules + "\n")
+        return table
+
+    def remove_loss(self, table: str) -> None:
+        _sh(["ip", "netns", "exec", self.switch_ns, "nft", "delete", "table", "bridge", table], check=False)
+
     # -- running things -------------------------------------------------------------------------
     def cmd(self, host: Host | str, argv: Sequence[str]) -> list[str]:
         ns = host.ns if isinstance(host, Host) else host
