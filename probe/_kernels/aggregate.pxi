@@ -79,9 +79,9 @@ cdef inline uint64_t key_hash(uint64_t k1, uint64_t k2) noexcept nogil:
     return mix64(k1 ^ mix64(k2 + SALT_PORT))
 
 
-cdef inline Py_ssize_t upsert(Table* t, uint64_t k1, uint64_t k2) noexcept nogil:
-    # row of (k1, k2), inserted if absent; the overflow row `cap` when the table is full
-    cdef uint64_t i = key_hash(k1, k2) & t.mask
+cdef inline Py_ssize_t upsert(Table* t, uint64_t k1, uint64_t k2, uint64_t h) noexcept nogil:
+    # row of (k1, k2) (h: their key_hash), inserted if absent; the overflow row `cap` when the table is full
+    cdef uint64_t i = h & t.mask
     cdef int32_t s
     cdef Py_ssize_t used
     while True:
@@ -101,8 +101,8 @@ cdef inline Py_ssize_t upsert(Table* t, uint64_t k1, uint64_t k2) noexcept nogil
         i = (i + 1) & t.mask
 
 
-cdef inline Py_ssize_t lookup(Table* t, uint64_t k1, uint64_t k2) noexcept nogil:
-    cdef uint64_t i = key_hash(k1, k2) & t.mask
+cdef inline Py_ssize_t lookup(Table* t, uint64_t k1, uint64_t k2, uint64_t h) noexcept nogil:
+    cdef uint64_t i = h & t.mask
     cdef int32_t s
     while True:
         s = t.slots[i]
@@ -111,6 +111,61 @@ cdef inline Py_ssize_t lookup(Table* t, uint64_t k1, uint64_t k2) noexcept nogil
         if t.keys[2 * s] == k1 and t.keys[2 * s + 1] == k2:
             return s
         i = (i + 1) & t.mask
+
+
+# One "last key -> row" entry per role (source MAC, destination IP...), local to one aggregate_frames
+# call: traffic comes in runs of one flow, so most frames skip the hash and the probe. A row once found
+# stays that row for the whole call (rows move only when Python resets the table, between calls); an
+# absent key stays absent until the next insert (meta[0] changes); a full table stays full, so the
+# overflow row is still right, but each frame that lands there is counted in meta[1] as before.
+cdef struct RowCache:
+    uint64_t k1
+    uint64_t k2
+    uint64_t h        # key_hash(k1, k2)
+    Py_ssize_t row    # when state == 2: upsert's or lookup's answer (-1: absent)
+    int64_t used      # meta[0] when row -1 was found
+    int state         # 0 empty, 1 key and hash, 2 key, hash and row
+
+
+cdef inline uint64_t cached_hash(RowCache* c, uint64_t k1, uint64_t k2) noexcept nogil:
+    if c.state == 0 or c.k1 != k1 or c.k2 != k2:
+        c.k1 = k1
+        c.k2 = k2
+        c.h = key_hash(k1, k2)
+        c.state = 1
+    return c.h
+
+
+cdef inline Py_ssize_t cached_upsert(Table* t, RowCache* c, uint64_t k1, uint64_t k2) noexcept nogil:
+    cdef uint64_t h = cached_hash(c, k1, k2)
+    if c.state == 2 and c.row >= 0:
+        if c.row == t.cap:
+            t.meta[1] += 1
+        return c.row
+    c.row = upsert(t, k1, k2, h)
+    c.state = 2
+    return c.row
+
+
+cdef inline Py_ssize_t cached_lookup(Table* t, RowCache* c, uint64_t k1, uint64_t k2) noexcept nogil:
+    cdef uint64_t h = cached_hash(c, k1, k2)
+    if c.state == 2:
+        if c.row == t.cap:
+            return -1  # it did not fit, and the table is still full
+        if c.row >= 0 or c.used == t.meta[0]:
+            return c.row
+    c.row = lookup(t, k1, k2, h)
+    c.used = t.meta[0]
+    c.state = 2
+    return c.row
+
+
+cdef inline uint64_t port_hash(uint32_t dport, uint32_t* last, uint64_t* last_h) noexcept nogil:
+    # the port sketch's hash, kept for the last port seen (a scan changes it, a flow does not)
+    if dport != last[0]:
+        last[0] = dport
+        last_h[0] = mix64(dport + SALT_PORT)
+    return last_h[0]
 
 
 cdef inline void hll_add(uint8_t* reg, uint64_t h) noexcept nogil:
@@ -191,6 +246,10 @@ def aggregate_frames(records, mac_table, ip_table, arp_table):
     cdef Py_ssize_t total_row = mt.cap + 1
     cdef uint64_t* c
     cdef Table* t_ptr
+    cdef RowCache src_mac_c, dst_mac_c, src_ip_c, dst_ip_c, arp_c
+    src_mac_c.state = dst_mac_c.state = src_ip_c.state = dst_ip_c.state = arp_c.state = 0
+    cdef uint32_t last_dport = 0
+    cdef uint64_t last_porth = mix64(0 + SALT_PORT)
     with nogil:
         for i in range(n):
             r = rec + i
@@ -227,16 +286,16 @@ def aggregate_frames(records, mac_table, ip_table, arp_table):
                             rx |= 1ULL << C_TCP_SYNACK_RCVD
                         else:
                             tx |= 1ULL << C_TCP_SYN
-                            hosth = key_hash(dk1, dk2)
-                            porth = mix64(r.dport + SALT_PORT)
+                            hosth = cached_hash(&dst_ip_c, dk1, dk2)
+                            porth = port_hash(r.dport, &last_dport, &last_porth)
                     if tf & 0x04:
                         tx |= 1ULL << C_TCP_RST
                         rx |= 1ULL << C_TCP_RST_RCVD
                 elif fl & F_UDP:
                     if (fl & (F_BROADCAST | F_MULTICAST)) == 0 and r.dport <= r.sport:
                         tx |= 1ULL << C_UDP_PROBE
-                        hosth = key_hash(dk1, dk2)
-                        porth = mix64(r.dport + SALT_PORT)
+                        hosth = cached_hash(&dst_ip_c, dk1, dk2)
+                        porth = port_hash(r.dport, &last_dport, &last_porth)
                 elif fl & F_ICMP:
                     ty = r.icmp_type
                     if r.ip_proto == 1:
@@ -245,7 +304,7 @@ def aggregate_frames(records, mac_table, ip_table, arp_table):
                             rx |= 1ULL << C_ICMP_UNREACH_RCVD
                         elif ty == 8:
                             tx |= 1ULL << C_ICMP_ECHO_REQUEST
-                            hosth = key_hash(dk1, dk2)
+                            hosth = cached_hash(&dst_ip_c, dk1, dk2)
                         elif ty == 0:
                             rx |= 1ULL << C_ICMP_ECHO_REPLY_RCVD
                         elif ty == 11:
@@ -256,7 +315,7 @@ def aggregate_frames(records, mac_table, ip_table, arp_table):
                             rx |= 1ULL << C_ICMP_UNREACH_RCVD
                         elif ty == 128:
                             tx |= 1ULL << C_ICMP_ECHO_REQUEST
-                            hosth = key_hash(dk1, dk2)
+                            hosth = cached_hash(&dst_ip_c, dk1, dk2)
                         elif ty == 129:
                             rx |= 1ULL << C_ICMP_ECHO_REPLY_RCVD
                         elif ty == 3:
@@ -309,14 +368,14 @@ def aggregate_frames(records, mac_table, ip_table, arp_table):
                     tx |= 1ULL << C_STP
 
             # rows: sources insert, destinations only update existing rows
-            ms = upsert(&mt, r.src_mac, 0) if l2 and r.src_mac != 0 else -1  # 0: no MAC (raw IP captures)
+            ms = cached_upsert(&mt, &src_mac_c, r.src_mac, 0) if l2 and r.src_mac != 0 else -1  # 0: no MAC (raw IP captures)
             isrc = -1
             if ip:
                 if fl & F_IPV4:
                     if r.src_ip != 0:
-                        isrc = upsert(&it, 0, V4_MAPPED | r.src_ip)
+                        isrc = cached_upsert(&it, &src_ip_c, 0, V4_MAPPED | r.src_ip)
                 elif r.src_ip6_hi != 0 or r.src_ip6_lo != 0:
-                    isrc = upsert(&it, r.src_ip6_hi, r.src_ip6_lo)
+                    isrc = cached_upsert(&it, &src_ip_c, r.src_ip6_hi, r.src_ip6_lo)
             rows_tx[0] = ms
             rows_tx[1] = isrc
             rows_tx[2] = total_row
@@ -355,15 +414,15 @@ def aggregate_frames(records, mac_table, ip_table, arp_table):
             # destination's row: it can cross a window boundary after the request; plain traffic cannot
             respond = (rx & ~(1ULL << C_RX_FRAMES)) != 0
             if l2 and (fl & (F_BROADCAST | F_MULTICAST)) == 0 and r.dst_mac != 0:
-                md = upsert(&mt, r.dst_mac, 0) if respond else lookup(&mt, r.dst_mac, 0)
+                md = cached_upsert(&mt, &dst_mac_c, r.dst_mac, 0) if respond else cached_lookup(&mt, &dst_mac_c, r.dst_mac, 0)
                 if md >= 0:
                     apply(mt.counts + md * C_COUNT, rx, 0, wl, ts)
             if ip and (dk1 != 0 or (dk2 & 0xFFFFFFFFULL) != 0):
-                idst = upsert(&it, dk1, dk2) if respond else lookup(&it, dk1, dk2)
+                idst = cached_upsert(&it, &dst_ip_c, dk1, dk2) if respond else cached_lookup(&it, &dst_ip_c, dk1, dk2)
                 if idst >= 0:
                     apply(it.counts + idst * C_COUNT, rx, 0, wl, ts)
             if arp_ok and r.arp_spa != 0:
-                ar = upsert(&at, r.arp_spa, r.arp_sha)
+                ar = cached_upsert(&at, &arp_c, r.arp_spa, r.arp_sha)
                 apply(at.counts + ar * C_COUNT, tx & ARP_MASK, 0, 0, ts)
 
 
