@@ -247,7 +247,11 @@ def aggregate_frames(records, mac_table, ip_table, arp_table):
     cdef uint64_t* c
     cdef Table* t_ptr
     cdef RowCache src_mac_c, dst_mac_c, src_ip_c, dst_ip_c, arp_c
-    src_mac_c.state = dst_mac_c.state = src_ip_c.state = dst_ip_c.state = arp_c.state = 0
+    memset(&src_mac_c, 0, sizeof(RowCache))
+    memset(&dst_mac_c, 0, sizeof(RowCache))
+    memset(&src_ip_c, 0, sizeof(RowCache))
+    memset(&dst_ip_c, 0, sizeof(RowCache))
+    memset(&arp_c, 0, sizeof(RowCache))
     cdef uint32_t last_dport = 0
     cdef uint64_t last_porth = mix64(0 + SALT_PORT)
     with nogil:

@@ -66,7 +66,9 @@ class CapturePipeline:
         self.on_window = on_window
         self._records: np.ndarray | None = None  # parse buffer, reused
         self._members: dict[int, tuple[int, int, int, np.ndarray]] = {}  # fanout workers' totals
-        self.on_records: Callable[[FrameBatch, np.ndarray], None] | None = None  # each parsed batch
+        # each parsed batch: frames and their records (from the live ring, only the frames whose bytes
+        # the rare-frame decoder reads: RARE_FLAGS, not malformed)
+        self.on_records: Callable[[FrameBatch, np.ndarray], None] | None = None
         self.agg = CaptureAggregator(max_devices=capture.max_devices, window_s=capture.window, kernels=kernels)
         if engine is None:
             engine = lan_engine(detection) if detection.enabled else FindingEngine(detection, [])
@@ -103,8 +105,20 @@ class CapturePipeline:
                 _log.exception("capture batch consumer failed")
         return self.add_records(records, malformed)
 
+    def add_parsed(self, records: np.ndarray, malformed: int, rare=None) -> list[Finding]:
+        """Records a source parsed itself (the live ring parses inside its block walk, PacketRing.
+        next_records): `rare` is None or (index, FrameBatch) with the bytes of the records at `index`
+        that on_records needs (RARE_FLAGS, not malformed); on_records gets those frames and records."""
+        if rare is not None and self.on_records is not None:
+            index, frames = rare
+            try:
+                self.on_records(frames, records[index])
+            except Exception:  # a consumer's bug must not stop the capture
+                _log.exception("capture batch consumer failed")
+        return self.add_records(records, malformed)
+
     def add_records(self, records: np.ndarray, malformed: int) -> list[Finding]:
-        """For sources that parse themselves (the live ring parses inside its block walk)."""
+        """Parsed records of one batch: running totals, then aggregation and detection."""
         if not len(records):
             return []
         records = np.ascontiguousarray(records)
