@@ -190,28 +190,38 @@ cdef inline void apply(uint64_t* c, uint64_t mask, uint64_t add_bytes, uint64_t 
 
 cdef Table _table(object spec, bint with_hll) except *:
     cdef Table t
-    slots, keys, counts, hll, meta = spec
-    cdef Py_ssize_t rows = counts.shape[0]
-    if (slots.dtype != np.int32 or keys.dtype != np.uint64 or counts.dtype != np.uint64 or hll.dtype != np.uint8
-            or meta.dtype != np.int64):
+    cdef cnp.ndarray slots, keys, counts, hll, meta
+    try:
+        slots, keys, counts, hll, meta = spec
+    except TypeError:
+        raise TypeError("aggregate_frames: a table is a tuple of five numpy arrays") from None
+    # C macros, not attribute lookups: this runs three times per batch
+    if (cnp.PyArray_TYPE(slots) != cnp.NPY_INT32 or cnp.PyArray_TYPE(keys) != cnp.NPY_UINT64
+            or cnp.PyArray_TYPE(counts) != cnp.NPY_UINT64 or cnp.PyArray_TYPE(hll) != cnp.NPY_UINT8
+            or cnp.PyArray_TYPE(meta) != cnp.NPY_INT64):
         raise TypeError("aggregate_frames: table arrays have the wrong dtypes")
-    if not (slots.flags.c_contiguous and keys.flags.c_contiguous and counts.flags.c_contiguous
-            and hll.flags.c_contiguous and meta.flags.c_contiguous and slots.flags.writeable):
+    if not (cnp.PyArray_IS_C_CONTIGUOUS(slots) and cnp.PyArray_IS_C_CONTIGUOUS(keys)
+            and cnp.PyArray_IS_C_CONTIGUOUS(counts) and cnp.PyArray_IS_C_CONTIGUOUS(hll)
+            and cnp.PyArray_IS_C_CONTIGUOUS(meta) and cnp.PyArray_ISWRITEABLE(slots)):
         raise ValueError("aggregate_frames: table arrays must be C-contiguous and writeable")
-    if (counts.ndim != 2 or counts.shape[1] != C_COUNT or keys.shape[0] != rows or keys.shape[1] != 2
-            or hll.shape[0] != rows or meta.shape[0] < 2 or rows < 3):
+    if cnp.PyArray_NDIM(counts) != 2 or cnp.PyArray_NDIM(keys) != 2 or cnp.PyArray_NDIM(hll) != 2 \
+            or cnp.PyArray_NDIM(slots) != 1 or cnp.PyArray_NDIM(meta) != 1:
         raise ValueError("aggregate_frames: table arrays have inconsistent shapes")
-    cdef Py_ssize_t nslots = slots.shape[0]
+    cdef Py_ssize_t rows = cnp.PyArray_DIM(counts, 0)
+    if (cnp.PyArray_DIM(counts, 1) != C_COUNT or cnp.PyArray_DIM(keys, 0) != rows or cnp.PyArray_DIM(keys, 1) != 2
+            or cnp.PyArray_DIM(hll, 0) != rows or cnp.PyArray_DIM(meta, 0) < 2 or rows < 3):
+        raise ValueError("aggregate_frames: table arrays have inconsistent shapes")
+    cdef Py_ssize_t nslots = cnp.PyArray_DIM(slots, 0)
     if nslots & (nslots - 1) or nslots < 2 * (rows - 2):
         raise ValueError("aggregate_frames: slot array must be a power of two of at least twice the capacity")
-    if with_hll and hll.shape[1] != N_SK * HLL_M:
+    if with_hll and cnp.PyArray_DIM(hll, 1) != N_SK * HLL_M:
         raise ValueError("aggregate_frames: sketch array has the wrong width")
     t.slots = <int32_t*>cnp.PyArray_DATA(slots)
     t.mask = <uint64_t>(nslots - 1)
     t.keys = <uint64_t*>cnp.PyArray_DATA(keys)
     t.counts = <uint64_t*>cnp.PyArray_DATA(counts)
     t.hll = <uint8_t*>cnp.PyArray_DATA(hll)
-    t.hll_width = hll.shape[1]
+    t.hll_width = cnp.PyArray_DIM(hll, 1)
     t.meta = <int64_t*>cnp.PyArray_DATA(meta)
     t.cap = rows - 2
     return t
@@ -228,7 +238,7 @@ def aggregate_frames(records, mac_table, ip_table, arp_table):
     rows that exist, except for responses (SYN-ACK, RST, ARP reply, DNS answer, ICMP unreachable or
     echo reply), which may open the row of the address they answer; either way the table is bounded.
     """
-    if records.dtype != _FRAME_DTYPE or not records.flags.c_contiguous:
+    if not is_frame_array(records, False):
         raise TypeError("aggregate_frames: records must be a C-contiguous FRAME_DTYPE array")
     cdef Table mt = _table(mac_table, True)
     cdef Table it = _table(ip_table, True)
@@ -437,7 +447,7 @@ def record_totals(records, int64_t[::1] flag_counts):
     """One pass over a batch of FRAME_DTYPE records for the running totals: each record's set flag bits
     are counted into flag_counts (int64[32], in place, so the caller keeps one array), and the batch's
     (wire bytes, first ts_ns, last ts_ns) are returned ((0, 0, 0) for an empty batch)."""
-    if records.dtype != _FRAME_DTYPE or not records.flags.c_contiguous:
+    if not is_frame_array(records, False):
         raise TypeError("record_totals: records must be a C-contiguous FRAME_DTYPE array")
     if flag_counts.shape[0] < 32:
         raise ValueError(f"record_totals: flag_counts must hold 32 counters, got {flag_counts.shape[0]}")

@@ -419,6 +419,20 @@ cdef inline void parse_frame(const uint8_t* f, Py_ssize_t caplen, Py_ssize_t wir
     parse_one(f, caplen, wirelen if wirelen > caplen else caplen, r)
 
 
+cdef inline bint is_frame_array(object a, bint writeable) noexcept:
+    """A 1-d C-contiguous FRAME_DTYPE ndarray (writeable if asked): the records kernels' argument
+    check, with C macros, as it runs once per batch (thousands of times a second on a busy link)."""
+    if not cnp.PyArray_Check(a):
+        return False
+    cdef cnp.ndarray arr = <cnp.ndarray>a
+    if cnp.PyArray_NDIM(arr) != 1 or not cnp.PyArray_IS_C_CONTIGUOUS(arr):
+        return False
+    if writeable and not cnp.PyArray_ISWRITEABLE(arr):
+        return False
+    dt = arr.dtype
+    return dt is _FRAME_DTYPE or dt == _FRAME_DTYPE
+
+
 def parse_frames(const uint8_t[::1] data, const int64_t[::1] offset, const uint32_t[::1] caplen,
                  const uint32_t[::1] wirelen, const int64_t[::1] ts_ns, const int32_t[::1] vlan, out=None):
     """Parse a batch of frames (the columns of a FrameBatch) into FRAME_DTYPE records.
@@ -436,7 +450,7 @@ def parse_frames(const uint8_t[::1] data, const int64_t[::1] offset, const uint3
                          f"wirelen {wirelen.shape[0]}, ts_ns {ts_ns.shape[0]}, vlan {vlan.shape[0]})")
     cdef bint reuse = out is not None
     if reuse:
-        if out.dtype != _FRAME_DTYPE or not out.flags.c_contiguous or out.ndim != 1 or out.shape[0] < n:
+        if not is_frame_array(out, True) or out.shape[0] < n:
             raise ValueError(f"parse_frames: out must be a C-contiguous FRAME_DTYPE array of at least {n} records")
         out = out[:n]
     else:

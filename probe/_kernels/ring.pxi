@@ -233,7 +233,7 @@ cdef class PacketRing:
             raise ValueError("capture ring is closed")
         if self._busy:
             raise RuntimeError("next_batch is already running on this ring in another thread")
-        if out.dtype != _FRAME_DTYPE or not out.flags.c_contiguous or out.ndim != 1 or not out.flags.writeable:
+        if not is_frame_array(out, True):
             raise ValueError("next_records: out must be a writeable C-contiguous FRAME_DTYPE array")
         if max_frames <= 0 or max_frames > out.shape[0]:
             max_frames = out.shape[0]

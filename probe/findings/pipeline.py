@@ -129,7 +129,7 @@ class CapturePipeline:
             self.malformed += int(malformed)
             self.first_ts_ns = lo if self.first_ts_ns is None else min(self.first_ts_ns, lo)
             self.last_ts_ns = hi if self.last_ts_ns is None else max(self.last_ts_ns, hi)
-        return self._windows(self.agg.add(records))
+        return self._windows(self.agg.add(records, hi))
 
     def add_windows(self, windows: list[WindowAggregates]) -> list[Finding]:
         """Closed windows aggregated elsewhere (the fanout workers', merged per time slot)."""
