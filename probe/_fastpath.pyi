@@ -47,11 +47,15 @@ class PacketRing:
     def fileno(self) -> int: ...
     def next_batch(self, timeout: float = ..., max_frames: int = ...) -> "FrameBatch": ...  # noqa: F821
     # The capture's hot path: the same walk, but each frame is parsed where the kernel wrote it
-    # (parse_frame on const uint8_t* + caplen) into `out` (FRAME_DTYPE, FrameRecord*); only rare frames'
+    # (parse_frame on const uint8_t* + caplen) into `out` (FRAME_DTYPE, FrameRecord*), record_totals'
+    # sums taken and flag bits counted (int64_t flag_counts[32], optional) on the way; only rare frames'
     # bytes (RARE_FLAGS, not malformed) are memcpy()d, into a block_size buffer the ring keeps.
-    def next_records(self, out: np.ndarray, timeout: float = ..., max_frames: int = ...
-                     ) -> tuple[np.ndarray, int, int, tuple[npt.NDArray[np.int64], "FrameBatch"] | None]: ...  # noqa: F821
-    # (records = out[:n], malformed, uint64_t sum of wire lengths, None or (index into records, rare frames))
+    def next_records(self, out: np.ndarray, timeout: float = ..., max_frames: int = ...,
+                     flag_counts: npt.NDArray[np.int64] | None = ...
+                     ) -> tuple[np.ndarray, int, tuple[npt.NDArray[np.int64], "FrameBatch"] | None,  # noqa: F821
+                                tuple[int, int, int]]: ...
+    # (records = out[:n], malformed, None or (index into records, rare frames),
+    #  (uint64_t sum of wire lengths, min int64_t ts_ns, max ts_ns) as record_totals gives them)
     def statistics(self) -> dict[str, int]: ...  # packets, drops, freeze_queue_count since open
     def close(self) -> None: ...
     def __enter__(self) -> "PacketRing": ...

@@ -88,6 +88,23 @@ if RING_RARE != _RARE_FLAGS:
     raise ImportError("ring.pxi RING_RARE does not match probe._layout.RARE_FLAGS")
 
 
+cdef struct RareCopy:
+    # where next_records' walk keeps rare frames (arrays owned by the ring), and what it added up
+    uint8_t* data
+    Py_ssize_t data_len
+    int64_t* index
+    int64_t* offset
+    uint32_t* caplen
+    uint32_t* wirelen
+    int64_t* ts
+    int32_t* vlan
+    Py_ssize_t n
+    Py_ssize_t pos
+    uint64_t wire
+    int64_t ts_lo
+    int64_t ts_hi
+
+
 cdef inline tpacket_block_desc *_ring_block(unsigned char *ring, uint32_t block_size, uint32_t idx) noexcept nogil:
     return <tpacket_block_desc *>(ring + <size_t>idx * block_size)
 
@@ -115,8 +132,11 @@ cdef class PacketRing:
     cdef readonly int ifindex
     cdef object _packets, _drops, _freeze
     cdef object _rare_data, _rare_index, _rare_offset, _rare_caplen, _rare_wirelen, _rare_ts, _rare_vlan
+    cdef RareCopy _rare       # C view of the arrays above (and the walk's running figures)
+    cdef Py_ssize_t _rare_cap
 
     def __cinit__(self):
+        self._rare_cap = 0
         self._ring = NULL
         self._fd = -1
         self._sock = None
@@ -219,15 +239,18 @@ cdef class PacketRing:
             if self._close_pending:
                 self.close()
 
-    def next_records(self, out, double timeout=0.1, Py_ssize_t max_frames=0):
+    def next_records(self, out, double timeout=0.1, Py_ssize_t max_frames=0, flag_counts=None):
         """Parse up to max_frames frames (default: len(out)) from the ready blocks straight into `out`,
         a C-contiguous FRAME_DTYPE array, waiting up to `timeout` seconds for the first block.
 
-        Returns (records, malformed, wire_bytes, rare): records is out[:n] (valid until the next call
-        that writes `out`); malformed counts MALFORMED records; wire_bytes sums their wire lengths;
-        rare is None, or (index, FrameBatch) with the bytes of the frames the rare-frame decoder reads
-        (RARE_FLAGS, not malformed), index giving each one's position in records. The records are what
-        parse_frames gives for next_batch's frames; blocks go back to the kernel as in next_batch.
+        Returns (records, malformed, rare, totals): records is out[:n] (valid until the next call that
+        writes `out`); malformed counts MALFORMED records; rare is None, or (index, FrameBatch) with the
+        bytes of the frames the rare-frame decoder reads (RARE_FLAGS, not malformed), index giving each
+        one's position in records; totals is what record_totals(records, flag_counts) would return,
+        (wire bytes, first ts_ns, last ts_ns), and flag_counts (int64[32], optional) gets the records'
+        flag bits added the same way: the walk does that work while each record is in cache. The
+        records are what parse_frames gives for next_batch's frames; blocks go back to the kernel as in
+        next_batch.
         """
         if self._ring == NULL:
             raise ValueError("capture ring is closed")
@@ -239,17 +262,24 @@ cdef class PacketRing:
             max_frames = out.shape[0]
         if max_frames < 1:
             raise ValueError("next_records: out must hold at least one record")
+        cdef int64_t[::1] fc_view
+        cdef int64_t* fc = NULL
+        if flag_counts is not None:
+            fc_view = flag_counts
+            if fc_view.shape[0] < 32:
+                raise ValueError(f"next_records: flag_counts must hold 32 counters, got {fc_view.shape[0]}")
+            fc = &fc_view[0]
         cdef pollfd pfd
         cdef int ms = <int>(timeout * 1000.0) if timeout > 0 else 0
-        cdef Py_ssize_t n = 0, nrare = 0, rare_pos = 0, malformed = 0
-        cdef uint64_t wire_bytes = 0
+        cdef Py_ssize_t n = 0, malformed = 0
+        cdef RareCopy rc
         cdef FrameRecord* rec = <FrameRecord*>cnp.PyArray_DATA(out)
-        if self._rare_index is None or self._rare_index.shape[0] < max_frames:
+        if self._rare_cap < max_frames:
             self._rare_buffers(max_frames)
-        cdef uint8_t[::1] rdata = self._rare_data
-        cdef int64_t[::1] rindex = self._rare_index, roffset = self._rare_offset, rts = self._rare_ts
-        cdef uint32_t[::1] rcaplen = self._rare_caplen, rwirelen = self._rare_wirelen
-        cdef int32_t[::1] rvlan = self._rare_vlan
+        rc = self._rare
+        rc.n = rc.pos = 0
+        rc.wire = 0
+        rc.ts_lo = rc.ts_hi = 0
         pfd.revents = 0
         self._busy = True
         try:
@@ -258,20 +288,19 @@ cdef class PacketRing:
                     pfd.fd = self._fd
                     pfd.events = POLLIN | POLLERR
                     poll(&pfd, 1, ms)  # EINTR or timeout: the walk finds nothing and says so
-                self._walk_parse(max_frames, rec, &n, &malformed, &wire_bytes, &rdata[0], rdata.shape[0],
-                                 &nrare, &rare_pos, &rindex[0], &roffset[0], &rcaplen[0], &rwirelen[0], &rts[0],
-                                 &rvlan[0])
+                self._walk_parse(max_frames, rec, &n, &malformed, &rc, fc)
             if n == 0 and pfd.revents & POLLERR:  # interface went down or away: the socket says which
                 err = self._sock.getsockopt(_afpacket.socket.SOL_SOCKET, _afpacket.socket.SO_ERROR)
                 if err:
                     raise _afpacket.socket_error(self.interface, err)
             rare = None
-            if nrare:
-                rare = (self._rare_index[:nrare].copy(),
-                        _FrameBatch(self._rare_data[:rare_pos].copy(), self._rare_offset[:nrare].copy(),
-                                    self._rare_caplen[:nrare].copy(), self._rare_wirelen[:nrare].copy(),
-                                    self._rare_ts[:nrare].copy(), self._rare_vlan[:nrare].copy()))
-            return out[:n], malformed, wire_bytes, rare
+            if rc.n:
+                k = rc.n
+                rare = (self._rare_index[:k].copy(),
+                        _FrameBatch(self._rare_data[:rc.pos].copy(), self._rare_offset[:k].copy(),
+                                    self._rare_caplen[:k].copy(), self._rare_wirelen[:k].copy(),
+                                    self._rare_ts[:k].copy(), self._rare_vlan[:k].copy()))
+            return out[:n], malformed, rare, (rc.wire, rc.ts_lo, rc.ts_hi)
         finally:
             self._busy = False
             if self._close_pending:
@@ -286,6 +315,15 @@ cdef class PacketRing:
         self._rare_wirelen = np.empty(max_frames, np.uint32)
         self._rare_ts = np.empty(max_frames, np.int64)
         self._rare_vlan = np.empty(max_frames, np.int32)
+        self._rare.data = <uint8_t*>cnp.PyArray_DATA(self._rare_data)
+        self._rare.data_len = self._block_size
+        self._rare.index = <int64_t*>cnp.PyArray_DATA(self._rare_index)
+        self._rare.offset = <int64_t*>cnp.PyArray_DATA(self._rare_offset)
+        self._rare.caplen = <uint32_t*>cnp.PyArray_DATA(self._rare_caplen)
+        self._rare.wirelen = <uint32_t*>cnp.PyArray_DATA(self._rare_wirelen)
+        self._rare.ts = <int64_t*>cnp.PyArray_DATA(self._rare_ts)
+        self._rare.vlan = <int32_t*>cnp.PyArray_DATA(self._rare_vlan)
+        self._rare_cap = max_frames
 
     cdef tuple _copy(self, Py_ssize_t max_n, Py_ssize_t max_bytes, uint8_t[::1] data, int64_t[::1] offset,
                      uint32_t[::1] caplen, uint32_t[::1] wirelen, int64_t[::1] ts_ns, int32_t[::1] vlan):
@@ -380,21 +418,20 @@ cdef class PacketRing:
         nbytes[0] = pos
 
     cdef void _walk_parse(self, Py_ssize_t max_frames, FrameRecord* rec, Py_ssize_t* nframes, Py_ssize_t* nmalformed,
-                          uint64_t* nwire, uint8_t* rdata, Py_ssize_t rdata_len, Py_ssize_t* nrare, Py_ssize_t* rpos,
-                          int64_t* rindex, int64_t* roffset, uint32_t* rcaplen, uint32_t* rwirelen, int64_t* rts,
-                          int32_t* rvlan) noexcept nogil:
+                          RareCopy* rc, int64_t* flag_counts) noexcept nogil:
         """_walk's twin for next_records: parse up to max_frames frames in place into rec, keep the bytes
-        of rare frames (stopping early, before a frame, if their buffer is full) and advance, releasing
-        each block whose last frame was parsed."""
+        of rare frames (stopping early, before a frame, if their buffer is full), add up record_totals'
+        figures, and advance, releasing each block whose last frame was parsed."""
         cdef uint32_t bsize = self._block_size, bcount = self._block_count
         cdef uint32_t idx = self._cur, left = self._left, walked = 1 if self._left else 0  # blocks entered
         cdef size_t off = self._off, mac
-        cdef Py_ssize_t n = 0, k = nrare[0], pos = rpos[0], malformed = 0
+        cdef Py_ssize_t n = 0, k = rc.n, pos = rc.pos, malformed = 0
         cdef uint64_t wire = 0
+        cdef int64_t ts, lo = 0, hi = 0
         cdef unsigned char *blk
         cdef tpacket_block_desc *bd
         cdef tpacket3_hdr *ppd
-        cdef uint32_t snap, wl
+        cdef uint32_t snap, wl, fl
         cdef int32_t vl
         cdef FrameRecord* r
         while n < max_frames:
@@ -422,22 +459,32 @@ cdef class PacketRing:
                 else:
                     vl = -1
                     wl = ppd.tp_len
+                ts = <int64_t>ppd.tp_sec * 1000000000 + ppd.tp_nsec
                 r = rec + n
-                parse_frame(blk + mac, snap, wl, <int64_t>ppd.tp_sec * 1000000000 + ppd.tp_nsec, vl, r)
-                if r.flags & F_MALFORMED:
+                parse_frame(blk + mac, snap, wl, ts, vl, r)
+                fl = r.flags
+                if fl & F_MALFORMED:
                     malformed += 1
-                elif r.flags & RING_RARE:
-                    if pos + snap > rdata_len:
+                elif fl & RING_RARE:
+                    if pos + snap > rc.data_len:
                         break  # the rare-frame buffer is full: this frame starts the next call
-                    memcpy(rdata + pos, blk + mac, snap)
-                    rindex[k] = n
-                    roffset[k] = pos
-                    rcaplen[k] = snap
-                    rwirelen[k] = wl
-                    rts[k] = r.ts_ns
-                    rvlan[k] = vl
+                    memcpy(rc.data + pos, blk + mac, snap)
+                    rc.index[k] = n
+                    rc.offset[k] = pos
+                    rc.caplen[k] = snap
+                    rc.wirelen[k] = wl
+                    rc.ts[k] = ts
+                    rc.vlan[k] = vl
                     pos += snap
                     k += 1
+                if flag_counts != NULL:  # record_totals' work, on the record while it is in cache
+                    while fl:
+                        flag_counts[__builtin_ctzll(fl)] += 1
+                        fl &= fl - 1
+                if n == 0 or ts < lo:
+                    lo = ts
+                if n == 0 or ts > hi:
+                    hi = ts
                 wire += wl
                 n += 1
                 left -= 1
@@ -454,9 +501,11 @@ cdef class PacketRing:
         self._cur, self._left, self._off = idx, left, off
         nframes[0] = n
         nmalformed[0] = malformed
-        nwire[0] = wire
-        nrare[0] = k
-        rpos[0] = pos
+        rc.n = k
+        rc.pos = pos
+        rc.wire = wire
+        rc.ts_lo = lo
+        rc.ts_hi = hi
 
     def statistics(self):
         """Kernel counters accumulated since the ring was opened (the kernel resets them on each read):

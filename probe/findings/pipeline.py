@@ -105,25 +105,33 @@ class CapturePipeline:
                 _log.exception("capture batch consumer failed")
         return self.add_records(records, malformed)
 
-    def add_parsed(self, records: np.ndarray, malformed: int, rare=None) -> list[Finding]:
+    def add_parsed(self, records: np.ndarray, malformed: int, rare=None, totals=None, flag_counts=None
+                   ) -> list[Finding]:
         """Records a source parsed itself (the live ring parses inside its block walk, PacketRing.
         next_records): `rare` is None or (index, FrameBatch) with the bytes of the records at `index`
-        that on_records needs (RARE_FLAGS, not malformed); on_records gets those frames and records."""
+        that on_records needs (RARE_FLAGS, not malformed); on_records gets those frames and records.
+        `totals` and `flag_counts`, when the source took them too, are record_totals' answer for these
+        records and the flag bits it counted (int64[32], this batch's only)."""
         if rare is not None and self.on_records is not None:
             index, frames = rare
             try:
                 self.on_records(frames, records[index])
             except Exception:  # a consumer's bug must not stop the capture
                 _log.exception("capture batch consumer failed")
-        return self.add_records(records, malformed)
+        return self.add_records(records, malformed, totals, flag_counts)
 
-    def add_records(self, records: np.ndarray, malformed: int) -> list[Finding]:
-        """Parsed records of one batch: running totals, then aggregation and detection."""
+    def add_records(self, records: np.ndarray, malformed: int, totals=None, flag_counts=None) -> list[Finding]:
+        """Parsed records of one batch: running totals, then aggregation and detection (`totals` and
+        `flag_counts` as in add_parsed, else record_totals runs here)."""
         if not len(records):
             return []
         records = np.ascontiguousarray(records)
         with self._lock:
-            nbytes, lo, hi = self.kernels.record_totals(records, self.flag_counts)
+            if totals is None:
+                nbytes, lo, hi = self.kernels.record_totals(records, self.flag_counts)
+            else:
+                nbytes, lo, hi = totals
+                self.flag_counts += flag_counts
             self.frames += len(records)
             self.bytes += int(nbytes)
             self.malformed += int(malformed)

@@ -124,16 +124,19 @@ class FramePipeline:
             return
         if self._records is None:
             self._records = np.zeros(self.batch_frames, FRAME_DTYPE)
-        records, malformed, wire_bytes, rare = ring.next_records(self._records, timeout)
+            self._flags = np.zeros(32, np.int64)
+        flags = self._flags
+        flags[:] = 0
+        records, malformed, rare, totals = ring.next_records(self._records, timeout, 0, flags)
         n = len(records)
         if n == 0:
             return
         c = self.counters
         c.frames += n
-        c.bytes += int(wire_bytes)
-        c.last_frame_ns = max(c.last_frame_ns, int(records[n - 1]["ts_ns"]))
+        c.bytes += int(totals[0])
+        c.last_frame_ns = max(c.last_frame_ns, int(totals[2]))
         if self.analysis is not None:
-            for finding in self.analysis.add_parsed(records, malformed, rare):
+            for finding in self.analysis.add_parsed(records, malformed, rare, totals, flags):
                 self.emit(finding)
         else:
             c.malformed += int(malformed)

@@ -267,6 +267,7 @@ def test_next_records_parse_in_the_walk_as_the_twin_parses_its_frames(lab, ring_
         assert res["frames"] == len(res["records"])
         assert res["wire_bytes"] == sum(r[wirelen] for r in res["records"])
         assert res["malformed"] == sum(1 for r in res["records"] if r[flags] & F_MALFORMED)
+        assert res["flag_counts"] == [sum(1 for r in res["records"] if r[flags] >> bit & 1) for bit in range(32)]
     sent = [[r for r in res["records"] if ours(r)] for res in (ring, twin)]
     assert len(sent[0]) == rounds * len(frames) + 300
     assert sent[0] == sent[1]

@@ -68,12 +68,14 @@ def main() -> int:
         buf = {name: np.zeros(a.max_frames, FRAME_DTYPE) for name in rings}
         fields = [f for f in FRAME_DTYPE.names if f != "ts_ns"]  # the two sockets stamp frames apart
         for o in out.values():
-            o.update(records=[], rare=[], malformed=0, wire_bytes=0)
+            o.update(records=[], rare=[], malformed=0, wire_bytes=0, flag_counts=np.zeros(32, np.int64))
     while time.monotonic() < deadline:
         for name, ring in rings.items():
             if a.records:
                 o = out[name]
-                records, malformed, wire_bytes, rare = ring.next_records(buf[name], 0.02)
+                records, malformed, rare, (wire_bytes, lo, hi) = ring.next_records(buf[name], 0.02, 0, o["flag_counts"])
+                if len(records):
+                    assert (lo, hi) == (int(records["ts_ns"].min()), int(records["ts_ns"].max()))
                 first = o["frames"]
                 o["frames"] += len(records)
                 o["malformed"] += int(malformed)
@@ -100,6 +102,8 @@ def main() -> int:
             break
     for name, ring in rings.items():
         out[name]["stats"] = ring.statistics()
+        if a.records:
+            out[name]["flag_counts"] = out[name]["flag_counts"].tolist()
         ring.close()
     print(json.dumps(out), flush=True)
     return 0

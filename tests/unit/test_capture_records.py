@@ -95,10 +95,15 @@ def test_rare_frames_come_with_their_own_records():
     frames = [plain, mdns, plain, plain, mdns[:36]]  # the last is shorter than its IP header says: malformed
     ring = ScriptedRing([FrameBatch.from_frames(frames, ts_ns=[10, 20, 30, 40, 50], vlan=[-1, 3, -1, -1, -1])])
     out = np.zeros(16, FRAME_DTYPE)
-    records, malformed, wire_bytes, (index, rare) = ring.next_records(out, 0)
-    assert len(records) == 5 and wire_bytes == sum(len(f) for f in frames) and malformed == 1
+    flags = np.full(32, 2, np.int64)  # added to, like record_totals'
+    records, malformed, (index, rare), totals = ring.next_records(out, 0, 0, flags)
+    assert len(records) == 5 and malformed == 1
+    assert totals == (sum(len(f) for f in frames), 10, 50)
+    assert flags.tolist() == [2 + sum(int(f) >> b & 1 for f in records["flags"]) for b in range(32)]
     assert index.tolist() == [1] and rare.frame(0) == mdns and rare.vlan.tolist() == [3]
     assert rare.ts_ns.tolist() == [20] and int(records[1]["flags"]) & RARE_FLAGS
     assert ring.next_records(out, 0)[0].shape == (0,)
     with pytest.raises(ValueError, match="FRAME_DTYPE"):
         ring.next_records(np.zeros(4, np.uint8), 0)
+    with pytest.raises(ValueError, match="32 counters"):
+        ring.next_records(out, 0, 0, np.zeros(8, np.int64))
