@@ -4,7 +4,9 @@
 
 Prints "READY" on stdout once every ring is open, then reads until each ring has seen `expect` marker
 frames of the run (or --timeout passes), then one JSON line: per implementation the marker frames in
-arrival order (hex, wire length, VLAN), all frames counted and the kernel statistics.
+arrival order (hex, wire length, VLAN), all frames counted and the kernel statistics. With --records
+it reads through next_records instead and reports every record (ts_ns left out), the rare frames kept
+(position, hex, wire length, VLAN) and the counts next_records returned.
 """
 from __future__ import annotations
 
