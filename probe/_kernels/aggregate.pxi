@@ -81,9 +81,9 @@ cdef inline uint64_t key_hash(uint64_t k1, uint64_t k2) noexcept nogil:
     return mix64(k1 ^ mix64(k2 + SALT_PORT))
 
 
-cdef inline Py_ssize_t upsert(Table* t, uint64_t k1, uint64_t k2) noexcept nogil:
-    # row of (k1, k2), inserted if absent; the overflow row `cap` when the table is full
-    cdef uint64_t i = key_hash(k1, k2) & t.mask
+cdef inline Py_ssize_t upsert(Table* t, uint64_t k1, uint64_t k2, uint64_t h) noexcept nogil:
+    # row of (k1, k2) (h: their key_hash), inserted if absent; the overflow row `cap` when the table is full
+    cdef uint64_t i = h & t.mask
     cdef int32_t s
     cdef Py_ssize_t used
     while True:
@@ -103,8 +103,8 @@ cdef inline Py_ssize_t upsert(Table* t, uint64_t k1, uint64_t k2) noexcept nogil
         i = (i + 1) & t.mask
 
 
-cdef inline Py_ssize_t lookup(Table* t, uint64_t k1, uint64_t k2) noexcept nogil:
-    cdef uint64_t i = key_hash(k1, k2) & t.mask
+cdef inline Py_ssize_t lookup(Table* t, uint64_t k1, uint64_t k2, uint64_t h) noexcept nogil:
+    cdef uint64_t i = h & t.mask
     cdef int32_t s
     while True:
         s = t.slots[i]
@@ -113,6 +113,61 @@ cdef inline Py_ssize_t lookup(Table* t, uint64_t k1, uint64_t k2) noexcept nogil
         if t.keys[2 * s] == k1 and t.keys[2 * s + 1] == k2:
             return s
         i = (i + 1) & t.mask
+
+
+# One "last key -> row" entry per role (source MAC, destination IP...), local to one aggregate_frames
+# call: traffic comes in runs of one flow, so most frames skip the hash and the probe. A row once found
+# stays that row for the whole call (rows move only when Python resets the table, between calls); an
+# absent key stays absent until the next insert (meta[0] changes); a full table stays full, so the
+# overflow row is still right, but each frame that lands there is counted in meta[1] as before.
+cdef struct RowCache:
+    uint64_t k1
+    uint64_t k2
+    uint64_t h        # key_hash(k1, k2)
+    Py_ssize_t row    # when state == 2: upsert's or lookup's answer (-1: absent)
+    int64_t used      # meta[0] when row -1 was found
+    int state         # 0 empty, 1 key and hash, 2 key, hash and row
+
+
+cdef inline uint64_t cached_hash(RowCache* c, uint64_t k1, uint64_t k2) noexcept nogil:
+    if c.state == 0 or c.k1 != k1 or c.k2 != k2:
+        c.k1 = k1
+        c.k2 = k2
+        c.h = key_hash(k1, k2)
+        c.state = 1
+    return c.h
+
+
+cdef inline Py_ssize_t cached_upsert(Table* t, RowCache* c, uint64_t k1, uint64_t k2) noexcept nogil:
+    cdef uint64_t h = cached_hash(c, k1, k2)
+    if c.state == 2 and c.row >= 0:
+        if c.row == t.cap:
+            t.meta[1] += 1
+        return c.row
+    c.row = upsert(t, k1, k2, h)
+    c.state = 2
+    return c.row
+
+
+cdef inline Py_ssize_t cached_lookup(Table* t, RowCache* c, uint64_t k1, uint64_t k2) noexcept nogil:
+    cdef uint64_t h = cached_hash(c, k1, k2)
+    if c.state == 2:
+        if c.row == t.cap:
+            return -1  # it did not fit, and the table is still full
+        if c.row >= 0 or c.used == t.meta[0]:
+            return c.row
+    c.row = lookup(t, k1, k2, h)
+    c.used = t.meta[0]
+    c.state = 2
+    return c.row
+
+
+cdef inline uint64_t port_hash(uint32_t dport, uint32_t* last, uint64_t* last_h) noexcept nogil:
+    # the port sketch's hash, kept for the last port seen (a scan changes it, a flow does not)
+    if dport != last[0]:
+        last[0] = dport
+        last_h[0] = mix64(dport + SALT_PORT)
+    return last_h[0]
 
 
 cdef inline void hll_add(uint8_t* reg, uint64_t h) noexcept nogil:
@@ -246,28 +301,38 @@ cdef Recent _recent(object spec) except *:
 
 cdef Table _table(object spec, bint with_hll) except *:
     cdef Table t
-    slots, keys, counts, hll, meta = spec
-    cdef Py_ssize_t rows = counts.shape[0]
-    if (slots.dtype != np.int32 or keys.dtype != np.uint64 or counts.dtype != np.uint64 or hll.dtype != np.uint8
-            or meta.dtype != np.int64):
+    cdef cnp.ndarray slots, keys, counts, hll, meta
+    try:
+        slots, keys, counts, hll, meta = spec
+    except TypeError:
+        raise TypeError("aggregate_frames: a table is a tuple of five numpy arrays") from None
+    # C macros, not attribute lookups: this runs three times per batch
+    if (cnp.PyArray_TYPE(slots) != cnp.NPY_INT32 or cnp.PyArray_TYPE(keys) != cnp.NPY_UINT64
+            or cnp.PyArray_TYPE(counts) != cnp.NPY_UINT64 or cnp.PyArray_TYPE(hll) != cnp.NPY_UINT8
+            or cnp.PyArray_TYPE(meta) != cnp.NPY_INT64):
         raise TypeError("aggregate_frames: table arrays have the wrong dtypes")
-    if not (slots.flags.c_contiguous and keys.flags.c_contiguous and counts.flags.c_contiguous
-            and hll.flags.c_contiguous and meta.flags.c_contiguous and slots.flags.writeable):
+    if not (cnp.PyArray_IS_C_CONTIGUOUS(slots) and cnp.PyArray_IS_C_CONTIGUOUS(keys)
+            and cnp.PyArray_IS_C_CONTIGUOUS(counts) and cnp.PyArray_IS_C_CONTIGUOUS(hll)
+            and cnp.PyArray_IS_C_CONTIGUOUS(meta) and cnp.PyArray_ISWRITEABLE(slots)):
         raise ValueError("aggregate_frames: table arrays must be C-contiguous and writeable")
-    if (counts.ndim != 2 or counts.shape[1] != C_COUNT or keys.shape[0] != rows or keys.shape[1] != 2
-            or hll.shape[0] != rows or meta.shape[0] < 2 or rows < 3):
+    if cnp.PyArray_NDIM(counts) != 2 or cnp.PyArray_NDIM(keys) != 2 or cnp.PyArray_NDIM(hll) != 2 \
+            or cnp.PyArray_NDIM(slots) != 1 or cnp.PyArray_NDIM(meta) != 1:
         raise ValueError("aggregate_frames: table arrays have inconsistent shapes")
-    cdef Py_ssize_t nslots = slots.shape[0]
+    cdef Py_ssize_t rows = cnp.PyArray_DIM(counts, 0)
+    if (cnp.PyArray_DIM(counts, 1) != C_COUNT or cnp.PyArray_DIM(keys, 0) != rows or cnp.PyArray_DIM(keys, 1) != 2
+            or cnp.PyArray_DIM(hll, 0) != rows or cnp.PyArray_DIM(meta, 0) < 2 or rows < 3):
+        raise ValueError("aggregate_frames: table arrays have inconsistent shapes")
+    cdef Py_ssize_t nslots = cnp.PyArray_DIM(slots, 0)
     if nslots & (nslots - 1) or nslots < 2 * (rows - 2):
         raise ValueError("aggregate_frames: slot array must be a power of two of at least twice the capacity")
-    if with_hll and hll.shape[1] != N_SK * HLL_M:
+    if with_hll and cnp.PyArray_DIM(hll, 1) != N_SK * HLL_M:
         raise ValueError("aggregate_frames: sketch array has the wrong width")
     t.slots = <int32_t*>cnp.PyArray_DATA(slots)
     t.mask = <uint64_t>(nslots - 1)
     t.keys = <uint64_t*>cnp.PyArray_DATA(keys)
     t.counts = <uint64_t*>cnp.PyArray_DATA(counts)
     t.hll = <uint8_t*>cnp.PyArray_DATA(hll)
-    t.hll_width = hll.shape[1]
+    t.hll_width = cnp.PyArray_DIM(hll, 1)
     t.meta = <int64_t*>cnp.PyArray_DATA(meta)
     t.cap = rows - 2
     return t
@@ -287,7 +352,7 @@ def aggregate_frames(records, mac_table, ip_table, arp_table, recent=None):
     (probe/_layout.py), enables the repeated-frame (dup_frames, dup_max) and TCP retransmission
     (tcp_data, tcp_retrans) counters; without it they stay 0.
     """
-    if records.dtype != _FRAME_DTYPE or not records.flags.c_contiguous:
+    if not is_frame_array(records, False):
         raise TypeError("aggregate_frames: records must be a C-contiguous FRAME_DTYPE array")
     cdef Table mt = _table(mac_table, True)
     cdef Table it = _table(ip_table, True)
@@ -311,6 +376,14 @@ def aggregate_frames(records, mac_table, ip_table, arp_table, recent=None):
     cdef Py_ssize_t total_row = mt.cap + 1
     cdef uint64_t* c
     cdef Table* t_ptr
+    cdef RowCache src_mac_c, dst_mac_c, src_ip_c, dst_ip_c, arp_c
+    memset(&src_mac_c, 0, sizeof(RowCache))
+    memset(&dst_mac_c, 0, sizeof(RowCache))
+    memset(&src_ip_c, 0, sizeof(RowCache))
+    memset(&dst_ip_c, 0, sizeof(RowCache))
+    memset(&arp_c, 0, sizeof(RowCache))
+    cdef uint32_t last_dport = 0
+    cdef uint64_t last_porth = mix64(0 + SALT_PORT)
     with nogil:
         for i in range(n):
             r = rec + i
@@ -352,8 +425,8 @@ def aggregate_frames(records, mac_table, ip_table, arp_table, recent=None):
                             rx |= 1ULL << C_TCP_SYNACK_RCVD
                         else:
                             tx |= 1ULL << C_TCP_SYN
-                            hosth = key_hash(dk1, dk2)
-                            porth = mix64(r.dport + SALT_PORT)
+                            hosth = cached_hash(&dst_ip_c, dk1, dk2)
+                            porth = port_hash(r.dport, &last_dport, &last_porth)
                     if tf & 0x04:
                         tx |= 1ULL << C_TCP_RST
                         rx |= 1ULL << C_TCP_RST_RCVD
@@ -362,8 +435,8 @@ def aggregate_frames(records, mac_table, ip_table, arp_table, recent=None):
                 elif fl & F_UDP:
                     if (fl & (F_BROADCAST | F_MULTICAST)) == 0 and r.dport <= r.sport:
                         tx |= 1ULL << C_UDP_PROBE
-                        hosth = key_hash(dk1, dk2)
-                        porth = mix64(r.dport + SALT_PORT)
+                        hosth = cached_hash(&dst_ip_c, dk1, dk2)
+                        porth = port_hash(r.dport, &last_dport, &last_porth)
                 elif fl & F_ICMP:
                     ty = r.icmp_type
                     if r.ip_proto == 1:
@@ -372,7 +445,7 @@ def aggregate_frames(records, mac_table, ip_table, arp_table, recent=None):
                             rx |= 1ULL << C_ICMP_UNREACH_RCVD
                         elif ty == 8:
                             tx |= 1ULL << C_ICMP_ECHO_REQUEST
-                            hosth = key_hash(dk1, dk2)
+                            hosth = cached_hash(&dst_ip_c, dk1, dk2)
                         elif ty == 0:
                             rx |= 1ULL << C_ICMP_ECHO_REPLY_RCVD
                         elif ty == 11:
@@ -383,7 +456,7 @@ def aggregate_frames(records, mac_table, ip_table, arp_table, recent=None):
                             rx |= 1ULL << C_ICMP_UNREACH_RCVD
                         elif ty == 128:
                             tx |= 1ULL << C_ICMP_ECHO_REQUEST
-                            hosth = key_hash(dk1, dk2)
+                            hosth = cached_hash(&dst_ip_c, dk1, dk2)
                         elif ty == 129:
                             rx |= 1ULL << C_ICMP_ECHO_REPLY_RCVD
                         elif ty == 3:
@@ -436,14 +509,14 @@ def aggregate_frames(records, mac_table, ip_table, arp_table, recent=None):
                     tx |= 1ULL << C_STP
 
             # rows: sources insert, destinations only update existing rows
-            ms = upsert(&mt, r.src_mac, 0) if l2 and r.src_mac != 0 else -1  # 0: no MAC (raw IP captures)
+            ms = cached_upsert(&mt, &src_mac_c, r.src_mac, 0) if l2 and r.src_mac != 0 else -1  # 0: no MAC (raw IP captures)
             isrc = -1
             if ip:
                 if fl & F_IPV4:
                     if r.src_ip != 0:
-                        isrc = upsert(&it, 0, V4_MAPPED | r.src_ip)
+                        isrc = cached_upsert(&it, &src_ip_c, 0, V4_MAPPED | r.src_ip)
                 elif r.src_ip6_hi != 0 or r.src_ip6_lo != 0:
-                    isrc = upsert(&it, r.src_ip6_hi, r.src_ip6_lo)
+                    isrc = cached_upsert(&it, &src_ip_c, r.src_ip6_hi, r.src_ip6_lo)
             rows_tx[0] = ms
             rows_tx[1] = isrc
             rows_tx[2] = total_row
@@ -484,15 +557,15 @@ def aggregate_frames(records, mac_table, ip_table, arp_table, recent=None):
             # destination's row: it can cross a window boundary after the request; plain traffic cannot
             respond = (rx & ~(1ULL << C_RX_FRAMES)) != 0
             if l2 and (fl & (F_BROADCAST | F_MULTICAST)) == 0 and r.dst_mac != 0:
-                md = upsert(&mt, r.dst_mac, 0) if respond else lookup(&mt, r.dst_mac, 0)
+                md = cached_upsert(&mt, &dst_mac_c, r.dst_mac, 0) if respond else cached_lookup(&mt, &dst_mac_c, r.dst_mac, 0)
                 if md >= 0:
                     apply(mt.counts + md * C_COUNT, rx, 0, wl, ts)
             if ip and (dk1 != 0 or (dk2 & 0xFFFFFFFFULL) != 0):
-                idst = upsert(&it, dk1, dk2) if respond else lookup(&it, dk1, dk2)
+                idst = cached_upsert(&it, &dst_ip_c, dk1, dk2) if respond else cached_lookup(&it, &dst_ip_c, dk1, dk2)
                 if idst >= 0:
                     apply(it.counts + idst * C_COUNT, rx, 0, wl, ts)
             if arp_ok and r.arp_spa != 0:
-                ar = upsert(&at, r.arp_spa, r.arp_sha)
+                ar = cached_upsert(&at, &arp_c, r.arp_spa, r.arp_sha)
                 apply(at.counts + ar * C_COUNT, tx & ARP_MASK, 0, 0, ts)
 
 
@@ -503,7 +576,7 @@ def record_totals(records, int64_t[::1] flag_counts):
     """One pass over a batch of FRAME_DTYPE records for the running totals: each record's set flag bits
     are counted into flag_counts (int64[32], in place, so the caller keeps one array), and the batch's
     (wire bytes, first ts_ns, last ts_ns) are returned ((0, 0, 0) for an empty batch)."""
-    if records.dtype != _FRAME_DTYPE or not records.flags.c_contiguous:
+    if not is_frame_array(records, False):
         raise TypeError("record_totals: records must be a C-contiguous FRAME_DTYPE array")
     if flag_counts.shape[0] < 32:
         raise ValueError(f"record_totals: flag_counts must hold 32 counters, got {flag_counts.shape[0]}")

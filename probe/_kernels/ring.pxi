@@ -6,6 +6,9 @@
 # once, copying each frame and its metadata, and hands each block back to the kernel
 # (TP_STATUS_KERNEL) as soon as its last frame is copied. A VLAN tag the kernel moved into metadata is
 # reported in `vlan` and counted in `wirelen` (it was on the wire) but is not in the frame bytes.
+# next_records() walks the same way but parses each frame where the kernel put it (parse_frame, as
+# parse_frames does) into the caller's FRAME_DTYPE buffer: the capture's hot path, no frame bytes
+# copied except those of the few frames the rare-frame decoder reads (RARE_FLAGS).
 # Socket setup is shared with the twin (probe/sources/afpacket.py), so both see the same frames.
 # Twin: probe/_twin/ring.py.
 
@@ -17,6 +20,7 @@ import struct as _struct
 
 from probe.sources import afpacket as _afpacket
 from probe.sources.frames import FrameBatch as _FrameBatch
+from probe._layout import RARE_FLAGS as _RARE_FLAGS
 
 __all__ += ["PacketRing"]
 
@@ -78,6 +82,29 @@ cdef extern from *:
     void sv_ring_release(void *p) nogil
 
 
+# frames whose bytes next_records keeps (the rare-frame decoder reads them): probe._layout.RARE_FLAGS
+cdef uint32_t RING_RARE = F_DHCP | F_LLDP | F_CDP | F_MDNS | F_LLMNR | F_NBNS
+if RING_RARE != _RARE_FLAGS:
+    raise ImportError("ring.pxi RING_RARE does not match probe._layout.RARE_FLAGS")
+
+
+cdef struct RareCopy:
+    # where next_records' walk keeps rare frames (arrays owned by the ring), and what it added up
+    uint8_t* data
+    Py_ssize_t data_len
+    int64_t* index
+    int64_t* offset
+    uint32_t* caplen
+    uint32_t* wirelen
+    int64_t* ts
+    int32_t* vlan
+    Py_ssize_t n
+    Py_ssize_t pos
+    uint64_t wire
+    int64_t ts_lo
+    int64_t ts_hi
+
+
 cdef inline tpacket_block_desc *_ring_block(unsigned char *ring, uint32_t block_size, uint32_t idx) noexcept nogil:
     return <tpacket_block_desc *>(ring + <size_t>idx * block_size)
 
@@ -104,8 +131,12 @@ cdef class PacketRing:
     cdef readonly str interface
     cdef readonly int ifindex
     cdef object _packets, _drops, _freeze
+    cdef object _rare_data, _rare_index, _rare_offset, _rare_caplen, _rare_wirelen, _rare_ts, _rare_vlan
+    cdef RareCopy _rare       # C view of the arrays above (and the walk's running figures)
+    cdef Py_ssize_t _rare_cap
 
     def __cinit__(self):
+        self._rare_cap = 0
         self._ring = NULL
         self._fd = -1
         self._sock = None
@@ -208,6 +239,92 @@ cdef class PacketRing:
             if self._close_pending:
                 self.close()
 
+    def next_records(self, out, double timeout=0.1, Py_ssize_t max_frames=0, flag_counts=None):
+        """Parse up to max_frames frames (default: len(out)) from the ready blocks straight into `out`,
+        a C-contiguous FRAME_DTYPE array, waiting up to `timeout` seconds for the first block.
+
+        Returns (records, malformed, rare, totals): records is out[:n] (valid until the next call that
+        writes `out`); malformed counts MALFORMED records; rare is None, or (index, FrameBatch) with the
+        bytes of the frames the rare-frame decoder reads (RARE_FLAGS, not malformed), index giving each
+        one's position in records; totals is what record_totals(records, flag_counts) would return,
+        (wire bytes, first ts_ns, last ts_ns), and flag_counts (int64[32], optional) gets the records'
+        flag bits added the same way: the walk does that work while each record is in cache. The
+        records are what parse_frames gives for next_batch's frames; blocks go back to the kernel as in
+        next_batch.
+        """
+        if self._ring == NULL:
+            raise ValueError("capture ring is closed")
+        if self._busy:
+            raise RuntimeError("next_batch is already running on this ring in another thread")
+        if not is_frame_array(out, True):
+            raise ValueError("next_records: out must be a writeable C-contiguous FRAME_DTYPE array")
+        if max_frames <= 0 or max_frames > out.shape[0]:
+            max_frames = out.shape[0]
+        if max_frames < 1:
+            raise ValueError("next_records: out must hold at least one record")
+        cdef int64_t[::1] fc_view
+        cdef int64_t* fc = NULL
+        if flag_counts is not None:
+            fc_view = flag_counts
+            if fc_view.shape[0] < 32:
+                raise ValueError(f"next_records: flag_counts must hold 32 counters, got {fc_view.shape[0]}")
+            fc = &fc_view[0]
+        cdef pollfd pfd
+        cdef int ms = <int>(timeout * 1000.0) if timeout > 0 else 0
+        cdef Py_ssize_t n = 0, malformed = 0
+        cdef RareCopy rc
+        cdef FrameRecord* rec = <FrameRecord*>cnp.PyArray_DATA(out)
+        if self._rare_cap < max_frames:
+            self._rare_buffers(max_frames)
+        rc = self._rare
+        rc.n = rc.pos = 0
+        rc.wire = 0
+        rc.ts_lo = rc.ts_hi = 0
+        pfd.revents = 0
+        self._busy = True
+        try:
+            with nogil:
+                if self._left == 0 and not _ring_ready(_ring_block(self._ring, self._block_size, self._cur)) and ms > 0:
+                    pfd.fd = self._fd
+                    pfd.events = POLLIN | POLLERR
+                    poll(&pfd, 1, ms)  # EINTR or timeout: the walk finds nothing and says so
+                self._walk_parse(max_frames, rec, &n, &malformed, &rc, fc)
+            if n == 0 and pfd.revents & POLLERR:  # interface went down or away: the socket says which
+                err = self._sock.getsockopt(_afpacket.socket.SOL_SOCKET, _afpacket.socket.SO_ERROR)
+                if err:
+                    raise _afpacket.socket_error(self.interface, err)
+            rare = None
+            if rc.n:
+                k = rc.n
+                rare = (self._rare_index[:k].copy(),
+                        _FrameBatch(self._rare_data[:rc.pos].copy(), self._rare_offset[:k].copy(),
+                                    self._rare_caplen[:k].copy(), self._rare_wirelen[:k].copy(),
+                                    self._rare_ts[:k].copy(), self._rare_vlan[:k].copy()))
+            return out[:n], malformed, rare, (rc.wire, rc.ts_lo, rc.ts_hi)
+        finally:
+            self._busy = False
+            if self._close_pending:
+                self.close()
+
+    def _rare_buffers(self, Py_ssize_t max_frames):
+        # a frame is never larger than a block, so an empty buffer always takes the next rare frame
+        self._rare_data = np.empty(self._block_size, np.uint8)
+        self._rare_index = np.empty(max_frames, np.int64)
+        self._rare_offset = np.empty(max_frames, np.int64)
+        self._rare_caplen = np.empty(max_frames, np.uint32)
+        self._rare_wirelen = np.empty(max_frames, np.uint32)
+        self._rare_ts = np.empty(max_frames, np.int64)
+        self._rare_vlan = np.empty(max_frames, np.int32)
+        self._rare.data = <uint8_t*>cnp.PyArray_DATA(self._rare_data)
+        self._rare.data_len = self._block_size
+        self._rare.index = <int64_t*>cnp.PyArray_DATA(self._rare_index)
+        self._rare.offset = <int64_t*>cnp.PyArray_DATA(self._rare_offset)
+        self._rare.caplen = <uint32_t*>cnp.PyArray_DATA(self._rare_caplen)
+        self._rare.wirelen = <uint32_t*>cnp.PyArray_DATA(self._rare_wirelen)
+        self._rare.ts = <int64_t*>cnp.PyArray_DATA(self._rare_ts)
+        self._rare.vlan = <int32_t*>cnp.PyArray_DATA(self._rare_vlan)
+        self._rare_cap = max_frames
+
     cdef tuple _copy(self, Py_ssize_t max_n, Py_ssize_t max_bytes, uint8_t[::1] data, int64_t[::1] offset,
                      uint32_t[::1] caplen, uint32_t[::1] wirelen, int64_t[::1] ts_ns, int32_t[::1] vlan):
         cdef Py_ssize_t n = 0, pos = 0
@@ -299,6 +416,96 @@ cdef class PacketRing:
         self._cur, self._left, self._off = idx, left, off
         nframes[0] = n
         nbytes[0] = pos
+
+    cdef void _walk_parse(self, Py_ssize_t max_frames, FrameRecord* rec, Py_ssize_t* nframes, Py_ssize_t* nmalformed,
+                          RareCopy* rc, int64_t* flag_counts) noexcept nogil:
+        """_walk's twin for next_records: parse up to max_frames frames in place into rec, keep the bytes
+        of rare frames (stopping early, before a frame, if their buffer is full), add up record_totals'
+        figures, and advance, releasing each block whose last frame was parsed."""
+        cdef uint32_t bsize = self._block_size, bcount = self._block_count
+        cdef uint32_t idx = self._cur, left = self._left, walked = 1 if self._left else 0  # blocks entered
+        cdef size_t off = self._off, mac
+        cdef Py_ssize_t n = 0, k = rc.n, pos = rc.pos, malformed = 0
+        cdef uint64_t wire = 0
+        cdef int64_t ts, lo = 0, hi = 0
+        cdef unsigned char *blk
+        cdef tpacket_block_desc *bd
+        cdef tpacket3_hdr *ppd
+        cdef uint32_t snap, wl, fl
+        cdef int32_t vl
+        cdef FrameRecord* r
+        while n < max_frames:
+            blk = self._ring + <size_t>idx * bsize
+            bd = <tpacket_block_desc *>blk
+            if left == 0:  # start the next block, if the kernel handed it over
+                if walked == bcount or not _ring_ready(bd):
+                    break
+                walked += 1
+                left = bd.hdr.bh1.num_pkts
+                off = bd.hdr.bh1.offset_to_first_pkt
+            # The kernel wrote these headers, but a bad offset must never send us out of the block.
+            if left == 0 or off < sizeof(tpacket_block_desc) or off + sizeof(tpacket3_hdr) > bsize:
+                ppd = NULL
+            else:
+                ppd = <tpacket3_hdr *>(blk + off)
+                mac = off + ppd.tp_mac
+                snap = ppd.tp_snaplen
+                if mac + snap > bsize:
+                    ppd = NULL
+            if ppd != NULL:
+                if ppd.tp_status & TP_STATUS_VLAN_VALID:
+                    vl = <int32_t>(ppd.hv1.tp_vlan_tci & 0x0FFF)
+                    wl = ppd.tp_len + 4  # the 802.1Q tag was on the wire
+                else:
+                    vl = -1
+                    wl = ppd.tp_len
+                ts = <int64_t>ppd.tp_sec * 1000000000 + ppd.tp_nsec
+                r = rec + n
+                parse_frame(blk + mac, snap, wl, ts, vl, r)
+                fl = r.flags
+                if fl & F_MALFORMED:
+                    malformed += 1
+                elif fl & RING_RARE:
+                    if pos + snap > rc.data_len:
+                        break  # the rare-frame buffer is full: this frame starts the next call
+                    memcpy(rc.data + pos, blk + mac, snap)
+                    rc.index[k] = n
+                    rc.offset[k] = pos
+                    rc.caplen[k] = snap
+                    rc.wirelen[k] = wl
+                    rc.ts[k] = ts
+                    rc.vlan[k] = vl
+                    pos += snap
+                    k += 1
+                if flag_counts != NULL:  # record_totals' work, on the record while it is in cache
+                    while fl:
+                        flag_counts[__builtin_ctzll(fl)] += 1
+                        fl &= fl - 1
+                if n == 0 or ts < lo:
+                    lo = ts
+                if n == 0 or ts > hi:
+                    hi = ts
+                wire += wl
+                n += 1
+                left -= 1
+                off += ppd.tp_next_offset
+                if ppd.tp_next_offset == 0:
+                    left = 0
+            else:
+                left = 0  # empty or damaged block: skip the rest of it
+            if left == 0:
+                sv_ring_release(&bd.hdr.bh1.block_status)
+                idx = (idx + 1) % bcount
+                if walked == bcount:
+                    break
+        self._cur, self._left, self._off = idx, left, off
+        nframes[0] = n
+        nmalformed[0] = malformed
+        rc.n = k
+        rc.pos = pos
+        rc.wire = wire
+        rc.ts_lo = lo
+        rc.ts_hi = hi
 
     def statistics(self):
         """Kernel counters accumulated since the ring was opened (the kernel resets them on each read):

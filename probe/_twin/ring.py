@@ -3,7 +3,9 @@
 Slow (one system call per frame, everything in Python) but it sees the same frames through the same
 socket setup (probe/sources/afpacket.py) and gives the same FrameBatch contents: frame bytes, wire
 length, VLAN tag (from PACKET_AUXDATA, as the ring's tp_vlan_tci) and a nanosecond timestamp
-(SO_TIMESTAMPNS). Batch boundaries differ: the ring hands over whole blocks.
+(SO_TIMESTAMPNS). Batch boundaries differ: the ring hands over whole blocks. next_records is
+next_batch's frames through the twin's parse_frames and record_totals, the rare frames' bytes kept as the
+ring keeps them.
 """
 from __future__ import annotations
 
@@ -11,6 +13,11 @@ import select
 import socket
 import struct
 
+import numpy as np
+
+from probe._layout import F_MALFORMED, FRAME_DTYPE, RARE_FLAGS
+from probe._twin.aggregate import record_totals
+from probe._twin.parse import parse_frames
 from probe.sources import afpacket
 from probe.sources.frames import NO_VLAN, FrameBatch
 
@@ -77,6 +84,29 @@ class PacketRing:
             self._busy = False
             if self._close_pending:
                 self.close()
+
+    def next_records(self, out: np.ndarray, timeout: float = 0.1, max_frames: int = 0, flag_counts=None):
+        if self._sock is None:
+            raise ValueError("capture ring is closed")
+        if out.dtype != FRAME_DTYPE or not out.flags.c_contiguous or out.ndim != 1 or not out.flags.writeable:
+            raise ValueError("next_records: out must be a writeable C-contiguous FRAME_DTYPE array")
+        if max_frames <= 0 or max_frames > len(out):
+            max_frames = len(out)
+        if max_frames < 1:
+            raise ValueError("next_records: out must hold at least one record")
+        if flag_counts is not None and len(flag_counts) < 32:
+            raise ValueError(f"next_records: flag_counts must hold 32 counters, got {len(flag_counts)}")
+        batch = self.next_batch(timeout, max_frames)
+        records, malformed = parse_frames(batch.data, batch.offset, batch.caplen, batch.wirelen, batch.ts_ns,
+                                          batch.vlan, out=out)
+        totals = record_totals(records, flag_counts if flag_counts is not None else np.zeros(32, np.int64))
+        flags = records["flags"]
+        index = np.flatnonzero(((flags & RARE_FLAGS) != 0) & ((flags & F_MALFORMED) == 0)).astype(np.int64)
+        rare = None
+        if len(index):
+            rare = (index, FrameBatch.from_frames([batch.frame(int(i)) for i in index], batch.ts_ns[index].tolist(),
+                                                  batch.wirelen[index].tolist(), batch.vlan[index].tolist()))
+        return records, malformed, rare, totals
 
     def _receive(self, timeout: float, max_frames: int) -> FrameBatch:
         frames: list[bytes] = []

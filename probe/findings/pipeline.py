@@ -66,7 +66,9 @@ class CapturePipeline:
         self.on_window = on_window
         self._records: np.ndarray | None = None  # parse buffer, reused
         self._members: dict[int, tuple[int, int, int, np.ndarray]] = {}  # fanout workers' totals
-        self.on_records: Callable[[FrameBatch, np.ndarray], None] | None = None  # each parsed batch
+        # each parsed batch: frames and their records (from the live ring, only the frames whose bytes
+        # the rare-frame decoder reads: RARE_FLAGS, not malformed)
+        self.on_records: Callable[[FrameBatch, np.ndarray], None] | None = None
         self.agg = CaptureAggregator(max_devices=capture.max_devices, window_s=capture.window, kernels=kernels)
         if engine is None:
             engine = lan_engine(detection) if detection.enabled else FindingEngine(detection, [])
@@ -103,19 +105,39 @@ class CapturePipeline:
                 _log.exception("capture batch consumer failed")
         return self.add_records(records, malformed)
 
-    def add_records(self, records: np.ndarray, malformed: int) -> list[Finding]:
-        """For sources that parse themselves (the live ring parses inside its block walk)."""
+    def add_parsed(self, records: np.ndarray, malformed: int, rare=None, totals=None, flag_counts=None
+                   ) -> list[Finding]:
+        """Records a source parsed itself (the live ring parses inside its block walk, PacketRing.
+        next_records): `rare` is None or (index, FrameBatch) with the bytes of the records at `index`
+        that on_records needs (RARE_FLAGS, not malformed); on_records gets those frames and records.
+        `totals` and `flag_counts`, when the source took them too, are record_totals' answer for these
+        records and the flag bits it counted (int64[32], this batch's only)."""
+        if rare is not None and self.on_records is not None:
+            index, frames = rare
+            try:
+                self.on_records(frames, records[index])
+            except Exception:  # a consumer's bug must not stop the capture
+                _log.exception("capture batch consumer failed")
+        return self.add_records(records, malformed, totals, flag_counts)
+
+    def add_records(self, records: np.ndarray, malformed: int, totals=None, flag_counts=None) -> list[Finding]:
+        """Parsed records of one batch: running totals, then aggregation and detection (`totals` and
+        `flag_counts` as in add_parsed, else record_totals runs here)."""
         if not len(records):
             return []
         records = np.ascontiguousarray(records)
         with self._lock:
-            nbytes, lo, hi = self.kernels.record_totals(records, self.flag_counts)
+            if totals is None:
+                nbytes, lo, hi = self.kernels.record_totals(records, self.flag_counts)
+            else:
+                nbytes, lo, hi = totals
+                self.flag_counts += flag_counts
             self.frames += len(records)
             self.bytes += int(nbytes)
             self.malformed += int(malformed)
             self.first_ts_ns = lo if self.first_ts_ns is None else min(self.first_ts_ns, lo)
             self.last_ts_ns = hi if self.last_ts_ns is None else max(self.last_ts_ns, hi)
-        return self._windows(self.agg.add(records))
+        return self._windows(self.agg.add(records, hi))
 
     def add_windows(self, windows: list[WindowAggregates]) -> list[Finding]:
         """Closed windows aggregated elsewhere (the fanout workers', merged per time slot)."""

@@ -1,6 +1,7 @@
 """The "capture" subsystem: read the mirror port through the TPACKET_V3 ring and feed every frame on.
 
-    ring (probe.fastpath.PacketRing) -> FramePipeline: count, parse (parse_frames), aggregate, detect
+    ring (probe.fastpath.PacketRing.next_records: each frame parsed in the ring's block walk)
+         -> FramePipeline: count, aggregate, detect
     each closed window -> ctx.anomaly (per-device rates: frames, bytes, SYNs, unanswered SYNs, DNS errors,
                           ICMP unreachables, broadcasts) and the inventory (ARP IP->MAC bindings)
     rare frames (DHCP, mDNS, LLMNR, NetBIOS, LLDP, CDP) -> the inventory, at most PASSIVE_PER_SECOND
@@ -33,7 +34,10 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
+import numpy as np
+
 from probe import fastpath
+from probe._layout import FRAME_DTYPE
 from probe.config import CaptureConfig, Config
 from probe.sources import afpacket
 from probe.sources.frames import FrameBatch
@@ -46,6 +50,7 @@ STATS_SECONDS = 1.0       # how often kernel and interface counters are read
 DROP_WINDOW_SECONDS = 60  # health stays DEGRADED this long after the kernel last dropped frames
 READ_TIMEOUT = 0.2        # longest wait inside the ring, so a stop request is seen quickly
 PASSIVE_PER_SECOND = 200  # rare frames (DHCP, mDNS, LLDP...) decoded for the inventory, at most, per second
+RING_BATCH = 4096         # frames per ring read: parse buffer and aggregation batch
 
 
 @dataclass
@@ -83,11 +88,13 @@ class FramePipeline:
     """
 
     def __init__(self, counters: CaptureCounters | None = None, *, analysis=None,
-                 emit: Callable[[object], None] | None = None):
+                 emit: Callable[[object], None] | None = None, batch_frames: int = RING_BATCH):
         self.counters = counters if counters is not None else CaptureCounters()
         self.analysis = analysis
         self.emit = emit or (lambda finding: None)
         self.parse_frames = None if analysis is not None else getattr(fastpath, "parse_frames", None)
+        self.batch_frames = batch_frames
+        self._records = None  # feed_ring's parse buffer, reused
 
     @property
     def parses(self) -> bool:
@@ -107,6 +114,31 @@ class FramePipeline:
         elif self.parse_frames is not None:
             _records, malformed = self.parse_frames(batch.data, batch.offset, batch.caplen, batch.wirelen,
                                                     batch.ts_ns, batch.vlan)
+            c.malformed += int(malformed)
+
+    def feed_ring(self, ring, timeout: float) -> None:
+        """Read the next batch from `ring` and feed it: parsed inside the ring's block walk when the ring
+        can (next_records: no frame bytes copied but the rare ones), else feed(ring.next_batch())."""
+        if not self.parses or not hasattr(ring, "next_records"):
+            self.feed(ring.next_batch(timeout, self.batch_frames))
+            return
+        if self._records is None:
+            self._records = np.zeros(self.batch_frames, FRAME_DTYPE)
+            self._flags = np.zeros(32, np.int64)
+        flags = self._flags
+        flags[:] = 0
+        records, malformed, rare, totals = ring.next_records(self._records, timeout, 0, flags)
+        n = len(records)
+        if n == 0:
+            return
+        c = self.counters
+        c.frames += n
+        c.bytes += int(totals[0])
+        c.last_frame_ns = max(c.last_frame_ns, int(totals[2]))
+        if self.analysis is not None:
+            for finding in self.analysis.add_parsed(records, malformed, rare, totals, flags):
+                self.emit(finding)
+        else:
             c.malformed += int(malformed)
 
     def tick(self, now_ns: int) -> None:
@@ -349,7 +381,7 @@ class CaptureSubsystem:
             next_stats = 0.0
             try:
                 while not self._stop.is_set():
-                    pipeline.feed(ring.next_batch(READ_TIMEOUT))
+                    pipeline.feed_ring(ring, READ_TIMEOUT)
                     now = time.monotonic()
                     if now >= next_stats:
                         next_stats = now + self.stats_seconds
@@ -544,7 +576,7 @@ def _fanout_worker(cfg: CaptureConfig, group: int, conn, stop, stats_seconds: fl
     parent = os.getppid()
     try:
         while not stop.is_set() and os.getppid() == parent:  # never outlive a killed daemon
-            pipeline.feed(ring.next_batch(READ_TIMEOUT))
+            pipeline.feed_ring(ring, READ_TIMEOUT)
             now = time.monotonic()
             if now >= next_stats:
                 next_stats = now + stats_seconds

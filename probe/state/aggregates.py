@@ -261,7 +261,9 @@ class CaptureAggregator:
         self.window_start = None
         return w
 
-    def add(self, records: np.ndarray) -> list[WindowAggregates]:
+    def add(self, records: np.ndarray, max_ts_ns: int | None = None) -> list[WindowAggregates]:
+        """`max_ts_ns`, the records' latest timestamp when the caller knows it (record_totals gives
+        it), spares the scan for a window boundary in the usual batch that closes no window."""
         closed = []
         records = np.ascontiguousarray(records)
         self.frames_total += len(records)
@@ -270,6 +272,9 @@ class CaptureAggregator:
             if self.window_start is None:
                 self.window_start = (int(ts[0]) // self.window_ns) * self.window_ns
             end = self.window_start + self.window_ns
+            if max_ts_ns is not None and max_ts_ns < end:
+                self._aggregate(records)
+                break
             later = np.flatnonzero(ts >= end)
             if not len(later):
                 self._aggregate(records)

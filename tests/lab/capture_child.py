@@ -4,7 +4,9 @@
 
 Prints "READY" on stdout once every ring is open, then reads until each ring has seen `expect` marker
 frames of the run (or --timeout passes), then one JSON line: per implementation the marker frames in
-arrival order (hex, wire length, VLAN), all frames counted and the kernel statistics.
+arrival order (hex, wire length, VLAN), all frames counted and the kernel statistics. With --records
+it reads through next_records instead and reports every record (ts_ns left out), the rare frames kept
+(position, hex, wire length, VLAN) and the counts next_records returned.
 """
 from __future__ import annotations
 
@@ -44,6 +46,8 @@ def main() -> int:
     p.add_argument("--max-frames", type=int, default=4096)
     p.add_argument("--hold", type=float, default=0, help="do not read for this long after READY (to force drops)")
     p.add_argument("--settle", type=float, default=0.5, help="keep reading this long after the expected count")
+    p.add_argument("--records", action="store_true",
+                   help="read with next_records: report every record (ts_ns left out) and the rare frames kept")
     a = p.parse_args()
     try:
         bpf = compile_filter(a.bpf, a.iface)
@@ -59,8 +63,32 @@ def main() -> int:
     out = {name: {"markers": [], "frames": 0, "bytes": 0} for name in rings}
     deadline = time.monotonic() + a.timeout
     done_at = None
+    if a.records:
+        import numpy as np
+
+        from probe._layout import FRAME_DTYPE
+        buf = {name: np.zeros(a.max_frames, FRAME_DTYPE) for name in rings}
+        fields = [f for f in FRAME_DTYPE.names if f != "ts_ns"]  # the two sockets stamp frames apart
+        for o in out.values():
+            o.update(records=[], rare=[], malformed=0, wire_bytes=0, flag_counts=np.zeros(32, np.int64))
     while time.monotonic() < deadline:
         for name, ring in rings.items():
+            if a.records:
+                o = out[name]
+                records, malformed, rare, (wire_bytes, lo, hi) = ring.next_records(buf[name], 0.02, 0, o["flag_counts"])
+                if len(records):
+                    assert (lo, hi) == (int(records["ts_ns"].min()), int(records["ts_ns"].max()))
+                first = o["frames"]
+                o["frames"] += len(records)
+                o["malformed"] += int(malformed)
+                o["wire_bytes"] += int(wire_bytes)
+                o["records"] += [[int(v) for v in row] for row in records[fields].tolist()]
+                if rare is not None:
+                    index, frames = rare
+                    assert len(index) == len(frames)
+                    o["rare"] += [[first + int(i), frames.frame(k).hex(), int(frames.wirelen[k]), int(frames.vlan[k]),
+                                   int(frames.ts_ns[k]) == int(records["ts_ns"][i])] for k, i in enumerate(index)]
+                continue
             batch = ring.next_batch(0.02, a.max_frames)
             o = out[name]
             o["frames"] += len(batch)
@@ -76,6 +104,8 @@ def main() -> int:
             break
     for name, ring in rings.items():
         out[name]["stats"] = ring.statistics()
+        if a.records:
+            out[name]["flag_counts"] = out[name]["flag_counts"].tolist()
         ring.close()
     print(json.dumps(out), flush=True)
     return 0

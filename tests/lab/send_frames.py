@@ -1,6 +1,7 @@
 """Send COUNT numbered marker frames out of an interface (run inside a lab host's namespace).
 
     ip netns exec NS python tests/lab/send_frames.py --iface eth0 --count 1000 --run 7 [--vlan 42] [--dst MAC]
+    ip netns exec NS python tests/lab/send_frames.py --iface eth0 --count 50 --run 7 --hexfile FRAMES
 
 Each frame: dst, src, [802.1Q tag], ethertype 0x88B5 (IEEE local experimental), b"SVTEST", run id
 (u32), sequence number (u32), zero padding to 60 bytes. Receivers find them with `marker_seq`.
@@ -51,6 +52,7 @@ def main() -> int:
     p.add_argument("--size", type=int, default=60)
     p.add_argument("--pps", type=float, default=0)
     p.add_argument("--random", type=int, default=None, metavar="SEED", help="random sizes, payloads and tags")
+    p.add_argument("--hexfile", default=None, help="send these frames (one hex frame a line) instead of markers")
     a = p.parse_args()
     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
     s.bind((a.iface, 0))
@@ -58,8 +60,14 @@ def main() -> int:
     dst = bytes.fromhex(a.dst.replace(":", ""))
     t0 = time.monotonic()
     rng = random.Random(a.random)
+    given = None
+    if a.hexfile:
+        with open(a.hexfile) as fh:
+            given = [bytes.fromhex(line) for line in fh.read().split()]
     for seq in range(min(a.count, 10_000_000)):
-        if a.random is not None:
+        if given is not None:
+            frame = given[seq % len(given)]
+        elif a.random is not None:
             frame = random_frame(rng, dst, src, a.run, seq)
         else:
             frame = build(dst, src, a.run, seq, a.vlan, a.size)

@@ -181,6 +181,52 @@ def test_twin_and_compiled_tables_agree(batches, cap):
             assert np.array_equal(x, y), name
 
 
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(frame(), st.integers(1, 6)), max_size=20), st.integers(1, 6))
+def test_runs_of_one_flow_agree_with_the_twin(runs, cap):
+    """Frames in runs of the same flow (what the kernel's per-call key cache exploits), small tables
+    that fill up: rows, overflow counts and sketches equal the twin's, which has no cache."""
+    import probe._fastpath_py as py
+    try:
+        import probe._fastpath as c
+    except ImportError:
+        pytest.skip("compiled fast path not built")
+    frames = [f for f, k in runs for _ in range(k)]
+    if not frames:
+        return
+    aggs = [CaptureAggregator(max_devices=cap, window_s=10, kernels=k) for k in (c, py)]
+    for agg, k in zip(aggs, (c, py)):
+        agg.add(records(k, frames))
+    for name in ("macs", "ips", "arp"):
+        for x, y in zip(getattr(aggs[0], name).spec, getattr(aggs[1], name).spec):
+            assert np.array_equal(x, y), name
+
+
+def test_destination_seen_absent_then_inserted_is_counted(impl):
+    """A destination looked up before it exists, then inserted as a source in the same batch, then
+    sent to again: the last frame is received by its row (a remembered miss must not outlive an insert)."""
+    to_victim = Ether(src=SCANNER, dst=VICTIM) / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=999, dport=5000)
+    # broadcast to 0.0.0.0: no destination row is looked up in between
+    from_victim = Ether(src=VICTIM, dst="ff:ff:ff:ff:ff:ff") / IP(src="10.0.0.2", dst="0.0.0.0") / UDP(sport=999, dport=5000)
+    w = run(impl, [to_victim, to_victim, from_victim, to_victim, to_victim])
+    victim = mac_row(w, VICTIM)
+    assert victim["frames"] == 1 and victim["rx_frames"] == 2
+    ips = dict(w.ip_rows())
+    assert ips["10.0.0.2"]["rx_frames"] == 2
+
+
+def test_full_table_counts_every_overflowed_frame(impl):
+    """With the table full, each frame of a run from a new source lands in the overflow row and is
+    counted there, frame by frame."""
+    first = Ether(src=SCANNER, dst=VICTIM) / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=999, dport=5000)
+    late = Ether(src=GW, dst=VICTIM) / IP(src="10.0.0.254", dst="10.0.0.2") / UDP(sport=999, dport=5000)
+    agg = CaptureAggregator(max_devices=1, window_s=10, kernels=impl)
+    agg.add(records(impl, [first] + [late] * 7))
+    assert agg.macs.used == 1 and agg.macs.overflow_frames == 7
+    assert agg.ips.used == 1 and agg.ips.overflow_frames == 7
+    assert int(agg.macs.counts[1, 0]) == 7  # the overflow row's frames
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(frame(), st.integers(0, 20 * 10**9 - 1)), max_size=40))
 def test_merged_windows_equal_one_long_window(items):
