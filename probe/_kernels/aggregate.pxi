@@ -3,7 +3,7 @@
 # (layout in probe/_layout.py; the tables are owned by probe/state/aggregates.py).
 
 from probe._layout import COUNTERS as _COUNTERS, N_COUNTERS as _N_COUNTERS, N_SKETCHES as _N_SKETCHES, \
-    HLL_REGISTERS as _HLL_REGISTERS
+    HLL_REGISTERS as _HLL_REGISTERS, UDP_SMALL_WIRELEN as _UDP_SMALL_WIRELEN
 
 __all__ += ["aggregate_frames"]
 
@@ -23,6 +23,7 @@ cdef enum:
     C_ICMP_UNREACH, C_ICMP_UNREACH_RCVD, C_ICMP_ECHO_REQUEST, C_ICMP_ECHO_REPLY_RCVD, C_ICMP_TIME_EXCEEDED,
     C_LLDP, C_CDP, C_STP,
     C_FIRST_SEEN, C_LAST_SEEN, C_PEER, C_PEER_CHANGES, C_PREV_PEER, C_UDP_PROBE,
+    C_TCP_STEALTH, C_UDP_SMALL, C_VLAN,
     C_COUNT
 
 _C_NAMES = ("frames", "bytes", "rx_frames", "rx_bytes", "broadcast", "multicast", "malformed", "truncated",
@@ -33,7 +34,8 @@ _C_NAMES = ("frames", "bytes", "rx_frames", "rx_bytes", "broadcast", "multicast"
     "dns_query", "dns_response", "dns_nxdomain", "dns_servfail",
     "dns_response_rcvd", "dns_nxdomain_rcvd", "dns_servfail_rcvd",
     "icmp_unreach", "icmp_unreach_rcvd", "icmp_echo_request", "icmp_echo_reply_rcvd", "icmp_time_exceeded",
-    "lldp", "cdp", "stp", "first_seen_ns", "last_seen_ns", "peer", "peer_changes", "prev_peer", "udp_probe")
+    "lldp", "cdp", "stp", "first_seen_ns", "last_seen_ns", "peer", "peer_changes", "prev_peer", "udp_probe",
+    "tcp_stealth", "udp_small", "vlan")
 if _C_NAMES != _COUNTERS or C_COUNT != _N_COUNTERS or C_COUNT > 64:
     raise ImportError("aggregate.pxi counter enum does not match probe._layout.COUNTERS")
 
@@ -43,13 +45,16 @@ cdef enum:
     S_HOSTS = 0
     S_PORTS = 1
     S_DHCP_CLIENTS = 2
-    N_SK = 3
+    S_RST_PORTS = 3
+    N_SK = 4
+    UDP_SMALL = 256
 
-if HLL_M != _HLL_REGISTERS or N_SK != _N_SKETCHES:
+if HLL_M != _HLL_REGISTERS or N_SK != _N_SKETCHES or UDP_SMALL != _UDP_SMALL_WIRELEN:
     raise ImportError("aggregate.pxi sketch layout does not match probe._layout")
 
 cdef uint64_t SALT_PORT = 0x9E3779B97F4A7C15ULL
 cdef uint64_t SALT_CHADDR = 0xD6E8FEB86659FD93ULL
+cdef uint64_t SALT_RST = 0xA0761D6478BD642FULL
 cdef uint64_t V4_MAPPED = 0xFFFF00000000ULL
 # the +1 counters that are also kept in the ARP binding table
 cdef uint64_t ARP_MASK = (1ULL << C_FRAMES) | (1ULL << C_ARP_REQUEST) | (1ULL << C_ARP_REPLY) | (1ULL << C_ARP_GRATUITOUS)
@@ -184,7 +189,7 @@ def aggregate_frames(records, mac_table, ip_table, arp_table):
     cdef FrameRecord* rec = <FrameRecord*>cnp.PyArray_DATA(records)
     cdef FrameRecord* r
     cdef uint32_t fl
-    cdef uint64_t tx, rx, ts, wl, dk1, dk2, hosth, porth, chh
+    cdef uint64_t tx, rx, ts, wl, dk1, dk2, hosth, porth, chh, rsth
     cdef bint ok, ip, l2, arp_ok, respond
     cdef uint8_t tf, ty
     cdef Py_ssize_t rows_tx[3]
@@ -201,7 +206,7 @@ def aggregate_frames(records, mac_table, ip_table, arp_table):
             l2 = r.caplen >= 14
             tx = 1ULL << C_FRAMES
             rx = 1ULL << C_RX_FRAMES
-            hosth = porth = chh = 0
+            hosth = porth = chh = rsth = 0
             dk1 = dk2 = 0
             if fl & F_BROADCAST:
                 tx |= 1ULL << C_BROADCAST
@@ -229,14 +234,24 @@ def aggregate_frames(records, mac_table, ip_table, arp_table):
                             tx |= 1ULL << C_TCP_SYN
                             hosth = key_hash(dk1, dk2)
                             porth = mix64(r.dport + SALT_PORT)
+                    elif (tf & 0x14) == 0:
+                        # neither ACK nor RST: a FIN/NULL/Xmas probe, which no live connection sends
+                        tx |= 1ULL << C_TCP_STEALTH
+                        hosth = key_hash(dk1, dk2)
+                        porth = mix64(r.dport + SALT_PORT)
                     if tf & 0x04:
                         tx |= 1ULL << C_TCP_RST
                         rx |= 1ULL << C_TCP_RST_RCVD
+                        if r.sport <= r.dport:  # a service port resetting a client-side port
+                            rsth = mix64(r.sport + SALT_RST)
                 elif fl & F_UDP:
-                    if (fl & (F_BROADCAST | F_MULTICAST)) == 0 and r.dport <= r.sport:
-                        tx |= 1ULL << C_UDP_PROBE
-                        hosth = key_hash(dk1, dk2)
-                        porth = mix64(r.dport + SALT_PORT)
+                    if (fl & (F_BROADCAST | F_MULTICAST)) == 0:
+                        if r.dport <= r.sport:
+                            tx |= 1ULL << C_UDP_PROBE
+                            hosth = key_hash(dk1, dk2)
+                            porth = mix64(r.dport + SALT_PORT)
+                        if wl <= UDP_SMALL and (fl & F_DNS) == 0:
+                            tx |= 1ULL << C_UDP_SMALL
                 elif fl & F_ICMP:
                     ty = r.icmp_type
                     if r.ip_proto == 1:
@@ -351,6 +366,8 @@ def aggregate_frames(records, mac_table, ip_table, arp_table):
                         hll_add(t_ptr.hll + rows_tx[k] * t_ptr.hll_width + S_PORTS * HLL_M, porth)
                     if chh:
                         hll_add(t_ptr.hll + rows_tx[k] * t_ptr.hll_width + S_DHCP_CLIENTS * HLL_M, chh)
+            if ms >= 0 and r.vlan >= 0 and ms != mt.cap:
+                mt.counts[ms * C_COUNT + C_VLAN] = <uint64_t>r.vlan + 1
             # a response (SYN-ACK, RST, ARP reply, DNS answer, ICMP error/echo reply) may open its
             # destination's row: it can cross a window boundary after the request; plain traffic cannot
             respond = (rx & ~(1ULL << C_RX_FRAMES)) != 0
@@ -358,10 +375,14 @@ def aggregate_frames(records, mac_table, ip_table, arp_table):
                 md = upsert(&mt, r.dst_mac, 0) if respond else lookup(&mt, r.dst_mac, 0)
                 if md >= 0:
                     apply(mt.counts + md * C_COUNT, rx, 0, wl, ts)
+                    if rsth:
+                        hll_add(mt.hll + md * mt.hll_width + S_RST_PORTS * HLL_M, rsth)
             if ip and (dk1 != 0 or (dk2 & 0xFFFFFFFFULL) != 0):
                 idst = upsert(&it, dk1, dk2) if respond else lookup(&it, dk1, dk2)
                 if idst >= 0:
                     apply(it.counts + idst * C_COUNT, rx, 0, wl, ts)
+                    if rsth:
+                        hll_add(it.hll + idst * it.hll_width + S_RST_PORTS * HLL_M, rsth)
             if arp_ok and r.arp_spa != 0:
                 ar = upsert(&at, r.arp_spa, r.arp_sha)
                 apply(at.counts + ar * C_COUNT, tx & ARP_MASK, 0, 0, ts)
