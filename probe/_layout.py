@@ -99,6 +99,7 @@ COUNTERS = (
     "tcp_stealth",   # TCP probes with none of SYN, ACK, RST (FIN, NULL, Xmas scans): no live connection sends one
     "udp_small",     # unicast non-DNS UDP datagrams of at most UDP_SMALL_WIRELEN bytes on the wire (flood material)
     "vlan",          # MAC table: last 802.1Q VLAN the MAC sent on, plus 1 (0: untagged)
+    "tcp_rst_bare",  # RSTs sent without ACK: replies to segments of no connection (a SYN-ACK never asked for)
 )
 COUNTER_INDEX = {name: i for i, name in enumerate(COUNTERS)}
 N_COUNTERS = len(COUNTERS)

@@ -23,7 +23,7 @@ cdef enum:
     C_ICMP_UNREACH, C_ICMP_UNREACH_RCVD, C_ICMP_ECHO_REQUEST, C_ICMP_ECHO_REPLY_RCVD, C_ICMP_TIME_EXCEEDED,
     C_LLDP, C_CDP, C_STP,
     C_FIRST_SEEN, C_LAST_SEEN, C_PEER, C_PEER_CHANGES, C_PREV_PEER, C_UDP_PROBE,
-    C_TCP_STEALTH, C_UDP_SMALL, C_VLAN,
+    C_TCP_STEALTH, C_UDP_SMALL, C_VLAN, C_TCP_RST_BARE,
     C_COUNT
 
 _C_NAMES = ("frames", "bytes", "rx_frames", "rx_bytes", "broadcast", "multicast", "malformed", "truncated",
@@ -35,7 +35,7 @@ _C_NAMES = ("frames", "bytes", "rx_frames", "rx_bytes", "broadcast", "multicast"
     "dns_response_rcvd", "dns_nxdomain_rcvd", "dns_servfail_rcvd",
     "icmp_unreach", "icmp_unreach_rcvd", "icmp_echo_request", "icmp_echo_reply_rcvd", "icmp_time_exceeded",
     "lldp", "cdp", "stp", "first_seen_ns", "last_seen_ns", "peer", "peer_changes", "prev_peer", "udp_probe",
-    "tcp_stealth", "udp_small", "vlan")
+    "tcp_stealth", "udp_small", "vlan", "tcp_rst_bare")
 if _C_NAMES != _COUNTERS or C_COUNT != _N_COUNTERS or C_COUNT > 64:
     raise ImportError("aggregate.pxi counter enum does not match probe._layout.COUNTERS")
 
@@ -242,6 +242,8 @@ def aggregate_frames(records, mac_table, ip_table, arp_table):
                     if tf & 0x04:
                         tx |= 1ULL << C_TCP_RST
                         rx |= 1ULL << C_TCP_RST_RCVD
+                        if (tf & 0x10) == 0:
+                            tx |= 1ULL << C_TCP_RST_BARE
                         if r.sport <= r.dport:  # a service port resetting a client-side port
                             rsth = mix64(r.sport + SALT_RST)
                 elif fl & F_UDP:

@@ -172,6 +172,8 @@ def aggregate_frames(records, mac_table, ip_table, arp_table):
                 if tf & 0x04:
                     tx |= B["tcp_rst"]
                     rx |= B["tcp_rst_rcvd"]
+                    if not tf & 0x10:
+                        tx |= B["tcp_rst_bare"]
                     if rec[g["sport"]] <= rec[g["dport"]]:
                         rsth = mix64(rec[g["sport"]] + SALT_RST)
             elif fl & F_UDP:

@@ -74,6 +74,7 @@ def test_stealth_probes_and_the_ports_that_reset(impl):
     assert ips["10.0.0.1"]["tcp_stealth"] == 600 and 160 <= ips["10.0.0.1"]["distinct_rst_ports"] <= 240
     v = mac_row(w, VICTIM)
     assert v["tcp_rst_rcvd"] == 200 and v["distinct_rst_ports"] == 0 and v["tcp_stealth"] == 0
+    assert v["tcp_rst_bare"] == 200 and mac_row(w, GW)["tcp_rst_bare"] == 0  # RST vs RST+ACK
 
 
 def test_small_udp_and_vlan(impl):
