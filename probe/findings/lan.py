@@ -93,6 +93,12 @@ def _mac_already(snap: TableSnapshot, i: int, found: set[str], ctx: WindowContex
     return mac in found or ip in found or ctx.is_flagged(mac, *kinds) or (ip is not None and ctx.is_flagged(ip, *kinds))
 
 
+def _sent_by_flagged(snap: TableSnapshot, i: int, ctx: WindowContext, *kinds: str) -> bool:
+    """An IP row whose traffic came from a MAC already flagged (spoofed sources of one flooder)."""
+    peer = int(snap.col("peer")[i])
+    return peer != 0 and ctx.is_flagged(format_mac(peer), *kinds)
+
+
 def _remember(snap: TableSnapshot, i: int, dev, is_mac: bool, found: set[str]) -> None:
     found.add(dev(snap, i))
     if not is_mac and int(snap.col("peer")[i]):
@@ -556,7 +562,8 @@ class IcmpUnreachableDetector:
         got = _u(snap.col("icmp_unreach_rcvd"))
         for i in np.flatnonzero(got >= c.icmp_unreach_info_min):
             d = _ip_dev(snap, i)
-            if ctx.is_flagged(d, "port_scan", "host_sweep", "udp_flood"):
+            if ctx.is_flagged(d, "port_scan", "host_sweep", "udp_flood") or _sent_by_flagged(
+                    snap, i, ctx, "port_scan", "host_sweep", "udp_flood", "syn_flood"):
                 continue
             sev = "warning" if got[i] >= c.icmp_unreach_warn_min else "info"
             out.append(_finding("icmp_unreachable", sev, d, {"unreachables_received": int(got[i])}, snap, i))
@@ -576,7 +583,8 @@ class TcpResetDetector:
         refused = np.minimum(syn, rst)
         for i in np.flatnonzero((refused >= c.tcp_reset_info_min) & (refused >= c.tcp_reset_ratio * syn)):
             d = _ip_dev(snap, i)
-            if ctx.is_flagged(d, "port_scan", "host_sweep", "syn_flood"):
+            if ctx.is_flagged(d, "port_scan", "host_sweep", "syn_flood") or _sent_by_flagged(
+                    snap, i, ctx, "port_scan", "host_sweep", "syn_flood"):
                 continue
             sev = "warning" if refused[i] >= c.tcp_reset_warn_min else "info"
             out.append(_finding("tcp_reset", sev, d, {"tcp_syn": int(syn[i]), "tcp_rst_received": int(rst[i])}, snap, i))
