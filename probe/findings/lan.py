@@ -312,15 +312,18 @@ class MacFloodDetector:
         one_shot = (_u(snap.col("frames")) <= 2) & (_u(snap.col("rx_frames")) == 0)
         known = self.known
         new = np.array([i for i in np.flatnonzero(one_shot).tolist() if int(keys[i]) not in known], np.int64)
-        for k in keys[~one_shot].tolist():  # devices that talked: known from now on
+        flood = len(new) + overflow
+        flooded = flood >= c.mac_flood_min_macs and flood >= c.mac_flood_new_ratio * (rows + overflow)
+        # known from now on: every MAC of a window without a flood (quiet devices that only answer now
+        # and then included), only the ones that talked both ways of a window with one
+        for k in (keys[~one_shot] if flooded else keys).tolist():
             if k in known:
                 known.move_to_end(k)
             else:
                 known[k] = None
         while len(known) > self.max_known:
             known.popitem(last=False)
-        flood = len(new) + overflow
-        if flood < c.mac_flood_min_macs or flood < c.mac_flood_new_ratio * (rows + overflow):
+        if not flooded:
             return []
         nk = keys[new]
         first = int(_u(snap.col("first_seen_ns"))[new].min()) if len(new) else window.totals_first_ns

@@ -219,3 +219,16 @@ def test_flood_thresholds_come_from_config():
     assert not kinds(run(frames))
     assert "icmp_flood" in kinds(run(frames, DetectionConfig(icmp_flood_pps=100.0)))
     assert not kinds(run(frames, DetectionConfig(icmp_flood_pps=100.0, flood_min_packets=2000)))
+
+
+def test_quiet_devices_seen_once_are_known_afterwards():
+    """800 servers that only answer a poll now and then look one-shot in every window; remembered from the
+    first, they do not add up to a flood with 700 new MACs later (1500 would without the memory)."""
+    frames = []
+    for k in range(800):
+        mac, ip = f"02:00:00:03:{k >> 8:02x}:{k & 255:02x}", f"10.3.{k >> 8}.{k & 255}"
+        raw = bytes(Ether(src=mac, dst=GW) / IP(src=ip, dst="10.0.0.1") / UDP(sport=161, dport=40000))
+        frames += [(T0 + w * 30 * S + k * 1_000_000, raw) for w in range(5)]
+    assert "mac_flood" not in kinds(run(frames + _macof(700, T0 + 120 * S + 500_000_000)))
+    f = one(run(frames + _macof(1500, T0 + 120 * S + 500_000_000)), "mac_flood")
+    assert 1400 <= f.evidence["new_one_shot_macs"] <= 1500
