@@ -26,7 +26,8 @@ each detector calls a problem, and why the defaults are where they are:
 - icmp_flood / udp_flood: one source sends >= 200 ICMP echo requests, or >= 1000 small (<= 256-byte,
   non-DNS) unicast UDP datagrams, per second per host it targets, and at least 1000 of them; UDP only
   when less than a quarter as much comes back (voice calls are small datagrams both ways; backups and
-  video are large ones). Also LAN-wide when spoofed sources each stay below that (--rand-source).
+  video are large ones). Judged by MAC too, so one machine's spoofed source IPs (--rand-source) are
+  caught; floods from many machines at once are not judged here.
 - arp_spoofing: a MAC claims, in ARP, an IP another MAC held, while claiming more than one IP (arpspoof
   keeps its own address), or claims several IPs while remote traffic switches between it and another
   MAC (the off-LAN next hop moved to it: a man in the middle). duplicate_ip: two MACs claim one IP
@@ -51,8 +52,9 @@ from probe.findings.base import Detector, FindingEngine, WindowContext
 from probe.findings.model import Finding
 from probe.state.aggregates import TableSnapshot, WindowAggregates, format_ip_key, format_mac
 
-ATTACK_KINDS = ("port_scan", "host_sweep", "syn_flood", "icmp_flood", "udp_flood", "mac_flood", "arp_spoofing", "duplicate_ip", "gratuitous_arp_storm",
-                "rogue_dhcp", "dhcp_starvation", "dhcp_flood", "broadcast_storm", "multicast_storm")
+ATTACK_KINDS = ("port_scan", "host_sweep", "syn_flood", "icmp_flood", "udp_flood", "mac_flood", "arp_spoofing",
+                "duplicate_ip", "gratuitous_arp_storm", "rogue_dhcp", "dhcp_starvation", "dhcp_flood", "broadcast_storm",
+                "multicast_storm")
 HEALTH_KINDS = ("dns_failure", "icmp_unreachable", "tcp_reset")
 KINDS = ATTACK_KINDS + HEALTH_KINDS
 LAN = "lan"
