@@ -31,7 +31,7 @@ import numpy as np
 __all__ = [
     "FRAME_DTYPE", "FLAG_NAMES", "COUNTERS", "COUNTER_INDEX", "N_COUNTERS", "SKETCHES", "N_SKETCHES",
     "HLL_BITS", "HLL_REGISTERS", "RARE_FLAGS", "DUP_PROTOCOLS", "DUP_NO_VLAN", "dup_max_fields",
-    "DUP_SLOTS", "DUP_RUN_GAP_NS", "FLOW_SLOTS",
+    "DUP_SLOTS", "DUP_RUN_GAP_NS", "FLOW_SLOTS", "UDP_SMALL_WIRELEN",
 ]
 
 FRAME_DTYPE = np.dtype([
@@ -107,12 +107,21 @@ COUNTERS = (
     "dup_max",       # the longest such run of one frame: copies << 32 | ethertype << 16 | protocol << 12 | VLAN
     "tcp_data",      # TCP segments carrying data, SYN-ACK or FIN (bare SYNs and SPAN copies left out)
     "tcp_retrans",   # of those, segments whose sequence end was not beyond what the flow had sent
+    "tcp_stealth",   # TCP probes with none of SYN, ACK, RST (FIN, NULL, Xmas scans): no live connection sends one
+    "udp_small",     # unicast non-DNS UDP datagrams of at most UDP_SMALL_WIRELEN bytes on the wire (flood material)
+    "vlan",          # MAC table: last 802.1Q VLAN the MAC sent on, plus 1 (0: untagged)
+    "tcp_rst_bare",  # RSTs sent without ACK: replies to segments of no connection (a SYN-ACK never asked for)
 )
 COUNTER_INDEX = {name: i for i, name in enumerate(COUNTERS)}
 N_COUNTERS = len(COUNTERS)
 # counters that are not sums: merged by min/max/last instead of +
 NON_ADDITIVE = {"dhcp_server_id": "last", "dhcp_fingerprint": "last", "first_seen_ns": "min",
-                "last_seen_ns": "max", "peer": "last", "prev_peer": "last", "dup_max": "max"}
+                "last_seen_ns": "max", "peer": "last", "prev_peer": "last", "dup_max": "max",
+                "vlan": "last"}
+# a UDP datagram this short (Ethernet frame length on the wire) counts as `udp_small`: floods are of small
+# datagrams (hping3 -2: 60 bytes), backups and video streams are of large ones; RTP voice (~214) is small
+# but answered in kind, which the flood detector checks
+UDP_SMALL_WIRELEN = 256
 
 # Protocol codes in dup_max bits 15..12 (what the repeated frame was), and the dup_max field helpers.
 DUP_PROTOCOLS = ("other", "arp", "dhcp", "icmp", "mdns", "ssdp", "nbns", "llmnr", "stp", "lldp", "cdp", "udp",
@@ -131,8 +140,10 @@ def dup_max_fields(value: int) -> dict:
 
 # HyperLogLog sketches per row: distinct destination hosts of connection attempts (TCP SYN, UDP
 # requests, ICMP echo, ARP who-has targets), distinct destination ports of connection attempts,
-# distinct DHCP client hardware addresses in DISCOVER/REQUEST/INFORM.
-SKETCHES = ("dst_hosts", "dst_ports", "dhcp_clients")
+# distinct DHCP client hardware addresses in DISCOVER/REQUEST/INFORM; on the receiving side, distinct
+# source ports of the TCP resets a device receives from a port at or below its own ("ports that reset
+# it": what an ACK, window or Maimon scan gets back; touched only by RST frames).
+SKETCHES = ("dst_hosts", "dst_ports", "dhcp_clients", "rst_ports")
 N_SKETCHES = len(SKETCHES)
 HLL_BITS = 6
 HLL_REGISTERS = 1 << HLL_BITS

@@ -3,7 +3,7 @@
 # (layout in probe/_layout.py; the tables are owned by probe/state/aggregates.py).
 
 from probe._layout import COUNTERS as _COUNTERS, N_COUNTERS as _N_COUNTERS, N_SKETCHES as _N_SKETCHES, \
-    HLL_REGISTERS as _HLL_REGISTERS
+    HLL_REGISTERS as _HLL_REGISTERS, UDP_SMALL_WIRELEN as _UDP_SMALL_WIRELEN
 
 __all__ += ["aggregate_frames"]
 
@@ -24,6 +24,7 @@ cdef enum:
     C_LLDP, C_CDP, C_STP,
     C_FIRST_SEEN, C_LAST_SEEN, C_PEER, C_PEER_CHANGES, C_PREV_PEER, C_UDP_PROBE,
     C_DUP_FRAMES, C_DUP_MAX, C_TCP_DATA, C_TCP_RETRANS,
+    C_TCP_STEALTH, C_UDP_SMALL, C_VLAN, C_TCP_RST_BARE,
     C_COUNT
 
 _C_NAMES = ("frames", "bytes", "rx_frames", "rx_bytes", "broadcast", "multicast", "malformed", "truncated",
@@ -35,7 +36,8 @@ _C_NAMES = ("frames", "bytes", "rx_frames", "rx_bytes", "broadcast", "multicast"
     "dns_response_rcvd", "dns_nxdomain_rcvd", "dns_servfail_rcvd",
     "icmp_unreach", "icmp_unreach_rcvd", "icmp_echo_request", "icmp_echo_reply_rcvd", "icmp_time_exceeded",
     "lldp", "cdp", "stp", "first_seen_ns", "last_seen_ns", "peer", "peer_changes", "prev_peer", "udp_probe",
-    "dup_frames", "dup_max", "tcp_data", "tcp_retrans")
+    "dup_frames", "dup_max", "tcp_data", "tcp_retrans",
+    "tcp_stealth", "udp_small", "vlan", "tcp_rst_bare")
 if _C_NAMES != _COUNTERS or C_COUNT != _N_COUNTERS or C_COUNT > 64:
     raise ImportError("aggregate.pxi counter enum does not match probe._layout.COUNTERS")
 
@@ -45,13 +47,16 @@ cdef enum:
     S_HOSTS = 0
     S_PORTS = 1
     S_DHCP_CLIENTS = 2
-    N_SK = 3
+    S_RST_PORTS = 3
+    N_SK = 4
+    UDP_SMALL = 256
 
-if HLL_M != _HLL_REGISTERS or N_SK != _N_SKETCHES:
+if HLL_M != _HLL_REGISTERS or N_SK != _N_SKETCHES or UDP_SMALL != _UDP_SMALL_WIRELEN:
     raise ImportError("aggregate.pxi sketch layout does not match probe._layout")
 
 cdef uint64_t SALT_PORT = 0x9E3779B97F4A7C15ULL
 cdef uint64_t SALT_CHADDR = 0xD6E8FEB86659FD93ULL
+cdef uint64_t SALT_RST = 0xA0761D6478BD642FULL
 cdef uint64_t V4_MAPPED = 0xFFFF00000000ULL
 # the +1 counters that are also kept in the ARP binding table
 cdef uint64_t ARP_MASK = (1ULL << C_FRAMES) | (1ULL << C_ARP_REQUEST) | (1ULL << C_ARP_REPLY) | (1ULL << C_ARP_GRATUITOUS)
@@ -369,7 +374,7 @@ def aggregate_frames(records, mac_table, ip_table, arp_table, recent=None):
     cdef FrameRecord* rec = <FrameRecord*>cnp.PyArray_DATA(records)
     cdef FrameRecord* r
     cdef uint32_t fl
-    cdef uint64_t tx, rx, ts, wl, dk1, dk2, hosth, porth, chh, dupv
+    cdef uint64_t tx, rx, ts, wl, dk1, dk2, hosth, porth, chh, dupv, rsth
     cdef bint ok, ip, l2, arp_ok, respond
     cdef uint8_t tf, ty
     cdef Py_ssize_t rows_tx[3]
@@ -394,7 +399,7 @@ def aggregate_frames(records, mac_table, ip_table, arp_table, recent=None):
             l2 = r.caplen >= 14
             tx = 1ULL << C_FRAMES
             rx = 1ULL << C_RX_FRAMES
-            hosth = porth = chh = 0
+            hosth = porth = chh = rsth = 0
             dk1 = dk2 = 0
             if fl & F_BROADCAST:
                 tx |= 1ULL << C_BROADCAST
@@ -427,16 +432,28 @@ def aggregate_frames(records, mac_table, ip_table, arp_table, recent=None):
                             tx |= 1ULL << C_TCP_SYN
                             hosth = cached_hash(&dst_ip_c, dk1, dk2)
                             porth = port_hash(r.dport, &last_dport, &last_porth)
+                    elif (tf & 0x14) == 0:
+                        # neither ACK nor RST: a FIN/NULL/Xmas probe, which no live connection sends
+                        tx |= 1ULL << C_TCP_STEALTH
+                        hosth = cached_hash(&dst_ip_c, dk1, dk2)
+                        porth = port_hash(r.dport, &last_dport, &last_porth)
                     if tf & 0x04:
                         tx |= 1ULL << C_TCP_RST
                         rx |= 1ULL << C_TCP_RST_RCVD
+                        if (tf & 0x10) == 0:
+                            tx |= 1ULL << C_TCP_RST_BARE
+                        if r.sport <= r.dport:  # a service port resetting a client-side port
+                            rsth = mix64(r.sport + SALT_RST)
                     if track:
                         tx |= tcp_track(&rc, r, ts)
                 elif fl & F_UDP:
-                    if (fl & (F_BROADCAST | F_MULTICAST)) == 0 and r.dport <= r.sport:
-                        tx |= 1ULL << C_UDP_PROBE
-                        hosth = cached_hash(&dst_ip_c, dk1, dk2)
-                        porth = port_hash(r.dport, &last_dport, &last_porth)
+                    if (fl & (F_BROADCAST | F_MULTICAST)) == 0:
+                        if r.dport <= r.sport:
+                            tx |= 1ULL << C_UDP_PROBE
+                            hosth = cached_hash(&dst_ip_c, dk1, dk2)
+                            porth = port_hash(r.dport, &last_dport, &last_porth)
+                        if wl <= UDP_SMALL and (fl & F_DNS) == 0:
+                            tx |= 1ULL << C_UDP_SMALL
                 elif fl & F_ICMP:
                     ty = r.icmp_type
                     if r.ip_proto == 1:
@@ -553,6 +570,8 @@ def aggregate_frames(records, mac_table, ip_table, arp_table, recent=None):
                         hll_add(t_ptr.hll + rows_tx[k] * t_ptr.hll_width + S_PORTS * HLL_M, porth)
                     if chh:
                         hll_add(t_ptr.hll + rows_tx[k] * t_ptr.hll_width + S_DHCP_CLIENTS * HLL_M, chh)
+            if ms >= 0 and r.vlan >= 0 and ms != mt.cap:
+                mt.counts[ms * C_COUNT + C_VLAN] = <uint64_t>r.vlan + 1
             # a response (SYN-ACK, RST, ARP reply, DNS answer, ICMP error/echo reply) may open its
             # destination's row: it can cross a window boundary after the request; plain traffic cannot
             respond = (rx & ~(1ULL << C_RX_FRAMES)) != 0
@@ -560,10 +579,14 @@ def aggregate_frames(records, mac_table, ip_table, arp_table, recent=None):
                 md = cached_upsert(&mt, &dst_mac_c, r.dst_mac, 0) if respond else cached_lookup(&mt, &dst_mac_c, r.dst_mac, 0)
                 if md >= 0:
                     apply(mt.counts + md * C_COUNT, rx, 0, wl, ts)
+                    if rsth:
+                        hll_add(mt.hll + md * mt.hll_width + S_RST_PORTS * HLL_M, rsth)
             if ip and (dk1 != 0 or (dk2 & 0xFFFFFFFFULL) != 0):
                 idst = cached_upsert(&it, &dst_ip_c, dk1, dk2) if respond else cached_lookup(&it, &dst_ip_c, dk1, dk2)
                 if idst >= 0:
                     apply(it.counts + idst * C_COUNT, rx, 0, wl, ts)
+                    if rsth:
+                        hll_add(it.hll + idst * it.hll_width + S_RST_PORTS * HLL_M, rsth)
             if arp_ok and r.arp_spa != 0:
                 ar = cached_upsert(&at, &arp_c, r.arp_spa, r.arp_sha)
                 apply(at.counts + ar * C_COUNT, tx & ARP_MASK, 0, 0, ts)

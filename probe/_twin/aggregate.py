@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from probe._layout import COUNTER_INDEX as CI, FRAME_DTYPE, HLL_BITS, HLL_REGISTERS, N_COUNTERS, N_SKETCHES
+from probe._layout import (COUNTER_INDEX as CI, FRAME_DTYPE, HLL_BITS, HLL_REGISTERS, N_COUNTERS, N_SKETCHES,
+                           UDP_SMALL_WIRELEN)
 from probe._twin.parse import (F_ARP, F_ARP_GRATUITOUS, F_BROADCAST, F_CDP, F_DHCP, F_DNS, F_DNS_RESPONSE, F_ICMP,
                                F_IPV4, F_IPV6, F_LLDP, F_LLMNR, F_MALFORMED, F_MDNS, F_MULTICAST, F_NBNS, F_SSDP,
                                F_STP, F_TCP, F_TRUNCATED, F_UDP)
@@ -13,16 +14,17 @@ __all__ = ["aggregate_frames", "record_totals"]
 M64 = (1 << 64) - 1
 SALT_PORT = 0x9E3779B97F4A7C15
 SALT_CHADDR = 0xD6E8FEB86659FD93
+SALT_RST = 0xA0761D6478BD642F
 V4_MAPPED = 0xFFFF00000000
 ARP_MASK = (1 << CI["frames"]) | (1 << CI["arp_request"]) | (1 << CI["arp_reply"]) | (1 << CI["arp_gratuitous"])
 _FI = {name: i for i, name in enumerate(FRAME_DTYPE.names)}
 B = {name: 1 << i for name, i in CI.items()}
 C_BYTES, C_RX_BYTES = CI["bytes"], CI["rx_bytes"]
 C_FIRST, C_LAST, C_PEER, C_PEER_CHANGES = CI["first_seen_ns"], CI["last_seen_ns"], CI["peer"], CI["peer_changes"]
-C_SERVER, C_FP = CI["dhcp_server_id"], CI["dhcp_fingerprint"]
+C_SERVER, C_FP, C_VLAN = CI["dhcp_server_id"], CI["dhcp_fingerprint"], CI["vlan"]
 C_DUP_MAX = CI["dup_max"]
 DUP_GAP_UNITS = 95  # probe._layout.DUP_RUN_GAP_NS in ts >> 20 units (~1.05 ms)
-S_HOSTS, S_PORTS, S_CHADDR = 0, 1, 2
+S_HOSTS, S_PORTS, S_CHADDR, S_RST_PORTS = 0, 1, 2, 3
 # flag -> probe._layout.DUP_PROTOCOLS code, first match wins (the compiled dup_protocol)
 _DUP_PROTO = ((F_ARP, 1), (F_DHCP, 2), (F_ICMP, 3), (F_MDNS, 4), (F_SSDP, 5), (F_NBNS, 6), (F_LLMNR, 7), (F_STP, 8),
               (F_LLDP, 9), (F_CDP, 10), (F_UDP, 11), (F_TCP, 12), (F_IPV4, 13), (F_IPV6, 14))
@@ -212,7 +214,7 @@ def aggregate_frames(records, mac_table, ip_table, arp_table, recent=None):
         l2 = rec[g["caplen"]] >= 14
         src_mac = rec[g["src_mac"]]
         tx, rx = B["frames"], B["rx_frames"]
-        hosth = porth = chh = 0
+        hosth = porth = chh = rsth = 0
         dk1 = dk2 = 0
         if fl & F_BROADCAST:
             tx |= B["broadcast"]
@@ -247,16 +249,27 @@ def aggregate_frames(records, mac_table, ip_table, arp_table, recent=None):
                         tx |= B["tcp_syn"]
                         hosth = key_hash(dk1, dk2)
                         porth = mix64(rec[g["dport"]] + SALT_PORT)
+                elif not tf & 0x14:  # FIN/NULL/Xmas probe
+                    tx |= B["tcp_stealth"]
+                    hosth = key_hash(dk1, dk2)
+                    porth = mix64(rec[g["dport"]] + SALT_PORT)
                 if tf & 0x04:
                     tx |= B["tcp_rst"]
                     rx |= B["tcp_rst_rcvd"]
+                    if not tf & 0x10:
+                        tx |= B["tcp_rst_bare"]
+                    if rec[g["sport"]] <= rec[g["dport"]]:
+                        rsth = mix64(rec[g["sport"]] + SALT_RST)
                 if flow is not None:
                     tx |= _tcp_track(flow, rec, g, fl, ts)
             elif fl & F_UDP:
-                if not fl & (F_BROADCAST | F_MULTICAST) and rec[g["dport"]] <= rec[g["sport"]]:
-                    tx |= B["udp_probe"]
-                    hosth = key_hash(dk1, dk2)
-                    porth = mix64(rec[g["dport"]] + SALT_PORT)
+                if not fl & (F_BROADCAST | F_MULTICAST):
+                    if rec[g["dport"]] <= rec[g["sport"]]:
+                        tx |= B["udp_probe"]
+                        hosth = key_hash(dk1, dk2)
+                        porth = mix64(rec[g["dport"]] + SALT_PORT)
+                    if wl <= UDP_SMALL_WIRELEN and not fl & F_DNS:
+                        tx |= B["udp_small"]
             elif fl & F_ICMP:
                 ty = rec[g["icmp_type"]]
                 v4 = rec[g["ip_proto"]] == 1
@@ -354,16 +367,23 @@ def aggregate_frames(records, mac_table, ip_table, arp_table, recent=None):
                     _hll_add(t.hll, row, S_PORTS, porth)
                 if chh:
                     _hll_add(t.hll, row, S_CHADDR, chh)
+        vlan = rec[g["vlan"]]
+        if ms >= 0 and vlan >= 0 and ms != mt.cap:
+            mt.counts[ms, C_VLAN] = vlan + 1
         respond = (rx & ~B["rx_frames"]) != 0
         dst_mac = rec[g["dst_mac"]]
         if l2 and not fl & (F_BROADCAST | F_MULTICAST) and dst_mac != 0:
             md = mt.upsert(dst_mac, 0) if respond else mt.lookup(dst_mac, 0)
             if md >= 0:
                 _apply(mt.counts, md, rx, 0, wl, ts)
+                if rsth:
+                    _hll_add(mt.hll, md, S_RST_PORTS, rsth)
         if ip and (dk1 != 0 or (dk2 & 0xFFFFFFFF) != 0):
             idst = it.upsert(dk1, dk2) if respond else it.lookup(dk1, dk2)
             if idst >= 0:
                 _apply(it.counts, idst, rx, 0, wl, ts)
+                if rsth:
+                    _hll_add(it.hll, idst, S_RST_PORTS, rsth)
         if arp_ok and arp_spa != 0:
             ar = at.upsert(arp_spa, arp_sha)
             _apply(at.counts, ar, tx & ARP_MASK, 0, 0, ts)

@@ -46,6 +46,20 @@ class DetectionConfig:
                                       check=_at_least(1))
     syn_flood_min_rate: float = setting(100.0, doc="unanswered SYNs per second over the burst", check=_positive)
     syn_flood_unanswered_ratio: float = setting(0.8, doc="share of SYNs without SYN-ACK", check=_ratio)
+    icmp_flood_pps: float = setting(200.0, doc="ICMP echo requests per second from one source per host it pings (ping "
+                                    "sends 1/s; hping3 -1 --flood, ping -f: thousands)", check=_positive)
+    udp_flood_pps: float = setting(1000.0, doc="small (<= 256-byte) non-DNS unicast UDP datagrams per second from one "
+                                   "source per host it sends to, mostly unanswered", check=_positive)
+    udp_flood_answered_ratio: float = setting(0.25, doc="a source receiving back at least this share of the small "
+                                              "datagrams it sends is in a conversation (voice, games), not flooding",
+                                              check=_ratio)
+    flood_min_packets: int = setting(1000, doc="packets of one kind (ICMP echo, small UDP) before a flood is judged",
+                                     check=_at_least(1))
+    mac_flood_min_macs: int = setting(1000, doc="new source MACs that sent at most 2 frames and received none (plus "
+                                      "frames that overflowed the MAC table) in a window: CAM table flooding",
+                                      check=_at_least(2))
+    mac_flood_new_ratio: float = setting(0.5, doc="share of the window's source MACs that must be such one-shot new "
+                                         "MACs", check=_ratio)
     arp_binding_ttl: Duration = setting(Duration(600), doc="how long an IP-to-MAC claim is remembered", check=_positive)
     duplicate_ip_overlap: Duration = setting(Duration(60), doc="two MACs claiming one IP this close in time are a "
                                              "duplicate (further apart: the address was reassigned)", check=_positive)

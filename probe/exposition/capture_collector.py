@@ -24,7 +24,7 @@ PROTOCOL_FLAGS = ("ARP", "IPV4", "IPV6", "TCP", "UDP", "ICMP", "DNS", "DHCP", "L
 EVENTS = ("tcp_syn", "tcp_synack", "tcp_rst", "arp_request", "arp_reply", "arp_gratuitous", "dhcp_discover",
           "dhcp_offer", "dhcp_request", "dhcp_ack", "dhcp_nak", "dhcp_inform", "dns_query", "dns_response",
           "dns_nxdomain", "dns_servfail", "icmp_unreach", "icmp_echo_request", "icmp_time_exceeded", "udp_probe",
-          "dup_frames", "tcp_data", "tcp_retrans")
+          "dup_frames", "tcp_data", "tcp_retrans", "tcp_stealth")
 
 
 class CaptureCollector(Collector):

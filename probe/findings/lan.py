@@ -8,10 +8,26 @@ each detector calls a problem, and why the defaults are where they are:
   ports as hosts), and at least half fail (no SYN-ACK, or an ICMP unreachable back); for UDP, whose
   answers cannot be counted, the spread over >= 25 ports of requests alone (nmap -sU). nmap's default
   1000-port scan sends hundreds per second; a browser reaches a handful of ports, mostly answered.
+  Stealth probes (FIN, NULL, Xmas: TCP with none of SYN/ACK/RST, which no live connection sends) count
+  as failed attempts. Probes that carry ACK (ACK, window, Maimon scans) look like live traffic, so they
+  are judged by their answers: resets from >= 25 distinct service ports (each at or below the port it
+  resets) that its own SYN/stealth probes do not explain. The evidence names the scan type.
+- mac_flood: >= 1000 source MACs in a window that were never seen before, each sent at most 2 frames
+  and received none (plus frames that overflowed the bounded MAC table), and they are at least half of
+  the window's MACs (macof sends thousands per second to fill switch CAM tables; a busy LAN's devices
+  talk both ways and are remembered from earlier windows).
 - host_sweep: one source probes >= 64 distinct hosts (ARP who-has, SYN, ICMP echo) and at least half
   get no answer. `nmap -sn` on a /24 asks for 254; a router refreshing ARP gets its replies.
-- syn_flood: >= 100 unanswered SYNs at >= 100/s, >= 80% unanswered, from one source that is not
-  scanning (hping3 -S --flood), or LAN-wide from sources that are each too small to flag (spoofed).
+- syn_flood: >= 100 connection attempts that never complete at >= 100/s, >= 80% of its SYNs, from one
+  source that is not scanning (hping3 -S --flood), or LAN-wide from sources that are each too small to
+  flag (spoofed). Never complete: no SYN-ACK, or a SYN-ACK the initiator answered with a bare reset (a
+  flood at an open port: the attacker's kernel resets each SYN-ACK it did not expect, without ACK;
+  a client's abortive close of a connection it used is RST+ACK).
+- icmp_flood / udp_flood: one source sends >= 200 ICMP echo requests, or >= 1000 small (<= 256-byte,
+  non-DNS) unicast UDP datagrams, per second per host it targets, and at least 1000 of them; UDP only
+  when less than a quarter as much comes back (voice calls are small datagrams both ways; backups and
+  video are large ones). Judged by MAC too, so one machine's spoofed source IPs (--rand-source) are
+  caught; floods from many machines at once are not judged here.
 - arp_spoofing: a MAC claims, in ARP, an IP another MAC held, while claiming more than one IP (arpspoof
   keeps its own address), or claims several IPs while remote traffic switches between it and another
   MAC (the off-LAN next hop moved to it: a man in the middle). duplicate_ip: two MACs claim one IP
@@ -53,8 +69,9 @@ from probe.findings.model import Finding
 from probe.state.aggregates import TableSnapshot, WindowAggregates, format_ip_key, format_mac
 from probe.state.baselines import RatioBaseline
 
-ATTACK_KINDS = ("port_scan", "host_sweep", "syn_flood", "arp_spoofing", "duplicate_ip", "gratuitous_arp_storm",
-                "rogue_dhcp", "dhcp_starvation", "dhcp_flood", "broadcast_storm", "multicast_storm", "forwarding_loop")
+ATTACK_KINDS = ("port_scan", "host_sweep", "syn_flood", "icmp_flood", "udp_flood", "mac_flood", "arp_spoofing",
+                "duplicate_ip", "gratuitous_arp_storm", "rogue_dhcp", "dhcp_starvation", "dhcp_flood", "broadcast_storm",
+                "multicast_storm", "forwarding_loop")
 HEALTH_KINDS = ("dns_failure", "icmp_unreachable", "tcp_reset", "tcp_retransmissions")
 KINDS = ATTACK_KINDS + HEALTH_KINDS
 LAN = "lan"
@@ -95,6 +112,12 @@ def _mac_already(snap: TableSnapshot, i: int, found: set[str], ctx: WindowContex
     return mac in found or ip in found or ctx.is_flagged(mac, *kinds) or (ip is not None and ctx.is_flagged(ip, *kinds))
 
 
+def _sent_by_flagged(snap: TableSnapshot, i: int, ctx: WindowContext, *kinds: str) -> bool:
+    """An IP row whose traffic came from a MAC already flagged (spoofed sources of one flooder)."""
+    peer = int(snap.col("peer")[i])
+    return peer != 0 and ctx.is_flagged(format_mac(peer), *kinds)
+
+
 def _remember(snap: TableSnapshot, i: int, dev, is_mac: bool, found: set[str]) -> None:
     found.add(dev(snap, i))
     if not is_mac and int(snap.col("peer")[i]):
@@ -122,16 +145,22 @@ class PortScanDetector:
                 continue
             ports, hosts = snap.distinct("dst_ports"), snap.distinct("dst_hosts")
             syn, synack = _u(snap.col("tcp_syn")), _u(snap.col("tcp_synack_rcvd"))
+            stealth = _u(snap.col("tcp_stealth"))
             unreach = _u(snap.col("icmp_unreach_rcvd"))
             udp = _u(snap.col("udp_probe"))
-            attempts = syn + unreach
-            failed = np.maximum(syn - synack, 0) + unreach
+            attempts = syn + stealth + unreach
+            failed = np.maximum(syn - synack, 0) + stealth + unreach
             spread = (ports >= c.port_scan_min_ports) & (ports >= 3 * np.maximum(hosts, 1))
             tcp_scan = (attempts >= c.port_scan_min_ports) & (failed >= c.port_scan_failed_ratio * attempts)
             # UDP answers cannot be told from new traffic, and closed ports answer ICMP rate-limited
             # (Linux: ~1/s), so a UDP scan is judged by its spread alone
             udp_scan = udp >= c.port_scan_min_ports
-            cand = spread & (tcp_scan | udp_scan)
+            # ACK/window/Maimon probes pass for live traffic: judged by the resets they draw
+            rst_ports = snap.distinct("rst_ports")
+            rst_unexplained = np.maximum(_u(snap.col("tcp_rst_rcvd")) - syn - stealth, 0)
+            ack_scan = ((rst_ports >= c.port_scan_min_ports) & (rst_unexplained >= c.port_scan_min_ports)
+                        & (rst_ports >= 3 * np.maximum(hosts, 1)))
+            cand = (spread & (tcp_scan | udp_scan)) | ack_scan
             for i in np.flatnonzero(cand):
                 if is_mac and _mac_already(snap, i, found, ctx, "port_scan"):
                     continue
@@ -139,11 +168,18 @@ class PortScanDetector:
                 ev = {"distinct_dst_ports": int(ports[i]), "distinct_dst_hosts": int(hosts[i]),
                       "tcp_syn": int(syn[i]), "tcp_synack_received": int(synack[i]),
                       "tcp_rst_received": int(snap.col("tcp_rst_rcvd")[i]), "icmp_unreach_received": int(unreach[i]),
-                      "udp_probes": int(udp[i])}
+                      "udp_probes": int(udp[i]), "tcp_stealth": int(stealth[i]),
+                      "distinct_resetting_ports": int(rst_ports[i]),
+                      "scan_type": _scan_type(int(syn[i]), int(stealth[i]), int(udp[i]), int(rst_unexplained[i]))}
                 ev["mac" if not is_mac else "ip"] = (format_mac(snap.col("peer")[i]) if not is_mac else _peer_ip(snap, i))
-                sev = "critical" if ports[i] >= 20 * c.port_scan_min_ports else "warning"
+                sev = "critical" if max(ports[i], rst_ports[i]) >= 20 * c.port_scan_min_ports else "warning"
                 out.append(_finding("port_scan", sev, dev(snap, i), ev, snap, i))
         return out
+
+
+def _scan_type(syn: int, stealth: int, udp: int, ack: int) -> str:
+    """syn (SYN or connect), stealth (FIN/NULL/Xmas), ack (ACK/window/Maimon: seen by their resets) or udp."""
+    return max((syn, "syn"), (stealth, "stealth"), (ack, "ack"), (udp, "udp"))[1]
 
 
 class HostSweepDetector:
@@ -157,7 +193,8 @@ class HostSweepDetector:
             if not len(snap):
                 continue
             hosts = snap.distinct("dst_hosts")
-            attempts = _u(snap.col("arp_request")) + _u(snap.col("tcp_syn")) + _u(snap.col("icmp_echo_request"))
+            attempts = (_u(snap.col("arp_request")) + _u(snap.col("tcp_syn")) + _u(snap.col("tcp_stealth"))
+                        + _u(snap.col("icmp_echo_request")))
             answered = (_u(snap.col("arp_reply_rcvd")) + _u(snap.col("tcp_synack_rcvd")) + _u(snap.col("tcp_rst_rcvd"))
                         + _u(snap.col("icmp_echo_reply_rcvd")))
             unanswered = np.maximum(attempts - answered, 0)
@@ -190,7 +227,10 @@ class SynFloodDetector:
             if not len(snap):
                 continue
             syn, synack = _u(snap.col("tcp_syn")), _u(snap.col("tcp_synack_rcvd"))
-            unanswered = np.maximum(syn - synack, 0)
+            # never completed: no SYN-ACK, or a SYN-ACK its own kernel reset (a flood at an open port; the
+            # reset carries no ACK, unlike the abortive close of a connection that was used)
+            reset = np.minimum(synack, _u(snap.col("tcp_rst_bare")))
+            unanswered = np.maximum(syn - synack, 0) + reset
             span = np.maximum(_u(snap.col("last_seen_ns")) - _u(snap.col("first_seen_ns")), 1_000_000) / 1e9
             cand = ((unanswered >= c.syn_flood_min_syns) & (unanswered >= c.syn_flood_unanswered_ratio * syn)
                     & (unanswered / span >= c.syn_flood_min_rate))
@@ -205,6 +245,7 @@ class SynFloodDetector:
                 if is_mac:
                     mac_flood_syns += int(syn[i])
                 ev = {"tcp_syn": int(syn[i]), "tcp_synack_received": int(synack[i]),
+                      "synack_reset_by_initiator": int(reset[i]),
                       "unanswered_per_second": round(float(unanswered[i] / span[i]), 1),
                       "distinct_dst_ports": int(ports[i]), "distinct_dst_hosts": int(hosts[i])}
                 ev["ip" if is_mac else "mac"] = _peer_ip(snap, i) if is_mac else format_mac(snap.col("peer")[i])
@@ -228,6 +269,92 @@ class SynFloodDetector:
                   "distinct_dst_hosts": window.total_distinct("dst_hosts")}
             out.append(_finding("syn_flood", "critical", LAN, ev, window=window))
         return out
+
+
+class PacketFloodDetector:
+    """icmp_flood / udp_flood: one source sending echo requests or small datagrams far faster, per host it
+    targets, than any legitimate host does (by IP; by MAC too, which catches spoofed source IPs)."""
+    kinds = ("icmp_flood", "udp_flood")
+
+    def detect(self, window, ctx):
+        c = ctx.config
+        out = []
+        for kind, col, limit in (("icmp_flood", "icmp_echo_request", c.icmp_flood_pps),
+                                 ("udp_flood", "udp_small", c.udp_flood_pps)):
+            found: set[str] = set()
+            for snap, dev, is_mac in _tables(window):
+                if not len(snap):
+                    continue
+                sent = _u(snap.col(col))
+                cand = sent >= c.flood_min_packets
+                if not cand.any():
+                    continue
+                span = np.maximum(_u(snap.col("last_seen_ns")) - _u(snap.col("first_seen_ns")), 1_000_000) / 1e9
+                hosts = np.maximum(snap.distinct("dst_hosts"), 1)
+                cand &= sent / span / hosts >= limit
+                back = _u(snap.col("rx_frames"))
+                if kind == "udp_flood":  # voice and games are small datagrams both ways
+                    cand &= back < c.udp_flood_answered_ratio * sent
+                for i in np.flatnonzero(cand):
+                    d = dev(snap, i)
+                    if ctx.is_flagged(d, "port_scan", "host_sweep") or (
+                            is_mac and _mac_already(snap, i, found, ctx, kind, "port_scan", "host_sweep")):
+                        continue
+                    _remember(snap, i, dev, is_mac, found)
+                    ev = {"protocol": "icmp" if kind == "icmp_flood" else "udp", "packets": int(sent[i]),
+                          "packets_per_second": round(float(sent[i] / span[i]), 1), "distinct_dst_hosts": int(hosts[i]),
+                          "frames_received": int(back[i]), "bytes": int(snap.col("bytes")[i])}
+                    if kind == "icmp_flood":
+                        ev["echo_replies_received"] = int(snap.col("icmp_echo_reply_rcvd")[i])
+                    ev["ip" if is_mac else "mac"] = _peer_ip(snap, i) if is_mac else format_mac(snap.col("peer")[i])
+                    out.append(_finding(kind, "critical", d, ev, snap, i))
+        return out
+
+
+class MacFloodDetector:
+    """mac_flood: a burst of never-seen source MACs that each send a frame or two and receive nothing
+    (macof, yersinia, mausezahn: switch CAM table overflow). Remembers MACs that talked (bounded), so a
+    busy LAN's own devices are not new."""
+    kinds = ("mac_flood",)
+
+    def __init__(self, max_known: int = 65536):
+        self.max_known = max_known
+        self.known: collections.OrderedDict[int, None] = collections.OrderedDict()
+
+    def detect(self, window, ctx):
+        c = ctx.config
+        snap = window.macs
+        rows, overflow = len(snap), int(snap.overflow_frames)
+        if not rows:
+            return []
+        keys = snap.keys[:, 0]
+        one_shot = (_u(snap.col("frames")) <= 2) & (_u(snap.col("rx_frames")) == 0)
+        known = self.known
+        new = np.array([i for i in np.flatnonzero(one_shot).tolist() if int(keys[i]) not in known], np.int64)
+        flood = len(new) + overflow
+        flooded = flood >= c.mac_flood_min_macs and flood >= c.mac_flood_new_ratio * (rows + overflow)
+        # known from now on: every MAC of a window without a flood (quiet devices that only answer now
+        # and then included), only the ones that talked both ways of a window with one
+        for k in (keys[~one_shot] if flooded else keys).tolist():
+            if k in known:
+                known.move_to_end(k)
+            else:
+                known[k] = None
+        while len(known) > self.max_known:
+            known.popitem(last=False)
+        if not flooded:
+            return []
+        nk = keys[new]
+        first = int(_u(snap.col("first_seen_ns"))[new].min()) if len(new) else window.totals_first_ns
+        last = int(_u(snap.col("last_seen_ns"))[new].max()) if len(new) else window.totals_last_ns
+        vlans = _u(snap.col("vlan"))[new]
+        vlans = vlans[vlans > 0]
+        vlan = int(np.bincount(vlans).argmax()) - 1 if len(vlans) else None
+        share = (lambda bit: round(float(np.count_nonzero((nk >> np.uint64(40 + bit)) & np.uint64(1))) / max(len(nk), 1), 3))
+        ev = {"new_one_shot_macs": int(len(new)), "table_overflow_frames": overflow, "distinct_macs": rows,
+              "macs_per_second": round(flood / max((last - first) / 1e9, 1.0), 1),
+              "locally_administered_share": share(1), "group_bit_share": share(0), "vlan": vlan}
+        return [Finding("mac_flood", "critical", LAN if vlan is None else f"vlan{vlan}", ev, first / 1e9, last / 1e9)]
 
 
 class ArpDetector:
@@ -457,7 +584,8 @@ class IcmpUnreachableDetector:
         got = _u(snap.col("icmp_unreach_rcvd"))
         for i in np.flatnonzero(got >= c.icmp_unreach_info_min):
             d = _ip_dev(snap, i)
-            if ctx.is_flagged(d, "port_scan", "host_sweep"):
+            if ctx.is_flagged(d, "port_scan", "host_sweep", "udp_flood") or _sent_by_flagged(
+                    snap, i, ctx, "port_scan", "host_sweep", "udp_flood", "syn_flood"):
                 continue
             sev = "warning" if got[i] >= c.icmp_unreach_warn_min else "info"
             out.append(_finding("icmp_unreachable", sev, d, {"unreachables_received": int(got[i])}, snap, i))
@@ -494,7 +622,8 @@ class TcpResetDetector:
             fire = refused[i] >= c.tcp_reset_info_min and ratio >= limit
             if syn[i] >= c.baseline_min_segments:  # few attempts say little about what is usual
                 self.baseline.update(d, float(ratio))
-            if not fire or ctx.is_flagged(d, "port_scan", "host_sweep", "syn_flood"):
+            if not fire or ctx.is_flagged(d, "port_scan", "host_sweep", "syn_flood") or _sent_by_flagged(
+                    snap, i, ctx, "port_scan", "host_sweep", "syn_flood"):
                 continue
             sev = "warning" if refused[i] >= c.tcp_reset_warn_min else "info"
             ev = {"tcp_syn": int(syn[i]), "tcp_rst_received": int(rst[i])}
@@ -583,9 +712,9 @@ class ForwardingLoopDetector:
 
 def lan_detectors(config: DetectionConfig) -> list[Detector]:
     """The LAN detectors in the order they must run (scans first: floods and resets defer to them)."""
-    return [PortScanDetector(), HostSweepDetector(), SynFloodDetector(), ArpDetector(),
-            DhcpDetector(config.allowed_dhcp_servers), StormDetector(), ForwardingLoopDetector(), DnsDetector(),
-            IcmpUnreachableDetector(), TcpResetDetector(config), TcpRetransmissionDetector(config)]
+    return [PortScanDetector(), HostSweepDetector(), SynFloodDetector(), PacketFloodDetector(), MacFloodDetector(),
+            ArpDetector(), DhcpDetector(config.allowed_dhcp_servers), StormDetector(), ForwardingLoopDetector(),
+            DnsDetector(), IcmpUnreachableDetector(), TcpResetDetector(config), TcpRetransmissionDetector(config)]
 
 
 def lan_engine(config: DetectionConfig) -> FindingEngine:

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from scapy.layers.dhcp import BOOTP, DHCP
 from scapy.layers.dns import DNS, DNSQR
 from scapy.layers.inet import ICMP, IP, TCP, UDP
-from scapy.layers.l2 import ARP, Ether
+from scapy.layers.l2 import ARP, Dot1Q, Ether
 
 from probe.sources.frames import FrameBatch
 from probe.state.aggregates import AggTable, CaptureAggregator, batch_columns, format_mac, hll_estimate
@@ -51,6 +51,47 @@ def test_scan_counters_and_sketches(impl):
     ips = dict(w.ip_rows())
     assert ips["10.0.0.1"]["tcp_syn"] == 300 and ips["10.0.0.1"]["peer"] == int(SCANNER.replace(":", ""), 16)
     assert w.total("frames") == 600 and w.total("tcp_syn") == 300
+
+
+def test_stealth_probes_and_the_ports_that_reset(impl):
+    """FIN/NULL/Xmas probes count as stealth probes with their ports in the port sketch; an ACK probe does
+    not (a live connection sends those), but the resets it draws land in the receiver's rst_ports sketch,
+    and only resets from a port at or below the receiver's (a server's clients resetting it do not)."""
+    probes = [Ether(src=SCANNER, dst=VICTIM) / IP(src="10.0.0.1", dst="10.0.0.2") / TCP(sport=40000, dport=p, flags=fl)
+              for p in range(1, 201) for fl in ("F", "", "FPU")]
+    acks = [Ether(src=SCANNER, dst=VICTIM) / IP(src="10.0.0.1", dst="10.0.0.2") / TCP(sport=40001, dport=p, flags=fl)
+            for p in range(1, 201) for fl in ("A", "FA", "PA")]
+    resets = [Ether(src=VICTIM, dst=SCANNER) / IP(src="10.0.0.2", dst="10.0.0.1") / TCP(sport=p, dport=40001, flags="R")
+              for p in range(1, 201)]
+    client_resets = [Ether(src=GW, dst=VICTIM) / IP(src="10.0.0.9", dst="10.0.0.2") / TCP(sport=50000 + p, dport=443, flags="RA")
+                     for p in range(200)]
+    w = run(impl, probes + acks + resets + client_resets)
+    s = mac_row(w, SCANNER)
+    assert s["tcp_stealth"] == 600 and s["tcp_syn"] == 0 and s["tcp_rst_rcvd"] == 200
+    assert 160 <= s["distinct_dst_ports"] <= 240 and s["distinct_dst_hosts"] == 1
+    assert 160 <= s["distinct_rst_ports"] <= 240
+    ips = dict(w.ip_rows())
+    assert ips["10.0.0.1"]["tcp_stealth"] == 600 and 160 <= ips["10.0.0.1"]["distinct_rst_ports"] <= 240
+    v = mac_row(w, VICTIM)
+    assert v["tcp_rst_rcvd"] == 200 and v["distinct_rst_ports"] == 0 and v["tcp_stealth"] == 0
+    assert v["tcp_rst_bare"] == 200 and mac_row(w, GW)["tcp_rst_bare"] == 0  # RST vs RST+ACK
+
+
+def test_small_udp_and_vlan(impl):
+    small = [Ether(src=SCANNER, dst=VICTIM) / Dot1Q(vlan=7) / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=1024 + i, dport=5000)
+             for i in range(50)]
+    large = [Ether(src=SCANNER, dst=VICTIM) / Dot1Q(vlan=7) / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=9, dport=5000) / (b"x" * 1000)
+             for _ in range(20)]
+    dns = [Ether(src=SCANNER, dst=VICTIM) / Dot1Q(vlan=7) / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=4000, dport=53)
+           / DNS(qd=DNSQR(qname="a"))] * 5
+    bcast = [Ether(src=SCANNER, dst="ff:ff:ff:ff:ff:ff") / IP(src="10.0.0.1", dst="10.0.0.255") / UDP(sport=9, dport=9)] * 3
+    w = run(impl, small + large + dns + bcast)
+    s = mac_row(w, SCANNER)
+    assert s["udp_small"] == 50 and s["vlan"] == 8  # untagged broadcasts after it keep the last tag
+    assert dict(w.ip_rows())["10.0.0.1"]["udp_small"] == 50
+    tagged = run(impl, small)
+    assert mac_row(tagged, SCANNER)["vlan"] == 8
+    assert mac_row(run(impl, bcast), SCANNER)["vlan"] == 0
 
 
 def test_arp_dhcp_dns_icmp_counters(impl):
@@ -147,6 +188,14 @@ TEMPLATES = [bytes(f) for f in [
     Ether(src=VICTIM, dst="ff:ff:ff:ff:ff:ff") / IP(src="0.0.0.0", dst="255.255.255.255") / UDP(sport=68, dport=67)
     / BOOTP(chaddr=b"\x02\x00\x00\x00\x00\x09") / DHCP(options=[("message-type", "discover"), ("param_req_list", [1, 3]), "end"]),
     Ether(src=GW, dst=VICTIM) / IP(src="10.0.0.254", dst="10.0.0.2") / ICMP(type=3, code=3) / IP() / UDP(),
+    # stealth probes, an ACK probe and the resets they draw; small and large UDP; a tagged frame
+    Ether(src=SCANNER, dst=VICTIM) / IP(src="10.0.0.1", dst="10.0.0.2") / TCP(sport=40000, dport=21, flags="FPU"),
+    Ether(src=SCANNER, dst=VICTIM) / IP(src="10.0.0.1", dst="10.0.0.2") / TCP(sport=40000, dport=22, flags=""),
+    Ether(src=SCANNER, dst=VICTIM) / IP(src="10.0.0.1", dst="10.0.0.2") / TCP(sport=40000, dport=23, flags="A"),
+    Ether(src=VICTIM, dst=SCANNER) / IP(src="10.0.0.2", dst="10.0.0.1") / TCP(sport=23, dport=40000, flags="R"),
+    Ether(src=SCANNER, dst=VICTIM) / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=3000, dport=5000),
+    Ether(src=SCANNER, dst=VICTIM) / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=3000, dport=5000) / (b"v" * 400),
+    Ether(src=SCANNER, dst=VICTIM) / Dot1Q(vlan=42) / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=53, dport=53),
 ]]
 
 
