@@ -6,7 +6,10 @@ keep the latest evidence. An episode with no report for `quiet_after` seconds is
 technician's notes ("replaced toner", "moved the laptop off VLAN 1") are attached to an episode, so the
 monthly report can show what was found and what was done.
 
-Stored in the probe's SQLite database; the open set held in memory is bounded.
+Stored in the probe's SQLite database; the open set held in memory is bounded, and so is the history
+on disk: resolved episodes older than `retention` seconds (13 months by default: a year of monthly
+reports and the month before) are deleted with their notes, and beyond `max_history` resolved episodes
+the oldest go first, so a flood of findings cannot fill the disk.
 """
 from __future__ import annotations
 
@@ -23,6 +26,10 @@ from probe.findings.model import SEVERITIES, Finding
 from probe.state.store import Store
 
 _log = logging.getLogger(__name__)
+
+RETENTION_SECONDS = 400 * 86400.0  # resolved episodes older than this are deleted
+MAX_HISTORY = 200_000              # resolved episodes kept at most (the oldest go first)
+PRUNE_EVERY = 3600.0               # seconds between prunes
 
 _DDL = [
     """CREATE TABLE IF NOT EXISTS findings (
@@ -55,10 +62,15 @@ class Episode:
 
 class Ledger:
     def __init__(self, store: Store, *, quiet_after: float = 3600.0, max_open: int = 10_000,
+                 retention: float = RETENTION_SECONDS, max_history: int = MAX_HISTORY,
                  clock: Callable[[], float] = time.time):
         self.store = store
         self.quiet_after = quiet_after
         self.max_open = max_open
+        self.retention = retention
+        self.max_history = max_history
+        self.pruned_total = 0
+        self._next_prune = 0.0
         self.clock = clock
         store.ensure_schema("findings", 1, _DDL)
         self._open: OrderedDict[tuple[str, str], Episode] = OrderedDict()
@@ -128,7 +140,28 @@ class Ledger:
                 del self._open[key]
                 self._close(ep, now)
                 closed.append(ep)
+        if now >= self._next_prune:
+            self._next_prune = now + PRUNE_EVERY
+            self.prune(now)
         return closed
+
+    def prune(self, now: float | None = None) -> int:
+        """Delete resolved episodes past the retention or beyond max_history (oldest first) and their
+        notes; open episodes are never deleted. Returns how many went."""
+        now = self.clock() if now is None else now
+        rows = self.store.query(
+            "SELECT id FROM findings WHERE resolved_at IS NOT NULL AND (last_seen < ? OR id <= COALESCE(("
+            "SELECT id FROM findings WHERE resolved_at IS NOT NULL ORDER BY id DESC LIMIT 1 OFFSET ?), -1))",
+            (now - self.retention, self.max_history))
+        if not rows:
+            return 0
+        ids = [(r[0],) for r in rows]
+        self.store.write_many("DELETE FROM finding_notes WHERE finding_id=?", ids)
+        self.store.write_many("DELETE FROM findings WHERE id=?", ids)
+        self.pruned_total += len(ids)
+        _log.info("findings ledger: %d resolved episodes past retention or beyond %d deleted", len(ids),
+                  self.max_history)
+        return len(ids)
 
     def _close(self, ep: Episode, now: float) -> None:
         ep.resolved_at = now

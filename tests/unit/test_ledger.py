@@ -83,3 +83,29 @@ def test_collector_exports_bounded_families(store):
     reg.register(LedgerCollector(led))
     assert reg.get_sample_value("sitevigil_findings_open", {"kind": "port_scan", "severity": "warning"}) == 2
     assert reg.get_sample_value("sitevigil_findings_raised_total", {"kind": "port_scan", "severity": "warning"}) == 2
+
+
+def test_history_on_disk_is_bounded_by_age_and_count(store):
+    """Resolved episodes past the retention go (with their notes), and beyond max_history the oldest
+    go first; open episodes always stay, so a flood of findings cannot fill the disk."""
+    clock = Clock(1_000_000.0)
+    led = Ledger(store, quiet_after=60, retention=86400, max_history=50, clock=clock)
+    old = led.record(Finding("device_new", "info", "aa:00:00:00:00:01", {}))
+    led.add_note(old.id, "expected: the new printer")
+    clock.t += 120
+    led.close_quiet()                       # closes it; the prune keeps it (young, few)
+    assert len(led.history(limit=10_000)) == 1
+    clock.t += 2 * 86400                    # now past the retention
+    for i in range(120):                    # a flood of findings, each resolved
+        led.record(Finding("device_new", "info", f"aa:00:00:00:01:{i:02x}", {}, clock.t + i, clock.t + i))
+    still_open = led.record(Finding("port_scan", "warning", "10.0.0.9", {}, clock.t + 1000, clock.t + 1000))
+    clock.t += 1000
+    led.close_quiet()   # the 120 close (the scan was reported just now and stays open), then the hourly prune
+    hist = led.history(limit=10_000)
+    resolved = [h for h in hist if h["resolved_at"] is not None]
+    assert led.pruned_total == 71           # the old one + the 70 oldest of the flood
+    assert len(resolved) == 50 and old.id not in {h["id"] for h in hist}
+    assert min(h["device"] for h in resolved) == "aa:00:00:00:01:46"  # the newest 50 remain (0x46 = 70)
+    assert any(h["id"] == still_open.id and h["resolved_at"] is None for h in hist)
+    assert store.query("SELECT COUNT(*) FROM finding_notes")[0][0] == 0
+    assert led.prune() == 0
