@@ -596,6 +596,15 @@ def _baseline(config: DetectionConfig) -> RatioBaseline:
     return RatioBaseline(alpha=config.baseline_alpha, warmup=config.baseline_warmup)
 
 
+def _above_baseline(baseline: RatioBaseline, c: DetectionConfig, device: str, hits, trials, *, min_hits: int,
+                    floor: float, cold: float) -> tuple[bool, float, float]:
+    """(fire, ratio, limit): is this window's hits/trials share at or above the device's own limit
+    (its baseline, or `cold` before warm-up; never below `floor`) with at least `min_hits`."""
+    ratio = hits / trials
+    limit = baseline.limit(device, floor=floor, cold=cold, spread_factor=c.baseline_spread_factor, trials=int(trials))
+    return hits >= min_hits and ratio >= limit, ratio, limit
+
+
 class TcpResetDetector:
     """Connection attempts refused by RST; above the device's own usual share once that is learned."""
     kinds = ("tcp_reset",)
@@ -616,10 +625,9 @@ class TcpResetDetector:
         maybe = (refused >= c.tcp_reset_info_min) & (refused >= c.tcp_reset_ratio * syn)
         for i in np.flatnonzero(maybe | (syn >= c.baseline_min_segments)):
             d = _ip_dev(snap, i)
-            ratio = refused[i] / syn[i]
-            limit = self.baseline.limit(d, floor=c.tcp_reset_ratio, cold=c.tcp_reset_ratio,
-                                        spread_factor=c.baseline_spread_factor, trials=int(syn[i]))
-            fire = refused[i] >= c.tcp_reset_info_min and ratio >= limit
+            fire, ratio, _limit = _above_baseline(self.baseline, c, d, refused[i], syn[i],
+                                                  min_hits=c.tcp_reset_info_min, floor=c.tcp_reset_ratio,
+                                                  cold=c.tcp_reset_ratio)
             if syn[i] >= c.baseline_min_segments:  # few attempts say little about what is usual
                 self.baseline.update(d, float(ratio))
             if not fire or ctx.is_flagged(d, "port_scan", "host_sweep", "syn_flood") or _sent_by_flagged(
@@ -653,10 +661,9 @@ class TcpRetransmissionDetector:
         maybe = (retrans >= c.tcp_retrans_min) & (retrans >= c.tcp_retrans_floor_ratio * data)  # limit >= floor
         for i in np.flatnonzero((data > 0) & (maybe | (data >= c.baseline_min_segments))):
             d = _ip_dev(snap, i)
-            ratio = retrans[i] / data[i]
-            limit = self.baseline.limit(d, floor=c.tcp_retrans_floor_ratio, cold=c.tcp_retrans_cold_ratio,
-                                        spread_factor=c.baseline_spread_factor, trials=int(data[i]))
-            fire = retrans[i] >= c.tcp_retrans_min and ratio >= limit
+            fire, ratio, limit = _above_baseline(self.baseline, c, d, retrans[i], data[i],
+                                                 min_hits=c.tcp_retrans_min, floor=c.tcp_retrans_floor_ratio,
+                                                 cold=c.tcp_retrans_cold_ratio)
             b = self.baseline.get(d)
             warmed = self.baseline.warmed(d)
             # every window with enough segments teaches, findings too: a device that always retransmits

@@ -37,10 +37,11 @@ from typing import Callable, Iterable
 import numpy as np
 
 from probe import fastpath
-from probe._layout import FRAME_DTYPE
+from probe._layout import F_IPV4, F_MALFORMED, FRAME_DTYPE, RARE_FLAGS
 from probe.config import CaptureConfig, Config
 from probe.sources import afpacket
 from probe.sources.frames import FrameBatch
+from probe.sources.rare import decode_rare
 from probe.subsystem import Context, Health, Status
 
 _log = logging.getLogger("sitevigil.capture")
@@ -190,11 +191,6 @@ class PassiveFeed:
         self.skipped_total = 0
 
     def frames(self, batch: FrameBatch, records) -> None:
-        from probe._layout import F_IPV4, F_MALFORMED, RARE_FLAGS
-        from probe.sources.rare import decode_rare
-
-        import numpy as np
-
         flags = records["flags"]
         idx = np.flatnonzero(((flags & RARE_FLAGS) != 0) & ((flags & F_MALFORMED) == 0))
         if not len(idx):
