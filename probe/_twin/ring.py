@@ -15,11 +15,12 @@ import struct
 
 import numpy as np
 
-from probe._layout import F_MALFORMED, FRAME_DTYPE, RARE_FLAGS
+from probe._layout import FRAME_DTYPE
 from probe._twin.aggregate import record_totals
 from probe._twin.parse import parse_frames
 from probe.sources import afpacket
 from probe.sources.frames import NO_VLAN, FrameBatch
+from probe.sources.rare import rare_index
 
 __all__ = ["PacketRing"]
 
@@ -100,8 +101,7 @@ class PacketRing:
         records, malformed = parse_frames(batch.data, batch.offset, batch.caplen, batch.wirelen, batch.ts_ns,
                                           batch.vlan, out=out)
         totals = record_totals(records, flag_counts if flag_counts is not None else np.zeros(32, np.int64))
-        flags = records["flags"]
-        index = np.flatnonzero(((flags & RARE_FLAGS) != 0) & ((flags & F_MALFORMED) == 0)).astype(np.int64)
+        index = rare_index(records).astype(np.int64)
         rare = None
         if len(index):
             rare = (index, FrameBatch.from_frames([batch.frame(int(i)) for i in index], batch.ts_ns[index].tolist(),

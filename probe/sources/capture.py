@@ -37,11 +37,11 @@ from typing import Callable, Iterable
 import numpy as np
 
 from probe import fastpath
-from probe._layout import F_IPV4, F_MALFORMED, FRAME_DTYPE, RARE_FLAGS
+from probe._layout import F_IPV4, FRAME_DTYPE
 from probe.config import CaptureConfig, Config
 from probe.sources import afpacket
 from probe.sources.frames import FrameBatch
-from probe.sources.rare import decode_rare
+from probe.sources.rare import decode_rare, rare_index
 from probe.subsystem import Context, Health, Status
 
 _log = logging.getLogger("sitevigil.capture")
@@ -105,13 +105,9 @@ class FramePipeline:
         n = len(batch)
         if n == 0:
             return
-        c = self.counters
-        c.frames += n
-        c.bytes += int(batch.wirelen.sum(dtype="uint64"))
-        c.last_frame_ns = max(c.last_frame_ns, int(batch.ts_ns[-1]))
+        c = self._count(n, int(batch.wirelen.sum(dtype="uint64")), int(batch.ts_ns[-1]))
         if self.analysis is not None:
-            for finding in self.analysis.add_batch(batch):
-                self.emit(finding)
+            self._emit_all(self.analysis.add_batch(batch))
         elif self.parse_frames is not None:
             _records, malformed = self.parse_frames(batch.data, batch.offset, batch.caplen, batch.wirelen,
                                                     batch.ts_ns, batch.vlan)
@@ -132,21 +128,27 @@ class FramePipeline:
         n = len(records)
         if n == 0:
             return
-        c = self.counters
-        c.frames += n
-        c.bytes += int(totals[0])
-        c.last_frame_ns = max(c.last_frame_ns, int(totals[2]))
+        c = self._count(n, int(totals[0]), int(totals[2]))
         if self.analysis is not None:
-            for finding in self.analysis.add_parsed(records, malformed, rare, totals, flags):
-                self.emit(finding)
+            self._emit_all(self.analysis.add_parsed(records, malformed, rare, totals, flags))
         else:
             c.malformed += int(malformed)
+
+    def _count(self, frames: int, nbytes: int, last_ns: int) -> CaptureCounters:
+        c = self.counters
+        c.frames += frames
+        c.bytes += nbytes
+        c.last_frame_ns = max(c.last_frame_ns, last_ns)
+        return c
+
+    def _emit_all(self, findings) -> None:
+        for finding in findings:
+            self.emit(finding)
 
     def tick(self, now_ns: int) -> None:
         """Close a window whose time is up even when the link is quiet."""
         if self.analysis is not None:
-            for finding in self.analysis.tick(now_ns):
-                self.emit(finding)
+            self._emit_all(self.analysis.tick(now_ns))
 
 
 def make_analysis(config: Config, *, own_devices=(), on_window=None):
@@ -191,8 +193,7 @@ class PassiveFeed:
         self.skipped_total = 0
 
     def frames(self, batch: FrameBatch, records) -> None:
-        flags = records["flags"]
-        idx = np.flatnonzero(((flags & RARE_FLAGS) != 0) & ((flags & F_MALFORMED) == 0))
+        idx = rare_index(records)
         if not len(idx):
             return
         second = int(self.clock())

@@ -311,9 +311,15 @@ def decode_rare(frame: bytes, record) -> dict | None:
         return {**base, "protocol": proto, "malformed": str(exc)}
 
 
+def rare_index(records: np.ndarray) -> np.ndarray:
+    """Positions of the records this decoder reads: a RARE_FLAGS protocol, not malformed."""
+    flags = records["flags"]
+    return np.flatnonzero(((flags & RARE_FLAGS) != 0) & ((flags & F_MALFORMED) == 0))
+
+
 def decode_batch(batch, records: np.ndarray, limit: int = 1000) -> list[dict]:
     """Decode the rare frames of one parsed batch (at most `limit`, in frame order)."""
-    idx = np.flatnonzero((records["flags"] & RARE_FLAGS) != 0)[:limit]
+    idx = np.flatnonzero((records["flags"] & RARE_FLAGS) != 0)[:limit]  # decode_rare reports malformed ones
     out = []
     for i in idx:
         info = decode_rare(batch.frame(int(i)), records[i])
