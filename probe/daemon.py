@@ -87,6 +87,9 @@ class Daemon:
         self._reload_lock = asyncio.Lock()
         self.http: HttpApi | None = None
         self.store: Store | None = None
+        self.anomaly: AnomalyScores | None = None  # with the alerts and the collector, when detection is on
+        self.alerts: AnomalyAlerts | None = None
+        self.anomaly_collector: AnomalyCollector | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
     async def run(self) -> int:
@@ -94,13 +97,10 @@ class Daemon:
         cfg = self.config
         self.store = Store(cfg.state_dir)
         self.ledger = Ledger(self.store)
-        self.anomaly = None
-        if cfg.detection.enabled:
+        if cfg.detection.enabled:  # thresholds and the hook are set by _apply_anomaly_config below
             self.alerts = AnomalyAlerts(self.ledger.record, threshold=cfg.detection.anomaly_threshold,
                                         warn_threshold=cfg.detection.anomaly_warn_threshold)
-            self.anomaly = AnomalyScores(cfg.detection.anomaly_max_series, on_alert=self.alerts,
-                                         alert_threshold=cfg.detection.anomaly_threshold)
-            self._apply_anomaly_config(cfg)
+            self.anomaly = AnomalyScores(cfg.detection.anomaly_max_series)
         ctx = Context(store=self.store, emit_finding=self.ledger.record, anomaly=self.anomaly)
         for name, factory in self.factories:
             sub = factory(cfg, ctx)
@@ -118,6 +118,7 @@ class Daemon:
             self.anomaly_collector = AnomalyCollector(self.anomaly, top_n=cfg.detection.anomaly_top_n,
                                                       threshold=cfg.detection.anomaly_threshold)
             self.registry.register(TimedCollector("anomaly", self.anomaly_collector, self.timings))
+            self._apply_anomaly_config(cfg)
         for sub in self.subsystems:
             for i, coll in enumerate(sub.collectors()):
                 self.registry.register(TimedCollector(f"{sub.name}" + (f"_{i}" if i else ""), coll, self.timings))
@@ -218,9 +219,7 @@ class Daemon:
         self.anomaly.on_alert = self.alerts if det.enabled and det.anomaly_findings else None
         self.anomaly.alert_threshold = self.alerts.threshold = det.anomaly_threshold
         self.alerts.warn_threshold = det.anomaly_warn_threshold
-        collector = getattr(self, "anomaly_collector", None)
-        if collector is not None:
-            collector.threshold, collector.top_n = det.anomaly_threshold, det.anomaly_top_n
+        self.anomaly_collector.threshold, self.anomaly_collector.top_n = det.anomaly_threshold, det.anomaly_top_n
 
     async def reload(self) -> tuple[bool, str]:
         async with self._reload_lock:
