@@ -183,18 +183,6 @@ cdef inline void hll_add(uint8_t* reg, uint64_t h) noexcept nogil:
         reg[j] = rank
 
 
-cdef inline void apply(uint64_t* c, uint64_t mask, uint64_t add_bytes, uint64_t add_rx_bytes, uint64_t ts) noexcept nogil:
-    while mask:
-        c[__builtin_ctzll(mask)] += 1
-        mask &= mask - 1
-    c[C_BYTES] += add_bytes
-    c[C_RX_BYTES] += add_rx_bytes
-    if c[C_FIRST_SEEN] == 0 or ts < c[C_FIRST_SEEN]:
-        c[C_FIRST_SEEN] = ts
-    if ts > c[C_LAST_SEEN]:
-        c[C_LAST_SEEN] = ts
-
-
 cdef struct Recent:
     uint64_t* dup       # [DUP_SLOTS, 2]: frame hash, copies in the run << 32 | last ts >> 20 (probe/_layout.py)
     uint64_t dup_mask
@@ -288,6 +276,97 @@ cdef inline uint64_t tcp_track(Recent* rc, const FrameRecord* r, uint64_t ts) no
     return 1ULL << C_TCP_DATA
 
 
+# What one frame does to the tables once classified: its rows, counter bits, sketch hashes and peer
+# values. Frames in a row often do the same (a flow's segments, a flood's copies); aggregate_frames adds
+# such a run once, with its frame count, bytes and first/last time, instead of once per frame. The result
+# is exactly the per-frame one: counters add, first/last seen take the min/max of nonzero times (a run
+# holds no zero time), sketch registers and peers end the same whether set once or n times, and a frame
+# that repeats another (dupv) is a run of its own.
+cdef struct Effect:
+    uint64_t tx, rx                         # counter bits: the sources' rows, the destinations' rows
+    Py_ssize_t ms, isrc, md, idst, ar       # rows (-1: none): source MAC and IP, destination MAC and IP, ARP
+    uint64_t src_mac, peer_ip, dhcp_sid, dhcp_fp
+    uint64_t hosth, porth, chh, rsth, dupv
+    int32_t vlan
+    bint ok
+    uint64_t n, bytes, ts_lo, ts_hi         # the run: frames, wire bytes, first and last time
+
+
+cdef inline bint same_effect(const Effect* a, const Effect* b) noexcept nogil:
+    return (a.tx == b.tx and a.rx == b.rx and a.ms == b.ms and a.isrc == b.isrc and a.md == b.md
+            and a.idst == b.idst and a.ar == b.ar and a.porth == b.porth and a.hosth == b.hosth
+            and a.dupv == 0 and b.dupv == 0 and a.src_mac == b.src_mac and a.peer_ip == b.peer_ip
+            and a.chh == b.chh and a.rsth == b.rsth and a.dhcp_sid == b.dhcp_sid and a.dhcp_fp == b.dhcp_fp
+            and a.vlan == b.vlan and a.ok == b.ok)
+
+
+cdef inline void apply_run(uint64_t* c, uint64_t mask, uint64_t n, uint64_t add_bytes, uint64_t add_rx_bytes,
+                           uint64_t lo, uint64_t hi) noexcept nogil:
+    while mask:
+        c[__builtin_ctzll(mask)] += n
+        mask &= mask - 1
+    c[C_BYTES] += add_bytes
+    c[C_RX_BYTES] += add_rx_bytes
+    if c[C_FIRST_SEEN] == 0 or lo < c[C_FIRST_SEEN]:
+        c[C_FIRST_SEEN] = lo
+    if hi > c[C_LAST_SEEN]:
+        c[C_LAST_SEEN] = hi
+
+
+cdef inline void add_run(Table* mt, Table* it, Table* at, const Effect* e) noexcept nogil:
+    cdef Py_ssize_t rows[3]
+    cdef Py_ssize_t k, row
+    cdef Table* t
+    cdef uint64_t* c
+    cdef uint8_t* sk
+    rows[0] = e.ms
+    rows[1] = e.isrc
+    rows[2] = mt.cap + 1  # the totals row
+    for k in range(3):
+        row = rows[k]
+        if row < 0:
+            continue
+        t = it if k == 1 else mt
+        c = t.counts + row * C_COUNT
+        apply_run(c, e.tx, e.n, e.bytes, 0, e.ts_lo, e.ts_hi)
+        if e.dupv != 0 and e.dupv > c[C_DUP_MAX]:
+            c[C_DUP_MAX] = e.dupv
+        if not e.ok:
+            continue
+        if row != t.cap:
+            if k == 0:
+                if e.peer_ip != 0:
+                    c[C_PEER] = e.peer_ip
+            elif k == 1:
+                if c[C_PEER] != 0 and c[C_PEER] != e.src_mac:
+                    c[C_PEER_CHANGES] += 1
+                    c[C_PREV_PEER] = c[C_PEER]
+                c[C_PEER] = e.src_mac
+            if e.dhcp_sid != 0:
+                c[C_DHCP_SERVER_ID] = e.dhcp_sid
+            if e.dhcp_fp != 0:
+                c[C_DHCP_FINGERPRINT] = e.dhcp_fp
+        sk = t.hll + row * t.hll_width
+        if e.hosth:
+            hll_add(sk + S_HOSTS * HLL_M, e.hosth)
+        if e.porth:
+            hll_add(sk + S_PORTS * HLL_M, e.porth)
+        if e.chh:
+            hll_add(sk + S_DHCP_CLIENTS * HLL_M, e.chh)
+    if e.ms >= 0 and e.vlan >= 0 and e.ms != mt.cap:
+        mt.counts[e.ms * C_COUNT + C_VLAN] = <uint64_t>e.vlan + 1
+    if e.md >= 0:
+        apply_run(mt.counts + e.md * C_COUNT, e.rx, e.n, 0, e.bytes, e.ts_lo, e.ts_hi)
+        if e.rsth:
+            hll_add(mt.hll + e.md * mt.hll_width + S_RST_PORTS * HLL_M, e.rsth)
+    if e.idst >= 0:
+        apply_run(it.counts + e.idst * C_COUNT, e.rx, e.n, 0, e.bytes, e.ts_lo, e.ts_hi)
+        if e.rsth:
+            hll_add(it.hll + e.idst * it.hll_width + S_RST_PORTS * HLL_M, e.rsth)
+    if e.ar >= 0:
+        apply_run(at.counts + e.ar * C_COUNT, e.tx & ARP_MASK, e.n, 0, 0, e.ts_lo, e.ts_hi)
+
+
 cdef Recent _recent(object spec) except *:
     cdef Recent rc
     dup, flow = spec
@@ -368,7 +447,7 @@ def aggregate_frames(records, mac_table, ip_table, arp_table, recent=None):
     cdef bint track = recent is not None
     if track:
         rc = _recent(recent)
-    cdef Py_ssize_t n = records.shape[0], i, ms, isrc, md, idst, ar, k
+    cdef Py_ssize_t n = records.shape[0], i
     if n == 0:
         return
     cdef FrameRecord* rec = <FrameRecord*>cnp.PyArray_DATA(records)
@@ -377,10 +456,8 @@ def aggregate_frames(records, mac_table, ip_table, arp_table, recent=None):
     cdef uint64_t tx, rx, ts, wl, dk1, dk2, hosth, porth, chh, dupv, rsth
     cdef bint ok, ip, l2, arp_ok, respond
     cdef uint8_t tf, ty
-    cdef Py_ssize_t rows_tx[3]
-    cdef Py_ssize_t total_row = mt.cap + 1
-    cdef uint64_t* c
-    cdef Table* t_ptr
+    cdef Effect e, run
+    run.n = 0
     cdef RowCache src_mac_c, dst_mac_c, src_ip_c, dst_ip_c, arp_c
     memset(&src_mac_c, 0, sizeof(RowCache))
     memset(&dst_mac_c, 0, sizeof(RowCache))
@@ -526,70 +603,57 @@ def aggregate_frames(records, mac_table, ip_table, arp_table, recent=None):
                     tx |= 1ULL << C_STP
 
             # rows: sources insert, destinations only update existing rows
-            ms = cached_upsert(&mt, &src_mac_c, r.src_mac, 0) if l2 and r.src_mac != 0 else -1  # 0: no MAC (raw IP captures)
-            isrc = -1
+            e.ms = cached_upsert(&mt, &src_mac_c, r.src_mac, 0) if l2 and r.src_mac != 0 else -1  # 0: no MAC (raw IP captures)
+            e.isrc = -1
             if ip:
                 if fl & F_IPV4:
                     if r.src_ip != 0:
-                        isrc = cached_upsert(&it, &src_ip_c, 0, V4_MAPPED | r.src_ip)
+                        e.isrc = cached_upsert(&it, &src_ip_c, 0, V4_MAPPED | r.src_ip)
                 elif r.src_ip6_hi != 0 or r.src_ip6_lo != 0:
-                    isrc = cached_upsert(&it, &src_ip_c, r.src_ip6_hi, r.src_ip6_lo)
-            rows_tx[0] = ms
-            rows_tx[1] = isrc
-            rows_tx[2] = total_row
-            for k in range(3):
-                if rows_tx[k] < 0:
-                    continue
-                if k == 1:
-                    t_ptr = &it
-                else:
-                    t_ptr = &mt
-                c = t_ptr.counts + rows_tx[k] * C_COUNT
-                apply(c, tx, wl, 0, ts)
-                if dupv != 0 and dupv > c[C_DUP_MAX]:
-                    c[C_DUP_MAX] = dupv
-                if ok and rows_tx[k] != t_ptr.cap:
-                    if k == 0:
-                        if ip and (fl & F_IPV4) and r.src_ip != 0:
-                            c[C_PEER] = r.src_ip
-                        elif arp_ok and r.arp_spa != 0:
-                            c[C_PEER] = r.arp_spa
-                    elif k == 1:
-                        if c[C_PEER] != 0 and c[C_PEER] != r.src_mac:
-                            c[C_PEER_CHANGES] += 1
-                            c[C_PREV_PEER] = c[C_PEER]
-                        c[C_PEER] = r.src_mac
-                    if r.dhcp_server_id != 0 and (r.dhcp_msg_type == 2 or r.dhcp_msg_type == 5 or r.dhcp_msg_type == 6):
-                        c[C_DHCP_SERVER_ID] = r.dhcp_server_id
-                    if r.dhcp_fingerprint != 0:
-                        c[C_DHCP_FINGERPRINT] = r.dhcp_fingerprint
-                if ok:
-                    if hosth:
-                        hll_add(t_ptr.hll + rows_tx[k] * t_ptr.hll_width + S_HOSTS * HLL_M, hosth)
-                    if porth:
-                        hll_add(t_ptr.hll + rows_tx[k] * t_ptr.hll_width + S_PORTS * HLL_M, porth)
-                    if chh:
-                        hll_add(t_ptr.hll + rows_tx[k] * t_ptr.hll_width + S_DHCP_CLIENTS * HLL_M, chh)
-            if ms >= 0 and r.vlan >= 0 and ms != mt.cap:
-                mt.counts[ms * C_COUNT + C_VLAN] = <uint64_t>r.vlan + 1
+                    e.isrc = cached_upsert(&it, &src_ip_c, r.src_ip6_hi, r.src_ip6_lo)
             # a response (SYN-ACK, RST, ARP reply, DNS answer, ICMP error/echo reply) may open its
             # destination's row: it can cross a window boundary after the request; plain traffic cannot
             respond = (rx & ~(1ULL << C_RX_FRAMES)) != 0
+            e.md = -1
             if l2 and (fl & (F_BROADCAST | F_MULTICAST)) == 0 and r.dst_mac != 0:
-                md = cached_upsert(&mt, &dst_mac_c, r.dst_mac, 0) if respond else cached_lookup(&mt, &dst_mac_c, r.dst_mac, 0)
-                if md >= 0:
-                    apply(mt.counts + md * C_COUNT, rx, 0, wl, ts)
-                    if rsth:
-                        hll_add(mt.hll + md * mt.hll_width + S_RST_PORTS * HLL_M, rsth)
+                e.md = cached_upsert(&mt, &dst_mac_c, r.dst_mac, 0) if respond else cached_lookup(&mt, &dst_mac_c, r.dst_mac, 0)
+            e.idst = -1
             if ip and (dk1 != 0 or (dk2 & 0xFFFFFFFFULL) != 0):
-                idst = cached_upsert(&it, &dst_ip_c, dk1, dk2) if respond else cached_lookup(&it, &dst_ip_c, dk1, dk2)
-                if idst >= 0:
-                    apply(it.counts + idst * C_COUNT, rx, 0, wl, ts)
-                    if rsth:
-                        hll_add(it.hll + idst * it.hll_width + S_RST_PORTS * HLL_M, rsth)
-            if arp_ok and r.arp_spa != 0:
-                ar = cached_upsert(&at, &arp_c, r.arp_spa, r.arp_sha)
-                apply(at.counts + ar * C_COUNT, tx & ARP_MASK, 0, 0, ts)
+                e.idst = cached_upsert(&it, &dst_ip_c, dk1, dk2) if respond else cached_lookup(&it, &dst_ip_c, dk1, dk2)
+            e.ar = cached_upsert(&at, &arp_c, r.arp_spa, r.arp_sha) if arp_ok and r.arp_spa != 0 else -1
+            e.tx = tx
+            e.rx = rx
+            e.ok = ok
+            e.src_mac = r.src_mac
+            e.peer_ip = 0
+            e.dhcp_sid = e.dhcp_fp = 0
+            if ok:
+                if ip and (fl & F_IPV4) and r.src_ip != 0:
+                    e.peer_ip = r.src_ip
+                elif arp_ok and r.arp_spa != 0:
+                    e.peer_ip = r.arp_spa
+                if r.dhcp_server_id != 0 and (r.dhcp_msg_type == 2 or r.dhcp_msg_type == 5 or r.dhcp_msg_type == 6):
+                    e.dhcp_sid = r.dhcp_server_id
+                e.dhcp_fp = r.dhcp_fingerprint
+            e.hosth, e.porth, e.chh, e.rsth = hosth, porth, chh, rsth
+            e.dupv = dupv
+            e.vlan = r.vlan
+            if run.n != 0 and same_effect(&run, &e) and ts != 0 and run.ts_lo != 0:
+                run.n += 1
+                run.bytes += wl
+                if ts < run.ts_lo:
+                    run.ts_lo = ts
+                if ts > run.ts_hi:
+                    run.ts_hi = ts
+            else:
+                if run.n != 0:
+                    add_run(&mt, &it, &at, &run)
+                run = e
+                run.n = 1
+                run.bytes = wl
+                run.ts_lo = run.ts_hi = ts
+        if run.n != 0:
+            add_run(&mt, &it, &at, &run)
 
 
 __all__ += ["record_totals"]

@@ -230,22 +230,32 @@ def test_twin_and_compiled_tables_agree(batches, cap):
             assert np.array_equal(x, y), name
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.tuples(frame(), st.integers(1, 6)), max_size=20), st.integers(1, 6))
-def test_runs_of_one_flow_agree_with_the_twin(runs, cap):
-    """Frames in runs of the same flow (what the kernel's per-call key cache exploits), small tables
-    that fill up: rows, overflow counts and sketches equal the twin's, which has no cache."""
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(frame(), st.integers(1, 6), st.booleans()), max_size=20), st.integers(1, 6), st.data())
+def test_runs_of_one_flow_agree_with_the_twin(runs, cap, data):
+    """Frames in runs of the same flow (what the kernel's per-call key cache and its run-at-once
+    counting exploit), copies that differ in a port (so the records differ, and what they do may or may
+    not), times out of order and zero, small tables that fill up: rows, overflow counts, first/last seen
+    and sketches equal the twin's, which adds frame by frame."""
     import probe._fastpath_py as py
     try:
         import probe._fastpath as c
     except ImportError:
         pytest.skip("compiled fast path not built")
-    frames = [f for f, k in runs for _ in range(k)]
+    frames = []
+    for f, k, vary in runs:
+        for _ in range(k):
+            g = bytearray(f)
+            if vary and len(g) >= 36:
+                g[34:36] = data.draw(st.binary(min_size=2, max_size=2))  # IPv4 TCP/UDP source port
+            frames.append(bytes(g))
     if not frames:
         return
+    stamps = data.draw(st.lists(st.sampled_from([0, 1, 10**9, 10**9 + 3, 10**9 - 5, 9 * 10**9]),
+                                min_size=len(frames), max_size=len(frames)))
     aggs = [CaptureAggregator(max_devices=cap, window_s=10, kernels=k) for k in (c, py)]
     for agg, k in zip(aggs, (c, py)):
-        agg.add(records(k, frames))
+        agg.add(records(k, frames, stamps))
     for name in ("macs", "ips", "arp"):
         for x, y in zip(getattr(aggs[0], name).spec, getattr(aggs[1], name).spec):
             assert np.array_equal(x, y), name
