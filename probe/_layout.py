@@ -31,7 +31,7 @@ import numpy as np
 __all__ = [
     "FRAME_DTYPE", "FLAG_NAMES", "COUNTERS", "COUNTER_INDEX", "N_COUNTERS", "SKETCHES", "N_SKETCHES",
     "HLL_BITS", "HLL_REGISTERS", "RARE_FLAGS", "DUP_PROTOCOLS", "DUP_NO_VLAN", "dup_max_fields",
-    "DUP_SLOTS", "DUP_RUN_GAP_NS", "FLOW_SLOTS", "UDP_SMALL_WIRELEN",
+    "DUP_SLOTS", "DUP_RUN_GAP_NS", "FLOW_SLOTS", "UDP_SMALL_WIRELEN", "SCORE_PARAM_NAMES",
 ]
 
 FRAME_DTYPE = np.dtype([
@@ -159,3 +159,30 @@ HLL_REGISTERS = 1 << HLL_BITS
 DUP_SLOTS = 2048
 DUP_RUN_GAP_NS = 95 << 20  # ~99.6 ms, in the kernels' ts >> 20 units
 FLOW_SLOTS = 4096
+
+# Anomaly-score kernel parameters (`score_samples`' params, float64[len(SCORE_PARAM_NAMES)]), in order;
+# score_default_params() gives the tuned values.
+SCORE_PARAM_NAMES = (
+    "alpha_level",    # weight of a new sample in the fast level (one-step prediction)
+    "alpha_err",      # ... in the usual one-step and hour miss (about 1/1000 samples)
+    "alpha_z",        # ... in the long-run mean/variance of each surprise and the repeat rate
+    "alpha_short",    # ... in the short-window means of the surprises (about 20 samples)
+    "alpha_seas",     # ... in this hour's usual value, per visit of the hour
+    "floor_rel",      # smallest usual miss, as a share of the range seen
+    "log_scale",      # score = -log10(p) / log_scale
+    "warmup",         # samples scored 0 at the start
+    "alert",          # score that opens an episode
+    "refractory",     # samples an episode silences
+    "margin",         # how much stronger a follower must be to be reported
+    "use_hour",       # 1: the daily rhythm can explain a jump
+    "run_weight",     # share of the repeats in a run of equal values counted as independent (0: off)
+    "alpha_shift",    # weight of a new sample in the short-window mean of the value (level shifts)
+    "shift_clip",     # ... where a sample counts at most this many usual spreads from the long-run mean
+    "tail_lo",        # lowest z level whose frequency is kept (N_TAIL levels in all)
+    "tail_step",      # ... and the step between levels
+    "tail_min",       # a level's frequency caps the rarity once above this many times ALPHA_Z
+    "spatial_tol",    # a value beyond [min, max] seen by more than this share of max - min ...
+    "spatial_p",      # ... has at most this probability
+    "spatial_after",  # ... once this many samples have shown the range
+    "seas_clip",      # the hour's value learns from each sample clipped to this many usual hour misses
+)

@@ -48,7 +48,7 @@ DEF C_SEAS = 32        # value per hour of the day (from the fifth cache line on
 DEF N_SEAS = 24
 DEF WIDTH = 56         # whole 64-byte lines
 
-# params (probe/_twin/score.py: PARAM_NAMES)
+# params (probe._layout.SCORE_PARAM_NAMES, checked below at import)
 DEF P_ALPHA_LEVEL = 0
 DEF P_ALPHA_ERR = 1
 DEF P_ALPHA_Z = 2
@@ -76,6 +76,11 @@ DEF LEARN_AFTER = 20.0   # samples before the surprise statistics start learning
 
 SCORE_STATE_WIDTH = WIDTH
 SCORE_N_PARAMS = N_PARAMS
+
+from probe._layout import SCORE_PARAM_NAMES as _SCORE_PARAM_NAMES
+if (len(_SCORE_PARAM_NAMES) != N_PARAMS or _SCORE_PARAM_NAMES.index("log_scale") != P_LOG_SCALE
+        or _SCORE_PARAM_NAMES.index("seas_clip") != P_SEAS_CLIP or _SCORE_PARAM_NAMES.index("alert") != P_ALERT):
+    raise ImportError("score.pxi parameter indices do not match probe._layout.SCORE_PARAM_NAMES")
 
 cdef double _HUGE = 1e150    # values beyond are clipped: squares stay finite
 cdef double _TINY = 1e-300

@@ -43,6 +43,8 @@ import math
 
 import numpy as np
 
+from probe._layout import SCORE_PARAM_NAMES
+
 __all__ = ["SCORE_STATE_WIDTH", "SCORE_N_PARAMS", "score_default_params", "score_state_new", "score_samples"]
 
 # state columns
@@ -74,31 +76,8 @@ C_SEAS = 32
 N_SEAS = 24
 WIDTH = 56
 
-# params
-PARAM_NAMES = (
-    "alpha_level",    # weight of a new sample in the fast level (one-step prediction)
-    "alpha_err",      # ... in the usual one-step and hour miss (about 1/1000 samples)
-    "alpha_z",        # ... in the long-run mean/variance of each surprise and the repeat rate
-    "alpha_short",    # ... in the short-window means of the surprises (about 20 samples)
-    "alpha_seas",     # ... in this hour's usual value, per visit of the hour
-    "floor_rel",      # smallest usual miss, as a share of the range seen
-    "log_scale",      # score = -log10(p) / log_scale
-    "warmup",         # samples scored 0 at the start
-    "alert",          # score that opens an episode
-    "refractory",     # samples an episode silences
-    "margin",         # how much stronger a follower must be to be reported
-    "use_hour",       # 1: the daily rhythm can explain a jump
-    "run_weight",     # share of the repeats in a run of equal values counted as independent (0: off)
-    "alpha_shift",    # weight of a new sample in the short-window mean of the value (level shifts)
-    "shift_clip",     # ... where a sample counts at most this many usual spreads from the long-run mean
-    "tail_lo",        # lowest z level whose frequency is kept (N_TAIL levels in all)
-    "tail_step",      # ... and the step between levels
-    "tail_min",       # a level's frequency caps the rarity once above this many times ALPHA_Z
-    "spatial_tol",    # a value beyond [min, max] seen by more than this share of max - min ...
-    "spatial_p",      # ... has at most this probability
-    "spatial_after",  # ... once this many samples have shown the range
-    "seas_clip",      # the hour's value learns from each sample clipped to this many usual hour misses
-)
+# params: probe._layout.SCORE_PARAM_NAMES
+PARAM_NAMES = SCORE_PARAM_NAMES
 (P_ALPHA_LEVEL, P_ALPHA_ERR, P_ALPHA_Z, P_ALPHA_SHORT, P_ALPHA_SEAS, P_FLOOR_REL, P_LOG_SCALE, P_WARMUP,
  P_ALERT, P_REFRACTORY, P_MARGIN, P_USE_HOUR, P_RUN_WEIGHT, P_ALPHA_SHIFT,
  P_SHIFT_CLIP, P_TAIL_LO, P_TAIL_STEP, P_TAIL_MIN, P_SPATIAL_TOL, P_SPATIAL_P, P_SPATIAL_AFTER, P_SEAS_CLIP) = range(len(PARAM_NAMES))

@@ -15,11 +15,11 @@ import math
 from typing import Callable
 
 from probe import fastpath
-from probe._twin.score import PARAM_NAMES  # the kernel's parameter layout (shared by both implementations)
+from probe._layout import SCORE_PARAM_NAMES
 from probe.findings.model import Finding
 
 KIND = "anomaly"
-_LOG_SCALE = PARAM_NAMES.index("log_scale")
+_LOG_SCALE = SCORE_PARAM_NAMES.index("log_scale")
 
 
 class AnomalyAlerts:
