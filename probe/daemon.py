@@ -98,8 +98,7 @@ class Daemon:
         self.store = Store(cfg.state_dir)
         self.ledger = Ledger(self.store)
         if cfg.detection.enabled:  # thresholds and the hook are set by _apply_anomaly_config below
-            self.alerts = AnomalyAlerts(self.ledger.record, threshold=cfg.detection.anomaly_threshold,
-                                        warn_threshold=cfg.detection.anomaly_warn_threshold)
+            self.alerts = AnomalyAlerts(self.ledger.record, warn_threshold=cfg.detection.anomaly_warn_threshold)
             self.anomaly = AnomalyScores(cfg.detection.anomaly_max_series)
         ctx = Context(store=self.store, emit_finding=self.ledger.record, anomaly=self.anomaly)
         for name, factory in self.factories:
@@ -217,7 +216,7 @@ class Daemon:
             return
         det = cfg.detection
         self.anomaly.on_alert = self.alerts if det.enabled and det.anomaly_findings else None
-        self.anomaly.alert_threshold = self.alerts.threshold = det.anomaly_threshold
+        self.anomaly.alert_threshold = det.anomaly_threshold
         self.alerts.warn_threshold = det.anomaly_warn_threshold
         self.anomaly_collector.threshold, self.anomaly_collector.top_n = det.anomaly_threshold, det.anomaly_top_n
 

@@ -6,8 +6,10 @@ reports each episode once and silences its followers, and the ledger keeps one o
 sample. The evidence says which series, the value, the score and what the score means: how rare such
 a value is for that series ("one in N" of its own samples), so a technician can judge it.
 
-    alerts = AnomalyAlerts(ledger.record, threshold=0.5, warn_threshold=0.75)
-    scores = AnomalyScores(20_000, on_alert=alerts)
+    alerts = AnomalyAlerts(ledger.record, warn_threshold=0.75)
+    scores = AnomalyScores(20_000, on_alert=alerts, alert_threshold=0.5)
+
+Which samples alert is AnomalyScores' alert_threshold alone; AnomalyAlerts only grades them.
 """
 from __future__ import annotations
 
@@ -23,20 +25,17 @@ _LOG_SCALE = SCORE_PARAM_NAMES.index("log_scale")
 
 
 class AnomalyAlerts:
-    """Turns (series key, ts, value, score) from AnomalyScores into `anomaly` findings for `emit`."""
+    """Turns (series key, ts, value, score) from AnomalyScores' on_alert into `anomaly` findings for `emit`:
+    warning from warn_threshold, info below it."""
 
-    def __init__(self, emit: Callable[[Finding], object], *, threshold: float, warn_threshold: float,
-                 params=None):
+    def __init__(self, emit: Callable[[Finding], object], *, warn_threshold: float, params=None):
         self.emit = emit
-        self.threshold = threshold
         self.warn_threshold = warn_threshold
         params = fastpath.score_default_params() if params is None else params
         self.log_scale = float(params[_LOG_SCALE])
         self.raised_total = 0
 
     def __call__(self, key: tuple[str, str], ts: float, value: float, score: float) -> None:
-        if score < self.threshold:
-            return
         device, series = key
         severity = "warning" if score >= self.warn_threshold else "info"
         one_in = 10.0 ** (score * self.log_scale)  # score = -log10(p) / log_scale

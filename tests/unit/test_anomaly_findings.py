@@ -24,7 +24,7 @@ def run(scores, keys, ts, values):
 
 def test_a_spike_raises_one_finding_for_its_device_and_series():
     found = []
-    alerts = AnomalyAlerts(found.append, threshold=0.5, warn_threshold=0.75)
+    alerts = AnomalyAlerts(found.append, warn_threshold=0.75)
     scores = AnomalyScores(16, on_alert=alerts, alert_threshold=0.5)
     ts, values = series(600, spikes=[500])
     for t, v in zip(ts, values):
@@ -40,7 +40,7 @@ def test_a_spike_raises_one_finding_for_its_device_and_series():
 
 def test_quiet_series_raise_nothing_and_the_threshold_is_respected():
     found = []
-    alerts = AnomalyAlerts(found.append, threshold=0.5, warn_threshold=0.75)
+    alerts = AnomalyAlerts(found.append, warn_threshold=0.75)
     scores = AnomalyScores(64, on_alert=alerts, alert_threshold=0.5)
     keys = [(f"dev{i}", "bytes") for i in range(20)]
     rng = np.random.default_rng(7)
@@ -54,7 +54,7 @@ def test_quiet_series_raise_nothing_and_the_threshold_is_respected():
     assert 0.5 <= peak < 0.9
     for threshold, raised in ((0.9, 0), (0.5, 1)):
         found.clear()
-        s = AnomalyScores(4, on_alert=AnomalyAlerts(found.append, threshold=threshold, warn_threshold=0.95),
+        s = AnomalyScores(4, on_alert=AnomalyAlerts(found.append, warn_threshold=0.95),
                           alert_threshold=threshold)
         run(s, [("d", "s")], ts, values)
         assert len(found) == raised and all(f.severity == "info" for f in found)
@@ -64,7 +64,7 @@ def test_one_ledger_episode_per_device_and_a_broken_consumer_does_not_stop_scori
     store = Store(str(tmp_path))
     try:
         ledger = Ledger(store)
-        alerts = AnomalyAlerts(ledger.record, threshold=0.5, warn_threshold=0.75)
+        alerts = AnomalyAlerts(ledger.record, warn_threshold=0.75)
         scores = AnomalyScores(8, on_alert=alerts, alert_threshold=0.5)
         ts, values = series(900, spikes=[500, 700])  # two episodes of the kernel, one open ledger episode
         run(scores, [("10.0.0.9", "if:eth0:in_bps")], ts, values)
