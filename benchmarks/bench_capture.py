@@ -11,7 +11,10 @@ SIMULTANEOUSLY, each with a 64 MiB ring. Reported for both: frames received, ker
 seconds per million frames from /proc/PID/stat (utime+stime, sampled after both are ready and after
 the stream, so start-up costs are left out), and the ratio.
 
-    python benchmarks/bench_capture.py [--quick] [--count N]
+    python benchmarks/bench_capture.py [--quick] [--count N] [--rounds N]
+
+Three rounds by default, each printed, then the medians: CPU time is read in 10 ms ticks and the
+machine's speed drifts between runs, so a single round's ratio can be off by a tenth either way.
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ import json
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -151,23 +155,8 @@ def _tcpdump_stats(text: str) -> tuple[int, int]:
     return captured, dropped
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="bench_capture")
-    p.add_argument("--quick", action="store_true")
-    p.add_argument("--count", type=int, default=None)
-    p.add_argument("--child", metavar="IFACE", help=argparse.SUPPRESS)
-    a = p.parse_args(argv or [])
-    if a.child:
-        return child(a.child)
-    count = min(a.count or (300_000 if a.quick else 4_000_000), 20_000_000)
-    if os.geteuid() != 0:
-        print("bench capture: needs root (network namespaces)", file=sys.stderr)
-        return 2
-    missing = [t for t in ("trafgen", "tcpdump", "ip") if shutil.which(t) is None]
-    if missing:
-        print(f"bench capture: needs {', '.join(missing)} (Debian netsniff-ng, tcpdump, iproute2)", file=sys.stderr)
-        return 2
-
+def measure(count: int) -> dict:
+    """One round: a fresh veth pair, both capturers started, COUNT frames sent, both stopped."""
     lab = VethPair()
     procs: list[subprocess.Popen] = []
     tmp = tempfile.mkdtemp(prefix="svcap-bench-")
@@ -213,25 +202,65 @@ def main(argv: list[str] | None = None) -> int:
                 proc.wait(5)
         lab.destroy()
         shutil.rmtree(tmp, ignore_errors=True)
-
     cpu_ours, cpu_td = cpu1["ours"] - cpu0["ours"], cpu1["tcpdump"] - cpu0["tcpdump"]
     per_m_ours = cpu_ours / max(res["frames"], 1) * 1e6
     per_m_td = cpu_td / max(td_frames, 1) * 1e6
+    return dict(res=res, send_s=send_s, td_frames=td_frames, td_drops=td_drops, cpu_ours=cpu_ours, cpu_td=cpu_td,
+                per_m_ours=per_m_ours, per_m_td=per_m_td,
+                ratio=per_m_td / per_m_ours if per_m_ours > 0 else float("inf"))
+
+
+def report(count: int, r: dict) -> None:
+    res = r["res"]
     walk = "ring walk + parse" if res.get("ring_parses") and res["stages"] else "ring walk + copy"
     stages = res["stages"].replace("parse + ", "") if res.get("ring_parses") else res["stages"]
     what = walk + " + count" + (f" + {stages}" if stages else " (no parser in this build)")
     print(f"capture: {count:,} x 60-byte frames from trafgen on 1 core over veth "
-          f"({count / send_s / 1e3:,.0f}k pps offered), captured simultaneously by both")
+          f"({count / r['send_s'] / 1e3:,.0f}k pps offered), captured simultaneously by both")
     print(f"  {'':34} {'frames':>11} {'kernel drops':>13} {'CPU s':>7} {'CPU s/Mframe':>13}")
     print(f"  {'sitevigil (' + res['implementation'] + ')':34} {res['frames']:>11,} "
-          f"{res['kernel_drops']:>13,} {cpu_ours:>7.2f} {per_m_ours:>13.3f}")
-    print(f"  {'tcpdump -w /dev/null -B 65536':34} {td_frames:>11,} {td_drops:>13,} {cpu_td:>7.2f} {per_m_td:>13.3f}")
+          f"{res['kernel_drops']:>13,} {r['cpu_ours']:>7.2f} {r['per_m_ours']:>13.3f}")
+    print(f"  {'tcpdump -w /dev/null -B 65536':34} {r['td_frames']:>11,} {r['td_drops']:>13,} {r['cpu_td']:>7.2f} "
+          f"{r['per_m_td']:>13.3f}")
     per_frame = lambda ns: ns / max(res["frames"], 1)  # noqa: E731
     print(f"  probe pipeline: {what}; its thread CPU per frame: {walk} {per_frame(res['ring_ns']):.0f} ns, "
           f"the rest {per_frame(res['pipeline_ns']):.0f} ns")
-    ratio = per_m_td / per_m_ours if per_m_ours > 0 else float("inf")
-    print(f"  ratio: tcpdump CPU per frame / ours = {ratio:.2f}x "
-          f"(>= 1 means the probe costs no more per frame); drops ours {res['kernel_drops']} vs tcpdump {td_drops}")
+    print(f"  ratio: tcpdump CPU per frame / ours = {r['ratio']:.2f}x "
+          f"(>= 1 means the probe costs no more per frame); drops ours {res['kernel_drops']} vs tcpdump {r['td_drops']}",
+          flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="bench_capture")
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--count", type=int, default=None)
+    p.add_argument("--rounds", type=int, default=None,
+                   help="rounds, each on a fresh veth pair (default 3, 1 with --quick); the summary gives medians")
+    p.add_argument("--child", metavar="IFACE", help=argparse.SUPPRESS)
+    a = p.parse_args(argv or [])
+    if a.child:
+        return child(a.child)
+    count = min(a.count or (300_000 if a.quick else 4_000_000), 20_000_000)
+    rounds = max(1, min(a.rounds or (1 if a.quick else 3), 20))
+    if os.geteuid() != 0:
+        print("bench capture: needs root (network namespaces)", file=sys.stderr)
+        return 2
+    missing = [t for t in ("trafgen", "tcpdump", "ip") if shutil.which(t) is None]
+    if missing:
+        print(f"bench capture: needs {', '.join(missing)} (Debian netsniff-ng, tcpdump, iproute2)", file=sys.stderr)
+        return 2
+    results = []
+    for i in range(rounds):
+        if rounds > 1:
+            print(f"round {i + 1} of {rounds}")
+        results.append(measure(count))
+        report(count, results[-1])
+    if rounds > 1:
+        med = lambda key: statistics.median(r[key] for r in results)  # noqa: E731
+        print(f"summary over {rounds} rounds (medians; CPU time is read in 10 ms ticks, so single rounds vary): "
+              f"ours {med('per_m_ours'):.3f} CPU s/Mframe, tcpdump {med('per_m_td'):.3f}, "
+              f"ratio tcpdump/ours {med('ratio'):.2f}x; kernel drops ours "
+              f"{sum(r['res']['kernel_drops'] for r in results)} vs tcpdump {sum(r['td_drops'] for r in results)} in all")
     return 0
 
 
