@@ -422,6 +422,230 @@ cdef Table _table(object spec, bint with_hll) except *:
     return t
 
 
+# What aggregate_frames carries from one frame to the next: the tables, the recent-frame state, the
+# per-role row caches and the run being added up. The ring's walk (ring.pxi) keeps one too, so it can
+# aggregate each frame right after parsing it.
+cdef struct AggState:
+    Table mt, it, at
+    Recent rc
+    bint track
+    RowCache src_mac_c, dst_mac_c, src_ip_c, dst_ip_c, arp_c
+    uint32_t last_dport
+    uint64_t last_porth
+    Effect run
+
+
+cdef int agg_state_init(AggState* s, object mac_table, object ip_table, object arp_table, object recent) except -1:
+    memset(s, 0, sizeof(AggState))
+    s.mt = _table(mac_table, True)
+    s.it = _table(ip_table, True)
+    s.at = _table(arp_table, False)
+    s.track = recent is not None
+    if s.track:
+        s.rc = _recent(recent)
+    s.last_porth = mix64(0 + SALT_PORT)
+    return 0
+
+
+cdef inline void agg_finish(AggState* s) noexcept nogil:
+    # add the run in progress: call once after the last agg_frame
+    if s.run.n != 0:
+        add_run(&s.mt, &s.it, &s.at, &s.run)
+        s.run.n = 0
+
+
+cdef inline void agg_frame(AggState* s, const FrameRecord* r) noexcept nogil:
+    # one frame into the tables (or into the run in progress, which agg_finish or a different frame adds)
+    cdef uint32_t fl
+    cdef uint64_t tx, rx, ts, wl, dk1, dk2, hosth, porth, chh, dupv, rsth
+    cdef bint ok, ip, l2, arp_ok, respond
+    cdef uint8_t tf, ty
+    cdef Effect e
+    fl = r.flags
+    ts = <uint64_t>r.ts_ns
+    wl = r.wirelen
+    ok = (fl & F_MALFORMED) == 0
+    l2 = r.caplen >= 14
+    tx = 1ULL << C_FRAMES
+    rx = 1ULL << C_RX_FRAMES
+    hosth = porth = chh = rsth = 0
+    dk1 = dk2 = 0
+    if fl & F_BROADCAST:
+        tx |= 1ULL << C_BROADCAST
+    elif fl & F_MULTICAST:
+        tx |= 1ULL << C_MULTICAST
+    if not ok:
+        tx |= 1ULL << C_MALFORMED
+    if fl & F_TRUNCATED:
+        tx |= 1ULL << C_TRUNCATED
+    dupv = 0
+    if s.track and r.frame_hash != 0:  # broadcast/multicast only (parse hashes no unicast)
+        dupv = dup_track(&s.rc, r, ts)
+        if dupv:
+            tx |= 1ULL << C_DUP_FRAMES
+    ip = ok and (fl & (F_IPV4 | F_IPV6)) != 0
+    if ip:
+        if fl & F_IPV4:
+            dk1, dk2 = 0, V4_MAPPED | r.dst_ip
+        else:
+            dk1, dk2 = r.dst_ip6_hi, r.dst_ip6_lo
+    arp_ok = ok and (fl & F_ARP) != 0 and (r.arp_sha != 0 or r.arp_spa != 0)
+    if ok:
+        if fl & F_TCP:
+            tf = r.tcp_flags
+            if tf & 0x02:
+                if tf & 0x10:
+                    tx |= 1ULL << C_TCP_SYNACK
+                    rx |= 1ULL << C_TCP_SYNACK_RCVD
+                else:
+                    tx |= 1ULL << C_TCP_SYN
+                    hosth = cached_hash(&s.dst_ip_c, dk1, dk2)
+                    porth = port_hash(r.dport, &s.last_dport, &s.last_porth)
+            elif (tf & 0x14) == 0:
+                # neither ACK nor RST: a FIN/NULL/Xmas probe, which no live connection sends
+                tx |= 1ULL << C_TCP_STEALTH
+                hosth = cached_hash(&s.dst_ip_c, dk1, dk2)
+                porth = port_hash(r.dport, &s.last_dport, &s.last_porth)
+            if tf & 0x04:
+                tx |= 1ULL << C_TCP_RST
+                rx |= 1ULL << C_TCP_RST_RCVD
+                if (tf & 0x10) == 0:
+                    tx |= 1ULL << C_TCP_RST_BARE
+                if r.sport <= r.dport:  # a service port resetting a client-side port
+                    rsth = mix64(r.sport + SALT_RST)
+            if s.track:
+                tx |= tcp_track(&s.rc, r, ts)
+        elif fl & F_UDP:
+            if (fl & (F_BROADCAST | F_MULTICAST)) == 0:
+                if r.dport <= r.sport:
+                    tx |= 1ULL << C_UDP_PROBE
+                    hosth = cached_hash(&s.dst_ip_c, dk1, dk2)
+                    porth = port_hash(r.dport, &s.last_dport, &s.last_porth)
+                if wl <= UDP_SMALL and (fl & F_DNS) == 0:
+                    tx |= 1ULL << C_UDP_SMALL
+        elif fl & F_ICMP:
+            ty = r.icmp_type
+            if r.ip_proto == 1:
+                if ty == 3:
+                    tx |= 1ULL << C_ICMP_UNREACH
+                    rx |= 1ULL << C_ICMP_UNREACH_RCVD
+                elif ty == 8:
+                    tx |= 1ULL << C_ICMP_ECHO_REQUEST
+                    hosth = cached_hash(&s.dst_ip_c, dk1, dk2)
+                elif ty == 0:
+                    rx |= 1ULL << C_ICMP_ECHO_REPLY_RCVD
+                elif ty == 11:
+                    tx |= 1ULL << C_ICMP_TIME_EXCEEDED
+            else:
+                if ty == 1:
+                    tx |= 1ULL << C_ICMP_UNREACH
+                    rx |= 1ULL << C_ICMP_UNREACH_RCVD
+                elif ty == 128:
+                    tx |= 1ULL << C_ICMP_ECHO_REQUEST
+                    hosth = cached_hash(&s.dst_ip_c, dk1, dk2)
+                elif ty == 129:
+                    rx |= 1ULL << C_ICMP_ECHO_REPLY_RCVD
+                elif ty == 3:
+                    tx |= 1ULL << C_ICMP_TIME_EXCEEDED
+        if fl & F_DNS:
+            if fl & F_DNS_RESPONSE:
+                tx |= 1ULL << C_DNS_RESPONSE
+                rx |= 1ULL << C_DNS_RESPONSE_RCVD
+                if r.dns_rcode == 3:
+                    tx |= 1ULL << C_DNS_NXDOMAIN
+                    rx |= 1ULL << C_DNS_NXDOMAIN_RCVD
+                elif r.dns_rcode == 2:
+                    tx |= 1ULL << C_DNS_SERVFAIL
+                    rx |= 1ULL << C_DNS_SERVFAIL_RCVD
+            else:
+                tx |= 1ULL << C_DNS_QUERY
+        if fl & F_DHCP:
+            ty = r.dhcp_msg_type
+            if ty == 1:
+                tx |= 1ULL << C_DHCP_DISCOVER
+            elif ty == 2:
+                tx |= 1ULL << C_DHCP_OFFER
+            elif ty == 3:
+                tx |= 1ULL << C_DHCP_REQUEST
+            elif ty == 5:
+                tx |= 1ULL << C_DHCP_ACK
+            elif ty == 6:
+                tx |= 1ULL << C_DHCP_NAK
+            elif ty == 8:
+                tx |= 1ULL << C_DHCP_INFORM
+            if (ty == 1 or ty == 3 or ty == 8) and r.dhcp_chaddr != 0:
+                chh = mix64(r.dhcp_chaddr ^ SALT_CHADDR)
+        if arp_ok:
+            if r.arp_op == 1:
+                tx |= 1ULL << C_ARP_REQUEST
+                if (fl & F_ARP_GRATUITOUS) == 0 and r.arp_tpa != 0:
+                    hosth = key_hash(0, V4_MAPPED | r.arp_tpa)
+            elif r.arp_op == 2:
+                tx |= 1ULL << C_ARP_REPLY
+                rx |= 1ULL << C_ARP_REPLY_RCVD
+            if fl & F_ARP_GRATUITOUS:
+                tx |= 1ULL << C_ARP_GRATUITOUS
+            if r.arp_sha != r.src_mac:
+                tx |= 1ULL << C_ARP_SHA_MISMATCH
+        if fl & F_LLDP:
+            tx |= 1ULL << C_LLDP
+        elif fl & F_CDP:
+            tx |= 1ULL << C_CDP
+        elif fl & F_STP:
+            tx |= 1ULL << C_STP
+
+    # rows: sources insert, destinations only update existing rows
+    e.ms = cached_upsert(&s.mt, &s.src_mac_c, r.src_mac, 0) if l2 and r.src_mac != 0 else -1  # 0: no MAC (raw IP captures)
+    e.isrc = -1
+    if ip:
+        if fl & F_IPV4:
+            if r.src_ip != 0:
+                e.isrc = cached_upsert(&s.it, &s.src_ip_c, 0, V4_MAPPED | r.src_ip)
+        elif r.src_ip6_hi != 0 or r.src_ip6_lo != 0:
+            e.isrc = cached_upsert(&s.it, &s.src_ip_c, r.src_ip6_hi, r.src_ip6_lo)
+    # a response (SYN-ACK, RST, ARP reply, DNS answer, ICMP error/echo reply) may open its
+    # destination's row: it can cross a window boundary after the request; plain traffic cannot
+    respond = (rx & ~(1ULL << C_RX_FRAMES)) != 0
+    e.md = -1
+    if l2 and (fl & (F_BROADCAST | F_MULTICAST)) == 0 and r.dst_mac != 0:
+        e.md = cached_upsert(&s.mt, &s.dst_mac_c, r.dst_mac, 0) if respond else cached_lookup(&s.mt, &s.dst_mac_c, r.dst_mac, 0)
+    e.idst = -1
+    if ip and (dk1 != 0 or (dk2 & 0xFFFFFFFFULL) != 0):
+        e.idst = cached_upsert(&s.it, &s.dst_ip_c, dk1, dk2) if respond else cached_lookup(&s.it, &s.dst_ip_c, dk1, dk2)
+    e.ar = cached_upsert(&s.at, &s.arp_c, r.arp_spa, r.arp_sha) if arp_ok and r.arp_spa != 0 else -1
+    e.tx = tx
+    e.rx = rx
+    e.ok = ok
+    e.src_mac = r.src_mac
+    e.peer_ip = 0
+    e.dhcp_sid = e.dhcp_fp = 0
+    if ok:
+        if ip and (fl & F_IPV4) and r.src_ip != 0:
+            e.peer_ip = r.src_ip
+        elif arp_ok and r.arp_spa != 0:
+            e.peer_ip = r.arp_spa
+        if r.dhcp_server_id != 0 and (r.dhcp_msg_type == 2 or r.dhcp_msg_type == 5 or r.dhcp_msg_type == 6):
+            e.dhcp_sid = r.dhcp_server_id
+        e.dhcp_fp = r.dhcp_fingerprint
+    e.hosth, e.porth, e.chh, e.rsth = hosth, porth, chh, rsth
+    e.dupv = dupv
+    e.vlan = r.vlan
+    if s.run.n != 0 and same_effect(&s.run, &e) and ts != 0 and s.run.ts_lo != 0:
+        s.run.n += 1
+        s.run.bytes += wl
+        if ts < s.run.ts_lo:
+            s.run.ts_lo = ts
+        if ts > s.run.ts_hi:
+            s.run.ts_hi = ts
+    else:
+        if s.run.n != 0:
+            add_run(&s.mt, &s.it, &s.at, &s.run)
+        s.run = e
+        s.run.n = 1
+        s.run.bytes = wl
+        s.run.ts_lo = s.run.ts_hi = ts
+
+
 def aggregate_frames(records, mac_table, ip_table, arp_table, recent=None):
     """Add a batch of FRAME_DTYPE records into three tables, in place.
 
@@ -438,222 +662,14 @@ def aggregate_frames(records, mac_table, ip_table, arp_table, recent=None):
     """
     if not is_frame_array(records, False):
         raise TypeError("aggregate_frames: records must be a C-contiguous FRAME_DTYPE array")
-    cdef Table mt = _table(mac_table, True)
-    cdef Table it = _table(ip_table, True)
-    cdef Table at = _table(arp_table, False)
-    cdef Recent rc
-    rc.dup = rc.flow = NULL
-    rc.dup_mask = rc.flow_mask = 0
-    cdef bint track = recent is not None
-    if track:
-        rc = _recent(recent)
+    cdef AggState st
+    agg_state_init(&st, mac_table, ip_table, arp_table, recent)
     cdef Py_ssize_t n = records.shape[0], i
-    if n == 0:
-        return
-    cdef FrameRecord* rec = <FrameRecord*>cnp.PyArray_DATA(records)
-    cdef FrameRecord* r
-    cdef uint32_t fl
-    cdef uint64_t tx, rx, ts, wl, dk1, dk2, hosth, porth, chh, dupv, rsth
-    cdef bint ok, ip, l2, arp_ok, respond
-    cdef uint8_t tf, ty
-    cdef Effect e, run
-    run.n = 0
-    cdef RowCache src_mac_c, dst_mac_c, src_ip_c, dst_ip_c, arp_c
-    memset(&src_mac_c, 0, sizeof(RowCache))
-    memset(&dst_mac_c, 0, sizeof(RowCache))
-    memset(&src_ip_c, 0, sizeof(RowCache))
-    memset(&dst_ip_c, 0, sizeof(RowCache))
-    memset(&arp_c, 0, sizeof(RowCache))
-    cdef uint32_t last_dport = 0
-    cdef uint64_t last_porth = mix64(0 + SALT_PORT)
+    cdef const FrameRecord* rec = <FrameRecord*>cnp.PyArray_DATA(records)
     with nogil:
         for i in range(n):
-            r = rec + i
-            fl = r.flags
-            ts = <uint64_t>r.ts_ns
-            wl = r.wirelen
-            ok = (fl & F_MALFORMED) == 0
-            l2 = r.caplen >= 14
-            tx = 1ULL << C_FRAMES
-            rx = 1ULL << C_RX_FRAMES
-            hosth = porth = chh = rsth = 0
-            dk1 = dk2 = 0
-            if fl & F_BROADCAST:
-                tx |= 1ULL << C_BROADCAST
-            elif fl & F_MULTICAST:
-                tx |= 1ULL << C_MULTICAST
-            if not ok:
-                tx |= 1ULL << C_MALFORMED
-            if fl & F_TRUNCATED:
-                tx |= 1ULL << C_TRUNCATED
-            dupv = 0
-            if track and r.frame_hash != 0:  # broadcast/multicast only (parse hashes no unicast)
-                dupv = dup_track(&rc, r, ts)
-                if dupv:
-                    tx |= 1ULL << C_DUP_FRAMES
-            ip = ok and (fl & (F_IPV4 | F_IPV6)) != 0
-            if ip:
-                if fl & F_IPV4:
-                    dk1, dk2 = 0, V4_MAPPED | r.dst_ip
-                else:
-                    dk1, dk2 = r.dst_ip6_hi, r.dst_ip6_lo
-            arp_ok = ok and (fl & F_ARP) != 0 and (r.arp_sha != 0 or r.arp_spa != 0)
-            if ok:
-                if fl & F_TCP:
-                    tf = r.tcp_flags
-                    if tf & 0x02:
-                        if tf & 0x10:
-                            tx |= 1ULL << C_TCP_SYNACK
-                            rx |= 1ULL << C_TCP_SYNACK_RCVD
-                        else:
-                            tx |= 1ULL << C_TCP_SYN
-                            hosth = cached_hash(&dst_ip_c, dk1, dk2)
-                            porth = port_hash(r.dport, &last_dport, &last_porth)
-                    elif (tf & 0x14) == 0:
-                        # neither ACK nor RST: a FIN/NULL/Xmas probe, which no live connection sends
-                        tx |= 1ULL << C_TCP_STEALTH
-                        hosth = cached_hash(&dst_ip_c, dk1, dk2)
-                        porth = port_hash(r.dport, &last_dport, &last_porth)
-                    if tf & 0x04:
-                        tx |= 1ULL << C_TCP_RST
-                        rx |= 1ULL << C_TCP_RST_RCVD
-                        if (tf & 0x10) == 0:
-                            tx |= 1ULL << C_TCP_RST_BARE
-                        if r.sport <= r.dport:  # a service port resetting a client-side port
-                            rsth = mix64(r.sport + SALT_RST)
-                    if track:
-                        tx |= tcp_track(&rc, r, ts)
-                elif fl & F_UDP:
-                    if (fl & (F_BROADCAST | F_MULTICAST)) == 0:
-                        if r.dport <= r.sport:
-                            tx |= 1ULL << C_UDP_PROBE
-                            hosth = cached_hash(&dst_ip_c, dk1, dk2)
-                            porth = port_hash(r.dport, &last_dport, &last_porth)
-                        if wl <= UDP_SMALL and (fl & F_DNS) == 0:
-                            tx |= 1ULL << C_UDP_SMALL
-                elif fl & F_ICMP:
-                    ty = r.icmp_type
-                    if r.ip_proto == 1:
-                        if ty == 3:
-                            tx |= 1ULL << C_ICMP_UNREACH
-                            rx |= 1ULL << C_ICMP_UNREACH_RCVD
-                        elif ty == 8:
-                            tx |= 1ULL << C_ICMP_ECHO_REQUEST
-                            hosth = cached_hash(&dst_ip_c, dk1, dk2)
-                        elif ty == 0:
-                            rx |= 1ULL << C_ICMP_ECHO_REPLY_RCVD
-                        elif ty == 11:
-                            tx |= 1ULL << C_ICMP_TIME_EXCEEDED
-                    else:
-                        if ty == 1:
-                            tx |= 1ULL << C_ICMP_UNREACH
-                            rx |= 1ULL << C_ICMP_UNREACH_RCVD
-                        elif ty == 128:
-                            tx |= 1ULL << C_ICMP_ECHO_REQUEST
-                            hosth = cached_hash(&dst_ip_c, dk1, dk2)
-                        elif ty == 129:
-                            rx |= 1ULL << C_ICMP_ECHO_REPLY_RCVD
-                        elif ty == 3:
-                            tx |= 1ULL << C_ICMP_TIME_EXCEEDED
-                if fl & F_DNS:
-                    if fl & F_DNS_RESPONSE:
-                        tx |= 1ULL << C_DNS_RESPONSE
-                        rx |= 1ULL << C_DNS_RESPONSE_RCVD
-                        if r.dns_rcode == 3:
-                            tx |= 1ULL << C_DNS_NXDOMAIN
-                            rx |= 1ULL << C_DNS_NXDOMAIN_RCVD
-                        elif r.dns_rcode == 2:
-                            tx |= 1ULL << C_DNS_SERVFAIL
-                            rx |= 1ULL << C_DNS_SERVFAIL_RCVD
-                    else:
-                        tx |= 1ULL << C_DNS_QUERY
-                if fl & F_DHCP:
-                    ty = r.dhcp_msg_type
-                    if ty == 1:
-                        tx |= 1ULL << C_DHCP_DISCOVER
-                    elif ty == 2:
-                        tx |= 1ULL << C_DHCP_OFFER
-                    elif ty == 3:
-                        tx |= 1ULL << C_DHCP_REQUEST
-                    elif ty == 5:
-                        tx |= 1ULL << C_DHCP_ACK
-                    elif ty == 6:
-                        tx |= 1ULL << C_DHCP_NAK
-                    elif ty == 8:
-                        tx |= 1ULL << C_DHCP_INFORM
-                    if (ty == 1 or ty == 3 or ty == 8) and r.dhcp_chaddr != 0:
-                        chh = mix64(r.dhcp_chaddr ^ SALT_CHADDR)
-                if arp_ok:
-                    if r.arp_op == 1:
-                        tx |= 1ULL << C_ARP_REQUEST
-                        if (fl & F_ARP_GRATUITOUS) == 0 and r.arp_tpa != 0:
-                            hosth = key_hash(0, V4_MAPPED | r.arp_tpa)
-                    elif r.arp_op == 2:
-                        tx |= 1ULL << C_ARP_REPLY
-                        rx |= 1ULL << C_ARP_REPLY_RCVD
-                    if fl & F_ARP_GRATUITOUS:
-                        tx |= 1ULL << C_ARP_GRATUITOUS
-                    if r.arp_sha != r.src_mac:
-                        tx |= 1ULL << C_ARP_SHA_MISMATCH
-                if fl & F_LLDP:
-                    tx |= 1ULL << C_LLDP
-                elif fl & F_CDP:
-                    tx |= 1ULL << C_CDP
-                elif fl & F_STP:
-                    tx |= 1ULL << C_STP
-
-            # rows: sources insert, destinations only update existing rows
-            e.ms = cached_upsert(&mt, &src_mac_c, r.src_mac, 0) if l2 and r.src_mac != 0 else -1  # 0: no MAC (raw IP captures)
-            e.isrc = -1
-            if ip:
-                if fl & F_IPV4:
-                    if r.src_ip != 0:
-                        e.isrc = cached_upsert(&it, &src_ip_c, 0, V4_MAPPED | r.src_ip)
-                elif r.src_ip6_hi != 0 or r.src_ip6_lo != 0:
-                    e.isrc = cached_upsert(&it, &src_ip_c, r.src_ip6_hi, r.src_ip6_lo)
-            # a response (SYN-ACK, RST, ARP reply, DNS answer, ICMP error/echo reply) may open its
-            # destination's row: it can cross a window boundary after the request; plain traffic cannot
-            respond = (rx & ~(1ULL << C_RX_FRAMES)) != 0
-            e.md = -1
-            if l2 and (fl & (F_BROADCAST | F_MULTICAST)) == 0 and r.dst_mac != 0:
-                e.md = cached_upsert(&mt, &dst_mac_c, r.dst_mac, 0) if respond else cached_lookup(&mt, &dst_mac_c, r.dst_mac, 0)
-            e.idst = -1
-            if ip and (dk1 != 0 or (dk2 & 0xFFFFFFFFULL) != 0):
-                e.idst = cached_upsert(&it, &dst_ip_c, dk1, dk2) if respond else cached_lookup(&it, &dst_ip_c, dk1, dk2)
-            e.ar = cached_upsert(&at, &arp_c, r.arp_spa, r.arp_sha) if arp_ok and r.arp_spa != 0 else -1
-            e.tx = tx
-            e.rx = rx
-            e.ok = ok
-            e.src_mac = r.src_mac
-            e.peer_ip = 0
-            e.dhcp_sid = e.dhcp_fp = 0
-            if ok:
-                if ip and (fl & F_IPV4) and r.src_ip != 0:
-                    e.peer_ip = r.src_ip
-                elif arp_ok and r.arp_spa != 0:
-                    e.peer_ip = r.arp_spa
-                if r.dhcp_server_id != 0 and (r.dhcp_msg_type == 2 or r.dhcp_msg_type == 5 or r.dhcp_msg_type == 6):
-                    e.dhcp_sid = r.dhcp_server_id
-                e.dhcp_fp = r.dhcp_fingerprint
-            e.hosth, e.porth, e.chh, e.rsth = hosth, porth, chh, rsth
-            e.dupv = dupv
-            e.vlan = r.vlan
-            if run.n != 0 and same_effect(&run, &e) and ts != 0 and run.ts_lo != 0:
-                run.n += 1
-                run.bytes += wl
-                if ts < run.ts_lo:
-                    run.ts_lo = ts
-                if ts > run.ts_hi:
-                    run.ts_hi = ts
-            else:
-                if run.n != 0:
-                    add_run(&mt, &it, &at, &run)
-                run = e
-                run.n = 1
-                run.bytes = wl
-                run.ts_lo = run.ts_hi = ts
-        if run.n != 0:
-            add_run(&mt, &it, &at, &run)
+            agg_frame(&st, rec + i)
+        agg_finish(&st)
 
 
 __all__ += ["record_totals"]
