@@ -5,8 +5,8 @@ Topology (two network namespaces made for the run, removed afterwards whatever h
     <prefix>-tx: eth0  --veth-->  cap0 :<prefix>-rx   (the probe's capture port)
 
 trafgen (netsniff-ng) sends COUNT (default 4M, --quick 300k) 60-byte UDP frames at its top rate from
-one core. The probe's capture (the daemon's own code path: probe.sources.capture.open_ring + FramePipeline.feed_ring, which also parses,
-aggregates per device and runs the LAN detectors when the build has them) and `tcpdump -i cap0 -n -w /dev/null -B 65536` capture the SAME stream
+one core. The probe's capture (the daemon's own code path: probe.sources.capture.open_ring + FramePipeline.feed_ring: the ring's walk
+parses each frame and aggregates it per device, then the LAN detectors run on each closed window) and `tcpdump -i cap0 -n -w /dev/null -B 65536` capture the SAME stream
 SIMULTANEOUSLY, each with a 64 MiB ring. Reported for both: frames received, kernel drops, and CPU
 seconds per million frames from /proc/PID/stat (utime+stime, sampled after both are ready and after
 the stream, so start-up costs are left out), and the ratio.
@@ -212,8 +212,13 @@ def measure(count: int) -> dict:
 
 def report(count: int, r: dict) -> None:
     res = r["res"]
-    walk = "ring walk + parse" if res.get("ring_parses") and res["stages"] else "ring walk + copy"
-    stages = res["stages"].replace("parse + ", "") if res.get("ring_parses") else res["stages"]
+    if res.get("ring_parses") and res["stages"].startswith("parse + aggregate"):
+        walk = "ring walk + parse + aggregate"  # next_records aggregates into the open window in its walk
+    elif res.get("ring_parses") and res["stages"]:
+        walk = "ring walk + parse"
+    else:
+        walk = "ring walk + copy"
+    stages = res["stages"].replace("parse + ", "").replace("aggregate + ", "") if res.get("ring_parses") else res["stages"]
     what = walk + " + count" + (f" + {stages}" if stages else " (no parser in this build)")
     print(f"capture: {count:,} x 60-byte frames from trafgen on 1 core over veth "
           f"({count / r['send_s'] / 1e3:,.0f}k pps offered), captured simultaneously by both")

@@ -52,12 +52,17 @@ class PacketRing:
     # (parse_frame on const uint8_t* + caplen) into `out` (FRAME_DTYPE, FrameRecord*), record_totals'
     # sums taken and flag bits counted (int64_t flag_counts[32], optional) on the way; only rare frames'
     # bytes (RARE_FLAGS, not malformed) are memcpy()d, into a block_size buffer the ring keeps.
+    # With `aggregate` (the open window's tables, recent-frame state and end), each record is also added
+    # to the tables in the walk (agg_frame, as aggregate_frames does) until the first at or past the end.
+    # With `linger` > 0 the walk, once frames came, polls for further blocks until that deadline.
     def next_records(self, out: np.ndarray, timeout: float = ..., max_frames: int = ...,
-                     flag_counts: npt.NDArray[np.int64] | None = ...
-                     ) -> tuple[np.ndarray, int, tuple[npt.NDArray[np.int64], "FrameBatch"] | None,  # noqa: F821
-                                tuple[int, int, int]]: ...
+                     flag_counts: npt.NDArray[np.int64] | None = ...,
+                     aggregate: tuple[tuple, tuple, tuple, tuple | None, int] | None = ...,
+                     linger: float = ...) -> tuple[np.ndarray, int, tuple[npt.NDArray[np.int64], "FrameBatch"] | None,  # noqa: F821
+                                tuple[int, int, int], int]: ...
     # (records = out[:n], malformed, None or (index into records, rare frames),
-    #  (uint64_t sum of wire lengths, min int64_t ts_ns, max ts_ns) as record_totals gives them)
+    #  (uint64_t sum of wire lengths, min int64_t ts_ns, max ts_ns) as record_totals gives them,
+    #  how many leading records were aggregated)
     def statistics(self) -> dict[str, int]: ...  # packets, drops, freeze_queue_count since open
     def close(self) -> None: ...
     def __enter__(self) -> "PacketRing": ...

@@ -8,11 +8,14 @@
 # reported in `vlan` and counted in `wirelen` (it was on the wire) but is not in the frame bytes.
 # next_records() walks the same way but parses each frame where the kernel put it (parse_frame, as
 # parse_frames does) into the caller's FRAME_DTYPE buffer: the capture's hot path, no frame bytes
-# copied except those of the few frames the rare-frame decoder reads (RARE_FLAGS).
+# copied except those of the few frames the rare-frame decoder reads (RARE_FLAGS). Given the open
+# window's tables it also aggregates each frame right after parsing it (agg_frame, as aggregate_frames
+# does), while the record is still in L1, up to the first frame at or past the window's end.
 # Socket setup is shared with the twin (probe/sources/afpacket.py), so both see the same frames.
 # Twin: probe/_twin/ring.py.
 
 from posix.mman cimport mmap, munmap, PROT_READ, PROT_WRITE, MAP_SHARED, MAP_FAILED
+from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 from libc.string cimport memcpy
 from libc.stdint cimport int32_t
 
@@ -111,6 +114,28 @@ cdef inline tpacket_block_desc *_ring_block(unsigned char *ring, uint32_t block_
 
 cdef inline bint _ring_ready(tpacket_block_desc *bd) noexcept nogil:
     return (sv_ring_status(&bd.hdr.bh1.block_status) & TP_STATUS_USER) != 0
+
+
+cdef inline int64_t _monotonic_ns() noexcept nogil:
+    cdef timespec t
+    clock_gettime(CLOCK_MONOTONIC, &t)
+    return <int64_t>t.tv_sec * 1000000000 + t.tv_nsec
+
+
+cdef bint _ring_wait(int fd, tpacket_block_desc *bd, int64_t until_ns) noexcept nogil:
+    """Wait (poll) until block bd is handed over or until_ns (CLOCK_MONOTONIC) passes; whether it was."""
+    cdef pollfd pfd
+    cdef int64_t left
+    while not _ring_ready(bd):
+        left = until_ns - _monotonic_ns()
+        if left <= 0:
+            return False
+        pfd.fd = fd
+        pfd.events = POLLIN | POLLERR
+        pfd.revents = 0
+        if poll(&pfd, 1, <int>(left // 1000000) + 1) > 0 and pfd.revents & POLLERR:
+            return _ring_ready(bd)  # the interface went away: the next call reports it
+    return True
 
 
 cdef class PacketRing:
@@ -239,7 +264,8 @@ cdef class PacketRing:
             if self._close_pending:
                 self.close()
 
-    def next_records(self, out, double timeout=0.1, Py_ssize_t max_frames=0, flag_counts=None):
+    def next_records(self, out, double timeout=0.1, Py_ssize_t max_frames=0, flag_counts=None, aggregate=None,
+                     double linger=0.0):
         """Parse up to max_frames frames (default: len(out)) from the ready blocks straight into `out`,
         a C-contiguous FRAME_DTYPE array, waiting up to `timeout` seconds for the first block.
 
@@ -251,6 +277,15 @@ cdef class PacketRing:
         flag bits added the same way: the walk does that work while each record is in cache. The
         records are what parse_frames gives for next_batch's frames; blocks go back to the kernel as in
         next_batch.
+
+        `linger` (seconds): once frames came, keep taking blocks as the kernel hands them over for up to
+        this long, until max_frames (fewer, larger reads at high rates).
+
+        `aggregate`, optional, is (mac_table, ip_table, arp_table, recent, window_end_ns) as
+        aggregate_frames takes them plus the end of the window they hold: each record is then added to
+        those tables in the walk, up to (not including) the first one whose ts_ns >= window_end_ns
+        (none when window_end_ns <= 0). The result gets a fifth item, how many leading records were
+        added (0 without `aggregate`); the caller aggregates the rest, as aggregate_frames would.
         """
         if self._ring == NULL:
             raise ValueError("capture ring is closed")
@@ -274,6 +309,19 @@ cdef class PacketRing:
         cdef Py_ssize_t n = 0, malformed = 0
         cdef RareCopy rc
         cdef FrameRecord* rec = <FrameRecord*>cnp.PyArray_DATA(out)
+        cdef AggState ag
+        cdef AggState* agp = NULL
+        cdef int64_t agg_end = 0
+        cdef Py_ssize_t aggregated = 0
+        if aggregate is not None:
+            try:
+                mac_t, ip_t, arp_t, recent, agg_end = aggregate
+            except (TypeError, ValueError):
+                raise TypeError("next_records: aggregate is (mac_table, ip_table, arp_table, recent, "
+                                "window_end_ns)") from None
+            if agg_end > 0:
+                agg_state_init(&ag, mac_t, ip_t, arp_t, recent)
+                agp = &ag
         if self._rare_cap < max_frames:
             self._rare_buffers(max_frames)
         rc = self._rare
@@ -288,7 +336,8 @@ cdef class PacketRing:
                     pfd.fd = self._fd
                     pfd.events = POLLIN | POLLERR
                     poll(&pfd, 1, ms)  # EINTR or timeout: the walk finds nothing and says so
-                self._walk_parse(max_frames, rec, &n, &malformed, &rc, fc)
+                self._walk_parse(max_frames, rec, &n, &malformed, &rc, fc, agp, agg_end, &aggregated,
+                                 _monotonic_ns() + <int64_t>(linger * 1e9) if linger > 0 else 0)
             if n == 0 and pfd.revents & POLLERR:  # interface went down or away: the socket says which
                 err = self._sock.getsockopt(_afpacket.socket.SOL_SOCKET, _afpacket.socket.SO_ERROR)
                 if err:
@@ -300,7 +349,7 @@ cdef class PacketRing:
                         _FrameBatch(self._rare_data[:rc.pos].copy(), self._rare_offset[:k].copy(),
                                     self._rare_caplen[:k].copy(), self._rare_wirelen[:k].copy(),
                                     self._rare_ts[:k].copy(), self._rare_vlan[:k].copy()))
-            return out[:n], malformed, rare, (rc.wire, rc.ts_lo, rc.ts_hi)
+            return out[:n], malformed, rare, (rc.wire, rc.ts_lo, rc.ts_hi), aggregated
         finally:
             self._busy = False
             if self._close_pending:
@@ -418,14 +467,16 @@ cdef class PacketRing:
         nbytes[0] = pos
 
     cdef void _walk_parse(self, Py_ssize_t max_frames, FrameRecord* rec, Py_ssize_t* nframes, Py_ssize_t* nmalformed,
-                          RareCopy* rc, int64_t* flag_counts) noexcept nogil:
+                          RareCopy* rc, int64_t* flag_counts, AggState* ag, int64_t agg_end,
+                          Py_ssize_t* naggregated, int64_t linger_until) noexcept nogil:
         """_walk's twin for next_records: parse up to max_frames frames in place into rec, keep the bytes
         of rare frames (stopping early, before a frame, if their buffer is full), add up record_totals'
-        figures, and advance, releasing each block whose last frame was parsed."""
+        figures, aggregate the records before the first at or past agg_end into ag (when not NULL),
+        and advance, releasing each block whose last frame was parsed."""
         cdef uint32_t bsize = self._block_size, bcount = self._block_count
         cdef uint32_t idx = self._cur, left = self._left, walked = 1 if self._left else 0  # blocks entered
         cdef size_t off = self._off, mac
-        cdef Py_ssize_t n = 0, k = rc.n, pos = rc.pos, malformed = 0
+        cdef Py_ssize_t n = 0, k = rc.n, pos = rc.pos, malformed = 0, aggregated = 0
         cdef uint64_t wire = 0
         cdef int64_t ts, lo = 0, hi = 0
         cdef unsigned char *blk
@@ -438,8 +489,12 @@ cdef class PacketRing:
             blk = self._ring + <size_t>idx * bsize
             bd = <tpacket_block_desc *>blk
             if left == 0:  # start the next block, if the kernel handed it over
-                if walked == bcount or not _ring_ready(bd):
+                if walked == bcount:
                     break
+                if not _ring_ready(bd):
+                    # lingering: once frames came, wait for the next block until the deadline
+                    if linger_until == 0 or n == 0 or not _ring_wait(self._fd, bd, linger_until):
+                        break
                 walked += 1
                 left = bd.hdr.bh1.num_pkts
                 off = bd.hdr.bh1.offset_to_first_pkt
@@ -485,6 +540,13 @@ cdef class PacketRing:
                     lo = ts
                 if n == 0 or ts > hi:
                     hi = ts
+                if ag != NULL:
+                    if ts < agg_end:
+                        agg_frame(ag, r)
+                        aggregated += 1
+                    else:  # the window ends here: the caller closes it and aggregates the rest
+                        agg_finish(ag)
+                        ag = NULL
                 wire += wl
                 n += 1
                 left -= 1
@@ -498,9 +560,12 @@ cdef class PacketRing:
                 idx = (idx + 1) % bcount
                 if walked == bcount:
                     break
+        if ag != NULL:
+            agg_finish(ag)
         self._cur, self._left, self._off = idx, left, off
         nframes[0] = n
         nmalformed[0] = malformed
+        naggregated[0] = aggregated
         rc.n = k
         rc.pos = pos
         rc.wire = wire

@@ -5,7 +5,8 @@ socket setup (probe/sources/afpacket.py) and gives the same FrameBatch contents:
 length, VLAN tag (from PACKET_AUXDATA, as the ring's tp_vlan_tci) and a nanosecond timestamp
 (SO_TIMESTAMPNS). Batch boundaries differ: the ring hands over whole blocks. next_records is
 next_batch's frames through the twin's parse_frames and record_totals, the rare frames' bytes kept as the
-ring keeps them.
+ring keeps them, and the records before the window's end through aggregate_frames when asked. `linger`
+is accepted and changes nothing: next_batch already takes every frame the socket holds.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import struct
 import numpy as np
 
 from probe._layout import FRAME_DTYPE
-from probe._twin.aggregate import record_totals
+from probe._twin.aggregate import aggregate_frames, record_totals
 from probe._twin.parse import parse_frames
 from probe.sources import afpacket
 from probe.sources.frames import NO_VLAN, FrameBatch
@@ -86,7 +87,8 @@ class PacketRing:
             if self._close_pending:
                 self.close()
 
-    def next_records(self, out: np.ndarray, timeout: float = 0.1, max_frames: int = 0, flag_counts=None):
+    def next_records(self, out: np.ndarray, timeout: float = 0.1, max_frames: int = 0, flag_counts=None,
+                     aggregate=None, linger: float = 0.0):
         if self._sock is None:
             raise ValueError("capture ring is closed")
         if out.dtype != FRAME_DTYPE or not out.flags.c_contiguous or out.ndim != 1 or not out.flags.writeable:
@@ -97,6 +99,12 @@ class PacketRing:
             raise ValueError("next_records: out must hold at least one record")
         if flag_counts is not None and len(flag_counts) < 32:
             raise ValueError(f"next_records: flag_counts must hold 32 counters, got {len(flag_counts)}")
+        if aggregate is not None:
+            try:
+                mac_t, ip_t, arp_t, recent, end = aggregate
+            except (TypeError, ValueError):
+                raise TypeError("next_records: aggregate is (mac_table, ip_table, arp_table, recent, "
+                                "window_end_ns)") from None
         batch = self.next_batch(timeout, max_frames)
         records, malformed = parse_frames(batch.data, batch.offset, batch.caplen, batch.wirelen, batch.ts_ns,
                                           batch.vlan, out=out)
@@ -106,7 +114,12 @@ class PacketRing:
         if len(index):
             rare = (index, FrameBatch.from_frames([batch.frame(int(i)) for i in index], batch.ts_ns[index].tolist(),
                                                   batch.wirelen[index].tolist(), batch.vlan[index].tolist()))
-        return records, malformed, rare, totals
+        aggregated = 0
+        if aggregate is not None and end > 0:
+            past = np.flatnonzero(records["ts_ns"] >= end)
+            aggregated = int(past[0]) if len(past) else len(records)
+            aggregate_frames(records[:aggregated], mac_t, ip_t, arp_t, recent)
+        return records, malformed, rare, totals, aggregated
 
     def _receive(self, timeout: float, max_frames: int) -> FrameBatch:
         frames: list[bytes] = []

@@ -105,22 +105,28 @@ class CapturePipeline:
                 _log.exception("capture batch consumer failed")
         return self.add_records(records, malformed)
 
-    def add_parsed(self, records: np.ndarray, malformed: int, rare=None, totals=None, flag_counts=None
-                   ) -> list[Finding]:
+    def add_parsed(self, records: np.ndarray, malformed: int, rare=None, totals=None, flag_counts=None,
+                   aggregated: int = 0) -> list[Finding]:
         """Records a source parsed itself (the live ring parses inside its block walk, PacketRing.
         next_records): `rare` is None or (index, FrameBatch) with the bytes of the records at `index`
         that on_records needs (RARE_FLAGS, not malformed); on_records gets those frames and records.
         `totals` and `flag_counts`, when the source took them too, are record_totals' answer for these
-        records and the flag bits it counted (int64[32], this batch's only)."""
+        records and the flag bits it counted (int64[32], this batch's only). `aggregated`: how many leading
+        records the source already added to the open window (with ring_target()'s tables)."""
         if rare is not None and self.on_records is not None:
             index, frames = rare
             try:
                 self.on_records(frames, records[index])
             except Exception:  # a consumer's bug must not stop the capture
                 _log.exception("capture batch consumer failed")
-        return self.add_records(records, malformed, totals, flag_counts)
+        return self.add_records(records, malformed, totals, flag_counts, aggregated)
 
-    def add_records(self, records: np.ndarray, malformed: int, totals=None, flag_counts=None) -> list[Finding]:
+    def ring_target(self) -> tuple:
+        """The open window's tables for a ring that aggregates in its walk (CaptureAggregator.ring_target)."""
+        return self.agg.ring_target()
+
+    def add_records(self, records: np.ndarray, malformed: int, totals=None, flag_counts=None,
+                    aggregated: int = 0) -> list[Finding]:
         """Parsed records of one batch: running totals, then aggregation and detection (`totals` and
         `flag_counts` as in add_parsed, else record_totals runs here)."""
         if not len(records):
@@ -137,7 +143,7 @@ class CapturePipeline:
             self.malformed += int(malformed)
             self.first_ts_ns = lo if self.first_ts_ns is None else min(self.first_ts_ns, lo)
             self.last_ts_ns = hi if self.last_ts_ns is None else max(self.last_ts_ns, hi)
-        return self._windows(self.agg.add(records, hi))
+        return self._windows(self.agg.add(records, hi, aggregated))
 
     def add_windows(self, windows: list[WindowAggregates]) -> list[Finding]:
         """Closed windows aggregated elsewhere (the fanout workers', merged per time slot)."""

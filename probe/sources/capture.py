@@ -51,7 +51,8 @@ STATS_SECONDS = 1.0       # how often kernel and interface counters are read
 DROP_WINDOW_SECONDS = 60  # health stays DEGRADED this long after the kernel last dropped frames
 READ_TIMEOUT = 0.2        # longest wait inside the ring, so a stop request is seen quickly
 PASSIVE_PER_SECOND = 200  # rare frames (DHCP, mDNS, LLDP...) decoded for the inventory, at most, per second
-RING_BATCH = 4096         # frames per ring read: parse buffer and aggregation batch
+RING_BATCH = 32768        # frames per ring read at most (the parse buffer: 6 MiB of records)
+RING_LINGER = 0.05        # once frames came, how long a ring read keeps taking blocks as they fill (seconds)
 
 
 @dataclass
@@ -114,8 +115,10 @@ class FramePipeline:
             c.malformed += int(malformed)
 
     def feed_ring(self, ring, timeout: float) -> None:
-        """Read the next batch from `ring` and feed it: parsed inside the ring's block walk when the ring
-        can (next_records: no frame bytes copied but the rare ones), else feed(ring.next_batch())."""
+        """Read the next batch from `ring` and feed it: parsed, and aggregated into the open window,
+        inside the ring's block walk when the ring can (next_records: no frame bytes copied but the
+        rare ones), else feed(ring.next_batch()). A read lingers up to RING_LINGER for more blocks once
+        frames came, so at high rates each read (and its Python work) carries tens of thousands of frames."""
         if not self.parses or not hasattr(ring, "next_records"):
             self.feed(ring.next_batch(timeout, self.batch_frames))
             return
@@ -124,13 +127,15 @@ class FramePipeline:
             self._flags = np.zeros(32, np.int64)
         flags = self._flags
         flags[:] = 0
-        records, malformed, rare, totals = ring.next_records(self._records, timeout, 0, flags)
+        target = self.analysis.ring_target() if self.analysis is not None else None
+        records, malformed, rare, totals, aggregated = ring.next_records(self._records, timeout, 0, flags, target,
+                                                                         min(timeout, RING_LINGER))
         n = len(records)
         if n == 0:
             return
         c = self._count(n, int(totals[0]), int(totals[2]))
         if self.analysis is not None:
-            self._emit_all(self.analysis.add_parsed(records, malformed, rare, totals, flags))
+            self._emit_all(self.analysis.add_parsed(records, malformed, rare, totals, flags, aggregated))
         else:
             c.malformed += int(malformed)
 

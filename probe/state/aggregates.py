@@ -261,12 +261,23 @@ class CaptureAggregator:
         self.window_start = None
         return w
 
-    def add(self, records: np.ndarray, max_ts_ns: int | None = None) -> list[WindowAggregates]:
+    def ring_target(self) -> tuple:
+        """What a capture ring's walk may aggregate into itself (PacketRing.next_records' `aggregate`):
+        the open window's tables and its end; end 0 while no window is open (the walk then adds
+        nothing, and add() opens the window from the first record's time)."""
+        end = 0 if self.window_start is None else self.window_start + self.window_ns
+        return self.macs.spec, self.ips.spec, self.arp.spec, self.recent, end
+
+    def add(self, records: np.ndarray, max_ts_ns: int | None = None, aggregated: int = 0) -> list[WindowAggregates]:
         """`max_ts_ns`, the records' latest timestamp when the caller knows it (record_totals gives
-        it), spares the scan for a window boundary in the usual batch that closes no window."""
+        it), spares the scan for a window boundary in the usual batch that closes no window. The first
+        `aggregated` records are already in the open window's tables (a ring's walk added them, up to
+        ring_target()'s end): they are counted, not added again."""
         closed = []
         records = np.ascontiguousarray(records)
         self.frames_total += len(records)
+        if aggregated:
+            records = records[aggregated:]
         while len(records):
             ts = records["ts_ns"]
             if self.window_start is None:

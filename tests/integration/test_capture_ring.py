@@ -231,13 +231,15 @@ def _records_frames(h0) -> list[bytes]:
 
 
 @pytest.mark.skipif(not _cython_built(), reason="compiled fast path not built")
-@pytest.mark.parametrize("ring_opts", [{}, {"block_size": 4096, "block_count": 512, "max_frames": 64, "hold": 1.5}],
-                         ids=["default", "small-blocks"])
+@pytest.mark.parametrize("ring_opts", [{}, {"block_size": 4096, "block_count": 512, "max_frames": 64, "hold": 1.5},
+                                       {"block_size": 4096, "block_count": 512, "max_frames": 2048, "linger": 0.05}],
+                         ids=["default", "small-blocks", "lingering"])
 def test_next_records_parse_in_the_walk_as_the_twin_parses_its_frames(lab, ring_opts, tmp_path):
-    """next_records (each frame parsed where the kernel put it, rare frames' bytes kept) gives the same
-    records, counts and rare frames as the twin's parse of its own copy of every frame. Small blocks
+    """next_records (each frame parsed where the kernel put it, rare frames' bytes kept, aggregated in the
+    walk) gives the same records, counts, rare frames and aggregates as the twin's parse of its own copy
+    of every frame, and its aggregates are what aggregate_frames makes of its records. Small blocks
     read only after they have piled up fill the rare-frame buffer (one block) mid-walk: the walk stops
-    early and loses nothing."""
+    early and loses nothing. A lingering walk waits for blocks as they fill, mid-walk, and loses nothing."""
     h0, h1 = lab.hosts
     run = next(_runs)
     frames = _records_frames(h0)
@@ -248,7 +250,7 @@ def test_next_records_parse_in_the_walk_as_the_twin_parses_its_frames(lab, ring_
     sends = [dict(host=h0, count=rounds * len(frames), run=run, hexfile=hexfile, pps=5000),
              dict(host=h1, count=300, run=run, random=run, pps=5000)]
     out = capture(lab, sends, expect=1, run=run, impl="cython,python", records=True,
-                  expect_frames=rounds * len(frames) + 300, settle=1.0, **ring_opts)
+                  expect_frames=rounds * len(frames) + 300, settle=1.0, window=0.05, **ring_opts)
     ring, twin = out["cython"], out["python"]
     assert ring["frames"] >= rounds * len(frames) + 300
     from probe._layout import F_MALFORMED, FRAME_DTYPE
@@ -265,6 +267,10 @@ def test_next_records_parse_in_the_walk_as_the_twin_parses_its_frames(lab, ring_
 
     for res in (ring, twin):  # the counts next_records returns are its records'
         assert res["frames"] == len(res["records"])
+        # aggregated in the walk (50 ms windows, so several close mid-read) as aggregate_frames
+        # aggregates the records apart; the records after a window's end go apart in both
+        assert res["aggregates_equal"] and res["windows"] >= 2
+        assert 0 < res["aggregated"] < res["frames"]
         assert res["wire_bytes"] == sum(r[wirelen] for r in res["records"])
         assert res["malformed"] == sum(1 for r in res["records"] if r[flags] & F_MALFORMED)
         assert res["flag_counts"] == [sum(1 for r in res["records"] if r[flags] >> bit & 1) for bit in range(32)]

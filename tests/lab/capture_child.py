@@ -6,7 +6,10 @@ Prints "READY" on stdout once every ring is open, then reads until each ring has
 frames of the run (or --timeout passes), then one JSON line: per implementation the marker frames in
 arrival order (hex, wire length, VLAN), all frames counted and the kernel statistics. With --records
 it reads through next_records instead and reports every record (ts_ns left out), the rare frames kept
-(position, hex, wire length, VLAN) and the counts next_records returned.
+(position, hex, wire length, VLAN) and the counts next_records returned; each ring's reads are also
+aggregated in its walk (next_records' `aggregate`, windows of --window seconds) and, apart, from the
+records it returned (aggregate_frames of the same implementation): "aggregates_equal" says whether every
+closed window's tables agree.
 """
 from __future__ import annotations
 
@@ -32,6 +35,23 @@ def module(name: str):
     return m
 
 
+def _compare_closed(o: dict) -> None:
+    """Compare the windows both aggregations have closed so far, then drop them (memory stays flat)."""
+    import numpy as np
+
+    walk, apart = o["closed"]
+    if len(walk) != len(apart):  # the same records: the same windows close at the same read
+        o["aggregates_equal"] = False
+    for w, b in zip(walk, apart):
+        same = (w.start_ns, w.end_ns) == (b.start_ns, b.end_ns) and all(
+            np.array_equal(getattr(getattr(w, name), part), getattr(getattr(b, name), part))
+            for name in ("macs", "ips", "arp") for part in ("keys", "counts", "hll"))
+        o["aggregates_equal"] = o["aggregates_equal"] and same
+    o["windows"] += len(walk)
+    walk.clear()
+    apart.clear()
+
+
 def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--iface", required=True)
@@ -46,6 +66,8 @@ def main() -> int:
     p.add_argument("--max-frames", type=int, default=4096)
     p.add_argument("--hold", type=float, default=0, help="do not read for this long after READY (to force drops)")
     p.add_argument("--settle", type=float, default=0.5, help="keep reading this long after the expected count")
+    p.add_argument("--window", type=float, default=0.5, help="aggregation window (seconds) with --records")
+    p.add_argument("--linger", type=float, default=0.0, help="next_records' linger (seconds) with --records")
     p.add_argument("--records", action="store_true",
                    help="read with next_records: report every record (ts_ns left out) and the rare frames kept")
     a = p.parse_args()
@@ -69,15 +91,27 @@ def main() -> int:
         from probe._layout import FRAME_DTYPE
         buf = {name: np.zeros(a.max_frames, FRAME_DTYPE) for name in rings}
         fields = [f for f in FRAME_DTYPE.names if f != "ts_ns"]  # the two sockets stamp frames apart
-        for o in out.values():
-            o.update(records=[], rare=[], malformed=0, wire_bytes=0, flag_counts=np.zeros(32, np.int64))
+        from probe.state.aggregates import CaptureAggregator
+
+        for name, o in out.items():
+            o.update(records=[], rare=[], malformed=0, wire_bytes=0, flag_counts=np.zeros(32, np.int64),
+                     aggregated=0, windows=0, aggregates_equal=True)
+            # [in the walk, from the records]
+            o["aggs"] = [CaptureAggregator(max_devices=256, window_s=a.window, kernels=module(name)) for _ in (0, 1)]
+            o["closed"] = [[], []]
     while time.monotonic() < deadline:
         for name, ring in rings.items():
             if a.records:
                 o = out[name]
-                records, malformed, rare, (wire_bytes, lo, hi) = ring.next_records(buf[name], 0.02, 0, o["flag_counts"])
+                walk, apart = o["aggs"]
+                records, malformed, rare, (wire_bytes, lo, hi), aggregated = ring.next_records(
+                    buf[name], 0.02, 0, o["flag_counts"], walk.ring_target(), a.linger)
                 if len(records):
                     assert (lo, hi) == (int(records["ts_ns"].min()), int(records["ts_ns"].max()))
+                    o["aggregated"] += aggregated
+                    o["closed"][0] += walk.add(records, hi, aggregated)
+                    o["closed"][1] += apart.add(records.copy(), hi)
+                    _compare_closed(o)
                 first = o["frames"]
                 o["frames"] += len(records)
                 o["malformed"] += int(malformed)
@@ -105,7 +139,13 @@ def main() -> int:
     for name, ring in rings.items():
         out[name]["stats"] = ring.statistics()
         if a.records:
-            out[name]["flag_counts"] = out[name]["flag_counts"].tolist()
+            o = out[name]
+            o["flag_counts"] = o["flag_counts"].tolist()
+            for k in (0, 1):
+                last = o["aggs"][k].flush()
+                o["closed"][k] += [last] if last is not None else []
+            _compare_closed(o)
+            del o["aggs"], o["closed"]
         ring.close()
     print(json.dumps(out), flush=True)
     return 0

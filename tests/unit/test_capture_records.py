@@ -96,7 +96,8 @@ def test_rare_frames_come_with_their_own_records():
     ring = ScriptedRing([FrameBatch.from_frames(frames, ts_ns=[10, 20, 30, 40, 50], vlan=[-1, 3, -1, -1, -1])])
     out = np.zeros(16, FRAME_DTYPE)
     flags = np.full(32, 2, np.int64)  # added to, like record_totals'
-    records, malformed, (index, rare), totals = ring.next_records(out, 0, 0, flags)
+    records, malformed, (index, rare), totals, aggregated = ring.next_records(out, 0, 0, flags)
+    assert aggregated == 0
     assert len(records) == 5 and malformed == 1
     assert totals == (sum(len(f) for f in frames), 10, 50)
     assert flags.tolist() == [2 + sum(int(f) >> b & 1 for f in records["flags"]) for b in range(32)]
