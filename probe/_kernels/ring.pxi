@@ -116,6 +116,15 @@ cdef inline bint _ring_ready(tpacket_block_desc *bd) noexcept nogil:
     return (sv_ring_status(&bd.hdr.bh1.block_status) & TP_STATUS_USER) != 0
 
 
+cdef inline void _add_flags(int64_t* counts, uint32_t fl, int64_t times) noexcept nogil:
+    # counts[b] += times for each bit b set in fl (counts may be NULL: nothing to add to)
+    if counts == NULL or times == 0:
+        return
+    while fl:
+        counts[__builtin_ctzll(fl)] += times
+        fl &= fl - 1
+
+
 cdef inline int64_t _monotonic_ns() noexcept nogil:
     cdef timespec t
     clock_gettime(CLOCK_MONOTONIC, &t)
@@ -477,6 +486,8 @@ cdef class PacketRing:
         cdef uint32_t idx = self._cur, left = self._left, walked = 1 if self._left else 0  # blocks entered
         cdef size_t off = self._off, mac
         cdef Py_ssize_t n = 0, k = rc.n, pos = rc.pos, malformed = 0, aggregated = 0
+        cdef uint32_t run_fl = 0
+        cdef int64_t fl_run = 0
         cdef uint64_t wire = 0
         cdef int64_t ts, lo = 0, hi = 0
         cdef unsigned char *blk
@@ -532,10 +543,14 @@ cdef class PacketRing:
                     rc.vlan[k] = vl
                     pos += snap
                     k += 1
-                if flag_counts != NULL:  # record_totals' work, on the record while it is in cache
-                    while fl:
-                        flag_counts[__builtin_ctzll(fl)] += 1
-                        fl &= fl - 1
+                # record_totals' flag counts, per run of equal flags (one flow's frames in a row): the
+                # same counters incremented every frame would chain each add on the one before
+                if fl == run_fl:
+                    fl_run += 1
+                else:
+                    _add_flags(flag_counts, run_fl, fl_run)
+                    run_fl = fl
+                    fl_run = 1
                 if n == 0 or ts < lo:
                     lo = ts
                 if n == 0 or ts > hi:
@@ -560,6 +575,7 @@ cdef class PacketRing:
                 idx = (idx + 1) % bcount
                 if walked == bcount:
                     break
+        _add_flags(flag_counts, run_fl, fl_run)
         if ag != NULL:
             agg_finish(ag)
         self._cur, self._left, self._off = idx, left, off
