@@ -51,8 +51,8 @@ STATS_SECONDS = 1.0       # how often kernel and interface counters are read
 DROP_WINDOW_SECONDS = 60  # health stays DEGRADED this long after the kernel last dropped frames
 READ_TIMEOUT = 0.2        # longest wait inside the ring, so a stop request is seen quickly
 PASSIVE_PER_SECOND = 200  # rare frames (DHCP, mDNS, LLDP...) decoded for the inventory, at most, per second
-RING_BATCH = 32768        # frames per ring read at most (the parse buffer: 6 MiB of records)
-RING_LINGER = 0.05        # once frames came, how long a ring read keeps taking blocks as they fill (seconds)
+RING_BATCH = 65536        # frames per ring read at most (the parse buffer: 12 MiB of records)
+RING_LINGER = 0.1         # once frames came, how long a ring read keeps taking blocks as they fill (seconds)
 
 
 @dataclass
