@@ -5,6 +5,7 @@ Every tool runs inside the lab's own namespaces, bounded in count and time, agai
 """
 from __future__ import annotations
 
+import contextlib
 import shutil
 import time
 
@@ -42,14 +43,27 @@ def _warm_up(lab):
         lab.run(h, ["ping", "-c", "1", "-W", "1", str(lab.gateway.ip)], check=False)
 
 
+@contextlib.contextmanager
+def _watching(lab, tmp_path, *, warm_up: bool = True, **config):
+    """The probe daemon on the lab's mirror port (configured by _config), after ordinary traffic."""
+    with probe_daemon(lab, tmp_path, _config(lab, **config)) as probe:
+        if warm_up:
+            _warm_up(lab)
+        yield probe
+
+
+def _attack(lab, host, argv: list[str], seconds: int = 10) -> None:
+    """Run a tool in `host`'s namespace, cut off after `seconds` (its own packet count bounds it first)."""
+    lab.run(host, ["timeout", str(seconds), *argv], check=False, timeout=seconds + 10)
+
+
 @pytest.mark.parametrize("fanout", [1, 2], ids=["one-ring", "fanout-2"])
 def test_nmap_port_scan(lab_factory, tmp_path, fanout):
     """With fanout 2 the kernel splits the flows between two processes; their windows are merged."""
     _need("nmap", "curl")
     lab = lab_factory(hosts=2)
     scanner, victim = lab.hosts
-    with probe_daemon(lab, tmp_path, _config(lab, fanout=fanout)) as probe:
-        _warm_up(lab)
+    with _watching(lab, tmp_path, fanout=fanout) as probe:
         lab.run(scanner, ["nmap", "-n", "-Pn", "--disable-arp-ping", "-sS", "-p", "1-1000", "-T4",
                           "--max-retries", "0", "--host-timeout", "30s", str(victim.ip)], timeout=60)
         f = probe.wait_finding({"port_scan"}, timeout=60)
@@ -60,8 +74,7 @@ def test_nmap_host_sweep(lab_factory, tmp_path):
     _need("nmap", "curl")
     lab = lab_factory(hosts=2)
     scanner = lab.hosts[0]
-    with probe_daemon(lab, tmp_path, _config(lab)) as probe:
-        _warm_up(lab)
+    with _watching(lab, tmp_path) as probe:
         # An IP ping sweep of the lab /24 (ICMP echo + TCP 80/443 probes), not ARP.
         lab.run(scanner, ["nmap", "-n", "-sn", "--disable-arp-ping", "-T4", "--max-retries", "0",
                           "--host-timeout", "5s", str(lab.subnet)], timeout=90)
@@ -73,8 +86,7 @@ def test_arpspoof_poisoning_the_gateway(lab_factory, tmp_path):
     _need("arpspoof", "curl")
     lab = lab_factory(hosts=2)
     attacker, victim = lab.hosts
-    with probe_daemon(lab, tmp_path, _config(lab)) as probe:
-        _warm_up(lab)
+    with _watching(lab, tmp_path) as probe:
         time.sleep(3)  # a window with the true bindings
         lab.run(attacker, ["sysctl", "-qw", "net.ipv4.ip_forward=1"])
         spoof = lab.popen(attacker, ["timeout", "20", "arpspoof", "-i", "eth0", "-t", str(victim.ip),
@@ -91,7 +103,7 @@ def test_second_dhcp_server_is_rogue(lab_factory, tmp_path):
     lab = lab_factory(hosts=3)
     rogue, client = lab.hosts[0], lab.hosts[1]
     base = lab.subnet.network_address
-    with probe_daemon(lab, tmp_path, _config(lab, allowed_dhcp_servers=f"[{lab.gateway.ip}]")) as probe:
+    with _watching(lab, tmp_path, warm_up=False, allowed_dhcp_servers=f"[{lab.gateway.ip}]") as probe:
         dnsmasq = lab.popen(rogue, ["dnsmasq", "--no-daemon", "--port=0", "--interface=eth0", "--bind-interfaces",
                                     f"--dhcp-range={base + 100},{base + 150},255.255.255.0,5m",
                                     f"--dhcp-leasefile={tmp_path / 'leases'}", "--no-resolv", "--no-hosts"])
@@ -149,11 +161,10 @@ def test_hping3_syn_flood(lab_factory, tmp_path):
     _need("hping3", "curl")
     lab = lab_factory(hosts=2)
     attacker, victim = lab.hosts
-    with probe_daemon(lab, tmp_path, _config(lab)) as probe:
-        _warm_up(lab)
+    with _watching(lab, tmp_path) as probe:
         # 5,000 SYNs at ~5k/s to one port, from spoofed random sources: bounded by count and time.
-        lab.run(attacker, ["timeout", "10", "hping3", "-q", "-S", "-p", "80", "-i", "u200", "-c", "5000",
-                           "--rand-source", str(victim.ip)], check=False, timeout=20)
+        _attack(lab, attacker, ["hping3", "-q", "-S", "-p", "80", "-i", "u200", "-c", "5000", "--rand-source",
+                                str(victim.ip)])
         f = probe.wait_finding({"syn_flood"}, timeout=60)
         assert f["device"] in _who(victim) | _who(attacker) | {"lan"}, f
 
@@ -175,8 +186,7 @@ def test_host_taking_another_ones_ip(lab_factory, tmp_path):
     _need("arping", "curl")
     lab = lab_factory(hosts=2)
     owner, thief = lab.hosts
-    with probe_daemon(lab, tmp_path, _config(lab)) as probe:
-        _warm_up(lab)
+    with _watching(lab, tmp_path) as probe:
         time.sleep(3)
         lab.run(thief, ["ip", "addr", "add", f"{owner.ip}/32", "dev", "eth0"])
         # The thief announces the address (gratuitous ARP, sender = target = the owner's IP).
@@ -193,7 +203,7 @@ def test_quiet_lan_raises_nothing(lab_factory, tmp_path):
     _need("dnsmasq", "curl")
     lab = lab_factory(hosts=3)
     base = lab.subnet.network_address
-    with probe_daemon(lab, tmp_path, _config(lab, allowed_dhcp_servers=f"[{lab.gateway.ip}]")) as probe:
+    with _watching(lab, tmp_path, warm_up=False, allowed_dhcp_servers=f"[{lab.gateway.ip}]") as probe:
         # The gateway is the LAN's DHCP and DNS server, as on a small office network.
         dns = lab.popen(lab.gateway, ["dnsmasq", "--no-daemon", "--interface=eth0", "--bind-interfaces",
                                       f"--dhcp-range={base + 100},{base + 150},255.255.255.0,5m",
@@ -224,8 +234,7 @@ def test_switching_loop_is_a_forwarding_loop(lab_factory, tmp_path):
     _need("arping", "curl")
     from tests.lab.record_captures import storm
     lab = lab_factory(hosts=2)
-    with probe_daemon(lab, tmp_path, _config(lab)) as probe:
-        _warm_up(lab)
+    with _watching(lab, tmp_path) as probe:
         time.sleep(2)
         storm(lab, 3.0)  # the loop is removed in a finally inside
         f = probe.wait_finding({"forwarding_loop"}, timeout=60)
@@ -245,7 +254,7 @@ def test_packet_loss_raises_tcp_retransmissions_for_the_sender(lab_factory, tmp_
     from tests.lab.record_captures import lossy_transfer
     lab = lab_factory(hosts=2)
     sender, receiver = lab.hosts
-    with probe_daemon(lab, tmp_path, _config(lab)) as probe:
+    with _watching(lab, tmp_path, warm_up=False) as probe:
         lossy_transfer(lab, sender, receiver, clean=14, lossy=10)
         f = probe.wait_finding({"tcp_retransmissions"}, timeout=60)
         others = [x for x in probe.findings() if x["kind"] == "tcp_retransmissions" and x["device"] != str(sender.ip)]
@@ -262,7 +271,7 @@ def test_clean_transfer_raises_no_retransmissions(lab_factory, tmp_path):
     from tests.lab.record_captures import lossy_transfer
     lab = lab_factory(hosts=2)
     sender, receiver = lab.hosts
-    with probe_daemon(lab, tmp_path, _config(lab)) as probe:
+    with _watching(lab, tmp_path, warm_up=False) as probe:
         lossy_transfer(lab, sender, receiver, clean=12, lossy=0)
         time.sleep(5)  # let the last windows close
         found = [f for f in probe.findings() if f["kind"] in ("tcp_retransmissions", "forwarding_loop")]
