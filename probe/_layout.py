@@ -32,6 +32,7 @@ __all__ = [
     "FRAME_DTYPE", "FLAG_NAMES", "COUNTERS", "COUNTER_INDEX", "N_COUNTERS", "SKETCHES", "N_SKETCHES",
     "HLL_BITS", "HLL_REGISTERS", "RARE_FLAGS", "DUP_PROTOCOLS", "DUP_NO_VLAN", "dup_max_fields",
     "DUP_SLOTS", "DUP_RUN_GAP_NS", "FLOW_SLOTS", "UDP_SMALL_WIRELEN", "SCORE_PARAM_NAMES",
+    "AGG_UNREAD_FIELDS", "agg_input_mask",
 ]
 
 FRAME_DTYPE = np.dtype([
@@ -186,3 +187,23 @@ SCORE_PARAM_NAMES = (
     "spatial_after",  # ... once this many samples have shown the range
     "seas_clip",      # the hour's value learns from each sample clipped to this many usual hour misses
 )
+
+# Record fields aggregate_frames' classification of a frame does not read, or reads only through a
+# class the compiled kernel checks apart (wirelen <= UDP_SMALL_WIRELEN, caplen >= 14, dport <= sport;
+# frame_hash must be 0 and TCP is excluded there). When a record equals the previous one in every other
+# field, the compiled kernel reuses the previous frame's classification. A field the classification
+# starts to read must leave this list (tests/unit/test_aggregate.py randomizes these fields within runs
+# and holds the kernel to the twin, which classifies every frame).
+AGG_UNREAD_FIELDS = ("ts_ns", "wirelen", "caplen", "sport", "arp_tha", "dhcp_requested_ip", "dhcp_yiaddr",
+                     "dhcp_xid", "payload_off", "ip_len", "dns_id", "dns_qtype", "dns_ancount", "ip_ttl",
+                     "icmp_code", "dns_opcode", "frame_hash", "tcp_seq", "tcp_len", "ip_id")
+
+
+def agg_input_mask() -> np.ndarray:
+    """uint64 words over one FRAME_DTYPE record: bits set on the fields classification reads (padding and
+    AGG_UNREAD_FIELDS clear)."""
+    mask = np.zeros(FRAME_DTYPE.itemsize, np.uint8)
+    for name, (dt, offset) in FRAME_DTYPE.fields.items():
+        if name not in AGG_UNREAD_FIELDS:
+            mask[offset:offset + dt.itemsize] = 0xFF
+    return mask.view(np.uint64)

@@ -3,7 +3,7 @@
 # (layout in probe/_layout.py; the tables are owned by probe/state/aggregates.py).
 
 from probe._layout import COUNTERS as _COUNTERS, N_COUNTERS as _N_COUNTERS, N_SKETCHES as _N_SKETCHES, \
-    HLL_REGISTERS as _HLL_REGISTERS, UDP_SMALL_WIRELEN as _UDP_SMALL_WIRELEN
+    HLL_REGISTERS as _HLL_REGISTERS, UDP_SMALL_WIRELEN as _UDP_SMALL_WIRELEN, agg_input_mask as _agg_input_mask
 
 __all__ += ["aggregate_frames"]
 
@@ -433,6 +433,41 @@ cdef struct AggState:
     uint32_t last_dport
     uint64_t last_porth
     Effect run
+    const FrameRecord* prev   # the frame before (its classification is the run's), or NULL
+
+
+# The words of a FrameRecord that classification reads (probe._layout.agg_input_mask), as a C array.
+cdef enum:
+    RECORD_WORDS = 23
+cdef uint64_t AGG_INPUT_MASK[RECORD_WORDS]
+if sizeof(FrameRecord) != RECORD_WORDS * 8:
+    raise ImportError("aggregate.pxi RECORD_WORDS does not match FrameRecord")
+for _i, _w in enumerate(_agg_input_mask().tolist()):
+    AGG_INPUT_MASK[_i] = _w
+
+
+cdef inline bint same_inputs(const FrameRecord* a, const FrameRecord* b) noexcept nogil:
+    # every field classification reads is equal (AGG_UNREAD_FIELDS aside)
+    cdef const uint64_t* x = <const uint64_t*>a
+    cdef const uint64_t* y = <const uint64_t*>b
+    cdef uint64_t acc = 0
+    cdef int i
+    for i in range(RECORD_WORDS):
+        acc |= (x[i] ^ y[i]) & AGG_INPUT_MASK[i]
+    return acc == 0
+
+
+cdef inline bint repeats_prev(const AggState* s, const FrameRecord* r) noexcept nogil:
+    # r does what the frame before did, without classifying it again: the same inputs and classes; not
+    # TCP (its flow tracking runs per segment), no frame hash (duplicate tracking runs per frame), and a
+    # run whose rows are not overflow rows (cached_upsert counts each overflowed frame)
+    cdef const FrameRecord* p = s.prev
+    cdef const Effect* e = &s.run
+    return (p != NULL and e.n != 0 and r.frame_hash == 0 and p.frame_hash == 0 and (r.flags & F_TCP) == 0
+            and same_inputs(r, p) and (r.dport <= r.sport) == (p.dport <= p.sport)
+            and (r.caplen >= 14) == (p.caplen >= 14) and (r.wirelen <= UDP_SMALL) == (p.wirelen <= UDP_SMALL)
+            and e.ms != s.mt.cap and e.isrc != s.it.cap and e.md != s.mt.cap and e.idst != s.it.cap
+            and e.ar != s.at.cap)
 
 
 cdef int agg_state_init(AggState* s, object mac_table, object ip_table, object arp_table, object recent) except -1:
@@ -461,8 +496,18 @@ cdef inline void agg_frame(AggState* s, const FrameRecord* r) noexcept nogil:
     cdef bint ok, ip, l2, arp_ok, respond
     cdef uint8_t tf, ty
     cdef Effect e
-    fl = r.flags
     ts = <uint64_t>r.ts_ns
+    if ts != 0 and s.run.ts_lo != 0 and repeats_prev(s, r):  # one flow's next frame: it joins the run
+        s.prev = r
+        s.run.n += 1
+        s.run.bytes += r.wirelen
+        if ts < s.run.ts_lo:
+            s.run.ts_lo = ts
+        if ts > s.run.ts_hi:
+            s.run.ts_hi = ts
+        return
+    s.prev = r
+    fl = r.flags
     wl = r.wirelen
     ok = (fl & F_MALFORMED) == 0
     l2 = r.caplen >= 14

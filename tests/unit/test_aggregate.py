@@ -395,3 +395,52 @@ def test_parallel_windows_merge_to_the_whole(items):
         assert rows_a == rows_b, name
     assert w.totals[additive].tolist() == merged.totals[additive].tolist()
     assert np.array_equal(w.totals_hll, merged.totals_hll)
+
+
+# unicast frames whose classification reads what the others do not: a DHCP offer's server, a UDP and an
+# ICMP probe's destination port and host, a DNS error, an ARP reply's and a unicast request's addresses
+UNICAST = TEMPLATES + [bytes(f) for f in [
+    Ether(src=GW, dst=VICTIM) / IP(src="10.0.0.254", dst="10.0.0.2") / UDP(sport=67, dport=68)
+    / BOOTP(op=2, chaddr=b"\x02\x00\x00\x00\x00\x02") / DHCP(options=[("message-type", "offer"), ("server_id", "10.0.0.254"), "end"]),
+    Ether(src=SCANNER, dst=VICTIM) / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=40000, dport=161),
+    Ether(src=SCANNER, dst=VICTIM) / IP(src="10.0.0.1", dst="10.0.0.2") / ICMP(type=8),
+    Ether(src=GW, dst=VICTIM) / IP(src="10.0.0.254", dst="10.0.0.2") / UDP(sport=53, dport=999) / DNS(qr=1, rcode=2, qd=DNSQR(qname="b")),
+    Ether(src=GW, dst=SCANNER) / ARP(op=2, hwsrc=GW, psrc="10.0.0.254", hwdst=SCANNER, pdst="10.0.0.1"),
+    Ether(src=SCANNER, dst=VICTIM) / ARP(op=1, hwsrc=SCANNER, psrc="10.0.0.1", pdst="10.0.0.2"),  # a cache refresh
+]]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from(UNICAST), st.integers(2, 6)), min_size=1, max_size=12), st.integers(1, 6),
+       st.data())
+def test_fields_classification_does_not_read_may_change_within_a_run(runs, cap, data):
+    """The compiled kernel reuses the previous frame's classification when a record differs from it
+    only in AGG_UNREAD_FIELDS (and the classes it checks apart). Here copies within each run get random
+    values in every one of those fields; the twin classifies every frame afresh, and the tables agree."""
+    import probe._fastpath_py as py
+    from probe._layout import AGG_UNREAD_FIELDS
+    try:
+        import probe._fastpath as c
+    except ImportError:
+        pytest.skip("compiled fast path not built")
+    frames = [f for f, k in runs for _ in range(k)]
+    recs = records(py, frames, [10**9 + i for i in range(len(frames))]).copy()
+    first = 0
+    for _, k in runs:
+        for i in range(first + 1, first + k):
+            for name in AGG_UNREAD_FIELDS:
+                if name == "frame_hash":  # the kernel classifies a frame with a hash afresh: kept 0 (unicast)
+                    continue
+                info = np.iinfo(recs.dtype[name])
+                # nonzero (a zero is often what the copy already holds, or what a kernel ignores), the
+                # classes' edges among them
+                edges = [v for v in (1, 13, 14, 53, 255, 256, 257, info.max) if v <= info.max]
+                value = data.draw(st.sampled_from(edges) | st.integers(1, info.max))
+                recs[name][i] = value if name != "ts_ns" else 1 + value % (5 * 10**9)
+        first += k
+    aggs = [CaptureAggregator(max_devices=cap, window_s=10, kernels=k) for k in (c, py)]
+    for agg, k in zip(aggs, (c, py)):
+        agg.add(recs.copy())
+    for name in ("macs", "ips", "arp"):
+        for x, y in zip(getattr(aggs[0], name).spec, getattr(aggs[1], name).spec):
+            assert np.array_equal(x, y), name
