@@ -92,22 +92,18 @@ class _TimedRing:
 
     def __init__(self, ring):
         self.ring, self.ns = ring, 0
+        self.next_batch = self._timed(ring.next_batch)
         if hasattr(ring, "next_records"):
-            self.next_records = self._next_records
+            self.next_records = self._timed(ring.next_records)
 
-    def _next_records(self, *args):
-        t0 = time.thread_time_ns()
-        try:
-            return self.ring.next_records(*args)
-        finally:
-            self.ns += time.thread_time_ns() - t0
-
-    def next_batch(self, *args):
-        t0 = time.thread_time_ns()
-        try:
-            return self.ring.next_batch(*args)
-        finally:
-            self.ns += time.thread_time_ns() - t0
+    def _timed(self, read):
+        def timed(*args):
+            t0 = time.thread_time_ns()
+            try:
+                return read(*args)
+            finally:
+                self.ns += time.thread_time_ns() - t0
+        return timed
 
 
 def child(interface: str) -> int:

@@ -20,9 +20,9 @@ GW, VICTIM, ATTACKER = "02:00:00:00:00:01", "02:00:00:00:00:02", "02:00:00:00:00
 BCAST = "ff:ff:ff:ff:ff:ff"
 
 
-def run(frames_ts, detection=None, window=10):
+def run(frames_ts, detection=None, window=10, max_devices=4096):
     """frames_ts: list of (ts_ns, frame). Returns all findings."""
-    pipe = CapturePipeline(CaptureConfig(window=window, max_devices=4096), detection or DetectionConfig())
+    pipe = CapturePipeline(CaptureConfig(window=window, max_devices=max_devices), detection or DetectionConfig())
     frames_ts = sorted(frames_ts, key=lambda x: x[0])
     for i in range(0, len(frames_ts), 4096):
         chunk = frames_ts[i:i + 4096]

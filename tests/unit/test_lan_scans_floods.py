@@ -9,25 +9,14 @@ import pytest
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.l2 import ARP, Dot1Q, Ether
 
-from probe.config import CaptureConfig, DetectionConfig
+from probe.config import DetectionConfig
 from probe.findings.lan import ATTACK_KINDS
-from probe.findings.pipeline import CapturePipeline
-from probe.sources.frames import FrameBatch
+from tests.unit.test_lan_findings import run
 
 S = 10**9
 T0 = 1_700_000_000 * S
 GW, VICTIM, ATTACKER = "02:00:00:00:00:01", "02:00:00:00:00:02", "02:00:00:00:00:66"
 A_IP, V_IP = "10.0.0.66", "10.0.0.2"
-
-
-def run(frames_ts, detection=None, window=10, max_devices=4096):
-    pipe = CapturePipeline(CaptureConfig(window=window, max_devices=max_devices), detection or DetectionConfig())
-    frames_ts = sorted(frames_ts, key=lambda x: x[0])
-    for i in range(0, len(frames_ts), 8192):
-        chunk = frames_ts[i:i + 8192]
-        pipe.add_batch(FrameBatch.from_frames([bytes(f) for _, f in chunk], ts_ns=[t for t, _ in chunk]))
-    pipe.finish()
-    return pipe.engine.all_findings()
 
 
 def kinds(findings):
