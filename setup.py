@@ -2,7 +2,7 @@
 
 `pip install .` compiles probe/_fastpath.pyx and fails loudly if it cannot.
 SITEVIGIL_NO_EXTENSIONS=1 skips the compile on purpose; the package then runs on the pure-Python twin
-(probe/_fastpath_py.py), as the facade probe/fastpath.py reports.
+(probe/fastpath/twin/), as the facade probe/fastpath/__init__.py reports.
 """
 import os
 

@@ -87,7 +87,7 @@ def rate(impl, n_series, n_samples, seed=1, repeats=5):
 
 def main(argv: list[str]) -> int:
     quick = "--quick" in argv
-    import probe._fastpath_py as twin
+    import probe.fastpath.twin as twin
     try:
         import probe._fastpath as compiled
     except ImportError as exc:

@@ -115,7 +115,7 @@ def peer_tool(cmd: list[str]) -> float | None:
 def main(argv=None) -> int:
     argv = list(argv or [])
     quick = "--quick" in argv
-    import probe._fastpath_py as twin
+    import probe.fastpath.twin as twin
     try:
         import probe._fastpath as compiled
     except ImportError as exc:

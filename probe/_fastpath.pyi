@@ -8,7 +8,7 @@ def counter_deltas(
     bits: npt.NDArray[np.uint8],   # const uint8_t[:], 32 or 64 per counter
 ) -> npt.NDArray[np.float64]: ...
 
-# --- parse (probe/_kernels/parse.pxi) --------------------------------------------------------------
+# --- parse (probe/fastpath/kernels/parse.pxi) --------------------------------------------------------------
 def parse_frames(
     data: npt.NDArray[np.uint8],     # const uint8_t[::1]: frames back to back (FrameBatch.data)
     offset: npt.NDArray[np.int64],   # const int64_t[::1]: frame i starts at data[offset[i]]
@@ -18,9 +18,9 @@ def parse_frames(
     vlan: npt.NDArray[np.int32],     # const int32_t[::1]: metadata VLAN or -1
     out: np.ndarray | None = None,   # FRAME_DTYPE buffer to reuse (records = out[:n], memset per record)
 ) -> tuple[np.ndarray, int]:
-    """(records of probe._layout.FRAME_DTYPE (C struct FrameRecord), number flagged MALFORMED)."""
+    """(records of probe.fastpath.layout.FRAME_DTYPE (C struct FrameRecord), number flagged MALFORMED)."""
 
-# --- aggregate (probe/_kernels/aggregate.pxi) -----------------------------------------------------
+# --- aggregate (probe/fastpath/kernels/aggregate.pxi) -----------------------------------------------------
 # a table: (slots int32_t[S], keys uint64_t[R, 2], counts uint64_t[R, N_COUNTERS], hll uint8_t[R, W],
 #           meta int64_t[2] = [rows used, frames overflowed]); see probe.state.aggregates.AggTable
 def aggregate_frames(
@@ -29,7 +29,7 @@ def aggregate_frames(
     ip_table: tuple,      # keyed (0, 0xFFFF00000000 | IPv4) or (IPv6 hi, IPv6 lo)
     arp_table: tuple,     # keyed (ARP sender IPv4, sender MAC), W = 0
     recent: tuple | None = None,  # (uint64_t[D, 2] repeated-frame table, uint64_t[F, 2] TCP flow table), D and F
-                                  # powers of two (probe._layout.DUP_SLOTS/FLOW_SLOTS); None: no dup/retrans counters
+                                  # powers of two (probe.fastpath.layout.DUP_SLOTS/FLOW_SLOTS); None: no dup/retrans counters
 ) -> None: ...
 def record_totals(
     records: np.ndarray,      # FRAME_DTYPE, C-contiguous (read as const FrameRecord*)
@@ -67,7 +67,7 @@ class PacketRing:
     def close(self) -> None: ...
     def __enter__(self) -> "PacketRing": ...
     def __exit__(self, *exc: object) -> None: ...
-# -- streaming anomaly scores (probe/_kernels/score.pxi; the model is described in probe/_twin/score.py)
+# -- streaming anomaly scores (probe/fastpath/kernels/score.pxi; the model is described in probe/fastpath/twin/score.py)
 SCORE_STATE_WIDTH: int   # float64 columns of state per series
 SCORE_N_PARAMS: int
 def score_default_params() -> npt.NDArray[np.float64]: ...  # double[SCORE_N_PARAMS], the one fixed configuration

@@ -1,8 +1,8 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
 """Compiled fast path: the kernels that touch every packet and every counter sample.
 
-Each kernel lives in its own include file under probe/_kernels/ and has a pure-Python twin of the same
-name in probe/_twin/ (re-exported by probe/_fastpath_py.py). probe/fastpath.py chooses between them.
+Each kernel lives in its own include file under probe/fastpath/kernels/ and has a pure-Python twin of the same
+name in probe/fastpath/twin/ (re-exported by probe/fastpath/twin/). probe/fastpath/__init__.py chooses between them.
 """
 import numpy as np
 cimport numpy as cnp
@@ -13,8 +13,8 @@ cnp.import_array()
 
 __all__ = []
 
-include "_kernels/counters.pxi"
-include "_kernels/parse.pxi"
-include "_kernels/aggregate.pxi"
-include "_kernels/score.pxi"
-include "_kernels/ring.pxi"
+include "fastpath/kernels/counters.pxi"
+include "fastpath/kernels/parse.pxi"
+include "fastpath/kernels/aggregate.pxi"
+include "fastpath/kernels/score.pxi"
+include "fastpath/kernels/ring.pxi"

@@ -224,7 +224,7 @@ class SweepSubsystem:
         return self.learn(self.learner.feed(frames))
 
     def learn_decoded(self, infos: Iterable[dict]) -> list[Finding]:
-        """For the capture path: dicts from its rare-frame decoder (probe.sources.rare), with the frame's
+        """For the capture path: dicts from its rare-frame decoder (probe.fastpath.rare), with the frame's
         IPv4 source as "src_ip" when it had one."""
         return self.learn(o for info in infos for o in from_decoded(info, info.get("src_ip")))
 

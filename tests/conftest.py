@@ -31,7 +31,7 @@ def shared_data() -> Path:
 
 
 def _implementations():
-    import probe._fastpath_py as py
+    import probe.fastpath.twin as py
 
     impls = [pytest.param(py, id="python")]
     try:

@@ -17,11 +17,11 @@ import sys
 import time
 
 from probe import fastpath
-from probe._layout import dup_max_fields
+from probe.fastpath.layout import dup_max_fields
 from probe.config import ConfigError, default_config, load_file
 from probe.findings.pipeline import CapturePipeline
 from probe.sources.capfile import CaptureFileError, read_batches
-from probe.sources.rare import decode_batch
+from probe.fastpath.rare import decode_batch
 from probe.state.aggregates import batch_columns, format_mac
 
 _IDENTITY = {  # fields that make two decoded frames "the same thing seen again"

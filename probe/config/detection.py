@@ -23,7 +23,7 @@ class DetectionConfig:
     enabled: bool = setting(True)
     allowed_dhcp_servers: tuple[str, ...] = setting((), doc="IPs allowed to offer leases; empty: learn the first")
     # scores are -log10(tail probability) / 12: 0.5 is one in a million for that series; the kernel
-    # itself opens an episode at 0.35 (probe/_twin/score.py), and NAB's best threshold was ~0.36
+    # itself opens an episode at 0.35 (probe/fastpath/twin/score.py), and NAB's best threshold was ~0.36
     anomaly_threshold: float = setting(0.5, doc="score at or above which a series is anomalous "
                                                 "(0.5: one in a million for that series)", check=_ratio)
     anomaly_findings: bool = setting(True, doc="raise an `anomaly` finding when a series scores at or above "

@@ -17,7 +17,7 @@ import math
 from typing import Callable
 
 from probe import fastpath
-from probe._layout import SCORE_PARAM_NAMES
+from probe.fastpath.layout import SCORE_PARAM_NAMES
 from probe.findings.model import Finding
 
 KIND = "anomaly"

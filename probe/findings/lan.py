@@ -38,7 +38,7 @@ each detector calls a problem, and why the defaults are where they are:
   yersinia). dhcp_flood: one client sends >= 50 DHCP messages with few client addresses.
 - broadcast_storm / multicast_storm: >= 1000 broadcast / 5000 multicast frames per second on the LAN.
 - forwarding_loop: one byte-identical broadcast/multicast frame seen >= 20 times in a row, each copy
-  within ~100 ms of the previous (probe._layout.DUP_RUN_GAP_NS), and its sender's repeated frames at >= 10/s
+  within ~100 ms of the previous (probe.fastpath.layout.DUP_RUN_GAP_NS), and its sender's repeated frames at >= 10/s
   over the window (a switching loop circulates every broadcast thousands of times a second and a mirror
   port sees each pass; ARP retries at 1/s start a new run each time, mDNS is sent 2-3 times, a SPAN
   session that shows every frame twice makes runs of 2). A host flooding one identical broadcast frame by itself looks the same and is named
@@ -62,7 +62,7 @@ import ipaddress
 
 import numpy as np
 
-from probe._layout import dup_max_fields
+from probe.fastpath.layout import dup_max_fields
 from probe.config.detection import DetectionConfig
 from probe.findings.base import Detector, FindingEngine, WindowContext
 from probe.findings.model import Finding

@@ -21,7 +21,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from probe import fastpath
-from probe._layout import COUNTERS, FLAG_NAMES, FRAME_DTYPE, N_COUNTERS, NON_ADDITIVE
+from probe.fastpath.layout import COUNTERS, FLAG_NAMES, FRAME_DTYPE, N_COUNTERS, NON_ADDITIVE
 from probe.config.capture import CaptureConfig
 from probe.config.detection import DetectionConfig
 from probe.findings.base import FindingEngine

@@ -1,4 +1,4 @@
-"""AF_PACKET socket setup shared by the compiled ring (probe/_kernels/ring.pxi) and its twin.
+"""AF_PACKET socket setup shared by the compiled ring (probe/fastpath/kernels/ring.pxi) and its twin.
 
 Both implementations open the socket the same way, so they see the same frames: a raw socket with
 protocol 0 (it receives nothing yet), the optional classic BPF filter, the implementation's own

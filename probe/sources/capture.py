@@ -37,11 +37,11 @@ from typing import Callable, Iterable
 import numpy as np
 
 from probe import fastpath
-from probe._layout import F_IPV4, FRAME_DTYPE
+from probe.fastpath.layout import F_IPV4, FRAME_DTYPE
 from probe.config import CaptureConfig, Config
 from probe.sources import afpacket
 from probe.sources.frames import FrameBatch
-from probe.sources.rare import decode_rare, rare_index
+from probe.fastpath.rare import decode_rare, rare_index
 from probe.subsystem import Context, Health, Status
 
 _log = logging.getLogger("sitevigil.capture")

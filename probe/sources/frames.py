@@ -1,6 +1,6 @@
 """FrameBatch: a batch of captured frames, the one shape every frame source hands the fast path.
 
-The live ring (probe/_kernels/ring.pxi) and the capture-file reader (probe/sources/capfile.py)
+The live ring (probe/fastpath/kernels/ring.pxi) and the capture-file reader (probe/sources/capfile.py)
 both produce it; the parse kernel (probe.fastpath.parse_frames) consumes it. Frame bytes are
 concatenated in `data`; frame i is data[offset[i] : offset[i] + caplen[i]].
 """

@@ -10,7 +10,7 @@ answers, LLDP and CDP (neighbour name, description, capabilities, management add
 This runs off the hot path: `is_discovery_frame()` is a few byte comparisons that pick the frames
 worth decoding, and `PassiveLearner` bounds how many are decoded per second, so a DHCP flood or an
 mDNS storm costs a bounded amount of CPU. ARP is decoded by hand; the rest by the capture path's own
-decoders (probe.sources.rare), so every source of frames learns the same.
+decoders (probe.fastpath.rare), so every source of frames learns the same.
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from probe import fastpath
-from probe.sources.rare import decode_rare
+from probe.fastpath.rare import decode_rare
 
 _log = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ def observations(frame: bytes, ts: float | None = None) -> list[Observation]:
     """What one Ethernet frame says about the devices on the LAN (empty when nothing).
 
     The same decoders as the live capture path: the fast path's parser finds the layers, the rare-frame
-    decoder (probe.sources.rare) reads DHCP, mDNS, LLMNR, NetBIOS, LLDP and CDP, and from_decoded()
+    decoder (probe.fastpath.rare) reads DHCP, mDNS, LLMNR, NetBIOS, LLDP and CDP, and from_decoded()
     turns that into observations, so a frame teaches the inventory the same from a capture file, a
     test or the mirror port."""
     ts = time.time() if ts is None else ts
@@ -177,7 +177,7 @@ class PassiveLearner:
 
 
 # ---------------------------------------------------------------------------------------------------
-# The rare-frame decoder's dicts (probe.sources.rare: decode_batch/decode_rare) -> observations: what
+# The rare-frame decoder's dicts (probe.fastpath.rare: decode_batch/decode_rare) -> observations: what
 # the live capture path, replay and observations() above all go through.
 
 _RARE_LLDP_CAPS = {"wlan_ap": "wlan access point", "c_vlan": "bridge", "s_vlan": "bridge", "tpmr": "bridge"}

@@ -26,7 +26,7 @@ from typing import Iterator
 import numpy as np
 
 from probe import fastpath
-from probe._layout import (COUNTER_INDEX, COUNTERS, DUP_SLOTS, FLOW_SLOTS, HLL_REGISTERS, N_COUNTERS, N_SKETCHES,
+from probe.fastpath.layout import (COUNTER_INDEX, COUNTERS, DUP_SLOTS, FLOW_SLOTS, HLL_REGISTERS, N_COUNTERS, N_SKETCHES,
                            NON_ADDITIVE, SKETCHES)
 from probe.sources.frames import FrameBatch
 

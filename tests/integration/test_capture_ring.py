@@ -253,7 +253,7 @@ def test_next_records_parse_in_the_walk_as_the_twin_parses_its_frames(lab, ring_
                   expect_frames=rounds * len(frames) + 300, settle=1.0, window=0.05, **ring_opts)
     ring, twin = out["cython"], out["python"]
     assert ring["frames"] >= rounds * len(frames) + 300
-    from probe._layout import F_MALFORMED, FRAME_DTYPE
+    from probe.fastpath.layout import F_MALFORMED, FRAME_DTYPE
     names = [f for f in FRAME_DTYPE.names if f != "ts_ns"]
     col = {name: i for i, name in enumerate(names)}
     wirelen, flags = col["wirelen"], col["flags"]

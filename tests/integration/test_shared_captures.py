@@ -8,7 +8,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from probe import _layout as L
+from probe.fastpath import layout as L
 from probe import fastpath
 from probe.sources.capfile import read_batches
 
@@ -75,7 +75,7 @@ def tshark_counts(path):
 
 
 def test_every_capture_reads_and_both_implementations_agree(shared_data):
-    import probe._fastpath_py as py
+    import probe.fastpath.twin as py
     for path in captures(shared_data):
         total = 0
         for b in read_batches(str(path)):

@@ -29,7 +29,7 @@ def module(name: str):
     if name == "cython":
         import probe._fastpath as m
     elif name == "python":
-        import probe._fastpath_py as m
+        import probe.fastpath.twin as m
     else:
         from probe import fastpath as m
     return m
@@ -88,7 +88,7 @@ def main() -> int:
     if a.records:
         import numpy as np
 
-        from probe._layout import FRAME_DTYPE
+        from probe.fastpath.layout import FRAME_DTYPE
         buf = {name: np.zeros(a.max_frames, FRAME_DTYPE) for name in rings}
         fields = [f for f in FRAME_DTYPE.names if f != "ts_ns"]  # the two sockets stamp frames apart
         from probe.state.aggregates import CaptureAggregator

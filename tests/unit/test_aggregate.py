@@ -214,7 +214,7 @@ def frame(draw):
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.lists(frame(), max_size=25), max_size=3), st.integers(3, 12))
 def test_twin_and_compiled_tables_agree(batches, cap):
-    import probe._fastpath_py as py
+    import probe.fastpath.twin as py
     try:
         import probe._fastpath as c
     except ImportError:
@@ -237,7 +237,7 @@ def test_runs_of_one_flow_agree_with_the_twin(runs, cap, data):
     counting exploit), copies that differ in a port (so the records differ, and what they do may or may
     not), times out of order and zero, small tables that fill up: rows, overflow counts, first/last seen
     and sketches equal the twin's, which adds frame by frame."""
-    import probe._fastpath_py as py
+    import probe.fastpath.twin as py
     try:
         import probe._fastpath as c
     except ImportError:
@@ -290,7 +290,7 @@ def test_full_table_counts_every_overflowed_frame(impl):
 @given(st.lists(st.tuples(frame(), st.integers(0, 20 * 10**9 - 1)), max_size=40))
 def test_merged_windows_equal_one_long_window(items):
     from probe import fastpath
-    from probe._layout import COUNTERS, NON_ADDITIVE
+    from probe.fastpath.layout import COUNTERS, NON_ADDITIVE
     from probe.state.aggregates import merge_windows
     t0 = 1_700_000_000 * 10**9  # a multiple of both window lengths
     items = sorted(items, key=lambda x: x[1])
@@ -327,7 +327,7 @@ def test_merged_windows_equal_one_long_window(items):
 @given(st.lists(frame(), max_size=40), st.lists(st.integers(-2**40, 2**62), min_size=40, max_size=40))
 def test_record_totals_agree_with_numpy(frames, stamps):
     """The pipeline's running totals (flag bits, wire bytes, first and last timestamp) in one pass."""
-    import probe._fastpath_py as py
+    import probe.fastpath.twin as py
     kernels = [py]
     try:
         import probe._fastpath as c
@@ -358,7 +358,7 @@ def test_record_totals_agree_with_numpy(frames, stamps):
 def test_parallel_windows_merge_to_the_whole(items):
     """Fanout workers each aggregate a share of the same time slot; merged, they are the whole slot."""
     from probe import fastpath
-    from probe._layout import COUNTERS, NON_ADDITIVE
+    from probe.fastpath.layout import COUNTERS, NON_ADDITIVE
     from probe.state.aggregates import merge_parallel
     t0 = 1_700_000_000 * 10**9
     frames = [f for f, _ in items]
@@ -417,8 +417,8 @@ def test_fields_classification_does_not_read_may_change_within_a_run(runs, cap, 
     """The compiled kernel reuses the previous frame's classification when a record differs from it
     only in AGG_UNREAD_FIELDS (and the classes it checks apart). Here copies within each run get random
     values in every one of those fields; the twin classifies every frame afresh, and the tables agree."""
-    import probe._fastpath_py as py
-    from probe._layout import AGG_UNREAD_FIELDS
+    import probe.fastpath.twin as py
+    from probe.fastpath.layout import AGG_UNREAD_FIELDS
     try:
         import probe._fastpath as c
     except ImportError:

@@ -177,7 +177,7 @@ def test_linux_cooked_and_raw_ip_become_ethernet(tmp_path):
     from scapy.layers.inet import IP, TCP
     from scapy.layers.l2 import ARP
     from probe import fastpath
-    from probe import _layout as L
+    from probe.fastpath import layout as L
     from probe.state.aggregates import batch_columns
 
     syn = bytes(IP(src="10.0.0.1", dst="10.0.0.2") / TCP(sport=1, dport=80, flags="S"))

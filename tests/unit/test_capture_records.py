@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from probe._twin.ring import PacketRing as TwinRing
+from probe.fastpath.twin.ring import PacketRing as TwinRing
 from probe.config import CaptureConfig, DetectionConfig
 from probe.findings.pipeline import CapturePipeline
 from probe.sources import capfile
@@ -87,7 +87,7 @@ def test_rare_frames_come_with_their_own_records():
     from scapy.layers.inet import IP, UDP
     from scapy.layers.l2 import Ether
 
-    from probe._layout import FRAME_DTYPE, RARE_FLAGS
+    from probe.fastpath.layout import FRAME_DTYPE, RARE_FLAGS
 
     plain = bytes(Ether() / IP(dst="10.0.0.2") / UDP(sport=4000, dport=9))
     mdns = bytes(Ether(dst="01:00:5e:00:00:fb") / IP(dst="224.0.0.251") / UDP(sport=5353, dport=5353)

@@ -14,7 +14,7 @@ from scapy.layers.inet6 import IPv6, IPv6ExtHdrFragment, IPv6ExtHdrHopByHop, ICM
 from scapy.layers.l2 import ARP, Dot1AD, Dot1Q, Dot3, Ether, LLC, SNAP
 from scapy.packet import Raw
 
-from probe import _layout as L
+from probe.fastpath import layout as L
 from probe.sources.frames import FrameBatch
 
 
@@ -212,7 +212,7 @@ def frames(draw):
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(frames(), max_size=12), st.data())
 def test_twin_and_compiled_agree(batch_frames, data):
-    import probe._fastpath_py as py
+    import probe.fastpath.twin as py
     try:
         import probe._fastpath as c
     except ImportError:

@@ -77,7 +77,7 @@ def test_learner_bounds_decoding_per_second(pcaps):
     assert obs and all(o.source == "dhcp" for o in obs)
 
 
-# Dicts as the capture path's decoder (probe.sources.rare, parse branch) gives them for the same shared
+# Dicts as the capture path's decoder (probe.fastpath.rare, parse branch) gives them for the same shared
 # captures; they must teach the inventory what decoding the frames themselves (above) teaches it.
 RARE_DHCP_REQUEST = {"src_mac": "00:0c:29:59:fd:21", "ts": 1476375984.775177, "protocol": "dhcp", "op": "request",
                      "xid": 1768807526, "client_mac": "00:0c:29:59:fd:21", "message_type": "request",

@@ -12,7 +12,7 @@ from scapy.layers.l2 import Ether
 from probe import fastpath
 from probe.sources.capfile import read_batches
 from probe.sources.frames import FrameBatch
-from probe.sources.rare import decode_batch, decode_rare
+from probe.fastpath.rare import decode_batch, decode_rare
 from probe.state.aggregates import batch_columns
 
 

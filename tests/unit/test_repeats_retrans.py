@@ -12,7 +12,7 @@ from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import ARP, Dot1Q, Ether
 
 from probe import fastpath
-from probe._layout import dup_max_fields
+from probe.fastpath.layout import dup_max_fields
 from probe.sources.frames import FrameBatch
 from probe.state.aggregates import CaptureAggregator, batch_columns, merge_parallel
 
@@ -211,7 +211,7 @@ def traffic(draw):
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(traffic())
 def test_twin_and_compiled_agree(case):
-    from probe import _fastpath_py as py
+    from probe.fastpath import twin as py
     from probe import fastpath as c
     frames, ts = case
     if not frames:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import probe._fastpath_py as twin
+import probe.fastpath.twin as twin
 
 try:
     import probe._fastpath as compiled

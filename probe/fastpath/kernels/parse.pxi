@@ -1,12 +1,12 @@
-# parse kernels: see probe/_twin/parse.py for the pure-Python twin.
-# Frames -> one FRAME_DTYPE record each (probe/_layout.py documents the fields).
+# parse kernels: see probe/fastpath/twin/parse.py for the pure-Python twin.
+# Frames -> one FRAME_DTYPE record each (probe/fastpath/layout.py documents the fields).
 # Every length is checked against caplen (what we hold) before a byte is read, and against the wire
 # length / the enclosing header's claimed length before it is trusted.
 
 from libc.string cimport memset
 
 from libc.stdint cimport int32_t
-from probe._layout import FRAME_DTYPE as _FRAME_DTYPE
+from probe.fastpath.layout import FRAME_DTYPE as _FRAME_DTYPE
 
 __all__ += ["parse_frames"]
 
@@ -468,7 +468,7 @@ cdef void parse_one(const uint8_t* f, Py_ssize_t n, Py_ssize_t wire, FrameRecord
 cdef inline void parse_frame(const uint8_t* f, Py_ssize_t caplen, Py_ssize_t wirelen, int64_t ts_ns, int32_t vlan,
                              FrameRecord* r) noexcept nogil:
     """One frame (caplen bytes at f, wirelen on the wire) into a zeroed record: the per-frame step of
-    parse_frames and of the ring's walk (probe/_kernels/ring.pxi), so both give the same records."""
+    parse_frames and of the ring's walk (probe/fastpath/kernels/ring.pxi), so both give the same records."""
     sv_zero_record(r, sizeof(FrameRecord))
     r.ts_ns = ts_ns
     r.caplen = <uint32_t>caplen

@@ -1,4 +1,4 @@
-"""Twin of probe/_kernels/score.pxi: streaming anomaly scores for many series at once.
+"""Twin of probe/fastpath/kernels/score.pxi: streaming anomaly scores for many series at once.
 
 The model, per series, in constant memory (one row of SCORE_STATE_WIDTH float64 in `state`):
 
@@ -43,7 +43,7 @@ import math
 
 import numpy as np
 
-from probe._layout import SCORE_PARAM_NAMES
+from probe.fastpath.layout import SCORE_PARAM_NAMES
 
 __all__ = ["SCORE_STATE_WIDTH", "SCORE_N_PARAMS", "score_default_params", "score_state_new", "score_samples"]
 
@@ -76,7 +76,7 @@ C_SEAS = 32
 N_SEAS = 24
 WIDTH = 56
 
-# params: probe._layout.SCORE_PARAM_NAMES
+# params: probe.fastpath.layout.SCORE_PARAM_NAMES
 PARAM_NAMES = SCORE_PARAM_NAMES
 (P_ALPHA_LEVEL, P_ALPHA_ERR, P_ALPHA_Z, P_ALPHA_SHORT, P_ALPHA_SEAS, P_FLOOR_REL, P_LOG_SCALE, P_WARMUP,
  P_ALERT, P_REFRACTORY, P_MARGIN, P_USE_HOUR, P_RUN_WEIGHT, P_ALPHA_SHIFT,

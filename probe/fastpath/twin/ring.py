@@ -1,4 +1,4 @@
-"""Twin of probe/_kernels/ring.pxi: the same PacketRing API over a plain AF_PACKET socket recv loop.
+"""Twin of probe/fastpath/kernels/ring.pxi: the same PacketRing API over a plain AF_PACKET socket recv loop.
 
 Slow (one system call per frame, everything in Python) but it sees the same frames through the same
 socket setup (probe/sources/afpacket.py) and gives the same FrameBatch contents: frame bytes, wire
@@ -16,12 +16,12 @@ import struct
 
 import numpy as np
 
-from probe._layout import FRAME_DTYPE
-from probe._twin.aggregate import aggregate_frames, record_totals
-from probe._twin.parse import parse_frames
+from probe.fastpath.layout import FRAME_DTYPE
+from probe.fastpath.twin.aggregate import aggregate_frames, record_totals
+from probe.fastpath.twin.parse import parse_frames
 from probe.sources import afpacket
 from probe.sources.frames import NO_VLAN, FrameBatch
-from probe.sources.rare import rare_index
+from probe.fastpath.rare import rare_index
 
 __all__ = ["PacketRing"]
 

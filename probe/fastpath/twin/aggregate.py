@@ -1,11 +1,11 @@
-"""Twin of probe/_kernels/aggregate.pxi: the same tables, updated one record at a time in plain Python."""
+"""Twin of probe/fastpath/kernels/aggregate.pxi: the same tables, updated one record at a time in plain Python."""
 from __future__ import annotations
 
 import numpy as np
 
-from probe._layout import (COUNTER_INDEX as CI, FRAME_DTYPE, HLL_BITS, HLL_REGISTERS, N_COUNTERS, N_SKETCHES,
+from probe.fastpath.layout import (COUNTER_INDEX as CI, FRAME_DTYPE, HLL_BITS, HLL_REGISTERS, N_COUNTERS, N_SKETCHES,
                            UDP_SMALL_WIRELEN)
-from probe._twin.parse import (F_ARP, F_ARP_GRATUITOUS, F_BROADCAST, F_CDP, F_DHCP, F_DNS, F_DNS_RESPONSE, F_ICMP,
+from probe.fastpath.twin.parse import (F_ARP, F_ARP_GRATUITOUS, F_BROADCAST, F_CDP, F_DHCP, F_DNS, F_DNS_RESPONSE, F_ICMP,
                                F_IPV4, F_IPV6, F_LLDP, F_LLMNR, F_MALFORMED, F_MDNS, F_MULTICAST, F_NBNS, F_SSDP,
                                F_STP, F_TCP, F_TRUNCATED, F_UDP)
 
@@ -23,9 +23,9 @@ C_BYTES, C_RX_BYTES = CI["bytes"], CI["rx_bytes"]
 C_FIRST, C_LAST, C_PEER, C_PEER_CHANGES = CI["first_seen_ns"], CI["last_seen_ns"], CI["peer"], CI["peer_changes"]
 C_SERVER, C_FP, C_VLAN = CI["dhcp_server_id"], CI["dhcp_fingerprint"], CI["vlan"]
 C_DUP_MAX = CI["dup_max"]
-DUP_GAP_UNITS = 95  # probe._layout.DUP_RUN_GAP_NS in ts >> 20 units (~1.05 ms)
+DUP_GAP_UNITS = 95  # probe.fastpath.layout.DUP_RUN_GAP_NS in ts >> 20 units (~1.05 ms)
 S_HOSTS, S_PORTS, S_CHADDR, S_RST_PORTS = 0, 1, 2, 3
-# flag -> probe._layout.DUP_PROTOCOLS code, first match wins (the compiled dup_protocol)
+# flag -> probe.fastpath.layout.DUP_PROTOCOLS code, first match wins (the compiled dup_protocol)
 _DUP_PROTO = ((F_ARP, 1), (F_DHCP, 2), (F_ICMP, 3), (F_MDNS, 4), (F_SSDP, 5), (F_NBNS, 6), (F_LLMNR, 7), (F_STP, 8),
               (F_LLDP, 9), (F_CDP, 10), (F_UDP, 11), (F_TCP, 12), (F_IPV4, 13), (F_IPV6, 14))
 

@@ -1,8 +1,8 @@
-# aggregate kernels: see probe/_twin/aggregate.py for the pure-Python twin.
+# aggregate kernels: see probe/fastpath/twin/aggregate.py for the pure-Python twin.
 # Parsed frame records -> per-device counters and HyperLogLog sketches in bounded hash tables
-# (layout in probe/_layout.py; the tables are owned by probe/state/aggregates.py).
+# (layout in probe/fastpath/layout.py; the tables are owned by probe/state/aggregates.py).
 
-from probe._layout import COUNTERS as _COUNTERS, N_COUNTERS as _N_COUNTERS, N_SKETCHES as _N_SKETCHES, \
+from probe.fastpath.layout import COUNTERS as _COUNTERS, N_COUNTERS as _N_COUNTERS, N_SKETCHES as _N_SKETCHES, \
     HLL_REGISTERS as _HLL_REGISTERS, UDP_SMALL_WIRELEN as _UDP_SMALL_WIRELEN, agg_input_mask as _agg_input_mask
 
 __all__ += ["aggregate_frames"]
@@ -11,7 +11,7 @@ cdef extern from *:
     int __builtin_ctzll(unsigned long long) nogil
     int __builtin_clzll(unsigned long long) nogil
 
-# counter indices: the order of probe._layout.COUNTERS (checked below at import)
+# counter indices: the order of probe.fastpath.layout.COUNTERS (checked below at import)
 cdef enum:
     C_FRAMES, C_BYTES, C_RX_FRAMES, C_RX_BYTES, C_BROADCAST, C_MULTICAST, C_MALFORMED, C_TRUNCATED,
     C_TCP_SYN, C_TCP_SYNACK, C_TCP_RST, C_TCP_SYNACK_RCVD, C_TCP_RST_RCVD,
@@ -39,7 +39,7 @@ _C_NAMES = ("frames", "bytes", "rx_frames", "rx_bytes", "broadcast", "multicast"
     "dup_frames", "dup_max", "tcp_data", "tcp_retrans",
     "tcp_stealth", "udp_small", "vlan", "tcp_rst_bare")
 if _C_NAMES != _COUNTERS or C_COUNT != _N_COUNTERS or C_COUNT > 64:
-    raise ImportError("aggregate.pxi counter enum does not match probe._layout.COUNTERS")
+    raise ImportError("aggregate.pxi counter enum does not match probe.fastpath.layout.COUNTERS")
 
 cdef enum:
     HLL_BITS_C = 6
@@ -52,7 +52,7 @@ cdef enum:
     UDP_SMALL = 256
 
 if HLL_M != _HLL_REGISTERS or N_SK != _N_SKETCHES or UDP_SMALL != _UDP_SMALL_WIRELEN:
-    raise ImportError("aggregate.pxi sketch layout does not match probe._layout")
+    raise ImportError("aggregate.pxi sketch layout does not match probe.fastpath.layout")
 
 cdef uint64_t SALT_PORT = 0x9E3779B97F4A7C15ULL
 cdef uint64_t SALT_CHADDR = 0xD6E8FEB86659FD93ULL
@@ -184,14 +184,14 @@ cdef inline void hll_add(uint8_t* reg, uint64_t h) noexcept nogil:
 
 
 cdef struct Recent:
-    uint64_t* dup       # [DUP_SLOTS, 2]: frame hash, copies in the run << 32 | last ts >> 20 (probe/_layout.py)
+    uint64_t* dup       # [DUP_SLOTS, 2]: frame hash, copies in the run << 32 | last ts >> 20 (probe/fastpath/layout.py)
     uint64_t dup_mask
     uint64_t* flow      # [FLOW_SLOTS, 2]: flow tag | highest sequence end, last seq | IPv4 ID | ts
     uint64_t flow_mask
 
 
 cdef inline uint64_t dup_protocol(uint32_t fl, uint8_t proto) noexcept nogil:
-    # the code of probe._layout.DUP_PROTOCOLS for what a repeated frame carries
+    # the code of probe.fastpath.layout.DUP_PROTOCOLS for what a repeated frame carries
     if fl & F_ARP: return 1
     if fl & F_DHCP: return 2
     if fl & F_ICMP: return 3
@@ -210,7 +210,7 @@ cdef inline uint64_t dup_protocol(uint32_t fl, uint8_t proto) noexcept nogil:
 
 
 cdef enum:
-    DUP_GAP_UNITS = 95  # probe._layout.DUP_RUN_GAP_NS in ts >> 20 units (~1.05 ms): 95 is ~99.6 ms
+    DUP_GAP_UNITS = 95  # probe.fastpath.layout.DUP_RUN_GAP_NS in ts >> 20 units (~1.05 ms): 95 is ~99.6 ms
 
 
 cdef inline uint64_t dup_track(Recent* rc, const FrameRecord* r, uint64_t ts) noexcept nogil:
@@ -235,7 +235,7 @@ cdef inline uint64_t tcp_track(Recent* rc, const FrameRecord* r, uint64_t ts) no
     # tx bits of a TCP segment: C_TCP_DATA for one that carries data (or SYN-ACK/FIN), plus C_TCP_RETRANS
     # when its sequence end is not beyond the highest the flow has sent; a SPAN copy of the previous
     # segment (same seq and IPv4 ID, or within ~1 ms without an ID) counts as nothing. 16-byte entries
-    # (layout in probe/_layout.py) keep the table in cache.
+    # (layout in probe/fastpath/layout.py) keep the table in cache.
     cdef uint32_t tf = r.tcp_flags
     cdef uint32_t seg = <uint32_t>r.tcp_len + ((tf >> 1) & 1) + (tf & 1)
     cdef uint64_t a, key, tag, last, now
@@ -436,7 +436,7 @@ cdef struct AggState:
     const FrameRecord* prev   # the frame before (its classification is the run's), or NULL
 
 
-# The words of a FrameRecord that classification reads (probe._layout.agg_input_mask), as a C array.
+# The words of a FrameRecord that classification reads (probe.fastpath.layout.agg_input_mask), as a C array.
 cdef enum:
     RECORD_WORDS = 23
 cdef uint64_t AGG_INPUT_MASK[RECORD_WORDS]
@@ -702,7 +702,7 @@ def aggregate_frames(records, mac_table, ip_table, arp_table, recent=None):
     rows that exist, except for responses (SYN-ACK, RST, ARP reply, DNS answer, ICMP unreachable or
     echo reply), which may open the row of the address they answer; either way the table is bounded.
     `recent`, (duplicate table uint64[D, 2], flow table uint64[F, 2]) with D and F powers of two
-    (probe/_layout.py), enables the repeated-frame (dup_frames, dup_max) and TCP retransmission
+    (probe/fastpath/layout.py), enables the repeated-frame (dup_frames, dup_max) and TCP retransmission
     (tcp_data, tcp_retrans) counters; without it they stay 0.
     """
     if not is_frame_array(records, False):

@@ -1,4 +1,4 @@
-"""Twin of probe/_kernels/counters.pxi."""
+"""Twin of probe/fastpath/kernels/counters.pxi."""
 import numpy as np
 
 __all__ = ["counter_deltas"]

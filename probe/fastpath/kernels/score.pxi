@@ -1,5 +1,5 @@
 # score kernels: streaming anomaly scores for many series at once.
-# probe/_twin/score.py is the pure-Python twin (same names, same answers) and documents the model.
+# probe/fastpath/twin/score.py is the pure-Python twin (same names, same answers) and documents the model.
 #
 # One row of `state` (float64[SCORE_STATE_WIDTH]) per series holds everything that series needs
 # (constant memory); score_samples() takes samples of any series interleaved, in arrival order, and
@@ -48,7 +48,7 @@ DEF C_SEAS = 32        # value per hour of the day (from the fifth cache line on
 DEF N_SEAS = 24
 DEF WIDTH = 56         # whole 64-byte lines
 
-# params (probe._layout.SCORE_PARAM_NAMES, checked below at import)
+# params (probe.fastpath.layout.SCORE_PARAM_NAMES, checked below at import)
 DEF P_ALPHA_LEVEL = 0
 DEF P_ALPHA_ERR = 1
 DEF P_ALPHA_Z = 2
@@ -77,10 +77,10 @@ DEF LEARN_AFTER = 20.0   # samples before the surprise statistics start learning
 SCORE_STATE_WIDTH = WIDTH
 SCORE_N_PARAMS = N_PARAMS
 
-from probe._layout import SCORE_PARAM_NAMES as _SCORE_PARAM_NAMES
+from probe.fastpath.layout import SCORE_PARAM_NAMES as _SCORE_PARAM_NAMES
 if (len(_SCORE_PARAM_NAMES) != N_PARAMS or _SCORE_PARAM_NAMES.index("log_scale") != P_LOG_SCALE
         or _SCORE_PARAM_NAMES.index("seas_clip") != P_SEAS_CLIP or _SCORE_PARAM_NAMES.index("alert") != P_ALERT):
-    raise ImportError("score.pxi parameter indices do not match probe._layout.SCORE_PARAM_NAMES")
+    raise ImportError("score.pxi parameter indices do not match probe.fastpath.layout.SCORE_PARAM_NAMES")
 
 cdef double _HUGE = 1e150    # values beyond are clipped: squares stay finite
 cdef double _TINY = 1e-300
@@ -252,7 +252,7 @@ cdef inline double _score_one(double *st, const double *prm, double t, double x)
 
 
 def score_default_params():
-    """The one fixed configuration (probe/_twin/score.py says what each value means)."""
+    """The one fixed configuration (probe/fastpath/twin/score.py says what each value means)."""
     p = np.zeros(N_PARAMS, dtype=np.float64)
     p[P_ALPHA_LEVEL] = 0.9
     p[P_ALPHA_ERR] = 0.001

@@ -12,7 +12,7 @@
 # window's tables it also aggregates each frame right after parsing it (agg_frame, as aggregate_frames
 # does), while the record is still in L1, up to the first frame at or past the window's end.
 # Socket setup is shared with the twin (probe/sources/afpacket.py), so both see the same frames.
-# Twin: probe/_twin/ring.py.
+# Twin: probe/fastpath/twin/ring.py.
 
 from posix.mman cimport mmap, munmap, PROT_READ, PROT_WRITE, MAP_SHARED, MAP_FAILED
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
@@ -23,7 +23,7 @@ import struct as _struct
 
 from probe.sources import afpacket as _afpacket
 from probe.sources.frames import FrameBatch as _FrameBatch
-from probe._layout import RARE_FLAGS as _RARE_FLAGS
+from probe.fastpath.layout import RARE_FLAGS as _RARE_FLAGS
 
 __all__ += ["PacketRing"]
 
@@ -85,10 +85,10 @@ cdef extern from *:
     void sv_ring_release(void *p) nogil
 
 
-# frames whose bytes next_records keeps (the rare-frame decoder reads them): probe._layout.RARE_FLAGS
+# frames whose bytes next_records keeps (the rare-frame decoder reads them): probe.fastpath.layout.RARE_FLAGS
 cdef uint32_t RING_RARE = F_DHCP | F_LLDP | F_CDP | F_MDNS | F_LLMNR | F_NBNS
 if RING_RARE != _RARE_FLAGS:
-    raise ImportError("ring.pxi RING_RARE does not match probe._layout.RARE_FLAGS")
+    raise ImportError("ring.pxi RING_RARE does not match probe.fastpath.layout.RARE_FLAGS")
 
 
 cdef struct RareCopy:

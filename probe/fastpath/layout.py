@@ -1,4 +1,4 @@
-"""Record layouts shared by the compiled kernels (probe/_kernels/) and their twins (probe/_twin/).
+"""Record layouts shared by the compiled kernels (probe/fastpath/kernels/) and their twins (probe/fastpath/twin/).
 
 One definition, imported by both implementations, so the two can only disagree about values, never
 about shape. The compiled module checks at import that its C structs match these numpy dtypes.

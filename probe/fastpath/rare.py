@@ -1,6 +1,6 @@
 """Decoder for the rare, variable-length frames, off the hot path: DHCP, LLDP, CDP, mDNS, LLMNR, NetBIOS-NS.
 
-The frame parser (fastpath.parse_frames) flags these frames (probe._layout.RARE_FLAGS) and records where
+The frame parser (fastpath.parse_frames) flags these frames (probe.fastpath.layout.RARE_FLAGS) and records where
 their payload starts; this module turns the few of them into dicts of names a technician recognises
 (neighbour switch and port, DHCP host names and fingerprints, mDNS service names) for replay and the
 inventory. Plain Python, every length checked: a frame that lies about a length gives
@@ -16,7 +16,7 @@ import struct
 
 import numpy as np
 
-from probe._layout import F_CDP, F_DHCP, F_LLDP, F_LLMNR, F_MALFORMED, F_MDNS, F_NBNS, RARE_FLAGS
+from probe.fastpath.layout import F_CDP, F_DHCP, F_LLDP, F_LLMNR, F_MALFORMED, F_MDNS, F_NBNS, RARE_FLAGS
 
 __all__ = ["decode_batch", "decode_rare", "Malformed"]
 

@@ -1,7 +1,7 @@
 """Facade that picks the fast-path implementation once, at import.
 
 The compiled kernels (probe/_fastpath.pyx) are used unless SITEVIGIL_NO_EXTENSIONS is set to a
-non-empty value other than "0", in which case the pure-Python twin (probe/_fastpath_py.py) is used on
+non-empty value other than "0", in which case the pure-Python twin (probe/fastpath/twin/) is used on
 purpose. Both export the same names with the same signatures and give the same answers; the tests
 hold them to it. IMPLEMENTATION says which one is live ("cython" or "python"); the daemon publishes
 it in sitevigil_build_info and `sitevigil --version`.
@@ -15,8 +15,8 @@ NO_EXTENSIONS = os.environ.get("SITEVIGIL_NO_EXTENSIONS", "") not in ("", "0")
 LOAD_ERROR = None  # why the compiled module did not load, when it did not
 
 if NO_EXTENSIONS:
-    from probe._fastpath_py import *  # noqa: F401,F403
-    from probe._fastpath_py import __all__  # noqa: F401
+    from probe.fastpath.twin import *  # noqa: F401,F403
+    from probe.fastpath.twin import __all__  # noqa: F401
 
     IMPLEMENTATION = "python"
 else:
@@ -28,7 +28,7 @@ else:
     except ImportError as exc:  # not built (e.g. running from a source tree without build_ext)
         LOAD_ERROR = str(exc)
         _log.warning("compiled fast path not loaded (%s); using the pure-Python twin", exc)
-        from probe._fastpath_py import *  # noqa: F401,F403
-        from probe._fastpath_py import __all__  # noqa: F401
+        from probe.fastpath.twin import *  # noqa: F401,F403
+        from probe.fastpath.twin import __all__  # noqa: F401
 
         IMPLEMENTATION = "python"

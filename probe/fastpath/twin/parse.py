@@ -1,9 +1,9 @@
-"""Twin of probe/_kernels/parse.pxi: the same frame parser, one frame at a time in plain Python."""
+"""Twin of probe/fastpath/kernels/parse.pxi: the same frame parser, one frame at a time in plain Python."""
 from __future__ import annotations
 
 import numpy as np
 
-from probe._layout import FRAME_DTYPE
+from probe.fastpath.layout import FRAME_DTYPE
 
 __all__ = ["parse_frames"]
 
@@ -358,7 +358,7 @@ def _parse_one(f, wire, r):
 def parse_frames(data, offset, caplen, wirelen, ts_ns, vlan, out=None):
     """Parse a batch of frames (the columns of a FrameBatch) into FRAME_DTYPE records.
 
-    Returns (records, malformed); see the compiled twin in probe/_kernels/parse.pxi (also for `out`).
+    Returns (records, malformed); see the compiled twin in probe/fastpath/kernels/parse.pxi (also for `out`).
     """
     data = np.asarray(data, np.uint8)
     n = len(offset)
