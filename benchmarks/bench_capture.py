@@ -5,7 +5,7 @@ Topology (two network namespaces made for the run, removed afterwards whatever h
     <prefix>-tx: eth0  --veth-->  cap0 :<prefix>-rx   (the probe's capture port)
 
 trafgen (netsniff-ng) sends COUNT (default 4M, --quick 300k) 60-byte UDP frames at its top rate from
-one core. The probe's capture (the daemon's own code path: probe.sources.capture.open_ring + FramePipeline.feed_ring: the ring's walk
+one core. The probe's capture (the daemon's own code path: probe.subsystems.capture.open_ring + FramePipeline.feed_ring: the ring's walk
 parses each frame and aggregates it per device, then the LAN detectors run on each closed window) and `tcpdump -i cap0 -n -w /dev/null -B 65536` capture the SAME stream
 SIMULTANEOUSLY, each with a 64 MiB ring. Reported for both: frames received, kernel drops, and CPU
 seconds per million frames from /proc/PID/stat (utime+stime, sampled after both are ready and after
@@ -110,7 +110,7 @@ def child(interface: str) -> int:
     """The probe side: open the ring as the daemon does and feed the pipeline until SIGINT/SIGTERM."""
     from probe import fastpath
     from probe.config import CaptureConfig, default_config
-    from probe.sources.capture import FramePipeline, make_analysis, open_ring
+    from probe.subsystems.capture import FramePipeline, make_analysis, open_ring
 
     stop = []
     signal.signal(signal.SIGINT, lambda *a: stop.append(1))

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import os
 import signal
 import time
 from typing import Callable, Sequence
@@ -20,17 +19,19 @@ from prometheus_client import GCCollector, PlatformCollector, ProcessCollector
 from prometheus_client.registry import CollectorRegistry
 
 from probe import fastpath
-from probe.config import Config, ConfigError, SubnetConfig, load_file, split_listen_address
+from probe.config import Config, ConfigError, load_file, split_listen_address
+from probe.config.machine import resolve_defaults
 from probe.exposition.anomaly_collector import AnomalyCollector
 from probe.exposition.http import HttpApi
 from probe.findings.anomaly import AnomalyAlerts
 from probe.findings.ledger import Ledger, LedgerCollector
 from probe.exposition.self_collector import SelfCollector, TimedCollector
 from probe.sdnotify import Notifier
-from probe.sources import interfaces
 from probe.state.anomaly import AnomalyScores
+from probe.state.inventory import Inventory
 from probe.state.store import Store
-from probe.subsystem import Context, Health, Subsystem
+from probe.subsystems.base import Context, Health, Subsystem
+from probe.subsystems.devices import Devices
 
 _log = logging.getLogger("sitevigil")
 
@@ -53,20 +54,6 @@ class Overrides:
         if self.state_dir:
             cfg = cfg.replace(state_dir=self.state_dir)
         return cfg
-
-
-def resolve_defaults(cfg: Config) -> Config:
-    """Fill what the config leaves to the machine: state directory, subnets and capture interface."""
-    if cfg.state_dir is None:
-        cfg = cfg.replace(state_dir=default_state_dir())
-    if not cfg.subnets:
-        found = interfaces.discovered_subnets()
-        cfg = cfg.replace(subnets=tuple(SubnetConfig(cidr=net) for net in found))
-    if cfg.capture.interface is None:
-        iface = interfaces.default_route_interface()
-        if iface:
-            cfg = cfg.replace(capture=dataclasses.replace(cfg.capture, interface=iface))
-    return cfg
 
 
 class Daemon:
@@ -96,15 +83,18 @@ class Daemon:
         loop = asyncio.get_running_loop()
         cfg = self.config
         self.store = Store(cfg.state_dir)
-        self.ledger = Ledger(self.store)
+        # The shared services, owned here and handed to every subsystem in its Context.
+        self.ledger = Ledger(self.store, quiet_after=episode_quiet(cfg))
+        sc = cfg.sweep
+        self.devices = Devices(Inventory(self.store, gone_after=float(sc.device_gone_after),
+                                         forget_after=float(sc.device_forget_after), max_devices=sc.max_devices),
+                               self.ledger)
         if cfg.detection.enabled:  # thresholds and the hook are set by _apply_anomaly_config below
             self.alerts = AnomalyAlerts(self.ledger.record, warn_threshold=cfg.detection.anomaly_warn_threshold)
             self.anomaly = AnomalyScores(cfg.detection.anomaly_max_series)
-        ctx = Context(store=self.store, emit_finding=self.ledger.record, anomaly=self.anomaly)
-        for name, factory in self.factories:
-            sub = factory(cfg, ctx)
-            ctx.peers[name] = sub
-            self.subsystems.append(sub)
+        ctx = Context(store=self.store, ledger=self.ledger, devices=self.devices, anomaly=self.anomaly)
+        for _name, factory in self.factories:
+            self.subsystems.append(factory(cfg, ctx))
 
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
@@ -124,7 +114,7 @@ class Daemon:
 
         routes = [web.get(cfg.web.route_prefix.rstrip("/") + "/api/findings", self._findings_api)]
         for sub in self.subsystems:
-            routes.extend(getattr(sub, "routes", lambda: [])())
+            routes.extend(sub.routes())
         self.http = HttpApi(registry=self.registry, fastpath=fastpath.IMPLEMENTATION, reload=self.reload,
                             is_ready=lambda: self._ready, subsystems=lambda: self.subsystems,
                             last_scrape=self.last_scrape, route_prefix=cfg.web.route_prefix, extra_routes=routes)
@@ -246,6 +236,7 @@ class Daemon:
                     _log.exception("subsystem %s failed to take the new config", sub.name)
                     failed.append(f"{sub.name}: {exc}")
             self._apply_anomaly_config(new)
+            self.ledger.quiet_after = episode_quiet(new)
             self.config = new
             if failed:
                 self.reload_state["successful"] = False
@@ -255,11 +246,9 @@ class Daemon:
             return True, f"config reloaded from {self.config_path}"
 
 
-def default_state_dir() -> str:
-    """/var/lib/sitevigil as root (or $STATE_DIRECTORY under systemd), else ~/.local/state/sitevigil."""
-    if os.environ.get("STATE_DIRECTORY"):
-        return os.environ["STATE_DIRECTORY"].split(":")[0]
-    if os.geteuid() == 0:
-        return "/var/lib/sitevigil"
-    base = os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state")
-    return os.path.join(base, "sitevigil")
+def episode_quiet(cfg: Config) -> float:
+    """How long a finding's episode lasts without a report: detection.episode_quiet, but never under three
+    of the slowest SNMP poll's intervals, so one lost poll does not end a device's problem."""
+    snmp = cfg.snmp
+    slowest = max([float(snmp.counters_interval), float(snmp.inventory_interval)]) if snmp.enabled else 0.0
+    return max(float(cfg.detection.episode_quiet), 3 * slowest)

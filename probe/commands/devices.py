@@ -19,9 +19,9 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    from probe import discovery
+    from probe.subsystems import sweep as discovery
     from probe.commands.sweep import print_table
-    from probe.daemon import default_state_dir
+    from probe.config.machine import default_state_dir
     from probe.state.inventory import Inventory
     from probe.state.store import DB_NAME, Store, StoreError
 

@@ -36,7 +36,7 @@ def redact(value):
 
 def gather(args) -> dict:
     from probe import __version__, fastpath
-    from probe.daemon import resolve_defaults
+    from probe.config.machine import resolve_defaults
     from probe.sources import interfaces
 
     report: dict = {"version": __version__, "fastpath": fastpath.IMPLEMENTATION,

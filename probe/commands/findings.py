@@ -24,7 +24,7 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    from probe.daemon import default_state_dir
+    from probe.config.machine import default_state_dir
     from probe.findings.ledger import Ledger
     from probe.state.store import Store, StoreError
 

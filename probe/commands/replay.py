@@ -151,7 +151,7 @@ def report(path: str, pipe: CapturePipeline, error: str | None) -> dict:
         "table_overflow_frames": s.table_overflow_frames,
         "devices": macs,
         "hosts": ips,
-        "findings": [f.to_dict() for f in pipe.engine.all_findings()],
+        "findings": [f.to_dict() for f in pipe.findings.all_findings()],
         "error": error,
     }
 
@@ -189,16 +189,12 @@ def run(args) -> int:
 
         from probe.exposition.capture_collector import CaptureCollector
 
-        from probe.findings.ledger import Ledger, LedgerCollector
-        from probe.state.store import Store
+        from probe.findings.ledger import LedgerCollector
 
         registry = CollectorRegistry(auto_describe=False)
         registry.register(CaptureCollector(pipe.stats))
-        # Findings as the live probe exports them: through a ledger (in memory: replay keeps nothing).
-        ledger = Ledger(Store("", memory=True), quiet_after=float("inf"))
-        for finding in pipe.engine.all_findings():
-            ledger.record(finding)
-        registry.register(LedgerCollector(ledger))
+        # Findings as the live probe exports them: from the one ledger the JSON output lists too.
+        registry.register(LedgerCollector(pipe.findings))
         sys.stdout.write(generate_latest(registry).decode())
     if error:
         print(f"sitevigil replay: {error}", file=sys.stderr)

@@ -60,25 +60,18 @@ class ProgressBar:
 
 
 def _config(args):
-    """The config with the machine's defaults filled in (as the daemon's resolve_defaults does, without
-    importing the daemon and its HTTP stack into a one-shot command)."""
-    from probe.config import SubnetConfig
-    from probe.sources import interfaces
+    """The config with the machine's defaults filled in, as the daemon fills them."""
+    from probe.config.machine import resolve_defaults
 
     cfg = load_file(args.config_file) if args.config_file else default_config()
     if args.state_dir:
         cfg = cfg.replace(state_dir=args.state_dir)
-    if args.record and cfg.state_dir is None:
-        from probe.daemon import default_state_dir
-
-        cfg = cfg.replace(state_dir=default_state_dir())
-    if not cfg.subnets and not args.cidrs:
-        cfg = cfg.replace(subnets=tuple(SubnetConfig(cidr=n) for n in interfaces.discovered_subnets()))
-    return cfg
+    return resolve_defaults(cfg)
 
 
 def run(args) -> int:
-    from probe import discovery
+    from probe.subsystems import sweep as discovery
+    from probe.subsystems.devices import record_sweep
     from probe.sources.sweep import SweepError
     from probe.state.inventory import Inventory
 
@@ -138,9 +131,9 @@ def run(args) -> int:
     sc = cfg.sweep
     inv = Inventory(store, gone_after=float(sc.device_gone_after), forget_after=float(sc.device_forget_after),
                     max_devices=sc.max_devices)
-    findings = discovery.record_sweep(inv, result) if args.record else None
+    findings = record_sweep(inv, result) if args.record else None
     if not args.record:
-        discovery.record_sweep(inv, result)
+        record_sweep(inv, result)
     rows = []
     for h in result.hosts:
         dev = inv.get(h.mac or h.ip)

@@ -64,7 +64,7 @@ import numpy as np
 
 from probe.fastpath.layout import dup_max_fields
 from probe.config.detection import DetectionConfig
-from probe.findings.base import Detector, FindingEngine, WindowContext
+from probe.findings.base import Detector, WindowContext, WindowDetectors
 from probe.findings.model import Finding
 from probe.state.aggregates import TableSnapshot, WindowAggregates, format_ip_key, format_mac
 from probe.state.baselines import RatioBaseline
@@ -724,5 +724,5 @@ def lan_detectors(config: DetectionConfig) -> list[Detector]:
             DnsDetector(), IcmpUnreachableDetector(), TcpResetDetector(config), TcpRetransmissionDetector(config)]
 
 
-def lan_engine(config: DetectionConfig) -> FindingEngine:
-    return FindingEngine(config, lan_detectors(config))
+def lan_engine(config: DetectionConfig) -> WindowDetectors:
+    return WindowDetectors(config, lan_detectors(config))

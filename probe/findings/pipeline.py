@@ -7,7 +7,9 @@
     pipe.stats()                            # CaptureStats for probe.exposition.capture_collector
 
 Detectors see each closed window merged with the one before it (when consecutive), so a scan or flood
-that straddles a window boundary is judged whole; episodes keep the repeat from being raised twice.
+that straddles a window boundary is judged whole. What they see in each window is reported to
+`findings`, the ledger (probe.findings.ledger): the daemon's, or, for a replay or a test, one in memory
+whose clock is the capture's own time, so a past capture is judged as the live probe would have.
 
 Used by `sitevigil replay` and meant for the live capture subsystem, so both export and find the same.
 """
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Iterable
 
 import numpy as np
@@ -24,7 +26,8 @@ from probe import fastpath
 from probe.fastpath.layout import COUNTERS, FLAG_NAMES, FRAME_DTYPE, N_COUNTERS, NON_ADDITIVE
 from probe.config.capture import CaptureConfig
 from probe.config.detection import DetectionConfig
-from probe.findings.base import FindingEngine
+from probe.findings.base import WindowDetectors
+from probe.findings.ledger import Ledger
 from probe.findings.lan import lan_engine
 from probe.findings.model import Finding
 from probe.sources.frames import FrameBatch
@@ -50,17 +53,16 @@ class CaptureStats:
     windows: int
     last_window: WindowAggregates | None
     table_overflow_frames: dict[str, int]
-    findings_raised: dict[str, int]      # kind -> episodes started
-    findings_active: dict[str, int]      # kind -> episodes open now
-    findings_by_severity: dict[tuple[str, str], int] = field(default_factory=dict)  # (kind, severity) -> started
 
 
 class CapturePipeline:
     def __init__(self, capture: CaptureConfig, detection: DetectionConfig, *, kernels=fastpath,
-                 engine: FindingEngine | None = None, summarize_devices: bool = False,
-                 own_devices: Iterable[str] = (), on_window: Callable[[WindowAggregates], None] | None = None):
+                 engine: WindowDetectors | None = None, summarize_devices: bool = False,
+                 own_devices: Iterable[str] = (), on_window: Callable[[WindowAggregates], None] | None = None,
+                 findings: Ledger | None = None):
         """`own_devices`: the probe's own MACs and IPs (its sweeps and SNMP polls are not findings);
-        `on_window`: called with each closed window, after detection (anomaly scores, passive learning)."""
+        `on_window`: called with each closed window, after detection (anomaly scores, passive learning);
+        `findings`: the ledger that reports go to (default: one in memory on the capture's clock)."""
         self.kernels = kernels
         self.own_devices = frozenset(str(d).lower() for d in own_devices)
         self.on_window = on_window
@@ -71,8 +73,11 @@ class CapturePipeline:
         self.on_records: Callable[[FrameBatch, np.ndarray], None] | None = None
         self.agg = CaptureAggregator(max_devices=capture.max_devices, window_s=capture.window, kernels=kernels)
         if engine is None:
-            engine = lan_engine(detection) if detection.enabled else FindingEngine(detection, [])
+            engine = lan_engine(detection) if detection.enabled else WindowDetectors(detection, [])
         self.engine = engine
+        self.now = 0.0  # the end of the latest closed window (seconds): the capture's own clock
+        self.findings = findings if findings is not None else Ledger.in_memory(
+            quiet_after=float(detection.episode_quiet), clock=lambda: self.now)
         if self.own_devices:
             engine.ignore = self._own
         self._lock = threading.Lock()
@@ -91,7 +96,8 @@ class CapturePipeline:
                           if summarize_devices else None)
 
     def add_batch(self, batch: FrameBatch) -> list[Finding]:
-        """Parse and aggregate one batch; returns findings that started in windows it closed."""
+        """Parse and aggregate one batch; returns what the detectors saw in the windows it closed
+        (already reported to `findings`)."""
         if not len(batch):
             return []
         if self._records is None or len(self._records) < len(batch):
@@ -185,8 +191,11 @@ class CapturePipeline:
                 self.summaries["ip"].merge(w.ips, lambda k: format_ip_key(k[0], k[1]))
             prev, self._prev = self._prev, w
             view = merge_windows(prev, w) if prev is not None and prev.end_ns == w.start_ns else w
-            with self._lock:  # an exporter may read the episodes from another thread
-                new.extend(self.engine.process(view))
+            seen = self.engine.process(view)
+            self.now = max(self.now, w.end_ns / 1e9)
+            for finding in seen:
+                self.findings.record(finding)
+            new.extend(seen)
             if self.on_window is not None:
                 try:
                     self.on_window(w)
@@ -205,12 +214,6 @@ class CapturePipeline:
 
     def stats(self) -> CaptureStats:
         with self._lock:
-            active: dict[str, int] = {}
-            for (kind, _dev) in self.engine.open:
-                active[kind] = active.get(kind, 0) + 1
-            raised: dict[str, int] = {}
-            for (kind, _sev), n in self.engine.raised_total.items():
-                raised[kind] = raised.get(kind, 0) + n
             frames, nbytes, malformed, flags = self.frames, self.bytes, self.malformed, self.flag_counts.copy()
             for f, b, m, fl in self._members.values():
                 frames, nbytes, malformed = frames + f, nbytes + b, malformed + m
@@ -219,4 +222,4 @@ class CapturePipeline:
                 frames, nbytes, malformed,
                 {name: int(flags[i]) for i, name in enumerate(FLAG_NAMES)},
                 {name: int(self.events[i]) for i, name in enumerate(COUNTERS) if name not in NON_ADDITIVE},
-                self.windows, self.last_window, dict(self.overflow), raised, active, dict(self.engine.raised_total))
+                self.windows, self.last_window, dict(self.overflow))

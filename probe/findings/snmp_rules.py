@@ -1,9 +1,8 @@
 """Findings from SNMP polls: what changed between polls that a technician should act on.
 
-`SnmpRules.observe(result, now)` takes each DeviceResult as the poller produces it and returns the
-findings that *started* with this poll: each is raised once per episode (a condition that holds
-over several polls is one finding) and the episode ends when the condition has been clear for
-`clear_polls` polls. Kinds:
+`SnmpRules.observe(result, now)` takes each DeviceResult as the poller produces it and returns what
+the poll shows: a finding for every condition that holds, each poll it holds (the ledger makes one
+episode of them), and a Cleared once a condition has been clear for `clear_polls` polls. Kinds:
 
 - device_rebooted: sysUpTime went back (each restart is its own episode);
 - interface_errors_rising: in+out errors grew by at least `errors_min` since the previous poll;
@@ -17,8 +16,8 @@ over several polls is one finding) and the episode ends when the condition has b
   the first poll that is answered again.
 
 State is bounded: per device a few samples per storage (`history`), flap times per interface
-(`flap_window`), the set of active episodes with their latest finding (`ongoing()`, for reporting a
-long episode again so a ledger does not take it for resolved) and a failed-poll count.
+(`flap_window`), the conditions that held, each with the polls it has been clear since (so one good poll does not
+end a problem) and its latest finding (`ongoing()`), and a failed-poll count.
 `forget(device)` drops a device. `SnmpRules.from_config(cfg.snmp.findings)` takes the thresholds
 from the config.
 """
@@ -28,6 +27,8 @@ import re
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
+
+from probe.findings.model import Cleared, Finding
 
 SEVERITIES = ("info", "warning", "critical")
 
@@ -47,13 +48,11 @@ class SnmpFinding:
         return (self.kind, self.device, self.subject)
 
     def to_finding(self):
-        """As the ledger's Finding (probe.findings.model): one episode per kind and device there, so
-        the subject and summary travel in the evidence."""
-        from probe.findings.model import Finding
-
+        """As the ledger's Finding (probe.findings.model): one episode per kind, device and subject; the
+        subject and summary travel in the evidence too, for the report."""
         return Finding(kind=self.kind, severity=self.severity, device=self.device,
                        evidence={**self.evidence, "subject": self.subject, "summary": self.summary},
-                       first_seen=self.at, last_seen=self.at)
+                       first_seen=self.at, last_seen=self.at, subject=self.subject)
 
 
 # Storage that fills up as files are written. Memory rows (RAM, virtual memory, buffers, cache) are
@@ -148,17 +147,21 @@ class SnmpRules:
         return ({k[0] for k in self._storage} | {k[0] for k in self._flaps} | {k[1] for k in self._active}
                 | set(self._failed) | self._answered)
 
-    def observe(self, result, now: float) -> list[SnmpFinding]:
+    def observe(self, result, now: float) -> list:
+        """What this poll shows: every condition that holds (an SnmpFinding each, every poll it holds:
+        the ledger keeps the episode), then a Cleared for each whose condition has been clear long
+        enough to call it over. A restart is news each time: the previous one's episode is cleared first."""
         dev = result.target
         data = result.data()
         seen: list[SnmpFinding] = list(self._conditions(dev, data, now))
         seen += self._reachability(dev, result, data, now)
-        new = []
+        out: list = []
         keys = set()
         for f in seen:
             keys.add(f.key)
-            if f.key not in self._active or f.kind == "device_rebooted":
-                new.append(f)
+            if f.kind == "device_rebooted" and f.key in self._active:
+                out.append(Cleared(f.kind, f.device, f.subject, now))
+            out.append(f)
             self._active[f.key] = 0
             self._latest[f.key] = f
         # Episodes of this device's polled areas whose condition did not hold this time.
@@ -173,7 +176,8 @@ class SnmpRules:
                 if self._active[k] >= (1 if k[0] == "device_unreachable" else self.clear_polls):
                     del self._active[k]
                     self._latest.pop(k, None)
-        return new
+                    out.append(Cleared(k[0], k[1], k[2], now))
+        return out
 
     def ongoing(self, device: str | None = None) -> list[SnmpFinding]:
         """The latest finding of each open episode (of one device, or all), oldest key first."""

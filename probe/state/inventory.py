@@ -25,7 +25,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
-from probe.findings.model import Finding
 from probe.state.devicetype import classify
 from probe.state.oui import MacError, OuiTable, default_table, normalise_mac
 
@@ -47,6 +46,19 @@ MAX_NAMES = 12       # names remembered per device (one per source)
 MAX_FACTS = 24       # other facts per device
 MAX_TEXT = 255       # longest name or fact text kept
 PRESENT, GONE = "present", "gone"
+
+
+@dataclass
+class DeviceChange:
+    """What changed about a device (new, returned, gone, a new address or name): the inventory's news,
+    which probe.subsystems.devices reports to the ledger as a finding of the same kind."""
+
+    kind: str
+    severity: str
+    device: str
+    evidence: dict
+    first_seen: float
+    last_seen: float
 
 
 @dataclass
@@ -214,7 +226,7 @@ class Inventory:
 
     # -- learning ---------------------------------------------------------------------------------
     def observe(self, mac: str | bytes | None, ip: Any = None, name: Any = None, source: str = "arp",
-                ts: float | None = None, *, facts: Mapping[str, Any] | None = None) -> list[Finding]:
+                ts: float | None = None, *, facts: Mapping[str, Any] | None = None) -> list[DeviceChange]:
         """Record that `source` saw this device (by MAC, or by IP alone). Returns the findings raised."""
         ts = self.clock() if ts is None else float(ts)
         ip = _clean_ip(ip)
@@ -231,7 +243,7 @@ class Inventory:
             return []
         name = _clean_name(name)
         key = norm_mac or f"ip:{ip}"
-        findings: list[Finding] = []
+        findings: list[DeviceChange] = []
         with self._lock:
             dev = self.devices.get(key)
             if dev is None and norm_mac and ip and f"ip:{ip}" in self.devices:
@@ -239,10 +251,10 @@ class Inventory:
             if dev is None:
                 dev = self._new_device(key, norm_mac, ts)
                 if self.baselined:
-                    findings.append(Finding("device_new", "info", dev.key, {"source": source}, ts, ts))
+                    findings.append(DeviceChange("device_new", "info", dev.key, {"source": source}, ts, ts))
             elif dev.state == GONE:
                 dev.state = PRESENT
-                findings.append(Finding("device_returned", "info", dev.key,
+                findings.append(DeviceChange("device_returned", "info", dev.key,
                                         {"source": source, "absent_seconds": round(ts - dev.last_seen, 1)}, ts, ts))
             changed_facts = False
             if ts >= dev.last_seen:
@@ -251,7 +263,7 @@ class Inventory:
             dev.sources[source] = max(ts, dev.sources.get(source, 0.0))
             if ip:
                 if dev.ip is not None and ip != dev.ip and ip not in dev.ips:
-                    findings.append(Finding("device_ip_changed", "info", dev.key,
+                    findings.append(DeviceChange("device_ip_changed", "info", dev.key,
                                             {"old_ip": dev.ip, "new_ip": ip, "source": source}, ts, ts))
                 dev.ip = ip
                 if ip in dev.ips:
@@ -261,7 +273,7 @@ class Inventory:
             if name:
                 old = dev.names.get(source)
                 if old is not None and old.lower() != name.lower():
-                    findings.append(Finding("device_name_changed", "info", dev.key,
+                    findings.append(DeviceChange("device_name_changed", "info", dev.key,
                                             {"old_name": old, "new_name": name, "source": source}, ts, ts))
                 if old != name:
                     changed_facts = True
@@ -284,9 +296,9 @@ class Inventory:
             self._dirty.add(key)
         return findings
 
-    def observe_many(self, rows: Iterable[tuple[Any, Any]], source: str, ts: float | None = None) -> list[Finding]:
+    def observe_many(self, rows: Iterable[tuple[Any, Any]], source: str, ts: float | None = None) -> list[DeviceChange]:
         """(mac, ip) pairs from a table: an SNMP ARP table (ipNetToMedia) or a forwarding table (ip None)."""
-        out: list[Finding] = []
+        out: list[DeviceChange] = []
         for mac, ip in rows:
             out += self.observe(mac, ip, source=source, ts=ts)
         return out
@@ -335,7 +347,7 @@ class Inventory:
         return {"mac": dev.mac, "ip": dev.ip, "name": dev.name, "vendor": dev.vendor, "type": dev.type}
 
     # -- ageing -----------------------------------------------------------------------------------
-    def age(self, now: float | None = None) -> list[Finding]:
+    def age(self, now: float | None = None) -> list[DeviceChange]:
         """Mark devices absent longer than gone_after as gone (a finding each); forget the long-absent."""
         now = self.clock() if now is None else now
         findings = []
@@ -349,7 +361,7 @@ class Inventory:
                 elif absent > self.gone_after and dev.state == PRESENT:
                     dev.state = GONE
                     self._dirty.add(dev.key)
-                    findings.append(Finding("device_gone", "warning", dev.key,
+                    findings.append(DeviceChange("device_gone", "warning", dev.key,
                                             {"absent_seconds": round(absent, 1), "last_seen": dev.last_seen,
                                              **self._summary(dev)}, now, now))
         return findings

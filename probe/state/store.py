@@ -131,6 +131,9 @@ class Store:
             except sqlite3.OperationalError as exc:
                 self._failed_locked(exc)
                 return
+            except sqlite3.IntegrityError as exc:  # a queued write another process made impossible meanwhile
+                _log.error("state database %s: dropping a queued write that no longer fits: %s", self.path, exc)
+                self.writes_dropped_total += 1
             self._backlog.popleft()
         self.last_error = ""
 

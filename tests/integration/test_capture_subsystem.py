@@ -113,7 +113,7 @@ def test_interface_removed_while_capturing_fails_with_the_reason(lab):
 
 def _analysis_built() -> bool:
     from probe.config import default_config
-    from probe.sources.capture import make_analysis
+    from probe.subsystems.capture import make_analysis
 
     return make_analysis(default_config()) is not None
 

@@ -97,7 +97,7 @@ def test_no_shared_capture_is_a_loop_even_mirrored_twice(shared_data):
         single = _pipeline(path)
         double = _pipeline(path, double=True)
         for pipe in (single, double):
-            assert "forwarding_loop" not in {f.kind for f in pipe.engine.all_findings()}, path.name
+            assert "forwarding_loop" not in {f.kind for f in pipe.findings.all_findings()}, path.name
         assert double.stats().events["tcp_retrans"] == single.stats().events["tcp_retrans"], path.name
         assert double.stats().events["tcp_data"] == single.stats().events["tcp_data"], path.name
         one, two = single.stats().events, double.stats().events
@@ -117,7 +117,7 @@ def test_one_frame_mirrored_twice_is_no_loop(tmp_path, sitevigil_cmd, sitevigil_
 
 def test_the_loop_capture_mirrored_twice_is_still_one_loop():
     pipe = _pipeline(DATA / "lab_forwarding_loop.pcap", double=True)
-    assert [f.device for f in pipe.engine.all_findings() if f.kind == "forwarding_loop"] == ["lan"]
+    assert [f.device for f in pipe.findings.all_findings() if f.kind == "forwarding_loop"] == ["lan"]
 
 
 @pytest.mark.parametrize("name, kind, event", [("lab_forwarding_loop.pcap", "forwarding_loop", "dup_frames"),

@@ -38,7 +38,7 @@ def replay(path: Path):
     for batch in read_batches(str(path)):
         pipe.add_batch(batch)
     pipe.finish()
-    return pipe.engine.all_findings()
+    return pipe.findings.all_findings()
 
 
 # the lab's loop and packet-loss captures, pinned by tests/integration/test_loop_retrans_replay.py

@@ -191,21 +191,21 @@ sweep:
 
 LISTEN = r"""
 import json, socket, sys, time
-from probe.discovery import learn, device_json
-from probe.sources.passive import PassiveLearner
+from probe.subsystems.sweep import learn, device_json
+from probe.state.passive import observations
 from probe.state.inventory import Inventory
 want, want_name, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
 s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
 s.bind(("mirror0", 0))
 s.settimeout(0.2)
-inv, learner = Inventory(None), PassiveLearner()
+inv = Inventory(None)
 end = time.monotonic() + seconds
 while time.monotonic() < end:
     try:
         frame = s.recv(65535)
     except socket.timeout:
         continue
-    learn(inv, learner.feed([(frame, time.time())]))
+    learn(inv, observations(frame, time.time()))
     d = inv.get(want)
     if d is not None and d.names.get("lldp") == want_name:  # frames sent before the rename say the old name
         break

@@ -20,8 +20,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspa
 from prometheus_client import CollectorRegistry, generate_latest  # noqa: E402
 
 from probe.config import load_text  # noqa: E402
-from probe.sources.capture import CaptureSubsystem  # noqa: E402
-from probe.subsystem import Context  # noqa: E402
+from probe.subsystems.capture import CaptureSubsystem  # noqa: E402
+from probe.subsystems.base import Context  # noqa: E402
 
 
 async def main() -> int:

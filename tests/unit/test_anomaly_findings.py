@@ -89,7 +89,7 @@ def test_the_daemon_records_anomaly_findings_and_a_reload_can_switch_them_off(tm
 
     from probe.config import load_file
     from probe.daemon import Daemon, Overrides
-    from probe.subsystem import Status
+    from probe.subsystems.base import Status
 
     fed = {}
 
@@ -114,6 +114,9 @@ def test_the_daemon_records_anomaly_findings_and_a_reload_can_switch_them_off(tm
             pass
 
         def collectors(self):
+            return []
+
+        def routes(self):
             return []
 
         def describe(self):

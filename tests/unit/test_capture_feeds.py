@@ -15,15 +15,15 @@ from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import ARP, Ether
 
 from probe.config import CaptureConfig, DetectionConfig, load_text
-from probe.discovery import SweepSubsystem
+from probe.subsystems.sweep import SweepSubsystem
 from probe.exposition.anomaly_collector import AnomalyCollector
 from probe.findings.pipeline import CapturePipeline
 from probe.sources import capfile
-from probe.sources.capture import CaptureSubsystem, PassiveFeed
+from probe.subsystems.capture import CaptureSubsystem, PassiveFeed
 from probe.sources.frames import FrameBatch
 from probe.state.aggregates import DEVICE_SERIES, device_series
 from probe.state.anomaly import AnomalyScores
-from probe.subsystem import Context
+from probe.subsystems.base import Context
 from tests.unit.test_capture_subsystem import FakeRing, sysfs, wait_for
 
 S = 10**9
@@ -40,13 +40,11 @@ def _config():
 
 
 def _daemon_parts(tmp_path, cfg, stats_seconds=0.01):
-    """The capture and sweep subsystems wired as the daemon wires them (one Context, peers by name)."""
+    """The capture and sweep subsystems wired as the daemon wires them (one Context, shared services)."""
     ctx = Context(store=None, anomaly=AnomalyScores(1000))
     cap = CaptureSubsystem(cfg, ctx, ring_class=FakeRing, sysfs=sysfs(tmp_path), stats_seconds=stats_seconds,
                            retry_seconds=0.05)
-    ctx.peers["capture"] = cap
     sweep = SweepSubsystem(cfg, ctx)
-    ctx.peers["sweep"] = sweep
     return ctx, cap, sweep
 
 
@@ -177,7 +175,7 @@ def test_the_probes_own_scan_is_not_a_finding_but_a_scan_of_the_probe_is(shared_
         for b in capfile.read_batches(path):
             pipe.add_batch(b)
         pipe.finish()
-        return pipe.engine.all_findings()
+        return pipe.findings.all_findings()
 
     scans = [f for f in findings() if f.kind == "port_scan"]
     assert scans, "the capture shows a port scan"

@@ -13,7 +13,7 @@ from probe.fastpath.twin.ring import PacketRing as TwinRing
 from probe.config import CaptureConfig, DetectionConfig
 from probe.findings.pipeline import CapturePipeline
 from probe.sources import capfile
-from probe.sources.capture import FramePipeline, PassiveFeed
+from probe.subsystems.capture import FramePipeline, PassiveFeed
 from probe.sources.frames import FrameBatch
 
 
@@ -47,8 +47,7 @@ def _run(batches, use_ring: bool):
     analysis.on_window = closed.append
     learnt = Learnt()
     analysis.on_records = PassiveFeed(learnt, max_per_second=10**6, clock=lambda: 0.0).frames
-    findings = []
-    pipe = FramePipeline(analysis=analysis, emit=findings.append, batch_frames=8192)
+    pipe = FramePipeline(analysis=analysis, batch_frames=8192)
     if use_ring:
         ring = ScriptedRing(batches)
         while ring.script:
@@ -56,8 +55,8 @@ def _run(batches, use_ring: bool):
     else:
         for b in batches:
             pipe.feed(b)
-    findings += analysis.finish()
-    return pipe.counters, analysis.stats(), closed, findings, learnt.infos
+    analysis.finish()
+    return pipe.counters, analysis.stats(), closed, analysis.findings.all_findings(), learnt.infos
 
 
 def test_ring_records_path_equals_the_batch_path(shared_data):

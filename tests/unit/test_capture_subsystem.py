@@ -10,11 +10,11 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from probe.config import load_text
-from probe.sources import capture as capture_mod
+from probe.subsystems import capture as capture_mod
 from probe.sources.afpacket import CaptureError
-from probe.sources.capture import CaptureSubsystem, FramePipeline
+from probe.subsystems.capture import CaptureSubsystem, FramePipeline
 from probe.sources.frames import FrameBatch
-from probe.subsystem import Context, Health
+from probe.subsystems.base import Context, Health
 
 
 class FakeRing:
@@ -199,33 +199,29 @@ def test_pipeline_parses_when_the_parser_is_there(monkeypatch):
     assert calls == [5] and pipe.counters.malformed == 2 and pipe.counters.frames == 5 and pipe.parses
 
 
-def test_pipeline_hands_batches_to_the_analysis_and_emits_its_findings():
+def test_pipeline_hands_batches_and_ticks_to_the_analysis():
     class Analysis:
         def __init__(self):
             self.batches, self.ticks = [], []
 
         def add_batch(self, b):
             self.batches.append(len(b))
-            return [f"finding-{len(b)}"]
 
         def tick(self, now_ns):
             self.ticks.append(now_ns)
-            return ["quiet-window-finding"]
 
-    emitted = []
-    analysis = Analysis()
-    pipe = FramePipeline(analysis=analysis, emit=emitted.append)
+    analysis = Analysis()  # it reports its findings to its own ledger (probe.findings.pipeline)
+    pipe = FramePipeline(analysis=analysis)
     pipe.feed(batch(4))
     pipe.feed(FrameBatch.empty())
     pipe.tick(123)
     assert analysis.batches == [4] and analysis.ticks == [123]
-    assert emitted == ["finding-4", "quiet-window-finding"]
     assert pipe.counters.frames == 4 and pipe.parse_frames is None  # parsed once, by the analysis
 
 
 def test_subsystem_is_registered():
     from probe.subsystems import SUBSYSTEMS, factories
-    assert ("capture", "probe.sources.capture:factory") in SUBSYSTEMS
+    assert ("capture", "probe.subsystems.capture:factory") in SUBSYSTEMS
     assert dict(factories())["capture"] is capture_mod.factory
 
 

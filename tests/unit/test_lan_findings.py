@@ -28,7 +28,7 @@ def run(frames_ts, detection=None, window=10, max_devices=4096):
         chunk = frames_ts[i:i + 4096]
         pipe.add_batch(FrameBatch.from_frames([bytes(f) for _, f in chunk], ts_ns=[t for t, _ in chunk]))
     pipe.finish()
-    return pipe.engine.all_findings()
+    return pipe.findings.all_findings()
 
 
 def by_kind(findings: list[Finding], kind: str) -> list[Finding]:

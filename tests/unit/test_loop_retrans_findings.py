@@ -34,7 +34,7 @@ class Feed:
 
     def finish(self):
         self.pipe.finish()
-        return self.pipe.engine.all_findings()
+        return self.pipe.findings.all_findings()
 
 
 def run(frames_ts, detection=None, window=10):
@@ -124,7 +124,7 @@ def test_loss_after_a_clean_baseline_is_raised_for_the_sender():
 def test_a_device_that_always_retransmits_is_not_news_after_warm_up():
     feed = Feed(window=2)
     feed.add(transfer(T0, 40, loss=0.08, seed=4))       # 8% for 20 windows: its usual
-    before = {f.first_seen for f in kinds(feed.pipe.engine.all_findings(), "tcp_retransmissions")}
+    before = {f.first_seen for f in kinds(feed.pipe.findings.all_findings(), "tcp_retransmissions")}
     assert before  # before the baseline was learned, 8% is above the 5% cold limit
     det = next(d for d in feed.pipe.engine.detectors if "tcp_retransmissions" in d.kinds)
     assert det.baseline.warmed("10.0.0.10")

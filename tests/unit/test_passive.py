@@ -1,8 +1,8 @@
 """Passive learning from real captures: names, addresses, neighbours, DHCP fingerprints."""
 import pytest
 
-from probe import discovery
-from probe.sources.passive import PassiveLearner, is_discovery_frame, observations
+from probe.subsystems import devices
+from probe.state.passive import is_discovery_frame, observations
 from probe.state.inventory import Inventory
 from probe.state.oui import OuiTable
 
@@ -21,7 +21,7 @@ def pcaps(shared_data):
 def learn(*paths):
     inv = Inventory(None, oui=OuiTable.load())
     for path in paths:
-        discovery.learn(inv, [o for f, ts in frames(path) for o in observations(f, ts)])
+        devices.learn(inv, [o for f, ts in frames(path) for o in observations(f, ts)])
     return inv
 
 
@@ -69,14 +69,6 @@ def test_malformed_frames_are_skipped(pcaps):
     assert observations(b"") == [] and is_discovery_frame(b"\0" * 13) is None
 
 
-def test_learner_bounds_decoding_per_second(pcaps):
-    fr = frames(pcaps / "dhcp_flood_500.pcap")
-    learner = PassiveLearner(max_per_second=50, clock=lambda: 7.0)
-    obs = learner.feed(fr)
-    assert learner.decoded_total == 50 and learner.skipped_total == len(fr) - 50
-    assert obs and all(o.source == "dhcp" for o in obs)
-
-
 # Dicts as the capture path's decoder (probe.fastpath.rare, parse branch) gives them for the same shared
 # captures; they must teach the inventory what decoding the frames themselves (above) teaches it.
 RARE_DHCP_REQUEST = {"src_mac": "00:0c:29:59:fd:21", "ts": 1476375984.775177, "protocol": "dhcp", "op": "request",
@@ -100,12 +92,12 @@ RARE_CDP = {"src_mac": "00:e0:1e:d5:d5:15", "ts": 1164034146.739806, "protocol":
 
 
 def test_capture_decoder_dicts_teach_the_same_as_the_frames(pcaps):
-    from probe.sources.passive import from_decoded
+    from probe.state.passive import from_decoded
 
     via_rare = Inventory(None, oui=OuiTable.load())
     for info in (RARE_DHCP_REQUEST, RARE_DHCP_ACK, RARE_LLMNR, RARE_LLDP, RARE_CDP,
                  {"protocol": "lldp", "malformed": "LLDP TLV 5: needs 13 bytes"}):
-        discovery.learn(via_rare, from_decoded(info))
+        devices.learn(via_rare, from_decoded(info))
     via_frames = learn(pcaps / "dhcp_dora_lan_192-168-1.pcapng", pcaps / "llmnr.pcap", pcaps / "lldp.pcap",
                       pcaps / "cdp_v1.pcap")
     for mac in ("00:0c:29:59:fd:21", "00:0c:29:c0:60:a4", "00:25:90:34:ee:54", "00:22:2d:81:db:10", "00:e0:1e:d5:d5:15"):
@@ -116,21 +108,20 @@ def test_capture_decoder_dicts_teach_the_same_as_the_frames(pcaps):
     assert via_rare.get("00:0c:29:59:fd:21").facts["dhcp_params"] == RARE_DHCP_REQUEST["parameter_request_list"]
     assert via_rare.get("00:22:2d:81:db:10").facts["neighbor"]["capabilities"] == ["bridge"]
     assert len(via_rare) == 5
-    discovery.learn(via_rare, from_decoded({**RARE_CDP, "capabilities": 0x01}))
+    devices.learn(via_rare, from_decoded({**RARE_CDP, "capabilities": 0x01}))
     assert via_rare.get("00:e0:1e:d5:d5:15").type == "router"
 
 
-def test_sweep_subsystem_learns_from_raw_frames_and_decoded_dicts(pcaps, tmp_path):
-    from probe.config import default_config
-    from probe.discovery import SweepSubsystem
+def test_the_daemons_devices_learn_from_frames_and_decoded_dicts(pcaps, tmp_path):
     from probe.state.store import Store
-    from probe.subsystem import Context
+    from probe.subsystems.base import Context
 
     store = Store(str(tmp_path))
-    sub = SweepSubsystem(default_config(), Context(store=store))
-    sub.learn_frames(frames(pcaps / "lldp.pcap") + frames(pcaps / "tcp_fast_retransmit.pcap"))
-    sub.learn_decoded([RARE_LLMNR])
-    assert sub.inventory.get("00:22:2d:81:db:10").name == "SMCGS8P-Smart"
-    assert sub.inventory.get("00:25:90:34:ee:54").name == "HS2011"
-    assert sub.learner.decoded_total == 1  # the TCP frames were never decoded
+    ctx = Context(store=store)
+    ctx.devices.learn([o for f, ts in frames(pcaps / "lldp.pcap") + frames(pcaps / "tcp_fast_retransmit.pcap")
+                       for o in observations(f, ts)])
+    ctx.devices.learn_decoded([RARE_LLMNR])
+    assert ctx.devices.inventory.get("00:22:2d:81:db:10").name == "SMCGS8P-Smart"
+    assert ctx.devices.inventory.get("00:25:90:34:ee:54").name == "HS2011"
+    assert not [e for e in ctx.ledger.open_episodes() if e.finding.kind == "device_new"]  # no baseline yet
     store.close()

@@ -1,4 +1,4 @@
-"""What the SNMP subsystem builds from each poll (probe/snmp_feed.py): findings into the ledger,
+"""What the SNMP subsystem builds from each poll (probe/subsystems/snmp_feed.py): findings into the ledger,
 anomaly series per interface and storage, inventory sightings. Real modules over a recording
 whose values change between polls; the ledger, the scores and the inventory are the real ones."""
 from __future__ import annotations
@@ -8,8 +8,9 @@ import asyncio
 import pytest
 
 from probe.findings.ledger import Ledger
+from probe.subsystems.devices import Devices
 from probe.findings.snmp_rules import SnmpRules
-from probe.snmp_feed import SnmpFeed, interface_labels
+from probe.subsystems.snmp_feed import SnmpFeed, interface_labels
 from probe.sources.snmp.modules import MODULES, DeviceMemory, ModuleResult, poll_device
 from probe.sources.snmp.poller import _Unreachable
 from probe.sources.snmp.snmprec import SnmprecClient
@@ -30,24 +31,17 @@ class Dev:
         self.address, self.target, self.credential = address, address, "lab"
 
 
-class FakeSweep:
-    """The sweep subsystem's two entry points, over a real Inventory."""
+class FakeSweep(Devices):
+    """The daemon's Devices over a real Inventory, keeping the tables it was given."""
 
     def __init__(self):
-        self.inventory = Inventory(None)
+        super().__init__(Inventory(None), Ledger.in_memory())
         self.tables: list[tuple[str, list]] = []
 
-    def observe_snmp_agent(self, ip, snmp, name=None, ts=None):
-        from probe.discovery import SweepSubsystem
-
-        return SweepSubsystem.observe_snmp_agent(self, ip, snmp, name, ts)
-
-    def observe(self, mac, ip=None, name=None, source="arp", ts=None, *, facts=None):
-        return self.inventory.observe(mac, ip, name, source, ts, facts=facts)
-
     def observe_table(self, rows, source, ts=None):
-        self.tables.append((source, list(rows)))
-        return self.inventory.observe_many(rows, source, ts)
+        rows = list(rows)
+        self.tables.append((source, rows))
+        return super().observe_table(rows, source, ts)
 
 
 class Rig:
@@ -57,13 +51,7 @@ class Rig:
         self.now, self.ticks = 1_000_000.0, 100000
         self.ledger = Ledger(Store(str(tmp_path / "state.db")), clock=lambda: self.now)
         self.scores = AnomalyScores(max_series)
-        self.emitted = []
-
-        def emit(f):
-            self.emitted.append(f)
-            self.ledger.record(f)
-
-        self.feed = SnmpFeed(rules or SnmpRules(), emit=emit, anomaly=self.scores, sweep=lambda: sweep,
+        self.feed = SnmpFeed(rules or SnmpRules(), ledger=self.ledger, anomaly=self.scores, devices=sweep,
                              clock=lambda: self.now)
         self.dev = Dev()
 
@@ -73,19 +61,21 @@ class Rig:
         self.client.set(UPTIME, self.ticks)
         for oid, value in changes.items():
             self.client.set(oid.replace("_", "."), value)
-        before = len(self.emitted)
         r = asyncio.run(poll_device(self.client, self.mem, target=self.dev.target, now=self.now,
                                     modules=list(modules or MODULES)))
-        self.feed.observe(self.dev, r)
-        return [f.kind for f in self.emitted[before:]]
+        return self._opened(lambda: self.feed.observe(self.dev, r))
 
     def fail(self, advance=60.0):
         self.now += advance
-        before = len(self.emitted)
         r = _Unreachable(self.dev.target, {n: ModuleResult(n, False, error_class="timeout", error="no answer",
                                                            finished_at=self.now) for n in ("system", "interfaces")})
-        self.feed.observe(self.dev, r)
-        return [f.kind for f in self.emitted[before:]]
+        return self._opened(lambda: self.feed.observe(self.dev, r))
+
+    def _opened(self, poll):
+        """The kinds whose ledger episode this poll opened."""
+        before = {e.id for e in self.ledger.open_episodes()}
+        poll()
+        return sorted(e.finding.kind for e in self.ledger.open_episodes() if e.id not in before)
 
     def open_kinds(self):
         return {ep.finding.kind for ep in self.ledger.open_episodes()}
@@ -102,16 +92,23 @@ def test_findings_reach_the_ledger_once_per_episode(tmp_path):
     assert ep.finding.evidence["subject"] == "ifIndex 2 (Gi0/2)"
 
 
-def test_open_episodes_are_reported_again_so_the_ledger_keeps_them_open(tmp_path):
-    rig = Rig(tmp_path)
-    rig.feed.refresh = 300.0
+def test_ongoing_conditions_are_reported_every_poll_and_cleared_ones_resolved(tmp_path):
+    """The ledger is the one episode tracker: every poll reports what holds (so a week-long problem stays
+    one open episode), and a condition clear for clear_polls polls resolves its episode at once."""
+    rig = Rig(tmp_path, rules=SnmpRules(clear_polls=2))
     rig.poll(advance=0)
-    assert rig.poll(advance=200) == []
-    again = rig.poll(advance=200)                             # 400 s since the last report
-    assert set(again) == {"ups_on_battery", "ups_runtime_short", "ups_battery_low"}
+    for _ in range(3):
+        assert rig.poll(advance=3000) == []               # far past any refresh: still the same episodes
     ep = next(e for e in rig.ledger.open_episodes() if e.finding.kind == "ups_on_battery")
-    assert ep.occurrences == 2 and ep.finding.last_seen == rig.now
-    assert rig.poll(advance=60) == []
+    assert ep.occurrences == 4 and ep.finding.last_seen == rig.now
+    rig.poll(**{f"{IF}.14.2": 500})
+    assert "interface_errors_rising" in rig.open_kinds()
+    rig.poll()
+    assert "interface_errors_rising" in rig.open_kinds()  # one clear poll is not the end
+    rig.poll()
+    assert "interface_errors_rising" not in rig.open_kinds()
+    row = rig.ledger.store.query("SELECT resolved_at FROM findings WHERE kind='interface_errors_rising'")
+    assert row == [(rig.now,)]
 
 
 def test_device_unreachable_after_n_failed_polls_and_cleared_by_an_answer(tmp_path):
@@ -121,7 +118,7 @@ def test_device_unreachable_after_n_failed_polls_and_cleared_by_an_answer(tmp_pa
     assert rig.fail() == ["device_unreachable"]
     assert rig.fail() == []                                   # still the same episode
     f = next(e for e in rig.ledger.open_episodes() if e.finding.kind == "device_unreachable").finding
-    assert f.severity == "critical" and f.evidence["failed_polls"] == 3 and f.evidence["error_class"] == "timeout"
+    assert f.severity == "critical" and f.evidence["failed_polls"] == 4 and f.evidence["error_class"] == "timeout"  # latest
     assert f.evidence["answered_before"] is True and "no longer answers" in f.evidence["summary"]
     rig.poll()
     assert "device_unreachable" not in {k[0] for k in rig.feed.rules.active()}
@@ -246,14 +243,13 @@ def test_the_subsystem_wires_the_feed_and_exports_each_family_once(tmp_path):
 
     from probe.config import Config, SnmpConfig, SnmpTarget
     from probe.config.snmp import SnmpFindingsConfig
-    from probe.snmp_service import SnmpSubsystem
-    from probe.subsystem import Context
+    from probe.subsystems.snmp import SnmpSubsystem
+    from probe.subsystems.base import Context
 
-    emitted = []
     scores = AnomalyScores(100)
     cfg = Config(snmp=SnmpConfig(targets=(SnmpTarget(address="10.0.0.5"),),
                                  findings=SnmpFindingsConfig(unreachable_polls=4)))
-    sub = SnmpSubsystem(cfg, Context(store=Store(str(tmp_path / "s.db")), emit_finding=emitted.append, anomaly=scores))
+    sub = SnmpSubsystem(cfg, Context(store=Store(str(tmp_path / "s.db")), anomaly=scores))
     assert sub.feed.observe in sub.poller.observers and sub.feed.rules.unreachable_polls == 4
     dev = sub.poller.devices()[0]
     client, mem = SnmprecClient.from_text(PRINTER_UPS), DeviceMemory()
@@ -261,7 +257,8 @@ def test_the_subsystem_wires_the_feed_and_exports_each_family_once(tmp_path):
         r = asyncio.run(poll_device(client, mem, target=dev.target, now=now, modules=list(MODULES)))
         dev.record(r)
         sub.poller._notify(dev, r)
-    assert {f.kind for f in emitted} >= {"ups_on_battery", "ups_runtime_short"} and len(scores) > 0
+    assert {e.finding.kind for e in sub.ctx.ledger.open_episodes()} >= {"ups_on_battery", "ups_runtime_short"}
+    assert len(scores) > 0
     reg = CollectorRegistry(auto_describe=False)
     for c in sub.collectors():
         reg.register(c)

@@ -1,10 +1,12 @@
-"""Findings from SNMP polls: values changed between polls of a fake device, raised once per episode."""
+"""Findings from SNMP polls: values changed between polls of a fake device, one ledger episode per problem."""
 from __future__ import annotations
 
 import asyncio
 
 import pytest
 
+from probe.findings.ledger import Ledger
+from probe.findings.model import Cleared
 from probe.findings.snmp_rules import SnmpRules, days_to_full
 from probe.sources.snmp.modules import MODULES, DeviceMemory, poll_device
 from probe.sources.snmp.snmprec import SnmprecClient
@@ -20,6 +22,7 @@ class Device:
         self.mem = DeviceMemory()
         self.rules = SnmpRules()
         self.now = 1000.0
+        self.ledger = Ledger.in_memory(quiet_after=float("inf"), clock=lambda: self.now)
         self.ticks = 100000
 
     def poll(self, advance=60.0, **changes):
@@ -29,7 +32,14 @@ class Device:
         for oid, value in changes.items():
             self.client.set(oid.replace("_", "."), value)
         r = asyncio.run(poll_device(self.client, self.mem, target="dev1", now=self.now, modules=list(MODULES)))
-        return {f.kind: f for f in self.rules.observe(r, self.now)}
+        return self.report(self.rules.observe(r, self.now))
+
+    def report(self, reports):
+        """Into the ledger, as the daemon does; returns the findings that opened an episode."""
+        before = {e.id for e in self.ledger.open_episodes()}
+        self.ledger.submit(f if isinstance(f, Cleared) else f.to_finding() for f in reports)
+        opened = {e.finding.key for e in self.ledger.open_episodes() if e.id not in before}
+        return {f.kind: f for f in reports if not isinstance(f, Cleared) and f.key in opened}
 
 
 def test_days_to_full():
@@ -75,7 +85,7 @@ def test_reboot_errors_flaps_supply_and_storage():
     d.now += 60
     d.client.set(UPTIME, 500)
     r = asyncio.run(poll_device(d.client, d.mem, target="dev1", now=d.now, modules=list(MODULES)))
-    got = {f.kind: f for f in d.rules.observe(r, d.now)}
+    got = d.report(d.rules.observe(r, d.now))
     assert "device_rebooted" in got
     assert "interface_errors_rising" not in got  # the counter reset is not read as errors
 

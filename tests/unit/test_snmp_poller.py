@@ -332,8 +332,8 @@ def test_snmp_endpoint_refuses_outside_targets_and_polls_inside_ones(fake_module
     aiohttp_test = pytest.importorskip("aiohttp.test_utils")
     from aiohttp import web
 
-    from probe import snmp_service
-    from probe.subsystem import Context
+    from probe.subsystems import snmp as snmp_service
+    from probe.subsystems.base import Context
 
     cfg = config(targets=(SnmpTarget(address="203.0.113.9"),))
     sub = snmp_service.SnmpSubsystem(cfg, Context(store=Store("", memory=True)))
@@ -369,20 +369,29 @@ def test_snmp_endpoint_refuses_outside_targets_and_polls_inside_ones(fake_module
     assert [d.target for d in sub.poller.devices()] == ["203.0.113.9"]
 
 
-def test_subsystem_pulls_the_sweeps_discoveries_with_their_credential(fake_modules):
-    from probe import snmp_service
-    from probe.subsystem import Context
+def test_subsystem_polls_the_agents_the_inventory_knows_and_those_a_sweep_announces(fake_modules):
+    from probe.subsystems import snmp as snmp_service
+    from probe.subsystems.base import Context
+    from probe.subsystems.devices import DiscoveredHost
 
-    sweep = types.SimpleNamespace(discovered=lambda: [
-        types.SimpleNamespace(ip="192.0.2.90", credential="c"),
-        types.SimpleNamespace(ip="198.51.100.90", credential="c")])
-    ctx = Context(store=Store("", memory=True), peers={"sweep": sweep})
+    ctx = Context(store=Store("", memory=True))
+    ctx.devices.discovered = lambda: [DiscoveredHost("192.0.2.90", None, "c", None, None, None),
+                                      DiscoveredHost("198.51.100.90", None, "c", None, None, None)]
     sub = snmp_service.SnmpSubsystem(config(), ctx)
-    assert sub.pull_discovered() == 1
-    assert [d.address for d in sub.poller.devices()] == ["192.0.2.90"]
-    assert sub.poller.cred_memory.get("192.0.2.90", 161) == "c"
+
+    async def go():
+        await sub.start()
+        assert [d.address for d in sub.poller.devices()] == ["192.0.2.90"]  # the other is outside the subnets
+        assert sub.poller.cred_memory.get("192.0.2.90", 161) == "c"
+        assert sub.add_discovered in ctx.devices.on_agent
+        for listener in ctx.devices.on_agent:   # what Devices.record_sweep does for an agent a sweep found
+            listener(DiscoveredHost("192.0.2.91", None, "b", None, None, None))
+        assert sorted(d.address for d in sub.poller.devices()) == ["192.0.2.90", "192.0.2.91"]
+        await sub.stop()
+        assert sub.add_discovered not in ctx.devices.on_agent
+    asyncio.run(go())
     d = sub.describe()
-    assert d["discovered"] == 1 and d["credentials"] == ["a", "b", "c"]
+    assert d["discovered"] == 2 and d["credentials"] == ["a", "b", "c"]
     assert "community" not in repr(d)
 
 

@@ -5,14 +5,16 @@ import ipaddress
 import pytest
 from prometheus_client.registry import CollectorRegistry
 
+from tests.helpers import recording_ledger
 from probe.config import Secret, SnmpCredential, SubnetConfig, default_config
-from probe.discovery import SweepSubsystem, plan, record_sweep
+from probe.subsystems.devices import record_sweep
+from probe.subsystems.sweep import SweepSubsystem, plan
 from probe.sources import sweep as sw
 from probe.sources.interfaces import LocalInterface
 from probe.state.inventory import Inventory
 from probe.state.oui import OuiTable
 from probe.state.store import Store
-from probe.subsystem import Context, Health
+from probe.subsystems.base import Context, Health
 
 
 class FakeClock:
@@ -121,7 +123,7 @@ def test_subsystem_sweeps_records_emits_findings_and_exposes_metrics(tmp_path):
     store = Store(str(tmp_path))
     cfg = default_config()
     cfg = cfg.replace(sweep=cfg.sweep.__class__(device_gone_after=10, device_info_limit=2))
-    ctx = Context(store=store, clock=lambda: clock[0], emit_finding=emitted.append)
+    ctx = Context(store=store, clock=lambda: clock[0], ledger=recording_ledger(emitted, lambda: clock[0]))
     sub = SweepSubsystem(cfg, ctx, sweep_fn=lambda c, stop: _result(runs.pop(0)))
     sub.inventory._oui = OuiTable({"001b21": "Intel Corporate"})
 
@@ -138,7 +140,7 @@ def test_subsystem_sweeps_records_emits_findings_and_exposes_metrics(tmp_path):
         await sub.stop()
     asyncio.run(go())
 
-    found = sub.discovered()
+    found = sub.devices.discovered()
     assert [(h.ip, h.credential, h.sys_name) for h in found] == [("10.5.0.3", "public", "prn3")]
     assert sub.inventory.get("10.5.0.3") is None and sub.inventory.get("00:1b:21:00:00:03").type == "printer"
 
@@ -241,15 +243,15 @@ def test_probe_loop_stops_at_its_deadline_and_on_request():
 
 
 def test_snmp_tables_and_passive_observations_feed_the_inventory(tmp_path):
-    from probe.sources.passive import Observation
+    from probe.state.passive import Observation
 
     store = Store(str(tmp_path))
     emitted = []
-    sub = SweepSubsystem(default_config(), Context(store=store, emit_finding=emitted.append))
+    sub = SweepSubsystem(default_config(), Context(store=store, ledger=recording_ledger(emitted)))
     sub.inventory.mark_baselined()
-    sub.observe_table([("00:1b:21:00:00:01", "10.5.0.7"), ("00:1b:21:00:00:02", None), ("bad", "10.5.0.9")],
+    sub.devices.observe_table([("00:1b:21:00:00:01", "10.5.0.7"), ("00:1b:21:00:00:02", None), ("bad", "10.5.0.9")],
                       "snmp_arp", ts=5)
-    sub.learn([Observation("00:1b:21:00:00:02", "10.5.0.8", "pc-2", "dhcp", 6)])
+    sub.devices.learn([Observation("00:1b:21:00:00:02", "10.5.0.8", "pc-2", "dhcp", 6)])
     assert [(f.kind, f.device) for f in emitted] == [("device_new", "00:1b:21:00:00:01"),
                                                     ("device_new", "00:1b:21:00:00:02")]
     d = sub.inventory.get("00:1b:21:00:00:02")

@@ -9,13 +9,16 @@ from __future__ import annotations
 import enum
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol
+from typing import TYPE_CHECKING, Callable, Iterable, Protocol
 
 if TYPE_CHECKING:
     from prometheus_client.registry import Collector
 
     from probe.config import Config
+    from probe.findings.ledger import Ledger
+    from probe.state.anomaly import AnomalyScores
     from probe.state.store import Store
+    from probe.subsystems.devices import Devices
 
 
 class Health(enum.Enum):
@@ -39,17 +42,33 @@ class Status:
 
 @dataclass
 class Context:
-    """What the daemon hands every subsystem: shared services, never globals."""
+    """What the daemon hands every subsystem: the shared services it owns, typed, never looked up by name.
 
-    store: "Store"
+    - `store`: the state database;
+    - `ledger`: where every finding goes (probe.findings.ledger: the one episode tracker);
+    - `devices`: the inventory every subsystem feeds (probe.subsystems.devices.Devices: sightings in,
+      inventory findings to the ledger, SNMP agents announced to whoever polls them);
+    - `anomaly`: the anomaly scores of every series the subsystems feed (`update(keys, ts, values)`
+      with keys (device, series name)); None where scoring is off.
+    Unset services are built in memory, so a test or a one-shot command can make a Context from a store.
+    """
+
+    store: "Store | None"
     clock: Callable[[], float] = time.time
-    # Findings raised by any subsystem go through here to the ledger (probe.findings).
-    emit_finding: Callable[[Any], None] = lambda finding: None
-    # Anomaly scores of every series the subsystems feed: `anomaly.update(keys, ts, values)` with keys
-    # (device, series name) (probe.state.anomaly.AnomalyScores); None where scoring is off.
-    anomaly: Any = None
-    # Other subsystems' public objects, by name, for the few that feed each other (sweep -> snmp).
-    peers: dict[str, Any] = field(default_factory=dict)
+    ledger: "Ledger | None" = None
+    devices: "Devices | None" = None
+    anomaly: "AnomalyScores | None" = None
+
+    def __post_init__(self):
+        from probe.findings.ledger import Ledger
+        from probe.state.inventory import Inventory
+        from probe.state.store import Store
+        from probe.subsystems.devices import Devices
+
+        if self.ledger is None:
+            self.ledger = Ledger(self.store or Store("", memory=True), clock=self.clock)
+        if self.devices is None:
+            self.devices = Devices(Inventory(self.store, clock=self.clock), self.ledger)
 
 
 class Subsystem(Protocol):
@@ -67,6 +86,9 @@ class Subsystem(Protocol):
 
     def collectors(self) -> Iterable["Collector"]:
         """Prometheus collectors; each collect() yields fresh metric families."""
+
+    def routes(self) -> list:
+        """Its HTTP routes (aiohttp RouteDefs), added to the daemon's server; most have none."""
 
     def describe(self) -> dict:
         """What it is watching, for the landing page and `sitevigil diag` (no secrets)."""

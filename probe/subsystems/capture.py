@@ -2,9 +2,10 @@
 
     ring (probe.fastpath.PacketRing.next_records: each frame parsed in the ring's block walk)
          -> FramePipeline: count, aggregate, detect
+    what the detectors see in each window -> ctx.ledger
     each closed window -> ctx.anomaly (per-device rates: frames, bytes, SYNs, unanswered SYNs, DNS errors,
-                          ICMP unreachables, broadcasts) and the inventory (ARP IP->MAC bindings)
-    rare frames (DHCP, mDNS, LLMNR, NetBIOS, LLDP, CDP) -> the inventory, at most PASSIVE_PER_SECOND
+                          ICMP unreachables, broadcasts) and ctx.devices (ARP IP->MAC bindings)
+    rare frames (DHCP, mDNS, LLMNR, NetBIOS, LLDP, CDP) -> ctx.devices, at most PASSIVE_PER_SECOND
 
 With capture.fanout == 1 one ring is read by a thread (the ring's C loop releases the GIL, so the event
 loop keeps serving). With fanout > 1, that many worker processes each read their own ring in one
@@ -32,17 +33,21 @@ import os
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Iterable
 
 import numpy as np
 
 from probe import fastpath
 from probe.fastpath.layout import F_IPV4, FRAME_DTYPE
-from probe.config import CaptureConfig, Config
+from probe.config import CaptureConfig, Config, DetectionConfig
 from probe.sources import afpacket
 from probe.sources.frames import FrameBatch
 from probe.fastpath.rare import decode_rare, rare_index
-from probe.subsystem import Context, Health, Status
+from probe.exposition.capture_collector import CaptureCollector
+from probe.exposition.capture_ring_collector import CaptureRingCollector
+from probe.findings.pipeline import CapturePipeline
+from probe.state.aggregates import DEVICE_SERIES, device_series, format_mac, merge_parallel
+from probe.subsystems.base import Context, Health, Status
 
 _log = logging.getLogger("sitevigil.capture")
 
@@ -84,17 +89,15 @@ class CaptureCounters:
 class FramePipeline:
     """What happens to every captured batch: count it, then parse, aggregate and detect.
 
-    `analysis` is the parse branch's CapturePipeline (probe.findings.pipeline: parse_frames -> per-window,
-    per-device aggregation -> LAN detectors) when this build has it; its findings go to `emit`. Without
-    it, the batch is still counted, and parsed when the fast path has parse_frames (malformed counted).
+    `analysis` is the CapturePipeline (probe.findings.pipeline: parse -> per-window, per-device
+    aggregation -> LAN detectors -> its ledger). Without one (a fanout worker with nothing to judge, a
+    capture test), the batch is still counted and parsed (malformed counted).
     """
 
-    def __init__(self, counters: CaptureCounters | None = None, *, analysis=None,
-                 emit: Callable[[object], None] | None = None, batch_frames: int = RING_BATCH):
+    def __init__(self, counters: CaptureCounters | None = None, *, analysis=None, batch_frames: int = RING_BATCH):
         self.counters = counters if counters is not None else CaptureCounters()
         self.analysis = analysis
-        self.emit = emit or (lambda finding: None)
-        self.parse_frames = None if analysis is not None else getattr(fastpath, "parse_frames", None)
+        self.parse_frames = None if analysis is not None else fastpath.parse_frames
         self.batch_frames = batch_frames
         self._records = None  # feed_ring's parse buffer, reused
 
@@ -108,7 +111,7 @@ class FramePipeline:
             return
         c = self._count(n, int(batch.wirelen.sum(dtype="uint64")), int(batch.ts_ns[-1]))
         if self.analysis is not None:
-            self._emit_all(self.analysis.add_batch(batch))
+            self.analysis.add_batch(batch)
         elif self.parse_frames is not None:
             _records, malformed = self.parse_frames(batch.data, batch.offset, batch.caplen, batch.wirelen,
                                                     batch.ts_ns, batch.vlan)
@@ -135,7 +138,7 @@ class FramePipeline:
             return
         c = self._count(n, int(totals[0]), int(totals[2]))
         if self.analysis is not None:
-            self._emit_all(self.analysis.add_parsed(records, malformed, rare, totals, flags, aggregated))
+            self.analysis.add_parsed(records, malformed, rare, totals, flags, aggregated)
         else:
             c.malformed += int(malformed)
 
@@ -146,25 +149,16 @@ class FramePipeline:
         c.last_frame_ns = max(c.last_frame_ns, last_ns)
         return c
 
-    def _emit_all(self, findings) -> None:
-        for finding in findings:
-            self.emit(finding)
-
     def tick(self, now_ns: int) -> None:
         """Close a window whose time is up even when the link is quiet."""
         if self.analysis is not None:
-            self._emit_all(self.analysis.tick(now_ns))
+            self.analysis.tick(now_ns)
 
 
-def make_analysis(config: Config, *, own_devices=(), on_window=None):
-    """The capture analysis (parse -> aggregate -> detect) when this build has it, else None.
-
-    Imported here, at the composition point, because it sits to the right of the sources."""
-    try:
-        from probe.findings.pipeline import CapturePipeline
-    except ImportError:
-        return None
-    return CapturePipeline(config.capture, config.detection, own_devices=own_devices, on_window=on_window)
+def make_analysis(config: Config, *, own_devices=(), on_window=None, findings=None) -> CapturePipeline:
+    """The capture analysis: parse -> aggregate -> detect, what it sees reported to `findings`."""
+    return CapturePipeline(config.capture, config.detection, own_devices=own_devices, on_window=on_window,
+                           findings=findings)
 
 
 def own_addresses() -> set[str]:
@@ -185,7 +179,7 @@ def own_addresses() -> set[str]:
 
 
 class PassiveFeed:
-    """What the capture saw, handed to the inventory (the sweep subsystem's learn_decoded/observe_table):
+    """What the capture saw, handed to the inventory (probe.subsystems.devices.Devices: learn_decoded, observe_table):
     DHCP, mDNS, LLMNR, NetBIOS, LLDP and CDP frames decoded off the hot path, at most `max_per_second`
     of them, and the ARP IP->MAC bindings of each closed window (bounded by the window's ARP table)."""
 
@@ -221,8 +215,6 @@ class PassiveFeed:
             self.target.learn_decoded(infos)
 
     def window(self, window) -> None:
-        from probe.state.aggregates import format_mac
-
         # bounded like the frames: a flood of spoofed ARP must not flood the inventory
         limit = max(1, int(self.max_per_second * window.seconds))
         keys = window.arp.keys
@@ -274,8 +266,8 @@ class CaptureSubsystem:
 
     def _make_analysis(self, config: Config):
         # With fanout > 1 the workers parse and aggregate; this analysis judges their merged windows.
-        analysis = make_analysis(config, own_devices=self.own, on_window=self._window_closed)
-        if analysis is not None and self.passive is not None:
+        analysis = make_analysis(config, own_devices=self.own, on_window=self._window_closed, findings=self.ctx.ledger)
+        if self.passive is not None:
             analysis.on_records = self.passive.frames
         return analysis
 
@@ -285,8 +277,6 @@ class CaptureSubsystem:
             self.passive.window(window)
         anomaly = self.ctx.anomaly
         if anomaly is not None and self._loop is not None and len(window.macs):
-            from probe.state.aggregates import DEVICE_SERIES, device_series
-
             # at most half the score table per window, busiest devices first
             keys, ts, values = device_series(window, max(1, anomaly.max_series // (2 * len(DEVICE_SERIES))))
             # AnomalyScores is not thread-safe: it is updated on the loop, where it is also exported
@@ -310,10 +300,8 @@ class CaptureSubsystem:
                                            "to take it from)")
             return
         self._loop = asyncio.get_running_loop()
-        sweep = self.ctx.peers.get("sweep")  # built after us: looked up when the daemon starts
-        if self.analysis is not None and sweep is not None and hasattr(sweep, "learn_decoded"):
-            self.passive = PassiveFeed(sweep, own=self.own)
-            self.analysis.on_records = self.passive.frames
+        self.passive = PassiveFeed(self.ctx.devices, own=self.own)
+        self.analysis.on_records = self.passive.frames
         self._stop.clear()
         self._first_attempt.clear()
         target = self._run_thread if cfg.fanout == 1 else self._run_fanout
@@ -338,21 +326,18 @@ class CaptureSubsystem:
         await self.start()
 
     def collectors(self) -> Iterable:
-        from probe.exposition.capture_ring_collector import CaptureRingCollector  # composition, not a dependency
-
-        if self.analysis is None:
-            return [CaptureRingCollector(self.snapshot, frames=True)]
-        from probe.exposition.capture_collector import CaptureCollector
-
         # Frames, bytes and malformed come from the analysis' collector: exported once, not twice.
         return [CaptureRingCollector(self.snapshot, frames=False), CaptureCollector(self.analysis.stats)]
+
+    def routes(self) -> list:
+        return []
 
     def describe(self) -> dict:
         cfg = self.config
         snap = self.snapshot()
         return {"interface": cfg.interface, "bpf_filter": cfg.bpf_filter, "promiscuous": cfg.promiscuous,
                 "ring": f"{cfg.block_count} blocks x {int(cfg.block_size)} bytes", "fanout": cfg.fanout,
-                "implementation": self.implementation, "analysis": self.analysis is not None,
+                "implementation": self.implementation,
                 "frames": snap["counters"].frames,
                 "kernel_drops": snap["counters"].kernel_drops, "interface_drops": snap["interface_drops"]}
 
@@ -379,7 +364,7 @@ class CaptureSubsystem:
                       cfg.block_count, int(cfg.block_size))
             self._first_attempt.set()
             own = CaptureCounters()
-            pipeline = FramePipeline(own, analysis=self.analysis, emit=self.ctx.emit_finding)
+            pipeline = FramePipeline(own, analysis=self.analysis)
             next_stats = 0.0
             try:
                 while not self._stop.is_set():
@@ -439,9 +424,9 @@ class CaptureSubsystem:
     def _from_worker(self, member: int, kind: str, payload, latest: list, slots: dict) -> None:
         if kind == "counters":
             latest[member] = payload
-        elif kind == "totals" and self.analysis is not None:
+        elif kind == "totals":
             self.analysis.set_member_totals(member, *payload)
-        elif kind == "window" and self.analysis is not None:
+        elif kind == "window":
             slots.setdefault(payload.start_ns, []).append(payload)
         elif kind == "rare" and self.passive is not None:
             try:
@@ -453,7 +438,6 @@ class CaptureSubsystem:
         """Merge each time slot's windows once every worker has had time to close its own (they close
         on their clocks' tick, once per stats period), then judge them as one (None: all, now)."""
         grace_ns = int((2 * self.stats_seconds + READ_TIMEOUT + 0.5) * 1e9)
-        from probe.state.aggregates import merge_parallel
 
         for start in sorted(slots):
             windows = slots[start]
@@ -461,8 +445,7 @@ class CaptureSubsystem:
                 break
             del slots[start]
             try:
-                for finding in self.analysis.add_windows([merge_parallel(windows)]):
-                    self.ctx.emit_finding(finding)
+                self.analysis.add_windows([merge_parallel(windows)])
             except Exception:
                 _log.exception("judging the capture workers' windows failed")
 
@@ -478,8 +461,7 @@ class CaptureSubsystem:
             for member in range(cfg.fanout):
                 parent, child = ctx.Pipe(duplex=False)
                 proc = ctx.Process(target=_fanout_worker,
-                                   args=(cfg, group, child, stop, self.stats_seconds, self.analysis is not None,
-                                         self.passive is not None),
+                                   args=(cfg, group, child, stop, self.stats_seconds, self.passive is not None),
                                    name=f"sitevigil-capture-{member}", daemon=True)
                 proc.start()
                 child.close()
@@ -526,8 +508,7 @@ class CaptureSubsystem:
                         self._from_worker(conns.index(conn), kind, payload, latest, slots)
                 conn.close()
             self._judge_slots(slots, None)
-            if self.analysis is not None:
-                self.analysis.retire_members()
+            self.analysis.retire_members()
             self._publish(base, latest)
             for m in latest:
                 base += m
@@ -538,7 +519,7 @@ class CaptureSubsystem:
 
 
 class _SendDecoded:
-    """A fanout worker's stand-in for the sweep subsystem: decoded rare frames go to the parent."""
+    """A fanout worker's stand-in for the daemon's Devices: decoded rare frames go to the parent."""
 
     def __init__(self, conn):
         self.conn = conn
@@ -547,13 +528,12 @@ class _SendDecoded:
         self.conn.send(("rare", list(infos)))
 
 
-def _fanout_worker(cfg: CaptureConfig, group: int, conn, stop, stats_seconds: float, analyse: bool = False,
-                   learn: bool = False) -> None:
+def _fanout_worker(cfg: CaptureConfig, group: int, conn, stop, stats_seconds: float, learn: bool = False) -> None:
     """One member of the fanout group, in its own process: read its ring, send counters each second.
 
-    With `analyse`, it also parses and aggregates its share of the flows and sends each closed window
-    (and its running totals) to the parent, which merges the members' windows per time slot and judges
-    them; with `learn`, the rare frames it decodes too (bounded per second)."""
+    It parses and aggregates its share of the flows and sends each closed window (and its running totals)
+    to the parent, which merges the members' windows per time slot and judges them; with `learn`, the rare
+    frames it decodes too (bounded per second)."""
     try:
         ring = open_ring(cfg, fanout_group=group)
     except (afpacket.CaptureError, OSError) as exc:
@@ -564,15 +544,10 @@ def _fanout_worker(cfg: CaptureConfig, group: int, conn, stop, stats_seconds: fl
         raise
     conn.send(("ready", None))
     counters = CaptureCounters()
-    analysis = None
-    if analyse:
-        from probe.config import DetectionConfig
-        from probe.findings.pipeline import CapturePipeline
-
-        analysis = CapturePipeline(cfg, DetectionConfig(enabled=False), on_window=lambda w: conn.send(("window", w)))
-        if learn:
-            analysis.on_records = PassiveFeed(_SendDecoded(conn), max_per_second=max(1, PASSIVE_PER_SECOND // cfg.fanout),
-                                              own=own_addresses()).frames
+    analysis = CapturePipeline(cfg, DetectionConfig(enabled=False), on_window=lambda w: conn.send(("window", w)))
+    if learn:
+        analysis.on_records = PassiveFeed(_SendDecoded(conn), max_per_second=max(1, PASSIVE_PER_SECOND // cfg.fanout),
+                                          own=own_addresses()).frames
     pipeline = FramePipeline(counters, analysis=analysis)
     next_stats = 0.0
     parent = os.getppid()
@@ -585,8 +560,7 @@ def _fanout_worker(cfg: CaptureConfig, group: int, conn, stop, stats_seconds: fl
                 pipeline.tick(time.time_ns())
                 counters.add_kernel(ring.statistics())
                 conn.send(("counters", counters))
-                if analysis is not None:
-                    conn.send(("totals", _totals(analysis)))
+                conn.send(("totals", _totals(analysis)))
     except (afpacket.CaptureError, OSError) as exc:
         conn.send(("error", str(exc)))
     finally:
@@ -596,9 +570,8 @@ def _fanout_worker(cfg: CaptureConfig, group: int, conn, stop, stats_seconds: fl
             pass
         ring.close()
         try:
-            if analysis is not None:
-                analysis.finish()  # the window in progress goes to the parent too
-                conn.send(("totals", _totals(analysis)))
+            analysis.finish()  # the window in progress goes to the parent too
+            conn.send(("totals", _totals(analysis)))
             conn.send(("counters", counters))
         except OSError:
             pass

@@ -1,9 +1,10 @@
 """The SNMP subsystem: the poller on its schedule, its metrics, and the /snmp multi-target endpoint.
 
-- Targets: snmp.targets, plus (snmp.poll_discovered) the devices the sweep subsystem found answering
-  SNMP (its `discovered()`, read every DISCOVERY_PULL seconds, with the credential it saw work).
-- After each poll, probe/snmp_feed.py turns the result into findings (ctx.emit_finding), anomaly
-  series (ctx.anomaly) and inventory sightings (the sweep subsystem, ctx.peers["sweep"]).
+- Targets: snmp.targets, plus (snmp.poll_discovered) every device the inventory knows answering SNMP
+  (ctx.devices.discovered() at start, then each agent a sweep finds, announced through
+  ctx.devices.on_agent the moment it is found, with the credential that worked).
+- After each poll, probe/subsystems/snmp_feed.py turns the result into findings (ctx.ledger), anomaly
+  series (ctx.anomaly) and inventory sightings (ctx.devices).
 - /metrics serves the latest results (probe/exposition/snmp_poll_collector.py and the SNMP data
   collector), never waiting on a device.
 - GET /snmp?target=HOST[:PORT]&module=M[,M...] polls one device now, snmp_exporter style, and answers
@@ -23,16 +24,15 @@ from aiohttp import web
 
 from probe.exposition.snmp_poll_collector import SnmpPollCollector, data_collector
 from probe.findings.snmp_rules import SnmpRules
-from probe.snmp_feed import SnmpFeed
+from probe.subsystems.snmp_feed import SnmpFeed
 from probe.sources.snmp.poller import SnmpPoller, modules_package, split_target
-from probe.subsystem import Context, Health, Status
+from probe.subsystems.base import Context, Health, Status
 
 if TYPE_CHECKING:
     from probe.config import Config
 
 _log = logging.getLogger(__name__)
 
-DISCOVERY_PULL = 30.0       # seconds between looks at the sweep's discovered devices
 DEFAULT_SCRAPE_TIMEOUT = 10.0
 
 
@@ -44,8 +44,8 @@ class SnmpSubsystem:
         self.ctx = ctx
         self.status = Status()
         self.poller = SnmpPoller(config, store=ctx.store, clock=ctx.clock)
-        self.feed = SnmpFeed(SnmpRules.from_config(config.snmp.findings), emit=ctx.emit_finding, anomaly=ctx.anomaly,
-                             sweep=lambda: ctx.peers.get("sweep"), clock=ctx.clock)
+        self.feed = SnmpFeed(SnmpRules.from_config(config.snmp.findings), ledger=ctx.ledger, anomaly=ctx.anomaly,
+                             devices=ctx.devices, clock=ctx.clock)
         self.poller.observers.append(self.feed.observe)
         self._tasks: list[asyncio.Task] = []
 
@@ -56,10 +56,15 @@ class SnmpSubsystem:
             return
         self._tasks = [asyncio.ensure_future(self.poller.run()), asyncio.ensure_future(self._health_loop())]
         if self.config.snmp.poll_discovered:
-            self._tasks.append(asyncio.ensure_future(self._discovery_loop()))
+            for host in self.ctx.devices.discovered():
+                self.add_discovered(host)
+            if self.add_discovered not in self.ctx.devices.on_agent:
+                self.ctx.devices.on_agent.append(self.add_discovered)
         self.status.set(Health.OK, "")
 
     async def stop(self) -> None:
+        if self.add_discovered in self.ctx.devices.on_agent:
+            self.ctx.devices.on_agent.remove(self.add_discovered)
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -102,34 +107,18 @@ class SnmpSubsystem:
     def routes(self):
         return [web.get(self.config.web.route_prefix.rstrip("/") + "/snmp", self.handle_snmp)]
 
-    def add_target(self, address: str, port: int = 161) -> bool:
-        """For the sweep (or anything else) to hand over a device it found answering SNMP."""
-        return self.poller.add_target(address, port)
+    def add_discovered(self, host) -> bool:
+        """A device the inventory knows answering SNMP (probe.subsystems.devices.DiscoveredHost): poll it,
+        starting with the credential its agent answered to. Returns whether it was new to the poller."""
+        if not self.config.snmp.poll_discovered:
+            return False
+        ip, cred = str(host.ip), host.credential
+        if cred and self.poller.cred_memory.get(ip, 161) is None and \
+                cred in {c.name for c in self.config.snmp.credentials}:
+            self.poller.cred_memory.remember(ip, 161, cred)
+        return bool(self.poller.add_target(ip))
 
     # -- background -----------------------------------------------------------------------------
-    def pull_discovered(self) -> int:
-        sweep = self.ctx.peers.get("sweep")
-        found = getattr(sweep, "discovered", None)
-        if found is None:
-            return 0
-        added = 0
-        for host in found():
-            ip = getattr(host, "ip", host)
-            cred = getattr(host, "credential", "")
-            if cred and self.poller.cred_memory.get(str(ip), 161) is None and \
-                    cred in {c.name for c in self.config.snmp.credentials}:
-                self.poller.cred_memory.remember(str(ip), 161, cred)
-            added += bool(self.poller.add_target(str(ip)))
-        return added
-
-    async def _discovery_loop(self) -> None:
-        while True:
-            try:
-                self.pull_discovered()
-            except Exception:  # the sweep's trouble must not stop polling
-                _log.exception("SNMP: reading the sweep's discovered devices failed")
-            await asyncio.sleep(DISCOVERY_PULL)
-
     async def _health_loop(self) -> None:
         while True:
             await asyncio.sleep(5)

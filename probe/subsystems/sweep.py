@@ -1,10 +1,10 @@
-"""Device discovery: periodic sweeps and passive observations feeding the inventory (subsystem "sweep").
+"""The "sweep" subsystem: periodic active sweeps (ARP, ICMP, SNMP) into the daemon's inventory.
 
-    sources.sweep (ARP/ICMP/SNMP)  --+
-    sources.passive (capture path) --+-->  state.inventory  -->  findings (new, gone, changed)
-    SNMP ARP/FDB tables (poller)   --+                      -->  exposition.inventory_collector
+    sources.sweep (plan, probe)  ->  Devices (probe.subsystems.devices)  ->  state.inventory, the ledger
 
-The `sitevigil sweep` command runs the same `run_sweep` + `record_sweep` once by hand.
+The inventory itself is the daemon's (every subsystem feeds it); this subsystem sweeps on its schedule,
+ages devices that went quiet, and exports the inventory. `sitevigil sweep` runs the same `plan` +
+`run_sweep` once by hand.
 """
 from __future__ import annotations
 
@@ -13,14 +13,11 @@ import ipaddress
 import logging
 import threading
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
-from probe.findings.model import Finding
 from probe.sources import sweep as sweeper
-from probe.sources.passive import Observation, PassiveLearner, from_decoded
-from probe.state.inventory import GONE, Inventory
-from probe.subsystem import Context, Health, Status
+from probe.state.inventory import DeviceChange
+from probe.subsystems.base import Context, Health, Status
 
 if TYPE_CHECKING:
     from probe.config import Config, SnmpCredential
@@ -65,34 +62,6 @@ def run_sweep(cfg: "Config", targets: Sequence[sweeper.SweepTarget], *, rate_pps
                          snmp_concurrency=max(cfg.snmp.max_concurrent_devices, 32), progress=progress, stop=stop)
 
 
-def record_sweep(inventory: Inventory, result: sweeper.SweepResult, ts: float | None = None) -> list[Finding]:
-    """Put what a sweep found into the inventory; returns the findings (new, changed, gone)."""
-    ts = time.time() if ts is None else ts
-    findings: list[Finding] = []
-    for h in result.hosts:
-        findings += inventory.observe(h.mac, h.ip, source=f"sweep_{h.method}", ts=ts,
-                                      facts={"rtt_ms": round(h.rtt * 1000, 3)} if h.rtt is not None else None)
-        if h.other_macs:
-            for m in h.other_macs:
-                findings += inventory.observe(m, h.ip, source=f"sweep_{h.method}", ts=ts)
-        if h.snmp is not None:
-            findings += inventory.observe(h.mac, h.ip, name=h.snmp.sys_name, source="snmp", ts=ts,
-                                          facts={"snmp": h.snmp.as_dict()})
-    findings += inventory.age(ts)
-    if result.complete and result.addresses and not inventory.baselined:  # an empty sweep is no baseline
-        inventory.mark_baselined()
-    inventory.flush()
-    return findings
-
-
-def learn(inventory: Inventory, observations: Iterable[Observation]) -> list[Finding]:
-    """Passive observations (probe.sources.passive) into the inventory."""
-    findings: list[Finding] = []
-    for o in observations:
-        findings += inventory.observe(o.mac, o.ip, o.name, o.source, o.ts, facts=o.facts)
-    return findings
-
-
 def device_json(dev, host: sweeper.LiveHost | None = None) -> dict[str, Any]:
     """A device as `sitevigil sweep --format json` and `sitevigil devices --format json` print it."""
     d = {"mac": dev.mac, "ip": dev.ip, "vendor": dev.vendor, "mac_kind": dev.mac_kind, "randomised": dev.randomised,
@@ -109,18 +78,6 @@ def device_json(dev, host: sweeper.LiveHost | None = None) -> dict[str, Any]:
 # The subsystem
 
 
-@dataclass(frozen=True)
-class DiscoveredHost:
-    """A live host whose agent answered the sweep's SNMP probe: for the SNMP poller."""
-
-    ip: str
-    mac: str | None
-    credential: str
-    sys_object_id: str | None
-    sys_descr: str | None
-    sys_name: str | None
-
-
 class SweepSubsystem:
     name = "sweep"
 
@@ -131,16 +88,19 @@ class SweepSubsystem:
 
         self.status = Status()
         self.stats = SweepStats()
-        sc = config.sweep
-        self.inventory = Inventory(ctx.store, gone_after=float(sc.device_gone_after),
-                                   forget_after=float(sc.device_forget_after), max_devices=sc.max_devices,
-                                   clock=ctx.clock)
+        self.devices = ctx.devices
+        self.inventory = ctx.devices.inventory
+        self._configure(config)
         self._sweep_fn = sweep_fn or (lambda cfg, stop: run_sweep(cfg, plan(cfg), stop=stop))
         self._tasks: list[asyncio.Task] = []
         self._stop = threading.Event()
         self._wake = asyncio.Event()
         self._sweeping = False
-        self.learner = PassiveLearner()
+
+    def _configure(self, config: "Config") -> None:
+        sc = config.sweep
+        self.inventory.gone_after, self.inventory.forget_after = float(sc.device_gone_after), float(sc.device_forget_after)
+        self.inventory.max_devices = sc.max_devices
 
     # -- lifecycle --------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -166,8 +126,7 @@ class SweepSubsystem:
 
     async def reload(self, config: "Config") -> None:
         sc = config.sweep
-        self.inventory.gone_after, self.inventory.forget_after = float(sc.device_gone_after), float(sc.device_forget_after)
-        self.inventory.max_devices = sc.max_devices
+        self._configure(config)
         was_enabled = self.config.sweep.enabled
         self.config = config
         if sc.enabled and not was_enabled:
@@ -184,61 +143,17 @@ class SweepSubsystem:
                                    info_limit=lambda: self.config.sweep.device_info_limit,
                                    evicted=lambda: self.inventory.evicted_total)]
 
+    def routes(self) -> list:
+        return []
+
     def describe(self) -> dict:
         sc = self.config.sweep
         return {"enabled": sc.enabled, "interval_seconds": float(sc.interval), "rate_pps": sc.rate_pps,
                 "subnets": [str(s.cidr) for s in self.config.subnets if s.sweep],
                 "devices": len(self.inventory), "last_sweep": self.stats.as_dict()}
 
-    # -- what other parts use ---------------------------------------------------------------------
-    def observe(self, mac, ip=None, name=None, source: str = "arp", ts: float | None = None, *,
-                facts: Mapping[str, Any] | None = None) -> list[Finding]:
-        """For the capture path and the SNMP poller: record a sighting; findings go to the ledger."""
-        findings = self.inventory.observe(mac, ip, name, source, ts, facts=facts)
-        self._emit(findings)
-        return findings
-
-    def observe_table(self, rows: Iterable[tuple[Any, Any]], source: str, ts: float | None = None) -> list[Finding]:
-        """For the SNMP poller: (mac, ip) rows of a device's ARP table (source "snmp_arp") or (mac, None)
-        rows of a switch's forwarding table ("snmp_fdb")."""
-        findings = self.inventory.observe_many(rows, source, ts)
-        self._emit(findings)
-        return findings
-
-    def observe_snmp_agent(self, ip: str, snmp: Mapping[str, Any], name: str | None = None,
-                           ts: float | None = None) -> list[Finding]:
-        """For the SNMP poller: what a polled agent says it is (sys_name, sys_descr, sys_object_id...),
-        onto the device that has this address, merged with what the sweep's SNMP probe saw."""
-        known = self.inventory.find_ip(ip)
-        merged = {**(known.snmp or {}), **{k: v for k, v in snmp.items() if v is not None}} if known else dict(snmp)
-        return self.observe(known.mac if known else None, ip, name, "snmp", ts, facts={"snmp": merged})
-
-    def learn(self, observations: Iterable[Observation]) -> list[Finding]:
-        findings = learn(self.inventory, observations)
-        self._emit(findings)
-        return findings
-
-    def learn_frames(self, frames: Iterable[tuple[bytes, float]]) -> list[Finding]:
-        """For the capture path: raw Ethernet frames (bytes, ts); only discovery frames are decoded, at
-        most PassiveLearner.max_per_second of them."""
-        return self.learn(self.learner.feed(frames))
-
-    def learn_decoded(self, infos: Iterable[dict]) -> list[Finding]:
-        """For the capture path: dicts from its rare-frame decoder (probe.fastpath.rare), with the frame's
-        IPv4 source as "src_ip" when it had one."""
-        return self.learn(o for info in infos for o in from_decoded(info, info.get("src_ip")))
-
-    def discovered(self) -> list[DiscoveredHost]:
-        """Present devices whose agent answered the sweep's SNMP probe, with the credential that worked."""
-        out = []
-        for dev in self.inventory.snapshot():
-            if dev.state == GONE or not dev.snmp or not dev.ip:
-                continue
-            out.append(DiscoveredHost(dev.ip, dev.mac, dev.snmp.get("credential", ""), dev.snmp.get("sys_object_id"),
-                                      dev.snmp.get("sys_descr"), dev.snmp.get("sys_name")))
-        return out
-
-    async def sweep_now(self) -> list[Finding]:
+    # -- sweeping ------------------------------------------------------------------------------------
+    async def sweep_now(self) -> list[DeviceChange]:
         """One sweep, now (also what the periodic loop runs)."""
         if self._sweeping:
             return []
@@ -254,7 +169,7 @@ class SweepSubsystem:
             return []
         finally:
             self._sweeping = False
-        findings = record_sweep(self.inventory, result, ts=self.ctx.clock())
+        findings = self.devices.record_sweep(result, ts=self.ctx.clock())
         self.stats.succeeded(result, self.ctx.clock())
         for w in result.warnings:
             _log.warning("sweep: %s", w)
@@ -263,17 +178,9 @@ class SweepSubsystem:
         _log.info("sweep of %d addresses took %.1fs: %d hosts, %d with SNMP, %d findings",
                   result.addresses, time.time() - t0, len(result.hosts), sum(1 for h in result.hosts if h.snmp),
                   len(findings))
-        self._emit(findings)
         return findings
 
     # -- internals --------------------------------------------------------------------------------
-    def _emit(self, findings: Iterable[Finding]) -> None:
-        for f in findings:
-            try:
-                self.ctx.emit_finding(f)
-            except Exception:
-                _log.exception("emitting finding %s failed", f.kind)
-
     async def _sweep_loop(self) -> None:
         await asyncio.sleep(2.0)  # let the daemon finish starting
         while not self._stop.is_set() and self.config.sweep.enabled:
@@ -287,8 +194,7 @@ class SweepSubsystem:
     async def _age_loop(self) -> None:
         while not self._stop.is_set():
             await asyncio.sleep(max(1.0, min(60.0, float(self.config.sweep.device_gone_after) / 4)))
-            self._emit(self.inventory.age(self.ctx.clock()))
-            self.inventory.flush()
+            self.devices.age(self.ctx.clock())
 
 
 def factory(config: "Config", ctx: Context) -> SweepSubsystem:

@@ -1,18 +1,18 @@
 """What the daemon builds from each SNMP poll: findings, anomaly series and inventory sightings.
 
-    feed = SnmpFeed(SnmpRules.from_config(cfg.snmp.findings), emit=ctx.emit_finding, anomaly=ctx.anomaly,
-                    sweep=lambda: ctx.peers.get("sweep"))
+    feed = SnmpFeed(SnmpRules.from_config(cfg.snmp.findings), ledger=ctx.ledger, anomaly=ctx.anomaly,
+                    devices=ctx.devices)
     poller.observers.append(feed.observe)        # called with (device, result) after every poll
 
-- Findings: the rules (probe/findings/snmp_rules.py) see every result, answered or not; each finding
-  that starts an episode goes to `emit` (the ledger) at once, and the open episodes of a device are
-  reported again every `refresh` seconds so the ledger does not close a problem that is still there.
+- Findings: the rules (probe/findings/snmp_rules.py) see every result, answered or not, and report to
+  the ledger every condition that holds at this poll, and each that has cleared (the ledger resolves its
+  episode then); the ledger is the one episode tracker.
 - Anomaly scores: per interface the in/out bit rates and the error and discard rates (counter deltas
   over the interval the interfaces module measured), keys (target, "if:NAME:in_bps"...), and per
   disk (not memory rows) its growth in bytes per second, keys (target, "storage:DESCR:growth_bytes_per_s"). Series of
   interfaces or storages a device no longer lists are forgotten, and so are all of a device's series
   when it is no longer polled (`prune`).
-- Inventory (when the sweep subsystem runs): what a polled agent says it is (sysName, sysDescr,
+- Inventory (the daemon's, ctx.devices): what a polled agent says it is (sysName, sysDescr,
   sysObjectID, the UPS model, how many bridge ports learn addresses) onto the device with that
   address, where probe/state/devicetype.py classifies it; the agent's ARP table (ipNetToPhysical /
   ipNetToMedia) and forwarding table as sightings.
@@ -24,11 +24,10 @@ import logging
 import time
 from typing import Any, Callable
 
+from probe.findings.model import Cleared
 from probe.findings.snmp_rules import SnmpRules, fillable_storage
 
 _log = logging.getLogger(__name__)
-
-REFRESH = 600.0   # seconds between reports of a still-open episode (the ledger closes after an hour of silence)
 
 # (series suffix, interface counter, factor): rate = delta * factor / interval
 INTERFACE_SERIES = (
@@ -58,18 +57,15 @@ def interface_labels(rows: list[dict]) -> dict[Any, str]:
 
 
 class SnmpFeed:
-    def __init__(self, rules: SnmpRules, *, emit: Callable[[Any], None], anomaly=None,
-                 sweep: Callable[[], Any] = lambda: None, clock: Callable[[], float] = time.time,
-                 refresh: float = REFRESH):
+    def __init__(self, rules: SnmpRules, *, ledger, anomaly=None, devices=None,
+                 clock: Callable[[], float] = time.time):
         self.rules = rules
-        self.emit = emit
+        self.ledger = ledger
         self.anomaly = anomaly
-        self.sweep = sweep
+        self.devices = devices
         self.clock = clock
-        self.refresh = refresh
         self._series: dict[str, dict[str, set]] = {}        # target -> area -> series keys fed
         self._storage_prev: dict[tuple[str, Any], tuple[float, float]] = {}
-        self._reported: dict[str, float] = {}               # target -> when its episodes were last reported
         self.findings_emitted = 0
         self.samples_fed = 0
 
@@ -84,17 +80,12 @@ class SnmpFeed:
                 _log.exception("SNMP %s: %s failed", target, step.__name__.strip("_"))
 
     def _findings(self, dev, result, now: float) -> None:
-        target = result.target
-        new = self.rules.observe(result, now)
-        out = list(new)
-        if now - self._reported.get(target, now) >= self.refresh:
-            started = {f.key for f in new}
-            out += [f for f in self.rules.ongoing(target) if f.key not in started]
-            self._reported[target] = now
-        self._reported.setdefault(target, now)
-        for f in out:
-            self.emit(f.to_finding())
-            self.findings_emitted += 1
+        for report in self.rules.observe(result, now):
+            if isinstance(report, Cleared):
+                self.ledger.clear(report)
+            else:
+                self.ledger.record(report.to_finding())
+                self.findings_emitted += 1
 
     def _scores(self, dev, result, now: float) -> None:
         if self.anomaly is None:
@@ -150,12 +141,10 @@ class SnmpFeed:
         areas[area] = current
 
     def _inventory(self, dev, result, now: float) -> None:
-        sweep = self.sweep()
-        if sweep is None:
+        if self.devices is None:
             return
         sys_data = _ok_data(result, "system")
-        observe_agent = getattr(sweep, "observe_snmp_agent", None)
-        if sys_data is not None and observe_agent is not None and _is_ip(dev.address):
+        if sys_data is not None and _is_ip(dev.address):
             sys = sys_data.get("sys") or {}
             facts = {"credential": dev.credential, "sys_object_id": sys.get("object_id"),
                      "sys_descr": sys.get("descr"), "sys_name": sys.get("name"), "sys_location": sys.get("location")}
@@ -166,24 +155,23 @@ class SnmpFeed:
             if inv and isinstance(inv.get("fdb"), list):
                 ports = {r.get("port") for r in inv["fdb"] if isinstance(r, dict) and r.get("status") != "self"}
                 facts["bridge_ports"] = len(ports - {None, 0})
-            observe_agent(dev.address, facts, name=sys.get("name"), ts=now)
+            self.devices.observe_snmp_agent(dev.address, facts, name=sys.get("name"), ts=now)
         inv = _ok_data(result, "inventory")
-        observe_table = getattr(sweep, "observe_table", None)
-        if inv is None or observe_table is None:
+        if inv is None:
             return
         arp = [(r.get("mac"), r.get("ip")) for r in inv.get("arp") or [] if isinstance(r, dict) and r.get("mac")]
         if arp:
-            observe_table(arp, "snmp_arp", now)
+            self.devices.observe_table(arp, "snmp_arp", now)
         # the switch's own addresses ("self") are the switch itself, not devices behind its ports
         fdb = [(r.get("mac"), None) for r in inv.get("fdb") or []
                if isinstance(r, dict) and r.get("mac") and r.get("status") != "self"]
         if fdb:
-            observe_table(fdb, "snmp_fdb", now)
+            self.devices.observe_table(fdb, "snmp_fdb", now)
 
     # -- housekeeping -----------------------------------------------------------------------------
     def prune(self, targets: set[str]) -> int:
         """Forget every device not in `targets` (no longer polled); returns how many were dropped."""
-        gone = (set(self._series) | set(self._reported) | self.rules.devices()
+        gone = (set(self._series) | self.rules.devices()
                 | {t for t, _ in self._storage_prev}) - set(targets)
         for target in gone:
             self.forget(target)
@@ -196,7 +184,6 @@ class SnmpFeed:
             self.anomaly.forget({k for keys in areas.values() for k in keys})
         for row in [r for r in self._storage_prev if r[0] == target]:
             del self._storage_prev[row]
-        self._reported.pop(target, None)
 
 
 def _is_ip(address: str) -> bool:

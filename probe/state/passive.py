@@ -8,8 +8,8 @@ server), mDNS and LLMNR answers (host names, advertised services), NetBIOS name 
 answers, LLDP and CDP (neighbour name, description, capabilities, management address).
 
 This runs off the hot path: `is_discovery_frame()` is a few byte comparisons that pick the frames
-worth decoding, and `PassiveLearner` bounds how many are decoded per second, so a DHCP flood or an
-mDNS storm costs a bounded amount of CPU. ARP is decoded by hand; the rest by the capture path's own
+worth decoding; the live capture bounds how many it decodes per second (probe.subsystems.capture.
+PassiveFeed), so a DHCP flood or an mDNS storm costs a bounded amount of CPU. ARP is decoded by hand; the rest by the capture path's own
 decoders (probe.fastpath.rare), so every source of frames learns the same.
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ import socket
 import struct
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -148,32 +148,6 @@ def _parse_one(frame: bytes, ts: float):
         np.array([n], np.uint32), np.array([n], np.uint32), np.array([int(ts * 1e9)], np.int64),
         np.array([-1], np.int32))
     return records[0]
-
-
-class PassiveLearner:
-    """Decodes at most `max_per_second` discovery frames per second; the rest are counted, not decoded."""
-
-    def __init__(self, max_per_second: int = 500, clock=time.monotonic):
-        self.max_per_second, self.clock = max_per_second, clock
-        self._window, self._used = 0, 0
-        self.decoded_total = 0
-        self.skipped_total = 0
-
-    def feed(self, frames: Iterable[tuple[bytes, float]]) -> list[Observation]:
-        out: list[Observation] = []
-        for frame, ts in frames:
-            if is_discovery_frame(frame) is None:
-                continue
-            second = int(self.clock())
-            if second != self._window:
-                self._window, self._used = second, 0
-            if self._used >= self.max_per_second:
-                self.skipped_total += 1
-                continue
-            self._used += 1
-            self.decoded_total += 1
-            out += observations(frame, ts)
-        return out
 
 
 # ---------------------------------------------------------------------------------------------------

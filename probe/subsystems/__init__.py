@@ -8,13 +8,13 @@ from __future__ import annotations
 import importlib
 
 from probe.config import Config
-from probe.subsystem import Context, Subsystem
+from probe.subsystems.base import Context, Subsystem
 
 # (name, "module:factory")
 SUBSYSTEMS: list[tuple[str, str]] = [
-    ("capture", "probe.sources.capture:factory"),
-    ("sweep", "probe.discovery:factory"),
-    ("snmp", "probe.snmp_service:factory"),
+    ("capture", "probe.subsystems.capture:factory"),
+    ("sweep", "probe.subsystems.sweep:factory"),
+    ("snmp", "probe.subsystems.snmp:factory"),
 ]
 
 
