@@ -78,3 +78,13 @@ def test_check_names_a_field_missing_from_either_side():
         c.check_frame_record(np.dtype([f for f in fields if f[0] != "ip_id"] + [("pad", np.uint16)], align=True))
     with pytest.raises(ImportError, match=r"FRAME_DTYPE field 'extra' is not in the compiled FrameRecord"):
         c.check_frame_record(np.dtype(fields + [("extra", np.uint64)], align=True))
+@pytest.mark.parametrize("module", ["parse", "aggregate", "counters"])
+def test_twin_keeps_no_hand_copy_of_a_shared_constant(module):
+    """The twin imports what layout.py defines: no module-level assignment of a name layout.py exports, and
+    none of layout.py's 64-bit constants written out by hand."""
+    import re
+    source = (REPO / "probe" / "fastpath" / "twin" / f"{module}.py").read_text()
+    assigned = set(re.findall(r"^([A-Z][A-Z0-9_]*)\s*=", source, re.M))
+    assert not assigned & set(layout.__all__)
+    for name, value in layout.HASH_CONSTANTS.items():
+        assert f"{value:x}" not in source.lower(), name
