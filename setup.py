@@ -15,8 +15,18 @@ DEBUG = os.environ.get("SITEVIGIL_DEBUG_BUILD", "") not in ("", "0")
 def extensions():
     if NO_EXTENSIONS:
         return []
+    import importlib.util
+
     import numpy
     from Cython.Build import cythonize
+
+    # the kernels' copy of the shared layouts, generated from probe/fastpath/layout.py (loaded by path: the
+    # package itself may not import before it is built)
+    here = os.path.dirname(os.path.abspath(__file__))
+    spec = importlib.util.spec_from_file_location("_sitevigil_layout", os.path.join(here, "probe", "fastpath", "layout.py"))
+    layout = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(layout)
+    layout.write_pxi(here)
 
     directives = {"language_level": "3"}
     if DEBUG:  # fuzz/debug build: bounds checks back on

@@ -8,6 +8,14 @@ def counter_deltas(
     bits: npt.NDArray[np.uint8],   # const uint8_t[:], 32 or 64 per counter
 ) -> npt.NDArray[np.float64]: ...
 
+# --- layout (probe/fastpath/kernels/layout.pxi, generated from probe/fastpath/layout.py) -------------------
+# compiled module only (not in __all__: the twin has no C struct to check)
+def frame_record_fields() -> tuple[tuple[str, int, int], ...]:
+    """(name, offsetof(FrameRecord, name), sizeof(FrameRecord.name)) per field, in struct order."""
+def check_frame_record(dtype: np.dtype) -> None:
+    """Raise ImportError naming the first field whose offset or size differs from dtype's (run at import
+    with FRAME_DTYPE)."""
+
 # --- parse (probe/fastpath/kernels/parse.pxi) --------------------------------------------------------------
 def parse_frames(
     data: npt.NDArray[np.uint8],     # const uint8_t[::1]: frames back to back (FrameBatch.data)

@@ -13,6 +13,7 @@ cnp.import_array()
 
 __all__ = []
 
+include "fastpath/kernels/layout.pxi"  # generated from probe/fastpath/layout.py: the shared layouts
 include "fastpath/kernels/counters.pxi"
 include "fastpath/kernels/parse.pxi"
 include "fastpath/kernels/aggregate.pxi"

@@ -32,7 +32,8 @@ __all__ = [
     "FRAME_DTYPE", "FLAG_NAMES", "COUNTERS", "COUNTER_INDEX", "N_COUNTERS", "SKETCHES", "N_SKETCHES",
     "HLL_BITS", "HLL_REGISTERS", "RARE_FLAGS", "DUP_PROTOCOLS", "DUP_NO_VLAN", "dup_max_fields",
     "DUP_SLOTS", "DUP_RUN_GAP_NS", "FLOW_SLOTS", "UDP_SMALL_WIRELEN", "SCORE_PARAM_NAMES",
-    "AGG_UNREAD_FIELDS", "agg_input_mask",
+    "AGG_UNREAD_FIELDS", "agg_input_mask", "TCP_FLAG_NAMES", "DUP_GAP_UNITS", "DUP_TS_SHIFT", "FRAME_HASH_BYTES",
+    "SEQ_REUSE_GAP", "HASH_CONSTANTS", "RECORD_WORDS", "pxi_text", "PXI_PATH",
 ]
 
 FRAME_DTYPE = np.dtype([
@@ -64,8 +65,9 @@ FRAME_DTYPE = np.dtype([
     ("dns_rcode", np.uint8),
     ("dns_opcode", np.uint8),
     # appended after the first layout (keep the order above: other kernels index it)
-    ("frame_hash", np.uint64),         # broadcast/multicast frames only: 64-bit hash of the first 256 captured
-                                       # bytes and the wire length (a loop repeats frames byte for byte)
+    ("frame_hash", np.uint64),         # broadcast/multicast frames only: 64-bit hash of the first
+                                       # FRAME_HASH_BYTES (128) captured bytes and the wire length (a loop
+                                       # repeats frames byte for byte); never 0, 0 meaning "not hashed"
     ("tcp_seq", np.uint32),            # TCP sequence number
     ("tcp_len", np.uint16),            # TCP payload length (from the IP lengths, not what was captured)
     ("ip_id", np.uint16),              # IPv4 identification, TCP segments only (SPAN copies keep it)
@@ -85,6 +87,13 @@ FLAG_NAMES = (
 for _bit, _name in enumerate(FLAG_NAMES):
     globals()[f"F_{_name}"] = 1 << _bit
     __all__.append(f"F_{_name}")
+del _bit, _name
+
+# TCP header flag bits (FRAME_DTYPE["tcp_flags"]), in bit order: TCP_FIN = 1, TCP_SYN = 2, ... TCP_CWR = 128
+TCP_FLAG_NAMES = ("FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR")
+for _bit, _name in enumerate(TCP_FLAG_NAMES):
+    globals()[f"TCP_{_name}"] = 1 << _bit
+    __all__.append(f"TCP_{_name}")
 del _bit, _name
 
 RARE_FLAGS = F_DHCP | F_LLDP | F_CDP | F_MDNS | F_LLMNR | F_NBNS  # noqa: F821  (set just above)
@@ -115,6 +124,7 @@ COUNTERS = (
 )
 COUNTER_INDEX = {name: i for i, name in enumerate(COUNTERS)}
 N_COUNTERS = len(COUNTERS)
+assert N_COUNTERS <= 64, "the kernels add a frame's counters from one uint64 bit mask"
 # counters that are not sums: merged by min/max/last instead of +
 NON_ADDITIVE = {"dhcp_server_id": "last", "dhcp_fingerprint": "last", "first_seen_ns": "min",
                 "last_seen_ns": "max", "peer": "last", "prev_peer": "last", "dup_max": "max",
@@ -125,8 +135,15 @@ NON_ADDITIVE = {"dhcp_server_id": "last", "dhcp_fingerprint": "last", "first_see
 UDP_SMALL_WIRELEN = 256
 
 # Protocol codes in dup_max bits 15..12 (what the repeated frame was), and the dup_max field helpers.
+# Code i > 0 is the frame flag F_<DUP_PROTOCOLS[i].upper()>; a frame gets the code of the first of them it
+# carries, in this order (innermost layer first: an ARP or DHCP frame before UDP, UDP before IPv4).
 DUP_PROTOCOLS = ("other", "arp", "dhcp", "icmp", "mdns", "ssdp", "nbns", "llmnr", "stp", "lldp", "cdp", "udp",
                  "tcp", "ipv4", "ipv6")
+for _code, _name in enumerate(DUP_PROTOCOLS):
+    globals()[f"DUP_{_name.upper()}"] = _code
+    __all__.append(f"DUP_{_name.upper()}")
+del _code, _name
+assert all(n.upper() in FLAG_NAMES for n in DUP_PROTOCOLS[1:]) and len(DUP_PROTOCOLS) <= 16
 DUP_NO_VLAN = 0xFFF  # VLAN field of dup_max for untagged frames (4095 is reserved by 802.1Q)
 
 
@@ -158,8 +175,38 @@ HLL_REGISTERS = 1 << HLL_BITS
 #   last seq << 32 | its IPv4 ID << 16 | its ts_ns >> 16 & 0xFFFF), tag = the flow key hash's top 32 bits | 1;
 #   a new flow takes the slot. Kept across windows; 16 bytes an entry so the table stays in cache.
 DUP_SLOTS = 2048
-DUP_RUN_GAP_NS = 95 << 20  # ~99.6 ms, in the kernels' ts >> 20 units
+DUP_TS_SHIFT = 20          # the duplicate table keeps ts_ns >> 20 (~1.05 ms units) in 32 bits
+DUP_RUN_GAP_NS = 95 << DUP_TS_SHIFT  # ~99.6 ms
+DUP_GAP_UNITS = DUP_RUN_GAP_NS >> DUP_TS_SHIFT  # the same gap in the table's units (95)
 FLOW_SLOTS = 4096
+# A TCP segment ending this far (64 MiB) behind its flow's highest sequence end is no retransmission: no
+# window allows it, so it is a new connection on a reused 4-tuple
+SEQ_REUSE_GAP = 1 << 26
+
+# Loop detection hashes the first FRAME_HASH_BYTES captured bytes of a broadcast/multicast frame (a loop
+# repeats a frame byte for byte; 128 bytes hold every header that tells two frames apart)
+FRAME_HASH_BYTES = 128
+
+# 64-bit constants of the hashes both implementations compute (they must agree bit for bit: the
+# sketches, table slots and frame hashes are compared between them)
+HASH_CONSTANTS = {
+    "FNV_OFFSET": 0xCBF29CE484222325,  # FNV-1a 64 (DHCP fingerprint, frame hash seed)
+    "FNV_PRIME": 0x100000001B3,
+    "HASH_MUL": 0x9E3779B97F4A7C15,    # frame hash lanes
+    "HASH_MUL2": 0xC2B2AE3D27D4EB4F,
+    "MIX_MUL1": 0xBF58476D1CE4E5B9,    # splitmix64 finalizer (mix64)
+    "MIX_MUL2": 0x94D049BB133111EB,
+    "SALT_PORT": 0x9E3779B97F4A7C15,   # sketch and key hash salts: ports, DHCP client addresses, RST ports
+    "SALT_CHADDR": 0xD6E8FEB86659FD93,
+    "SALT_RST": 0xA0761D6478BD642F,
+    "V4_MAPPED": 0xFFFF00000000,       # IP table key of an IPv4 address: (0, V4_MAPPED | ip)
+}
+globals().update(HASH_CONSTANTS)
+__all__.extend(HASH_CONSTANTS)
+
+# a FrameRecord as uint64 words (the compiled kernel compares records a word at a time)
+RECORD_WORDS = FRAME_DTYPE.itemsize // 8
+assert FRAME_DTYPE.itemsize % 8 == 0
 
 # Anomaly-score kernel parameters (`score_samples`' params, float64[len(SCORE_PARAM_NAMES)]), in order;
 # score_default_params() gives the tuned values.
@@ -207,3 +254,115 @@ def agg_input_mask() -> np.ndarray:
         if name not in AGG_UNREAD_FIELDS:
             mask[offset:offset + dt.itemsize] = 0xFF
     return mask.view(np.uint64)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The compiled side of this file: probe/fastpath/kernels/layout.pxi, generated from the definitions above
+# (`python -m probe.fastpath.layout --pxi`, and by setup.py before every build), committed, and checked by
+# tests/unit/test_fastpath_layout.py. The kernels include it instead of keeping copies of these values.
+
+PXI_PATH = "probe/fastpath/kernels/layout.pxi"  # relative to the repository root
+
+_C_TYPES = {"i1": "int8_t", "u1": "uint8_t", "i2": "int16_t", "u2": "uint16_t", "i4": "int32_t", "u4": "uint32_t",
+            "i8": "int64_t", "u8": "uint64_t"}
+
+_PXI_CHECK = '''
+
+def frame_record_fields():
+    """(name, offset, size) of every FrameRecord field, in struct order, as the C compiler laid them out."""
+    cdef FrameRecord rec
+    cdef size_t base = <size_t>&rec
+    return (
+{fields}
+    )
+
+
+def check_frame_record(dtype):
+    """Raise ImportError naming the first FrameRecord field whose offset or size differs from `dtype`'s
+    (the kernels write the C struct, numpy reads FRAME_DTYPE: they must describe the same bytes)."""
+    regen = ("regenerate probe/fastpath/kernels/layout.pxi (python -m probe.fastpath.layout --pxi) "
+             "and rebuild (pip install --no-build-isolation --no-deps -e .)")
+    names = set()
+    for name, offset, size in frame_record_fields():
+        names.add(name)
+        if dtype.fields is None or name not in dtype.fields:
+            raise ImportError(f"FrameRecord.{{name}} ({{size}} bytes at offset {{offset}}) is not a field of "
+                              f"FRAME_DTYPE: {{regen}}")
+        field_type, field_offset = dtype.fields[name][:2]
+        if field_offset != offset or field_type.itemsize != size:
+            raise ImportError(f"FrameRecord.{{name}} is {{size}} bytes at offset {{offset}} in the compiled kernels "
+                              f"but {{field_type.itemsize}} bytes at offset {{field_offset}} in FRAME_DTYPE: {{regen}}")
+    for name in dtype.names:
+        if name not in names:
+            raise ImportError(f"FRAME_DTYPE field {{name!r}} is not in the compiled FrameRecord: {{regen}}")
+    if sizeof(FrameRecord) != dtype.itemsize:
+        raise ImportError(f"FrameRecord is {{sizeof(FrameRecord)}} bytes but FRAME_DTYPE is {{dtype.itemsize}}: {{regen}}")
+
+
+check_frame_record(_FRAME_DTYPE)
+'''
+
+
+def pxi_text() -> str:
+    """The text of probe/fastpath/kernels/layout.pxi for the definitions in this module."""
+    out = [
+        "# GENERATED by `python -m probe.fastpath.layout --pxi` from probe/fastpath/layout.py: do not edit.",
+        "# The record struct and the constants the kernels share with the twin (which imports the same names",
+        "# from probe/fastpath/layout.py); tests/unit/test_fastpath_layout.py fails when this file is not what",
+        "# the generator gives, and check_frame_record() refuses to load a module whose struct differs.",
+        "",
+        "from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t",
+        "from probe.fastpath.layout import FRAME_DTYPE as _FRAME_DTYPE",
+        "",
+        "# one parsed frame: FRAME_DTYPE (aligned like the C compiler aligns it)",
+        "cdef struct FrameRecord:",
+    ]
+    for name in FRAME_DTYPE.names:
+        dt = FRAME_DTYPE.fields[name][0]
+        out.append(f"    {_C_TYPES[dt.kind + str(dt.itemsize)]} {name}")
+
+    def enum(comment, items):
+        out.extend(["", f"# {comment}", "cdef enum:"])
+        out.extend(f"    {name} = {value}" for name, value in items)
+
+    enum("FrameRecord.flags bits (FLAG_NAMES)", [(f"F_{n}", f"1 << {i}") for i, n in enumerate(FLAG_NAMES)])
+    enum("FrameRecord.tcp_flags bits (TCP_FLAG_NAMES)", [(f"TCP_{n}", f"1 << {i}") for i, n in enumerate(TCP_FLAG_NAMES)])
+    enum("counter columns of a table row (COUNTERS); C_COUNT = N_COUNTERS",
+         [(f"C_{n.upper()}", i) for i, n in enumerate(COUNTERS)] + [("C_COUNT", N_COUNTERS)])
+    enum("sketches of a table row (SKETCHES), HLL_REGISTERS registers each",
+         [(f"S_{n.upper()}", i) for i, n in enumerate(SKETCHES)]
+         + [("N_SKETCHES", N_SKETCHES), ("HLL_BITS", HLL_BITS), ("HLL_REGISTERS", HLL_REGISTERS)])
+    enum("protocol codes of dup_max bits 15..12 (DUP_PROTOCOLS)",
+         [(f"DUP_{n.upper()}", i) for i, n in enumerate(DUP_PROTOCOLS)])
+    enum("sizes and thresholds", [
+        ("DUP_TS_SHIFT", DUP_TS_SHIFT), ("DUP_GAP_UNITS", DUP_GAP_UNITS), ("DUP_NO_VLAN", hex(DUP_NO_VLAN)),
+        ("SEQ_REUSE_GAP", SEQ_REUSE_GAP), ("FRAME_HASH_BYTES", FRAME_HASH_BYTES),
+        ("UDP_SMALL_WIRELEN", UDP_SMALL_WIRELEN), ("RECORD_WORDS", RECORD_WORDS)])
+    out.extend(["", "# hash constants (HASH_CONSTANTS)"])
+    out.extend(f"cdef uint64_t {name} = 0x{value:X}ULL" for name, value in HASH_CONSTANTS.items())
+    out.extend(["", "", "cdef inline uint64_t dup_protocol(uint32_t flags) noexcept nogil:",
+                "    # the DUP_PROTOCOLS code of a repeated frame: the first of these flags it carries"])
+    out.extend(f"    if flags & F_{n.upper()}: return DUP_{n.upper()}" for n in DUP_PROTOCOLS[1:])
+    out.append("    return DUP_OTHER")
+    fields = "\n".join(f"        ({name!r}, <size_t>&rec.{name} - base, sizeof(rec.{name}))," for name in FRAME_DTYPE.names)
+    out.append(_PXI_CHECK.format(fields=fields).rstrip("\n"))
+    return "\n".join(out) + "\n"
+
+
+def write_pxi(root=None) -> bool:
+    """Write probe/fastpath/kernels/layout.pxi under `root` (the repository) if it differs; True if it did."""
+    import pathlib
+    path = pathlib.Path(root if root is not None else pathlib.Path(__file__).resolve().parents[2]) / PXI_PATH
+    text = pxi_text()
+    if path.exists() and path.read_text() == text:
+        return False
+    path.write_text(text)
+    return True
+
+
+if __name__ == "__main__":
+    import sys
+    if sys.argv[1:] == ["--pxi"]:
+        print(f"{PXI_PATH}: {'written' if write_pxi() else 'already up to date'}")
+    else:
+        sys.exit("usage: python -m probe.fastpath.layout --pxi   (writes " + PXI_PATH + " from this module)")

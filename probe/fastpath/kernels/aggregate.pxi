@@ -2,8 +2,7 @@
 # Parsed frame records -> per-device counters and HyperLogLog sketches in bounded hash tables
 # (layout in probe/fastpath/layout.py; the tables are owned by probe/state/aggregates.py).
 
-from probe.fastpath.layout import COUNTERS as _COUNTERS, N_COUNTERS as _N_COUNTERS, N_SKETCHES as _N_SKETCHES, \
-    HLL_REGISTERS as _HLL_REGISTERS, UDP_SMALL_WIRELEN as _UDP_SMALL_WIRELEN, agg_input_mask as _agg_input_mask
+from probe.fastpath.layout import agg_input_mask as _agg_input_mask
 
 __all__ += ["aggregate_frames"]
 
@@ -11,53 +10,8 @@ cdef extern from *:
     int __builtin_ctzll(unsigned long long) nogil
     int __builtin_clzll(unsigned long long) nogil
 
-# counter indices: the order of probe.fastpath.layout.COUNTERS (checked below at import)
-cdef enum:
-    C_FRAMES, C_BYTES, C_RX_FRAMES, C_RX_BYTES, C_BROADCAST, C_MULTICAST, C_MALFORMED, C_TRUNCATED,
-    C_TCP_SYN, C_TCP_SYNACK, C_TCP_RST, C_TCP_SYNACK_RCVD, C_TCP_RST_RCVD,
-    C_ARP_REQUEST, C_ARP_REPLY, C_ARP_GRATUITOUS, C_ARP_REPLY_RCVD, C_ARP_SHA_MISMATCH,
-    C_DHCP_DISCOVER, C_DHCP_OFFER, C_DHCP_REQUEST, C_DHCP_ACK, C_DHCP_NAK, C_DHCP_INFORM,
-    C_DHCP_SERVER_ID, C_DHCP_FINGERPRINT,
-    C_DNS_QUERY, C_DNS_RESPONSE, C_DNS_NXDOMAIN, C_DNS_SERVFAIL,
-    C_DNS_RESPONSE_RCVD, C_DNS_NXDOMAIN_RCVD, C_DNS_SERVFAIL_RCVD,
-    C_ICMP_UNREACH, C_ICMP_UNREACH_RCVD, C_ICMP_ECHO_REQUEST, C_ICMP_ECHO_REPLY_RCVD, C_ICMP_TIME_EXCEEDED,
-    C_LLDP, C_CDP, C_STP,
-    C_FIRST_SEEN, C_LAST_SEEN, C_PEER, C_PEER_CHANGES, C_PREV_PEER, C_UDP_PROBE,
-    C_DUP_FRAMES, C_DUP_MAX, C_TCP_DATA, C_TCP_RETRANS,
-    C_TCP_STEALTH, C_UDP_SMALL, C_VLAN, C_TCP_RST_BARE,
-    C_COUNT
+# counter columns (C_*), sketches (S_*, HLL_*), salts and V4_MAPPED: layout.pxi, from probe/fastpath/layout.py
 
-_C_NAMES = ("frames", "bytes", "rx_frames", "rx_bytes", "broadcast", "multicast", "malformed", "truncated",
-    "tcp_syn", "tcp_synack", "tcp_rst", "tcp_synack_rcvd", "tcp_rst_rcvd",
-    "arp_request", "arp_reply", "arp_gratuitous", "arp_reply_rcvd", "arp_sha_mismatch",
-    "dhcp_discover", "dhcp_offer", "dhcp_request", "dhcp_ack", "dhcp_nak", "dhcp_inform",
-    "dhcp_server_id", "dhcp_fingerprint",
-    "dns_query", "dns_response", "dns_nxdomain", "dns_servfail",
-    "dns_response_rcvd", "dns_nxdomain_rcvd", "dns_servfail_rcvd",
-    "icmp_unreach", "icmp_unreach_rcvd", "icmp_echo_request", "icmp_echo_reply_rcvd", "icmp_time_exceeded",
-    "lldp", "cdp", "stp", "first_seen_ns", "last_seen_ns", "peer", "peer_changes", "prev_peer", "udp_probe",
-    "dup_frames", "dup_max", "tcp_data", "tcp_retrans",
-    "tcp_stealth", "udp_small", "vlan", "tcp_rst_bare")
-if _C_NAMES != _COUNTERS or C_COUNT != _N_COUNTERS or C_COUNT > 64:
-    raise ImportError("aggregate.pxi counter enum does not match probe.fastpath.layout.COUNTERS")
-
-cdef enum:
-    HLL_BITS_C = 6
-    HLL_M = 1 << HLL_BITS_C
-    S_HOSTS = 0
-    S_PORTS = 1
-    S_DHCP_CLIENTS = 2
-    S_RST_PORTS = 3
-    N_SK = 4
-    UDP_SMALL = 256
-
-if HLL_M != _HLL_REGISTERS or N_SK != _N_SKETCHES or UDP_SMALL != _UDP_SMALL_WIRELEN:
-    raise ImportError("aggregate.pxi sketch layout does not match probe.fastpath.layout")
-
-cdef uint64_t SALT_PORT = 0x9E3779B97F4A7C15ULL
-cdef uint64_t SALT_CHADDR = 0xD6E8FEB86659FD93ULL
-cdef uint64_t SALT_RST = 0xA0761D6478BD642FULL
-cdef uint64_t V4_MAPPED = 0xFFFF00000000ULL
 # the +1 counters that are also kept in the ARP binding table
 cdef uint64_t ARP_MASK = (1ULL << C_FRAMES) | (1ULL << C_ARP_REQUEST) | (1ULL << C_ARP_REPLY) | (1ULL << C_ARP_GRATUITOUS)
 
@@ -75,9 +29,9 @@ cdef struct Table:
 
 cdef inline uint64_t mix64(uint64_t x) noexcept nogil:
     x ^= x >> 30
-    x *= 0xBF58476D1CE4E5B9ULL
+    x *= MIX_MUL1
     x ^= x >> 27
-    x *= 0x94D049BB133111EBULL
+    x *= MIX_MUL2
     x ^= x >> 31
     return x
 
@@ -176,9 +130,9 @@ cdef inline uint64_t port_hash(uint32_t dport, uint32_t* last, uint64_t* last_h)
 
 
 cdef inline void hll_add(uint8_t* reg, uint64_t h) noexcept nogil:
-    cdef uint64_t w = h << HLL_BITS_C
-    cdef uint8_t rank = <uint8_t>(64 - HLL_BITS_C + 1) if w == 0 else <uint8_t>(__builtin_clzll(w) + 1)
-    cdef uint64_t j = h >> (64 - HLL_BITS_C)
+    cdef uint64_t w = h << HLL_BITS
+    cdef uint8_t rank = <uint8_t>(64 - HLL_BITS + 1) if w == 0 else <uint8_t>(__builtin_clzll(w) + 1)
+    cdef uint64_t j = h >> (64 - HLL_BITS)
     if reg[j] < rank:
         reg[j] = rank
 
@@ -190,45 +144,18 @@ cdef struct Recent:
     uint64_t flow_mask
 
 
-cdef inline uint64_t dup_protocol(uint32_t fl, uint8_t proto) noexcept nogil:
-    # the code of probe.fastpath.layout.DUP_PROTOCOLS for what a repeated frame carries
-    if fl & F_ARP: return 1
-    if fl & F_DHCP: return 2
-    if fl & F_ICMP: return 3
-    if fl & F_MDNS: return 4
-    if fl & F_SSDP: return 5
-    if fl & F_NBNS: return 6
-    if fl & F_LLMNR: return 7
-    if fl & F_STP: return 8
-    if fl & F_LLDP: return 9
-    if fl & F_CDP: return 10
-    if fl & F_UDP: return 11
-    if fl & F_TCP: return 12
-    if fl & F_IPV4: return 13
-    if fl & F_IPV6: return 14
-    return 0
-
-
-cdef enum:
-    DUP_GAP_UNITS = 95  # probe.fastpath.layout.DUP_RUN_GAP_NS in ts >> 20 units (~1.05 ms): 95 is ~99.6 ms
-
-
 cdef inline uint64_t dup_track(Recent* rc, const FrameRecord* r, uint64_t ts) noexcept nogil:
     # 0 for a frame that does not repeat the one in its slot within the run gap, else its dup_max value
     # (copies in the run so far, what it is)
     cdef uint64_t* e = rc.dup + 2 * (r.frame_hash & rc.dup_mask)
-    cdef uint64_t now = (ts >> 20) & 0xFFFFFFFFULL
+    cdef uint64_t now = (ts >> DUP_TS_SHIFT) & 0xFFFFFFFFULL
     if e[0] != r.frame_hash or ((now - e[1]) & 0xFFFFFFFFULL) > DUP_GAP_UNITS:
         e[0] = r.frame_hash  # direct-mapped: a different frame evicts the old one; a late one starts a run
         e[1] = (1ULL << 32) | now
         return 0
     e[1] = (((e[1] >> 32) + 1) << 32) | now
-    return ((e[1] >> 32) << 32 | (<uint64_t>r.ethertype << 16) | (dup_protocol(r.flags, r.ip_proto) << 12)
-            | (<uint64_t>(r.vlan & 0xFFF) if r.vlan >= 0 else 0xFFFULL))
-
-
-cdef enum:
-    SEQ_REUSE_GAP = 1 << 26  # 64 MiB behind the flow's highest: no window allows that, a new connection
+    return ((e[1] >> 32) << 32 | (<uint64_t>r.ethertype << 16) | (dup_protocol(r.flags) << 12)
+            | (<uint64_t>(r.vlan & 0xFFF) if r.vlan >= 0 else <uint64_t>DUP_NO_VLAN))
 
 
 cdef inline uint64_t tcp_track(Recent* rc, const FrameRecord* r, uint64_t ts) noexcept nogil:
@@ -243,7 +170,7 @@ cdef inline uint64_t tcp_track(Recent* rc, const FrameRecord* r, uint64_t ts) no
     cdef uint32_t seq, end
     cdef int32_t ahead
     cdef bint v4
-    if seg == 0 or (tf & 0x12) == 0x02:
+    if seg == 0 or (tf & (TCP_SYN | TCP_ACK)) == TCP_SYN:
         # pure ACKs carry nothing to resend; bare SYNs are judged by the handshake counters (unanswered,
         # refused): a scan or a SYN flood from spoofed sources then neither churns this table nor pays for it
         return 0
@@ -259,7 +186,7 @@ cdef inline uint64_t tcp_track(Recent* rc, const FrameRecord* r, uint64_t ts) no
     end = seq + seg
     now = (ts >> 16) & 0xFFFF  # ~65.5 us units
     last = (<uint64_t>seq << 32) | (<uint64_t>r.ip_id << 16) | now
-    if (e[0] >> 32) != tag or ((tf & 0x02) and (e[1] >> 32) != seq):
+    if (e[0] >> 32) != tag or ((tf & TCP_SYN) and (e[1] >> 32) != seq):
         # a new flow, one that evicted another, or a new connection on a reused 4-tuple (a SYN-ACK with
         # another initial sequence number): its first segment is no retransmission
         e[0] = (tag << 32) | end
@@ -307,10 +234,10 @@ cdef inline void apply_run(uint64_t* c, uint64_t mask, uint64_t n, uint64_t add_
         mask &= mask - 1
     c[C_BYTES] += add_bytes
     c[C_RX_BYTES] += add_rx_bytes
-    if c[C_FIRST_SEEN] == 0 or lo < c[C_FIRST_SEEN]:
-        c[C_FIRST_SEEN] = lo
-    if hi > c[C_LAST_SEEN]:
-        c[C_LAST_SEEN] = hi
+    if c[C_FIRST_SEEN_NS] == 0 or lo < c[C_FIRST_SEEN_NS]:
+        c[C_FIRST_SEEN_NS] = lo
+    if hi > c[C_LAST_SEEN_NS]:
+        c[C_LAST_SEEN_NS] = hi
 
 
 cdef inline void add_run(Table* mt, Table* it, Table* at, const Effect* e) noexcept nogil:
@@ -348,21 +275,21 @@ cdef inline void add_run(Table* mt, Table* it, Table* at, const Effect* e) noexc
                 c[C_DHCP_FINGERPRINT] = e.dhcp_fp
         sk = t.hll + row * t.hll_width
         if e.hosth:
-            hll_add(sk + S_HOSTS * HLL_M, e.hosth)
+            hll_add(sk + S_DST_HOSTS * HLL_REGISTERS, e.hosth)
         if e.porth:
-            hll_add(sk + S_PORTS * HLL_M, e.porth)
+            hll_add(sk + S_DST_PORTS * HLL_REGISTERS, e.porth)
         if e.chh:
-            hll_add(sk + S_DHCP_CLIENTS * HLL_M, e.chh)
+            hll_add(sk + S_DHCP_CLIENTS * HLL_REGISTERS, e.chh)
     if e.ms >= 0 and e.vlan >= 0 and e.ms != mt.cap:
         mt.counts[e.ms * C_COUNT + C_VLAN] = <uint64_t>e.vlan + 1
     if e.md >= 0:
         apply_run(mt.counts + e.md * C_COUNT, e.rx, e.n, 0, e.bytes, e.ts_lo, e.ts_hi)
         if e.rsth:
-            hll_add(mt.hll + e.md * mt.hll_width + S_RST_PORTS * HLL_M, e.rsth)
+            hll_add(mt.hll + e.md * mt.hll_width + S_RST_PORTS * HLL_REGISTERS, e.rsth)
     if e.idst >= 0:
         apply_run(it.counts + e.idst * C_COUNT, e.rx, e.n, 0, e.bytes, e.ts_lo, e.ts_hi)
         if e.rsth:
-            hll_add(it.hll + e.idst * it.hll_width + S_RST_PORTS * HLL_M, e.rsth)
+            hll_add(it.hll + e.idst * it.hll_width + S_RST_PORTS * HLL_REGISTERS, e.rsth)
     if e.ar >= 0:
         apply_run(at.counts + e.ar * C_COUNT, e.tx & ARP_MASK, e.n, 0, 0, e.ts_lo, e.ts_hi)
 
@@ -409,7 +336,7 @@ cdef Table _table(object spec, bint with_hll) except *:
     cdef Py_ssize_t nslots = cnp.PyArray_DIM(slots, 0)
     if nslots & (nslots - 1) or nslots < 2 * (rows - 2):
         raise ValueError("aggregate_frames: slot array must be a power of two of at least twice the capacity")
-    if with_hll and cnp.PyArray_DIM(hll, 1) != N_SK * HLL_M:
+    if with_hll and cnp.PyArray_DIM(hll, 1) != N_SKETCHES * HLL_REGISTERS:
         raise ValueError("aggregate_frames: sketch array has the wrong width")
     t.slots = <int32_t*>cnp.PyArray_DATA(slots)
     t.mask = <uint64_t>(nslots - 1)
@@ -437,8 +364,6 @@ cdef struct AggState:
 
 
 # The words of a FrameRecord that classification reads (probe.fastpath.layout.agg_input_mask), as a C array.
-cdef enum:
-    RECORD_WORDS = 23
 cdef uint64_t AGG_INPUT_MASK[RECORD_WORDS]
 if sizeof(FrameRecord) != RECORD_WORDS * 8:
     raise ImportError("aggregate.pxi RECORD_WORDS does not match FrameRecord")
@@ -465,7 +390,7 @@ cdef inline bint repeats_prev(const AggState* s, const FrameRecord* r) noexcept 
     cdef const Effect* e = &s.run
     return (p != NULL and e.n != 0 and r.frame_hash == 0 and p.frame_hash == 0 and (r.flags & F_TCP) == 0
             and same_inputs(r, p) and (r.dport <= r.sport) == (p.dport <= p.sport)
-            and (r.caplen >= 14) == (p.caplen >= 14) and (r.wirelen <= UDP_SMALL) == (p.wirelen <= UDP_SMALL)
+            and (r.caplen >= 14) == (p.caplen >= 14) and (r.wirelen <= UDP_SMALL_WIRELEN) == (p.wirelen <= UDP_SMALL_WIRELEN)
             and e.ms != s.mt.cap and e.isrc != s.it.cap and e.md != s.mt.cap and e.idst != s.it.cap
             and e.ar != s.at.cap)
 
@@ -538,23 +463,23 @@ cdef inline void agg_frame(AggState* s, const FrameRecord* r) noexcept nogil:
     if ok:
         if fl & F_TCP:
             tf = r.tcp_flags
-            if tf & 0x02:
-                if tf & 0x10:
+            if tf & TCP_SYN:
+                if tf & TCP_ACK:
                     tx |= 1ULL << C_TCP_SYNACK
                     rx |= 1ULL << C_TCP_SYNACK_RCVD
                 else:
                     tx |= 1ULL << C_TCP_SYN
                     hosth = cached_hash(&s.dst_ip_c, dk1, dk2)
                     porth = port_hash(r.dport, &s.last_dport, &s.last_porth)
-            elif (tf & 0x14) == 0:
+            elif (tf & (TCP_ACK | TCP_RST)) == 0:
                 # neither ACK nor RST: a FIN/NULL/Xmas probe, which no live connection sends
                 tx |= 1ULL << C_TCP_STEALTH
                 hosth = cached_hash(&s.dst_ip_c, dk1, dk2)
                 porth = port_hash(r.dport, &s.last_dport, &s.last_porth)
-            if tf & 0x04:
+            if tf & TCP_RST:
                 tx |= 1ULL << C_TCP_RST
                 rx |= 1ULL << C_TCP_RST_RCVD
-                if (tf & 0x10) == 0:
+                if (tf & TCP_ACK) == 0:
                     tx |= 1ULL << C_TCP_RST_BARE
                 if r.sport <= r.dport:  # a service port resetting a client-side port
                     rsth = mix64(r.sport + SALT_RST)
@@ -566,7 +491,7 @@ cdef inline void agg_frame(AggState* s, const FrameRecord* r) noexcept nogil:
                     tx |= 1ULL << C_UDP_PROBE
                     hosth = cached_hash(&s.dst_ip_c, dk1, dk2)
                     porth = port_hash(r.dport, &s.last_dport, &s.last_porth)
-                if wl <= UDP_SMALL and (fl & F_DNS) == 0:
+                if wl <= UDP_SMALL_WIRELEN and (fl & F_DNS) == 0:
                     tx |= 1ULL << C_UDP_SMALL
         elif fl & F_ICMP:
             ty = r.icmp_type

@@ -5,85 +5,10 @@
 
 from libc.string cimport memset
 
-from libc.stdint cimport int32_t
-from probe.fastpath.layout import FRAME_DTYPE as _FRAME_DTYPE
+# FrameRecord, the F_* flag bits, FRAME_HASH_BYTES and the hash constants come from layout.pxi (generated
+# from probe/fastpath/layout.py), included before this file.
 
 __all__ += ["parse_frames"]
-
-cdef struct FrameRecord:
-    int64_t ts_ns
-    uint64_t src_mac
-    uint64_t dst_mac
-    uint64_t src_ip6_hi
-    uint64_t src_ip6_lo
-    uint64_t dst_ip6_hi
-    uint64_t dst_ip6_lo
-    uint64_t arp_sha
-    uint64_t arp_tha
-    uint64_t dhcp_chaddr
-    uint64_t dhcp_fingerprint
-    uint32_t wirelen
-    uint32_t caplen
-    uint32_t src_ip
-    uint32_t dst_ip
-    uint32_t arp_spa
-    uint32_t arp_tpa
-    uint32_t dhcp_server_id
-    uint32_t dhcp_requested_ip
-    uint32_t dhcp_yiaddr
-    uint32_t dhcp_xid
-    uint32_t flags
-    uint32_t payload_off
-    int32_t vlan
-    uint16_t ethertype
-    uint16_t sport
-    uint16_t dport
-    uint16_t ip_len
-    uint16_t arp_op
-    uint16_t dns_id
-    uint16_t dns_qtype
-    uint16_t dns_ancount
-    uint8_t ip_proto
-    uint8_t ip_ttl
-    uint8_t tcp_flags
-    uint8_t icmp_type
-    uint8_t icmp_code
-    uint8_t dhcp_msg_type
-    uint8_t dns_rcode
-    uint8_t dns_opcode
-    uint64_t frame_hash
-    uint32_t tcp_seq
-    uint16_t tcp_len
-    uint16_t ip_id
-
-if sizeof(FrameRecord) != _FRAME_DTYPE.itemsize:
-    raise ImportError(f"FrameRecord is {sizeof(FrameRecord)} bytes but FRAME_DTYPE is {_FRAME_DTYPE.itemsize}")
-
-cdef enum:
-    F_MALFORMED = 1 << 0
-    F_TRUNCATED = 1 << 1
-    F_BROADCAST = 1 << 2
-    F_MULTICAST = 1 << 3
-    F_VLAN_TAGGED = 1 << 4
-    F_LLC = 1 << 5
-    F_IPV4 = 1 << 6
-    F_IPV6 = 1 << 7
-    F_FRAGMENT = 1 << 8
-    F_ARP = 1 << 9
-    F_ARP_GRATUITOUS = 1 << 10
-    F_TCP = 1 << 11
-    F_UDP = 1 << 12
-    F_ICMP = 1 << 13
-    F_DNS = 1 << 14
-    F_DNS_RESPONSE = 1 << 15
-    F_DHCP = 1 << 16
-    F_LLDP = 1 << 17
-    F_CDP = 1 << 18
-    F_STP = 1 << 19
-    F_MDNS = 1 << 20
-    F_LLMNR = 1 << 21
-    F_NBNS = 1 << 22
-    F_SSDP = 1 << 23
 
 # Zero one record with plain stores: memset of a record-sized block compiles to `rep stos`, whose
 # start-up cost was half the parse time (12 -> 23 ns/frame) when done per record.
@@ -98,10 +23,6 @@ cdef extern from *:
     }
     """
     void sv_zero_record(void *p, size_t n) nogil
-
-cdef uint64_t FNV_OFFSET = 0xcbf29ce484222325ULL
-cdef uint64_t FNV_PRIME = 0x100000001b3ULL
-
 
 cdef inline uint32_t rd16(const uint8_t* p) noexcept nogil:
     return (<uint32_t>p[0] << 8) | p[1]
@@ -125,10 +46,6 @@ cdef inline uint64_t rd64le(const uint8_t* p) noexcept nogil:
             | (<uint64_t>p[4] << 32) | (<uint64_t>p[5] << 40) | (<uint64_t>p[6] << 48) | (<uint64_t>p[7] << 56))
 
 
-cdef uint64_t HASH_MUL = 0x9E3779B97F4A7C15ULL
-cdef uint64_t HASH_MUL2 = 0xC2B2AE3D27D4EB4FULL
-
-
 cdef inline uint64_t rd_tail(const uint8_t* p, Py_ssize_t k) noexcept nogil:
     # the first k (< 8) bytes at p as a little-endian word
     cdef uint64_t w = 0
@@ -141,7 +58,7 @@ cdef inline uint64_t rd_tail(const uint8_t* p, Py_ssize_t k) noexcept nogil:
 cdef inline uint64_t frame_hash(const uint8_t* f, Py_ssize_t n, Py_ssize_t wire) noexcept nogil:
     # 64-bit hash of the first FRAME_HASH_BYTES captured bytes and the wire length, two 8-byte lanes
     # at a time (never 0: 0 means "not hashed")
-    cdef Py_ssize_t m = n if n < 128 else 128, i = 0
+    cdef Py_ssize_t m = n if n < FRAME_HASH_BYTES else FRAME_HASH_BYTES, i = 0
     cdef uint64_t h1 = FNV_OFFSET ^ (<uint64_t>wire * HASH_MUL), h2 = HASH_MUL2 ^ <uint64_t>m
     while i + 16 <= m:
         h1 = (h1 ^ rd64le(f + i)) * HASH_MUL
@@ -158,9 +75,9 @@ cdef inline uint64_t frame_hash(const uint8_t* f, Py_ssize_t n, Py_ssize_t wire)
         h2 ^= h2 >> 29
     h1 ^= h2 * HASH_MUL
     h1 ^= h1 >> 30
-    h1 *= 0xBF58476D1CE4E5B9ULL
+    h1 *= MIX_MUL1
     h1 ^= h1 >> 27
-    h1 *= 0x94D049BB133111EBULL
+    h1 *= MIX_MUL2
     h1 ^= h1 >> 31
     return h1 if h1 != 0 else 1
 

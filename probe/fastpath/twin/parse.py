@@ -1,359 +1,447 @@
-"""Twin of probe/fastpath/kernels/parse.pxi: the same frame parser, one frame at a time in plain Python."""
+"""The frame parser, specified in plain Python: what probe/fastpath/kernels/parse.pxi computes.
+
+One frame at a time, one function per protocol layer, each filling the fields of its layer into one
+FRAME_DTYPE record (probe/fastpath/layout.py documents the fields and flag bits). The rules every layer
+keeps, so that a lying or cut frame never yields a field it does not carry:
+
+- a header is read only once the captured bytes (caplen) hold all of it;
+- a length a header claims is trusted only when it fits inside the enclosing one (the wire length for
+  the link layer, the IP total length for the transport layer);
+- when the bytes run out, the frame is TRUNCATED if the capture's snap length cut it (the claim was
+  plausible) and MALFORMED if it claimed more than its enclosing layer holds (`_fault`).
+
+The compiled kernel gives the same records bit for bit (tests/unit/test_parse.py holds the two to it).
+"""
 from __future__ import annotations
 
 import numpy as np
 
-from probe.fastpath.layout import FRAME_DTYPE
+from probe.fastpath.layout import (F_ARP, F_ARP_GRATUITOUS, F_BROADCAST, F_CDP, F_DHCP, F_DNS, F_DNS_RESPONSE,
+                                   F_FRAGMENT, F_ICMP, F_IPV4, F_IPV6, F_LLC, F_LLDP, F_LLMNR, F_MALFORMED, F_MDNS,
+                                   F_MULTICAST, F_NBNS, F_SSDP, F_STP, F_TCP, F_TRUNCATED, F_UDP, F_VLAN_TAGGED,
+                                   FNV_OFFSET, FNV_PRIME, FRAME_DTYPE, FRAME_HASH_BYTES, HASH_MUL, HASH_MUL2,
+                                   MIX_MUL1, MIX_MUL2)
 
 __all__ = ["parse_frames"]
 
-F_MALFORMED = 1 << 0
-F_TRUNCATED = 1 << 1
-F_BROADCAST = 1 << 2
-F_MULTICAST = 1 << 3
-F_VLAN_TAGGED = 1 << 4
-F_LLC = 1 << 5
-F_IPV4 = 1 << 6
-F_IPV6 = 1 << 7
-F_FRAGMENT = 1 << 8
-F_ARP = 1 << 9
-F_ARP_GRATUITOUS = 1 << 10
-F_TCP = 1 << 11
-F_UDP = 1 << 12
-F_ICMP = 1 << 13
-F_DNS = 1 << 14
-F_DNS_RESPONSE = 1 << 15
-F_DHCP = 1 << 16
-F_LLDP = 1 << 17
-F_CDP = 1 << 18
-F_STP = 1 << 19
-F_MDNS = 1 << 20
-F_LLMNR = 1 << 21
-F_NBNS = 1 << 22
-F_SSDP = 1 << 23
-
 _FIELDS = FRAME_DTYPE.names
-_M64 = (1 << 64) - 1
-FNV_OFFSET = 0xCBF29CE484222325
-FNV_PRIME = 0x100000001B3
+_U64 = (1 << 64) - 1
+
+# Link layer
+ETHERNET_HEADER_LEN = 14
+BROADCAST_MAC = 0xFFFFFFFFFFFF
+VLAN_TPIDS = (0x8100, 0x88A8, 0x9100)  # 802.1Q, 802.1ad, the old QinQ tag
+MAX_VLAN_TAGS = 4                      # more is no real frame: stop reading tags
+MAX_8023_LENGTH = 1500                 # an EtherType field this small is an 802.3 length: LLC follows
+LLC_STP_SAP = 0x42                     # spanning tree BPDUs
+LLC_SNAP_SAP = 0xAA                    # SNAP: OUI + protocol id follow
+LLC_UI = 0x03
+CISCO_OUI, CDP_PROTOCOL_ID = 0x00000C, 0x2000
+ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_ARP, ETHERTYPE_LLDP = 0x0800, 0x86DD, 0x0806, 0x88CC
+
+# Network layer
+IPV4_MIN_HEADER_LEN = 20
+IPV4_FRAGMENT_OFFSET_MASK = 0x1FFF     # a non-first fragment carries no transport header
+IPV6_HEADER_LEN = 40
+IPV6_EXTENSION_HEADERS = (0, 43, 60)   # hop-by-hop, routing, destination options: (next, length) first
+IPV6_FRAGMENT_HEADER = 44
+MAX_IPV6_EXTENSION_HEADERS = 8
+ARP_HEADER_LEN, ARP_IPV4_OVER_ETHERNET_LEN = 8, 28
+ARP_ETHERNET_HTYPES = (1, 6)           # Ethernet, IEEE 802
+
+# Transport layer
+IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMPV6 = 1, 6, 17, 58
+TCP_MIN_HEADER_LEN, UDP_HEADER_LEN, ICMP_HEADER_LEN = 20, 8, 4
+
+# Applications on UDP, told apart by port (either direction)
+DNS_PORT, MDNS_PORT, LLMNR_PORT, NBNS_PORT, SSDP_PORT = 53, 5353, 5355, 137, 1900
+DHCP_PORTS = (67, 68)
+DNS_HEADER_LEN = 12
+DNS_MAX_LABELS = 128                   # a name of more labels is not read (its qtype stays 0)
+DHCP_FIXED_LEN = 240                   # BOOTP header and the magic cookie
+DHCP_MAGIC_COOKIE = 0x63825363
+DHCP_OPT_PAD, DHCP_OPT_END = 0, 255
+DHCP_OPT_MESSAGE_TYPE, DHCP_OPT_SERVER_ID, DHCP_OPT_REQUESTED_IP = 53, 54, 50
+DHCP_OPT_PARAMETER_LIST, DHCP_OPT_VENDOR_CLASS = 55, 60
 
 
-def _be(f, p, n):
-    return int.from_bytes(f[p:p + n], "big")
+def _be(frame, offset, size):
+    """The big-endian (network order) number of `size` bytes at `offset`."""
+    return int.from_bytes(frame[offset:offset + size], "big")
 
 
-HASH_MUL = 0x9E3779B97F4A7C15
-HASH_MUL2 = 0xC2B2AE3D27D4EB4F
-FRAME_HASH_BYTES = 128
+def _fault(rec, needed, claimed):
+    """The frame ended before `needed` bytes: MALFORMED when that is beyond what its enclosing header
+    claimed (`claimed`, the header lies), TRUNCATED when within it (the snap length cut the capture)."""
+    rec["flags"] |= F_MALFORMED if needed > claimed else F_TRUNCATED
 
 
-def frame_hash(f, wire):
-    """64-bit hash of the first FRAME_HASH_BYTES bytes and the wire length, never 0; the compiled
-    frame_hash (two little-endian 8-byte lanes)."""
-    m = min(len(f), FRAME_HASH_BYTES)
-    h1 = FNV_OFFSET ^ ((wire * HASH_MUL) & _M64)
-    h2 = HASH_MUL2 ^ m
+# -- loop detection ----------------------------------------------------------------------------------------
+
+def frame_hash(frame, wirelen):
+    """64-bit hash of the first FRAME_HASH_BYTES bytes and the wire length, never 0 (0: "not hashed").
+
+    A forwarding loop repeats a frame byte for byte, so equal hashes within a short gap are copies. Two
+    8-byte little-endian lanes at a time, with a splitmix64 finish: the compiled frame_hash exactly.
+    """
+    size = min(len(frame), FRAME_HASH_BYTES)
+    lane1 = FNV_OFFSET ^ ((wirelen * HASH_MUL) & _U64)
+    lane2 = HASH_MUL2 ^ size
     i = 0
-    while i + 16 <= m:
-        h1 = ((h1 ^ int.from_bytes(f[i:i + 8], "little")) * HASH_MUL) & _M64
-        h2 = ((h2 ^ int.from_bytes(f[i + 8:i + 16], "little")) * HASH_MUL2) & _M64
-        h1 ^= h1 >> 32
-        h2 ^= h2 >> 29
+    while i + 16 <= size:
+        lane1 = ((lane1 ^ int.from_bytes(frame[i:i + 8], "little")) * HASH_MUL) & _U64
+        lane2 = ((lane2 ^ int.from_bytes(frame[i + 8:i + 16], "little")) * HASH_MUL2) & _U64
+        lane1 ^= lane1 >> 32
+        lane2 ^= lane2 >> 29
         i += 16
-    if i + 8 <= m:
-        h1 = ((h1 ^ int.from_bytes(f[i:i + 8], "little")) * HASH_MUL) & _M64
-        h1 ^= h1 >> 32
+    if i + 8 <= size:
+        lane1 = ((lane1 ^ int.from_bytes(frame[i:i + 8], "little")) * HASH_MUL) & _U64
+        lane1 ^= lane1 >> 32
         i += 8
-    if i < m:
-        h2 = ((h2 ^ int.from_bytes(f[i:m], "little")) * HASH_MUL2) & _M64
-        h2 ^= h2 >> 29
-    h = h1 ^ ((h2 * HASH_MUL) & _M64)
+    if i < size:  # the last 1..7 bytes
+        lane2 = ((lane2 ^ int.from_bytes(frame[i:size], "little")) * HASH_MUL2) & _U64
+        lane2 ^= lane2 >> 29
+    h = lane1 ^ ((lane2 * HASH_MUL) & _U64)
     h ^= h >> 30
-    h = (h * 0xBF58476D1CE4E5B9) & _M64
+    h = (h * MIX_MUL1) & _U64
     h ^= h >> 27
-    h = (h * 0x94D049BB133111EB) & _M64
+    h = (h * MIX_MUL2) & _U64
     h ^= h >> 31
     return h or 1
 
 
-def _fault(r, need, limit):
-    r["flags"] |= F_MALFORMED if need > limit else F_TRUNCATED
+# -- link layer --------------------------------------------------------------------------------------------
+
+def _parse_ethernet(frame, wirelen, rec):
+    """Ethernet header and VLAN tags, then the layer the EtherType names (or LLC for an 802.3 frame)."""
+    caplen = len(frame)
+    if caplen < ETHERNET_HEADER_LEN:
+        # not even the addresses: a frame this short on the wire is malformed, else the snap length cut it
+        rec["flags"] |= F_MALFORMED if caplen >= wirelen else F_TRUNCATED
+        return
+    rec["dst_mac"] = dst_mac = _be(frame, 0, 6)
+    rec["src_mac"] = _be(frame, 6, 6)
+    if frame[0] & 1:  # the group bit: broadcast or multicast, what a loop circulates (unicast is not hashed)
+        rec["frame_hash"] = frame_hash(frame, wirelen)
+        rec["flags"] |= F_BROADCAST if dst_mac == BROADCAST_MAC else F_MULTICAST
+    ethertype, offset = _skip_vlan_tags(frame, wirelen, rec)
+    if offset < 0:
+        return
+    rec["payload_off"] = offset
+    if ethertype <= MAX_8023_LENGTH:
+        _parse_llc(frame, offset, rec)
+        return
+    rec["ethertype"] = ethertype
+    if ethertype == ETHERTYPE_IPV4:
+        _parse_ipv4(frame, offset, wirelen, rec)
+    elif ethertype == ETHERTYPE_IPV6:
+        _parse_ipv6(frame, offset, wirelen, rec)
+    elif ethertype == ETHERTYPE_ARP:
+        _parse_arp(frame, offset, wirelen, rec)
+    elif ethertype == ETHERTYPE_LLDP:
+        rec["flags"] |= F_LLDP  # its TLVs are read by the rare-frame decoder (probe/fastpath/rare.py)
+
+
+def _skip_vlan_tags(frame, wirelen, rec):
+    """(EtherType after the tags, offset of what follows); offset -1 when a tag was cut. The outermost
+    tag's VLAN is the frame's, unless the capture's metadata already gave one."""
+    ethertype = _be(frame, 12, 2)
+    offset = ETHERNET_HEADER_LEN
+    tags = 0
+    while ethertype in VLAN_TPIDS and tags < MAX_VLAN_TAGS:
+        if offset + 4 > len(frame):
+            _fault(rec, offset + 4, wirelen)
+            return ethertype, -1
+        if tags == 0 and rec["vlan"] < 0:
+            rec["vlan"] = _be(frame, offset, 2) & 0xFFF
+        rec["flags"] |= F_VLAN_TAGGED
+        ethertype = _be(frame, offset + 2, 2)
+        offset += 4
+        tags += 1
+    return ethertype, offset
+
+
+def _parse_llc(frame, offset, rec):
+    """An 802.3 frame: LLC header; spanning tree (SAP 0x42) and CDP (SNAP, Cisco OUI, protocol 0x2000)."""
+    rec["flags"] |= F_LLC
+    if offset + 3 > len(frame):
+        return
+    dsap, ssap = frame[offset], frame[offset + 1]
+    if dsap == LLC_STP_SAP and ssap == LLC_STP_SAP:
+        rec["flags"] |= F_STP
+    elif (dsap == LLC_SNAP_SAP and ssap == LLC_SNAP_SAP and offset + 8 <= len(frame)
+          and frame[offset + 2] == LLC_UI):
+        if _be(frame, offset + 3, 3) == CISCO_OUI and _be(frame, offset + 6, 2) == CDP_PROTOCOL_ID:
+            rec["flags"] |= F_CDP
+            rec["payload_off"] = offset + 8
+
+
+# -- network layer -----------------------------------------------------------------------------------------
+
+def _parse_ipv4(frame, offset, wirelen, rec):
+    """IPv4 header; the transport header follows unless this is a non-first fragment."""
+    caplen = len(frame)
+    if offset + IPV4_MIN_HEADER_LEN > caplen:
+        _fault(rec, offset + IPV4_MIN_HEADER_LEN, wirelen)
+        return
+    version, header_len = frame[offset] >> 4, (frame[offset] & 0xF) * 4
+    if version != 4 or header_len < IPV4_MIN_HEADER_LEN:
+        rec["flags"] |= F_MALFORMED
+        return
+    if offset + header_len > caplen:  # options cut
+        _fault(rec, offset + header_len, wirelen)
+        return
+    total_len = _be(frame, offset + 2, 2)
+    if total_len < header_len or offset + total_len > wirelen:
+        rec["flags"] |= F_MALFORMED
+        return
+    rec["flags"] |= F_IPV4
+    rec["ip_len"] = total_len
+    rec["ip_ttl"] = frame[offset + 8]
+    rec["ip_proto"] = protocol = frame[offset + 9]
+    if protocol == IPPROTO_TCP:
+        rec["ip_id"] = _be(frame, offset + 4, 2)  # tells a SPAN copy (same ID) from a retransmission
+    rec["src_ip"] = _be(frame, offset + 12, 4)
+    rec["dst_ip"] = _be(frame, offset + 16, 4)
+    if _be(frame, offset + 6, 2) & IPV4_FRAGMENT_OFFSET_MASK:
+        rec["flags"] |= F_FRAGMENT
+        return
+    _parse_transport(frame, offset + header_len, offset + total_len, rec)
+
+
+def _parse_ipv6(frame, offset, wirelen, rec):
+    """IPv6 header and up to MAX_IPV6_EXTENSION_HEADERS extension headers; ip_proto is the protocol after
+    them. A fragment header with a nonzero offset ends the frame (no transport header in it)."""
+    caplen = len(frame)
+    if offset + IPV6_HEADER_LEN > caplen:
+        _fault(rec, offset + IPV6_HEADER_LEN, wirelen)
+        return
+    if frame[offset] >> 4 != 6:
+        rec["flags"] |= F_MALFORMED
+        return
+    total_len = _be(frame, offset + 4, 2) + IPV6_HEADER_LEN
+    if offset + total_len > wirelen:
+        rec["flags"] |= F_MALFORMED
+        return
+    rec["flags"] |= F_IPV6
+    rec["ip_len"] = min(total_len, 65535)
+    rec["ip_ttl"] = frame[offset + 7]  # hop limit
+    rec["src_ip6_hi"] = _be(frame, offset + 8, 8)
+    rec["src_ip6_lo"] = _be(frame, offset + 16, 8)
+    rec["dst_ip6_hi"] = _be(frame, offset + 24, 8)
+    rec["dst_ip6_lo"] = _be(frame, offset + 32, 8)
+    packet_end = offset + total_len
+    next_header = frame[offset + 6]
+    header = offset + IPV6_HEADER_LEN
+    for _ in range(MAX_IPV6_EXTENSION_HEADERS):
+        if next_header in IPV6_EXTENSION_HEADERS:
+            if header + 2 > packet_end or header + 2 > caplen:
+                _fault(rec, header + 2, packet_end)
+                return
+            next_header, header = frame[header], header + (frame[header + 1] + 1) * 8
+            if header > packet_end:
+                rec["flags"] |= F_MALFORMED
+                return
+        elif next_header == IPV6_FRAGMENT_HEADER:
+            if header + 8 > packet_end or header + 8 > caplen:
+                _fault(rec, header + 8, packet_end)
+                return
+            fragment_offset = _be(frame, header + 2, 2) & 0xFFF8
+            next_header, header = frame[header], header + 8
+            if fragment_offset:
+                rec["ip_proto"] = next_header
+                rec["flags"] |= F_FRAGMENT
+                return
+        else:
+            break
+    rec["ip_proto"] = next_header
+    _parse_transport(frame, header, packet_end, rec)
+
+
+def _parse_arp(frame, offset, wirelen, rec):
+    """ARP: the operation for any hardware/protocol pair; addresses for IPv4 over Ethernet only. A request
+    whose sender and target IPv4 are the same (and not 0.0.0.0, a probe) is gratuitous: an announcement."""
+    caplen = len(frame)
+    if offset + ARP_HEADER_LEN > caplen:
+        _fault(rec, offset + ARP_HEADER_LEN, wirelen)
+        return
+    hardware_type, protocol_type = _be(frame, offset, 2), _be(frame, offset + 2, 2)
+    hardware_len, protocol_len = frame[offset + 4], frame[offset + 5]
+    rec["flags"] |= F_ARP
+    rec["arp_op"] = _be(frame, offset + 6, 2)
+    if offset + ARP_HEADER_LEN + 2 * (hardware_len + protocol_len) > wirelen:
+        rec["flags"] |= F_MALFORMED
+        return
+    if hardware_type in ARP_ETHERNET_HTYPES and protocol_type == ETHERTYPE_IPV4:
+        if hardware_len != 6 or protocol_len != 4:
+            rec["flags"] |= F_MALFORMED
+            return
+        if offset + ARP_IPV4_OVER_ETHERNET_LEN > caplen:
+            rec["flags"] |= F_TRUNCATED
+            return
+        rec["arp_sha"] = _be(frame, offset + 8, 6)
+        rec["arp_spa"] = sender_ip = _be(frame, offset + 14, 4)
+        rec["arp_tha"] = _be(frame, offset + 18, 6)
+        rec["arp_tpa"] = target_ip = _be(frame, offset + 24, 4)
+        if sender_ip == target_ip and sender_ip != 0:
+            rec["flags"] |= F_ARP_GRATUITOUS
+
+
+# -- transport layer ---------------------------------------------------------------------------------------
+
+def _parse_transport(frame, offset, packet_end, rec):
+    """The transport header at `offset` of an IP packet ending (as its header claims) at `packet_end`."""
+    protocol = rec["ip_proto"]
+    if protocol == IPPROTO_TCP:
+        _parse_tcp(frame, offset, packet_end, rec)
+    elif protocol == IPPROTO_UDP:
+        _parse_udp(frame, offset, packet_end, rec)
+    elif protocol == IPPROTO_ICMP or protocol == IPPROTO_ICMPV6:
+        if offset + ICMP_HEADER_LEN > packet_end or offset + ICMP_HEADER_LEN > len(frame):
+            _fault(rec, offset + ICMP_HEADER_LEN, packet_end)
+            return
+        rec["flags"] |= F_ICMP
+        rec["icmp_type"] = frame[offset]
+        rec["icmp_code"] = frame[offset + 1]
+        rec["payload_off"] = offset + ICMP_HEADER_LEN
+
+
+def _parse_tcp(frame, offset, packet_end, rec):
+    """TCP header: ports, flags, sequence number; tcp_len is the payload length the IP lengths give (what
+    was sent), not what was captured."""
+    if offset + TCP_MIN_HEADER_LEN > packet_end or offset + TCP_MIN_HEADER_LEN > len(frame):
+        _fault(rec, offset + TCP_MIN_HEADER_LEN, packet_end)
+        return
+    header_len = (frame[offset + 12] >> 4) * 4
+    if header_len < TCP_MIN_HEADER_LEN or offset + header_len > packet_end:
+        rec["flags"] |= F_MALFORMED
+        return
+    rec["flags"] |= F_TCP
+    rec["sport"] = _be(frame, offset, 2)
+    rec["dport"] = _be(frame, offset + 2, 2)
+    rec["tcp_flags"] = frame[offset + 13]
+    rec["tcp_seq"] = _be(frame, offset + 4, 4)
+    rec["tcp_len"] = min(packet_end - offset - header_len, 65535)
+    rec["payload_off"] = offset + header_len
+
+
+def _parse_udp(frame, offset, packet_end, rec):
+    """UDP header, then the application its ports name (first match: DNS, mDNS, LLMNR, DHCP, NetBIOS name
+    service, SSDP), read only as far as both the UDP length and the capture reach."""
+    if offset + UDP_HEADER_LEN > packet_end or offset + UDP_HEADER_LEN > len(frame):
+        _fault(rec, offset + UDP_HEADER_LEN, packet_end)
+        return
+    udp_len = _be(frame, offset + 4, 2)
+    if udp_len < UDP_HEADER_LEN or offset + udp_len > packet_end:
+        rec["flags"] |= F_MALFORMED
+        return
+    rec["flags"] |= F_UDP
+    rec["sport"] = sport = _be(frame, offset, 2)
+    rec["dport"] = dport = _be(frame, offset + 2, 2)
+    payload = offset + UDP_HEADER_LEN
+    rec["payload_off"] = payload
+    readable_end = min(offset + udp_len, len(frame))
+    if DNS_PORT in (sport, dport):
+        _parse_dns(frame, payload, readable_end, rec, F_DNS)
+    elif MDNS_PORT in (sport, dport):
+        _parse_dns(frame, payload, readable_end, rec, F_MDNS)
+    elif LLMNR_PORT in (sport, dport):
+        _parse_dns(frame, payload, readable_end, rec, F_LLMNR)
+    elif sport in DHCP_PORTS or dport in DHCP_PORTS:
+        _parse_dhcp(frame, payload, readable_end, rec)
+    elif NBNS_PORT in (sport, dport):
+        rec["flags"] |= F_NBNS
+    elif SSDP_PORT in (sport, dport):
+        rec["flags"] |= F_SSDP
+
+
+# -- applications ------------------------------------------------------------------------------------------
+
+def _parse_dns(frame, offset, end, rec, protocol_flag):
+    """DNS header (DNS, mDNS and LLMNR share it) and the first question's type. `end`: the last byte we
+    may read. The question name is walked label by label; a compression pointer ends it; a reserved label
+    type or a name past `end` leaves qtype 0."""
+    if end - offset < DNS_HEADER_LEN:
+        return
+    rec["flags"] |= protocol_flag
+    rec["dns_id"] = _be(frame, offset, 2)
+    header_flags = _be(frame, offset + 2, 2)
+    if header_flags & 0x8000:  # QR: a response
+        rec["flags"] |= F_DNS_RESPONSE
+    rec["dns_opcode"] = (header_flags >> 11) & 0xF
+    rec["dns_rcode"] = header_flags & 0xF
+    questions = _be(frame, offset + 4, 2)
+    rec["dns_ancount"] = _be(frame, offset + 6, 2)
+    if questions == 0:
+        return
+    position = offset + DNS_HEADER_LEN
+    for _ in range(DNS_MAX_LABELS):
+        if position >= end:
+            return
+        label = frame[position]
+        if label == 0:  # the root: the name ends
+            position += 1
+            break
+        if label & 0xC0 == 0xC0:  # a compression pointer: two bytes, and the name ends
+            position += 2
+            break
+        if label & 0xC0:  # reserved label types
+            return
+        position += 1 + label
+    else:
+        return
+    if position + 2 <= end:
+        rec["dns_qtype"] = _be(frame, position, 2)
+
+
+def _parse_dhcp(frame, offset, end, rec):
+    """BOOTP header with the DHCP magic cookie, then the options up to END: message type, server
+    identifier, requested address, and a fingerprint of the client (FNV-1a 64 of the parameter request
+    list, a 0xFF separator, the vendor class), which tells one operating system from another."""
+    if end - offset < DHCP_FIXED_LEN or _be(frame, offset + 236, 4) != DHCP_MAGIC_COOKIE:
+        return
+    rec["flags"] |= F_DHCP
+    rec["dhcp_xid"] = _be(frame, offset + 4, 4)
+    rec["dhcp_yiaddr"] = _be(frame, offset + 16, 4)
+    if frame[offset + 1] == 1 and frame[offset + 2] == 6:  # an Ethernet client hardware address
+        rec["dhcp_chaddr"] = _be(frame, offset + 28, 6)
+    parameter_list = vendor_class = None
+    position = offset + DHCP_FIXED_LEN
+    while position < end:
+        code = frame[position]
+        if code == DHCP_OPT_PAD:
+            position += 1
+            continue
+        if code == DHCP_OPT_END or position + 2 > end:
+            break
+        length = frame[position + 1]
+        value = position + 2
+        if value + length > end:
+            break
+        if code == DHCP_OPT_MESSAGE_TYPE and length >= 1:
+            rec["dhcp_msg_type"] = frame[value]
+        elif code == DHCP_OPT_SERVER_ID and length == 4:
+            rec["dhcp_server_id"] = _be(frame, value, 4)
+        elif code == DHCP_OPT_REQUESTED_IP and length == 4:
+            rec["dhcp_requested_ip"] = _be(frame, value, 4)
+        elif code == DHCP_OPT_PARAMETER_LIST:
+            parameter_list = frame[value:value + length]
+        elif code == DHCP_OPT_VENDOR_CLASS:
+            vendor_class = frame[value:value + length]
+        position = value + length
+    if parameter_list is not None or vendor_class is not None:
+        h = _fnv1a(FNV_OFFSET, parameter_list or b"")
+        h = ((h ^ 0xFF) * FNV_PRIME) & _U64
+        rec["dhcp_fingerprint"] = _fnv1a(h, vendor_class or b"")
 
 
 def _fnv1a(h, data):
-    for b in data:
-        h = ((h ^ b) * FNV_PRIME) & _M64
+    for byte in data:
+        h = ((h ^ byte) * FNV_PRIME) & _U64
     return h
 
 
-def _parse_dns(f, p, pe, r, kind):
-    if pe - p < 12:
-        return
-    r["flags"] |= kind
-    r["dns_id"] = _be(f, p, 2)
-    fl = _be(f, p + 2, 2)
-    if fl & 0x8000:
-        r["flags"] |= F_DNS_RESPONSE
-    r["dns_opcode"] = (fl >> 11) & 0xF
-    r["dns_rcode"] = fl & 0xF
-    qd = _be(f, p + 4, 2)
-    r["dns_ancount"] = _be(f, p + 6, 2)
-    if qd == 0:
-        return
-    q = p + 12
-    for _ in range(128):
-        if q >= pe:
-            return
-        lab = f[q]
-        if lab == 0:
-            q += 1
-            break
-        if lab & 0xC0 == 0xC0:
-            q += 2
-            break
-        if lab & 0xC0:
-            return
-        q += 1 + lab
-    else:
-        return
-    if q + 2 <= pe:
-        r["dns_qtype"] = _be(f, q, 2)
-
-
-def _parse_dhcp(f, p, pe, r):
-    if pe - p < 240 or _be(f, p + 236, 4) != 0x63825363:
-        return
-    r["flags"] |= F_DHCP
-    r["dhcp_xid"] = _be(f, p + 4, 4)
-    r["dhcp_yiaddr"] = _be(f, p + 16, 4)
-    if f[p + 1] == 1 and f[p + 2] == 6:
-        r["dhcp_chaddr"] = _be(f, p + 28, 6)
-    opt55 = opt60 = None
-    q = p + 240
-    while q < pe:
-        code = f[q]
-        if code == 0:
-            q += 1
-            continue
-        if code == 255 or q + 2 > pe:
-            break
-        ln = f[q + 1]
-        if q + 2 + ln > pe:
-            break
-        if code == 53 and ln >= 1:
-            r["dhcp_msg_type"] = f[q + 2]
-        elif code == 54 and ln == 4:
-            r["dhcp_server_id"] = _be(f, q + 2, 4)
-        elif code == 50 and ln == 4:
-            r["dhcp_requested_ip"] = _be(f, q + 2, 4)
-        elif code == 55:
-            opt55 = f[q + 2:q + 2 + ln]
-        elif code == 60:
-            opt60 = f[q + 2:q + 2 + ln]
-        q += 2 + ln
-    if opt55 is not None or opt60 is not None:
-        h = FNV_OFFSET
-        if opt55 is not None:
-            h = _fnv1a(h, opt55)
-        h = ((h ^ 0xFF) * FNV_PRIME) & _M64
-        if opt60 is not None:
-            h = _fnv1a(h, opt60)
-        r["dhcp_fingerprint"] = h
-
-
-def _parse_l4(f, l4, end, n, r):
-    proto = r["ip_proto"]
-    if proto == 6:
-        if l4 + 20 > end or l4 + 20 > n:
-            _fault(r, l4 + 20, end)
-            return
-        hl = (f[l4 + 12] >> 4) * 4
-        if hl < 20 or l4 + hl > end:
-            r["flags"] |= F_MALFORMED
-            return
-        r["flags"] |= F_TCP
-        r["sport"] = _be(f, l4, 2)
-        r["dport"] = _be(f, l4 + 2, 2)
-        r["tcp_flags"] = f[l4 + 13]
-        r["tcp_seq"] = _be(f, l4 + 4, 4)
-        r["tcp_len"] = min(end - l4 - hl, 65535)
-        r["payload_off"] = l4 + hl
-    elif proto == 17:
-        if l4 + 8 > end or l4 + 8 > n:
-            _fault(r, l4 + 8, end)
-            return
-        ulen = _be(f, l4 + 4, 2)
-        if ulen < 8 or l4 + ulen > end:
-            r["flags"] |= F_MALFORMED
-            return
-        r["flags"] |= F_UDP
-        sp = _be(f, l4, 2)
-        dp = _be(f, l4 + 2, 2)
-        r["sport"] = sp
-        r["dport"] = dp
-        r["payload_off"] = l4 + 8
-        pe = min(l4 + ulen, n)
-        if sp == 53 or dp == 53:
-            _parse_dns(f, l4 + 8, pe, r, F_DNS)
-        elif sp == 5353 or dp == 5353:
-            _parse_dns(f, l4 + 8, pe, r, F_MDNS)
-        elif sp == 5355 or dp == 5355:
-            _parse_dns(f, l4 + 8, pe, r, F_LLMNR)
-        elif sp in (67, 68) or dp in (67, 68):
-            _parse_dhcp(f, l4 + 8, pe, r)
-        elif sp == 137 or dp == 137:
-            r["flags"] |= F_NBNS
-        elif dp == 1900 or sp == 1900:
-            r["flags"] |= F_SSDP
-    elif proto in (1, 58):
-        if l4 + 4 > end or l4 + 4 > n:
-            _fault(r, l4 + 4, end)
-            return
-        r["flags"] |= F_ICMP
-        r["icmp_type"] = f[l4]
-        r["icmp_code"] = f[l4 + 1]
-        r["payload_off"] = l4 + 4
-
-
-def _parse_one(f, wire, r):
-    n = len(f)
-    if n < 14:
-        r["flags"] |= F_MALFORMED if n >= wire else F_TRUNCATED
-        return
-    r["dst_mac"] = dst = _be(f, 0, 6)
-    r["src_mac"] = _be(f, 6, 6)
-    if f[0] & 1:
-        r["frame_hash"] = frame_hash(f, wire)
-        r["flags"] |= F_BROADCAST if dst == 0xFFFFFFFFFFFF else F_MULTICAST
-    et = _be(f, 12, 2)
-    off = 14
-    tags = 0
-    while et in (0x8100, 0x88A8, 0x9100) and tags < 4:
-        if off + 4 > n:
-            _fault(r, off + 4, wire)
-            return
-        if tags == 0 and r["vlan"] < 0:
-            r["vlan"] = _be(f, off, 2) & 0xFFF
-        r["flags"] |= F_VLAN_TAGGED
-        et = _be(f, off + 2, 2)
-        off += 4
-        tags += 1
-    r["payload_off"] = off
-    if et <= 1500:
-        r["flags"] |= F_LLC
-        if off + 3 > n:
-            return
-        if f[off] == 0x42 and f[off + 1] == 0x42:
-            r["flags"] |= F_STP
-        elif f[off] == 0xAA and f[off + 1] == 0xAA and off + 8 <= n and f[off + 2] == 3:
-            if _be(f, off + 3, 3) == 0x00000C and _be(f, off + 6, 2) == 0x2000:
-                r["flags"] |= F_CDP
-                r["payload_off"] = off + 8
-        return
-    r["ethertype"] = et
-    if et == 0x0800:
-        if off + 20 > n:
-            _fault(r, off + 20, wire)
-            return
-        ihl = (f[off] & 0xF) * 4
-        if f[off] >> 4 != 4 or ihl < 20:
-            r["flags"] |= F_MALFORMED
-            return
-        if off + ihl > n:
-            _fault(r, off + ihl, wire)
-            return
-        tot = _be(f, off + 2, 2)
-        if tot < ihl or off + tot > wire:
-            r["flags"] |= F_MALFORMED
-            return
-        r["flags"] |= F_IPV4
-        r["ip_len"] = tot
-        r["ip_ttl"] = f[off + 8]
-        r["ip_proto"] = f[off + 9]
-        if f[off + 9] == 6:
-            r["ip_id"] = _be(f, off + 4, 2)
-        r["src_ip"] = _be(f, off + 12, 4)
-        r["dst_ip"] = _be(f, off + 16, 4)
-        if _be(f, off + 6, 2) & 0x1FFF:
-            r["flags"] |= F_FRAGMENT
-            return
-        _parse_l4(f, off + ihl, off + tot, n, r)
-    elif et == 0x86DD:
-        if off + 40 > n:
-            _fault(r, off + 40, wire)
-            return
-        if f[off] >> 4 != 6:
-            r["flags"] |= F_MALFORMED
-            return
-        tot = _be(f, off + 4, 2) + 40
-        if off + tot > wire:
-            r["flags"] |= F_MALFORMED
-            return
-        r["flags"] |= F_IPV6
-        r["ip_len"] = min(tot, 65535)
-        r["ip_ttl"] = f[off + 7]
-        r["src_ip6_hi"] = _be(f, off + 8, 8)
-        r["src_ip6_lo"] = _be(f, off + 16, 8)
-        r["dst_ip6_hi"] = _be(f, off + 24, 8)
-        r["dst_ip6_lo"] = _be(f, off + 32, 8)
-        end = off + tot
-        nh = f[off + 6]
-        p = off + 40
-        for _ in range(8):
-            if nh in (0, 43, 60):
-                if p + 2 > end or p + 2 > n:
-                    _fault(r, p + 2, end)
-                    return
-                hl = (f[p + 1] + 1) * 8
-                nh = f[p]
-                p += hl
-                if p > end:
-                    r["flags"] |= F_MALFORMED
-                    return
-            elif nh == 44:
-                if p + 8 > end or p + 8 > n:
-                    _fault(r, p + 8, end)
-                    return
-                frag = _be(f, p + 2, 2) & 0xFFF8
-                nh = f[p]
-                p += 8
-                if frag:
-                    r["ip_proto"] = nh
-                    r["flags"] |= F_FRAGMENT
-                    return
-            else:
-                break
-        r["ip_proto"] = nh
-        _parse_l4(f, p, end, n, r)
-    elif et == 0x0806:
-        if off + 8 > n:
-            _fault(r, off + 8, wire)
-            return
-        htype = _be(f, off, 2)
-        ptype = _be(f, off + 2, 2)
-        hlen = f[off + 4]
-        plen = f[off + 5]
-        r["flags"] |= F_ARP
-        r["arp_op"] = _be(f, off + 6, 2)
-        if off + 8 + 2 * (hlen + plen) > wire:
-            r["flags"] |= F_MALFORMED
-            return
-        if htype in (1, 6) and ptype == 0x0800:
-            if hlen != 6 or plen != 4:
-                r["flags"] |= F_MALFORMED
-                return
-            if off + 28 > n:
-                r["flags"] |= F_TRUNCATED
-                return
-            r["arp_sha"] = _be(f, off + 8, 6)
-            r["arp_spa"] = spa = _be(f, off + 14, 4)
-            r["arp_tha"] = _be(f, off + 18, 6)
-            r["arp_tpa"] = tpa = _be(f, off + 24, 4)
-            if spa == tpa and spa != 0:
-                r["flags"] |= F_ARP_GRATUITOUS
-    elif et == 0x88CC:
-        r["flags"] |= F_LLDP
-
+# -- the kernel --------------------------------------------------------------------------------------------
 
 def parse_frames(data, offset, caplen, wirelen, ts_ns, vlan, out=None):
     """Parse a batch of frames (the columns of a FrameBatch) into FRAME_DTYPE records.
@@ -373,24 +461,24 @@ def parse_frames(data, offset, caplen, wirelen, ts_ns, vlan, out=None):
     else:
         out = np.zeros(n, dtype=FRAME_DTYPE)
     raw = data.tobytes()
-    dlen = len(raw)
     rows = []
     malformed = 0
     zero = dict.fromkeys(_FIELDS, 0)
     for i in range(n):
-        r = dict(zero)
-        start, cl, wl, vl = int(offset[i]), int(caplen[i]), int(wirelen[i]), int(vlan[i])
-        r["ts_ns"] = int(ts_ns[i])
-        r["caplen"] = cl
-        r["wirelen"] = wl
-        r["vlan"] = vl if vl >= 0 else -1
-        if start < 0 or start > dlen or cl > dlen - start:
-            r["flags"] = F_MALFORMED
+        start, captured, on_wire, meta_vlan = int(offset[i]), int(caplen[i]), int(wirelen[i]), int(vlan[i])
+        rec = dict(zero)
+        rec["ts_ns"] = int(ts_ns[i])
+        rec["caplen"] = captured
+        rec["wirelen"] = on_wire
+        rec["vlan"] = meta_vlan if meta_vlan >= 0 else -1
+        if start < 0 or start > len(raw) or captured > len(raw) - start:
+            rec["flags"] = F_MALFORMED  # the bytes are not in the batch: only the metadata is kept
         else:
-            _parse_one(raw[start:start + cl], max(wl, cl), r)
-        if r["flags"] & F_MALFORMED:
+            # a capture never holds more than was on the wire: a smaller wirelen is the capture's error
+            _parse_ethernet(raw[start:start + captured], max(on_wire, captured), rec)
+        if rec["flags"] & F_MALFORMED:
             malformed += 1
-        rows.append(tuple(r[k] for k in _FIELDS))
+        rows.append(tuple(rec[k] for k in _FIELDS))
     if n:
         out[:] = rows
     return out, malformed
