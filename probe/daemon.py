@@ -22,6 +22,7 @@ from probe import fastpath
 from probe.config import Config, ConfigError, load_file, split_listen_address
 from probe.config.machine import resolve_defaults
 from probe.exposition.anomaly_collector import AnomalyCollector
+from probe.exposition.findings_api import FindingsApi
 from probe.exposition.http import HttpApi
 from probe.findings.anomaly import AnomalyAlerts
 from probe.findings.ledger import Ledger, LedgerCollector
@@ -112,7 +113,7 @@ class Daemon:
             for i, coll in enumerate(sub.collectors()):
                 self.registry.register(TimedCollector(f"{sub.name}" + (f"_{i}" if i else ""), coll, self.timings))
 
-        routes = [web.get(cfg.web.route_prefix.rstrip("/") + "/api/findings", self._findings_api)]
+        routes = [web.get(cfg.web.route_prefix.rstrip("/") + "/api/findings", FindingsApi(self.ledger))]
         for sub in self.subsystems:
             routes.extend(sub.routes())
         self.http = HttpApi(registry=self.registry, fastpath=fastpath.IMPLEMENTATION, reload=self.reload,
@@ -183,21 +184,6 @@ class Daemon:
             await asyncio.sleep(10)
             self.store.flush()
             self.ledger.close_quiet()
-
-    async def _findings_api(self, request: web.Request) -> web.Response:
-        """GET /api/findings?state=open|all&since=EPOCH: the ledger as JSON."""
-        state = request.query.get("state", "open")
-        if state == "open":
-            doc = [ep.as_dict() for ep in self.ledger.open_episodes()]
-        elif state == "all":
-            try:
-                since = float(request.query.get("since", "0"))
-            except ValueError:
-                return web.json_response({"error": "since: expected seconds since the epoch"}, status=400)
-            doc = self.ledger.history(since=since)
-        else:
-            return web.json_response({"error": f"state: unknown value {state!r} (expected open or all)"}, status=400)
-        return web.json_response({"findings": doc})
 
     # -- reload ---------------------------------------------------------------------------------
     def _apply_anomaly_config(self, cfg: Config) -> None:

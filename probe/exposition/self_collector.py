@@ -10,7 +10,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoM
 from prometheus_client.registry import Collector
 
 from probe import __version__
-from probe.subsystems.base import Health
+from probe.health import Health
 
 _log = logging.getLogger(__name__)
 _STATES = [h.value for h in Health]

@@ -6,10 +6,11 @@ reload, and stopped within a time bound on shutdown. The daemon knows nothing el
 """
 from __future__ import annotations
 
-import enum
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterable, Protocol
+
+from probe.health import Health, Status  # noqa: F401  (part of the subsystem interface)
 
 if TYPE_CHECKING:
     from prometheus_client.registry import Collector
@@ -19,25 +20,6 @@ if TYPE_CHECKING:
     from probe.state.anomaly import AnomalyScores
     from probe.state.store import Store
     from probe.subsystems.devices import Devices
-
-
-class Health(enum.Enum):
-    STARTING = "starting"
-    OK = "ok"
-    DEGRADED = "degraded"  # running, but something it needs is failing (e.g. some devices unreachable)
-    FAILED = "failed"      # not doing its job (e.g. capture interface missing)
-    DISABLED = "disabled"  # switched off in config
-
-
-@dataclass
-class Status:
-    health: Health = Health.STARTING
-    reason: str = ""
-    since: float = field(default_factory=time.time)
-
-    def set(self, health: Health, reason: str = "") -> None:
-        if health != self.health or reason != self.reason:
-            self.health, self.reason, self.since = health, reason, time.time()
 
 
 @dataclass
