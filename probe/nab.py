@@ -204,3 +204,43 @@ def load_corpus(nab_dir: str, *, windows_file: str = "combined_windows.json") ->
             rows.append((a, b))
         files.append(LabelledFile(name, len(series.ts), rows, series.ts, series.values))
     return files
+
+
+def score_at(files: list[LabelledFile], scores: list[np.ndarray], threshold: float,
+             profile: Profile | str = "standard") -> Result:
+    """S and the normalised score at a threshold chosen elsewhere (held-out scoring: theta is not fitted
+    to these files, as sweep() fits it)."""
+    if isinstance(profile, str):
+        profile = PROFILES[profile]
+    s, w, win, n_windows = _pool(files, scores, profile)
+    hit = s >= threshold
+    total = float(w[hit & (win < 0)].sum())
+    detected = 0
+    for k in range(n_windows):
+        mine = hit & (win == k)
+        if mine.any():
+            total += float(w[mine].max())
+            detected += 1
+        else:
+            total -= profile.fn
+    null = -profile.fn * n_windows
+    perfect = profile.tp * n_windows
+    normalised = 100.0 * (total - null) / (perfect - null) if n_windows else 0.0
+    return Result(profile.name, float(threshold), total, normalised, n_windows, detected,
+                  int((hit & (win < 0)).sum()))
+
+
+def category(name: str) -> str:
+    """`realTraffic/speed_6005.csv` -> `realTraffic`."""
+    return name.split("/", 1)[0]
+
+
+def pooled(results: list[Result], profile: Profile | str = "standard") -> float:
+    """One normalised score from several disjoint parts' raw S (each part at its own threshold)."""
+    if isinstance(profile, str):
+        profile = PROFILES[profile]
+    windows = sum(r.windows for r in results)
+    if not windows:
+        return 0.0
+    raw = sum(r.raw for r in results)
+    return 100.0 * (raw + profile.fn * windows) / ((profile.tp + profile.fn) * windows)

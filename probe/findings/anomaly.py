@@ -13,6 +13,7 @@ Which samples alert is AnomalyScores' alert_threshold alone; AnomalyAlerts only 
 """
 from __future__ import annotations
 
+import datetime
 import math
 from typing import Callable
 
@@ -35,15 +36,28 @@ class AnomalyAlerts:
         self.log_scale = float(params[_LOG_SCALE])
         self.raised_total = 0
 
-    def __call__(self, key: tuple[str, str], ts: float, value: float, score: float) -> None:
+    def __call__(self, key: tuple[str, str], ts: float, value: float, score: float, usual=None) -> None:
         device, series = key
         severity = "warning" if score >= self.warn_threshold else "info"
         one_in = 10.0 ** (score * self.log_scale)  # score = -log10(p) / log_scale
         evidence = {"series": series, "value": _num(value), "score": round(float(score), 4),
                     "one_in": int(min(one_in, 1e18)),
                     "meaning": f"a value this unusual for this series: about one sample in {_human(one_in)}"}
+        if usual is not None and math.isfinite(ts):
+            when = datetime.datetime.fromtimestamp(ts, datetime.timezone.utc)
+            typical, miss = usual
+            evidence["usual"] = _num(typical)
+            evidence["explanation"] = (
+                f"usually about {_fmt(typical)} (give or take {_fmt(miss)}) at {when:%H}:00 UTC on any day; "
+                f"on {when:%A} at {when:%H:%M} UTC it was {_fmt(value)}; about one sample in {_human(one_in)} "
+                f"is this unusual for this series")
         self.raised_total += 1
         self.emit(Finding(KIND, severity, device, evidence, ts, ts))
+
+
+def _fmt(value: float) -> str:
+    v = float(value)
+    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
 
 
 def _num(value: float) -> float:

@@ -22,8 +22,11 @@ import numpy as np
 from probe import fastpath
 
 SeriesKey = tuple[str, str]   # (device, series)
-# called for each sample scoring at or above alert_threshold: (key, ts, value, score)
-AlertHook = Callable[[SeriesKey, float, float, float], None]
+# called for each sample scoring at or above alert_threshold: (key, ts, value, score, usual), usual being
+# (this hour's usual value, its usual miss) from the kernel's state after it learnt the sample
+AlertHook = Callable[[SeriesKey, float, float, float, tuple], None]
+# the kernel's state columns for the hour of the day (probe/fastpath/twin/score.py; a test checks them)
+STATE_SEAS, STATE_SEAS_ERR, N_HOURS = 32, 9, 24
 
 _log = logging.getLogger("sitevigil.anomaly")
 
@@ -96,7 +99,8 @@ class AnomalyScores:
                 np.maximum.at(self._updated, idx, t)
                 if self.on_alert is not None:
                     for i in (start + np.flatnonzero(out[start:end] >= self.alert_threshold)).tolist():
-                        self._alert(keys[i], float(t[i - start]), float(values[i]), float(out[i]))
+                        when = float(t[i - start])
+                        self._alert(keys[i], when, float(values[i]), float(out[i]), self._usual(int(slots[i]), when))
             start = end
             pending.clear()
 
@@ -107,9 +111,14 @@ class AnomalyScores:
         self.samples_total += n
         return out
 
-    def _alert(self, key: SeriesKey, ts: float, value: float, score: float) -> None:
+    def _usual(self, slot: int, ts: float) -> tuple[float, float]:
+        row = self._state[slot]
+        hour = int((ts // 3600.0) % N_HOURS) if np.isfinite(ts) else 0
+        return float(row[STATE_SEAS + hour]), float(row[STATE_SEAS_ERR])
+
+    def _alert(self, key: SeriesKey, ts: float, value: float, score: float, usual: tuple) -> None:
         try:
-            self.on_alert(key, ts, value, score)
+            self.on_alert(key, ts, value, score, usual)
         except Exception:  # a consumer's bug must not stop the scoring
             _log.exception("anomaly alert consumer failed for %s", key)
 

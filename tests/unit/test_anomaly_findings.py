@@ -150,3 +150,20 @@ def test_the_daemon_records_anomaly_findings_and_a_reload_can_switch_them_off(tm
             assert await asyncio.wait_for(task, 30) == 0
 
     asyncio.run(scenario())
+
+
+def test_the_evidence_explains_in_plain_words_what_is_usual_at_this_hour_and_how_rare_this_is():
+    import probe.fastpath.twin.score as twin_score
+    from probe.state import anomaly as state_anomaly
+    assert (state_anomaly.STATE_SEAS, state_anomaly.STATE_SEAS_ERR, state_anomaly.N_HOURS) == (
+        twin_score.C_SEAS, twin_score.C_SEAS_ERR, twin_score.N_SEAS)
+    found = []
+    scores = AnomalyScores(4, on_alert=AnomalyAlerts(found.append, warn_threshold=0.75), alert_threshold=0.5)
+    ts, values = series(600, spikes=[500])
+    run(scores, [("d", "s")], ts, values)
+    assert len(found) == 1
+    ev = found[0].evidence
+    assert abs(ev["usual"] - 100.0) < 10.0          # the series sits at ~100; the spike is ~180
+    text = ev["explanation"]
+    assert text.startswith("usually about 10") and f"it was {values[500]:,.0f}" in text
+    assert "UTC" in text and "one sample in" in text and ev["meaning"].split("one sample in ")[1] in text
