@@ -159,13 +159,9 @@ def run(args) -> int:
     # Only this device, with its config target's settings if it has one; no subnet restriction here.
     config = config.replace(snmp=snmp, subnets=tuple(s for s in config.subnets if s.credentials) if cred is None else ())
     modules = [m.strip() for m in args.modules.split(",") if m.strip()] if args.modules else None
-    try:
-        from probe.sources.snmp import poller as pollmod
+    from probe.sources.snmp import poller as pollmod
 
-        known = pollmod.modules_package().MODULES
-    except ImportError as exc:
-        print(f"sitevigil snmp: the SNMP modules are not available: {exc}", file=sys.stderr)
-        return 2
+    known = pollmod.modules_package().MODULES
     if modules:
         unknown = [m for m in modules if m not in known]
         if unknown:

@@ -54,17 +54,9 @@ def _obj(data: dict, key: str) -> dict:
 
 def health_families(results: Iterable) -> list:
     """Poll health of DeviceResults, named and labelled as the poller's SnmpPollCollector."""
-    dm = ["target", "module"]
-    up = _g("up", "Whether the last poll of this module on this device succeeded.", dm)
-    last_ok = _g("last_success_timestamp_seconds", "When this module last polled this device successfully.", dm)
-    dur = _g("poll_duration_seconds", "How long the last poll of this module on this device took.", dm)
-    polls_t = _c("polls", "Polls of this module on this device.", dm)
-    pdus_t = _c("pdus", "SNMP request PDUs sent (retries included).", dm)
-    retries_t = _c("retries", "SNMP requests sent again after a timeout.", dm)
-    tmo_t = _c("timeouts", "SNMP requests that got no answer in time.", dm)
-    err_t = _c("poll_errors", "Failed polls by error class.", dm + ["class"])
-    err = _g("poll_error_info", "The error class of the last poll of this module, when it failed "
-             "(timeout, auth, protocol, bad_value, internal, skipped).", dm + ["class"])
+    from probe.exposition.snmp_poll_collector import poll_health_families
+
+    up, last_ok, dur, polls_t, pdus_t, retries_t, tmo_t, err_t, err = poll_health_families()
     for res in results:
         for name, m in sorted(res.modules.items()):
             lab = [res.target, name]

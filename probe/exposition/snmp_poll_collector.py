@@ -15,29 +15,36 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 
+def poll_health_families() -> list:
+    """The poll-health families, empty: declared once, here, for the live poller's collector and for
+    plain DeviceResults (probe/exposition/snmp_collector.py health_families), so the two cannot differ.
+    In order: up, last success, duration, polls, PDUs, retries, timeouts, errors, error info."""
+    lm = ["target", "module"]
+    return [
+        GaugeMetricFamily("sitevigil_snmp_up", "Whether the last poll of this module on this device succeeded.",
+                          labels=lm),
+        GaugeMetricFamily("sitevigil_snmp_last_success_timestamp_seconds",
+                          "When this module last polled this device successfully.", labels=lm),
+        GaugeMetricFamily("sitevigil_snmp_poll_duration_seconds",
+                          "How long the last poll of this module on this device took.", labels=lm),
+        CounterMetricFamily("sitevigil_snmp_polls", "Polls of this module on this device.", labels=lm),
+        CounterMetricFamily("sitevigil_snmp_pdus", "SNMP request PDUs sent (retries included).", labels=lm),
+        CounterMetricFamily("sitevigil_snmp_retries", "SNMP requests sent again after a timeout.", labels=lm),
+        CounterMetricFamily("sitevigil_snmp_timeouts", "SNMP requests that got no answer in time.", labels=lm),
+        CounterMetricFamily("sitevigil_snmp_poll_errors", "Failed polls by error class.", labels=lm + ["class"]),
+        GaugeMetricFamily("sitevigil_snmp_poll_error_info",
+                          "The error class of the last poll of this module, when it failed "
+                          "(timeout, auth, protocol, bad_value, internal, skipped, unreachable).",
+                          labels=lm + ["class"]),
+    ]
+
+
 class SnmpPollCollector(Collector):
     def __init__(self, devices: Callable[[], Iterable]):
         self._devices = devices
 
     def collect(self):
-        lm = ["target", "module"]
-        up = GaugeMetricFamily("sitevigil_snmp_up", "Whether the last poll of this module on this device succeeded.",
-                               labels=lm)
-        last = GaugeMetricFamily("sitevigil_snmp_last_success_timestamp_seconds",
-                                 "When this module last polled this device successfully.", labels=lm)
-        dur = GaugeMetricFamily("sitevigil_snmp_poll_duration_seconds",
-                                "How long the last poll of this module on this device took.", labels=lm)
-        polls = CounterMetricFamily("sitevigil_snmp_polls", "Polls of this module on this device.", labels=lm)
-        pdus = CounterMetricFamily("sitevigil_snmp_pdus", "SNMP request PDUs sent (retries included).", labels=lm)
-        retries = CounterMetricFamily("sitevigil_snmp_retries", "SNMP requests sent again after a timeout.", labels=lm)
-        timeouts = CounterMetricFamily("sitevigil_snmp_timeouts", "SNMP requests that got no answer in time.",
-                                       labels=lm)
-        errors = CounterMetricFamily("sitevigil_snmp_poll_errors", "Failed polls by error class.",
-                                     labels=lm + ["class"])
-        err_now = GaugeMetricFamily("sitevigil_snmp_poll_error_info",
-                                    "The error class of the last poll of this module, when it failed "
-                                    "(timeout, auth, protocol, bad_value, internal, skipped, unreachable).",
-                                    labels=lm + ["class"])
+        up, last, dur, polls, pdus, retries, timeouts, errors, err_now = poll_health_families()
         cred = GaugeMetricFamily("sitevigil_snmp_credential_info", "The credential (by name) this device answers to.",
                                  labels=["target", "credential"])
         n = 0
@@ -67,11 +74,7 @@ class SnmpPollCollector(Collector):
 
 
 def data_collector(devices):
-    """The SNMP data collector (probe/exposition/snmp_collector.py, from the modules' side) over
-    `devices()`, when it is there; None otherwise."""
-    try:
-        from probe.exposition import snmp_collector
-    except ImportError:
-        return None
-    make = getattr(snmp_collector, "for_devices", None)
-    return make(devices) if make else None
+    """The SNMP data collector (probe/exposition/snmp_collector.py, from the modules' side) over `devices()`."""
+    from probe.exposition import snmp_collector
+
+    return snmp_collector.for_devices(devices)

@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from probe.sources import interfaces
-from probe.sources.snmp.client import (END_OF_MIB_VIEW, NO_SUCH_INSTANCE, NO_SUCH_OBJECT, Varbind, format_oid,
-                                       parse_oid)
+from probe.sources.snmp.client import SnmpError, Varbind, format_oid, parse_oid
+from probe.sources.snmp.engine import Engine
 
 if TYPE_CHECKING:
     from probe.config import SnmpCredential
@@ -444,67 +444,16 @@ def icmp_sweep(addrs: Sequence[str], *, rate_pps: float, attempts: int = 2, retr
 # SNMP: one GET of the identity scalars, behind one small function (swap it for the real client).
 
 
-def _pysnmp_auth(cred: "SnmpCredential"):
-    from pysnmp.hlapi.v3arch.asyncio import CommunityData, UsmUserData
-    from pysnmp.hlapi.v3arch.asyncio import auth as a
-
-    if cred.version in ("1", "2c"):
-        return CommunityData(cred.community.reveal(), mpModel=0 if cred.version == "1" else 1)
-    auth_protocols = {"MD5": a.USM_AUTH_HMAC96_MD5, "SHA": a.USM_AUTH_HMAC96_SHA,
-                      "SHA224": a.USM_AUTH_HMAC128_SHA224, "SHA256": a.USM_AUTH_HMAC192_SHA256,
-                      "SHA384": a.USM_AUTH_HMAC256_SHA384, "SHA512": a.USM_AUTH_HMAC384_SHA512}
-    # Net-SNMP's AES-192/256 localise keys as the Blumenthal draft does; so do most agents.
-    priv_protocols = {"DES": a.USM_PRIV_CBC56_DES, "AES": a.USM_PRIV_CFB128_AES, "AES128": a.USM_PRIV_CFB128_AES,
-                      "AES192": a.USM_PRIV_CFB192_AES_BLUMENTHAL, "AES256": a.USM_PRIV_CFB256_AES_BLUMENTHAL}
-    kw: dict[str, Any] = {}
-    if cred.auth_protocol:
-        kw.update(authKey=cred.auth_key.reveal(), authProtocol=auth_protocols[cred.auth_protocol])
-    if cred.priv_protocol:
-        kw.update(privKey=cred.priv_key.reveal(), privProtocol=priv_protocols[cred.priv_protocol])
-    return UsmUserData(cred.username, **kw)
-
-
-def _varbind(oid, value) -> Varbind:
-    name = value.__class__.__name__
-    o = parse_oid(str(oid))
-    if name in ("NoSuchObject", "NoSuchInstance", "EndOfMibView"):
-        return Varbind(o, {"NoSuchObject": NO_SUCH_OBJECT, "NoSuchInstance": NO_SUCH_INSTANCE,
-                           "EndOfMibView": END_OF_MIB_VIEW}[name], None)
-    if name == "ObjectIdentifier":
-        return Varbind(o, "ObjectIdentifier", tuple(value))
-    if name == "OctetString":
-        return Varbind(o, "OctetString", bytes(value))
-    if name == "IpAddress":
-        return Varbind(o, "IpAddress", socket.inet_ntoa(bytes(value)))
-    try:
-        return Varbind(o, name, int(value))
-    except (TypeError, ValueError):
-        return Varbind(o, name, str(value))
-
-
 class SnmpGetter:
-    """One GET with one credential: the project's SNMP engine (probe/sources/snmp/engine.py) when it is
-    there, else pysnmp directly with one SnmpEngine per event loop (engines are costly and leak)."""
+    """One GET with one credential, through the project's SNMP engine (probe/sources/snmp/engine.py,
+    one per event loop)."""
 
     def __init__(self, *, timeout: float, retries: int, port: int = 161):
         self.timeout, self.retries, self.port = timeout, retries, port
-        self._engine = None
-        try:
-            from probe.sources.snmp.engine import Engine
-        except ImportError:
-            Engine = None
-        self._real = Engine
 
     async def get(self, address: str, cred: "SnmpCredential", oids: Sequence[str]) -> list[Varbind] | None:
         """Varbinds, or None when the agent did not answer with this credential."""
-        if self._real is not None:
-            return await self._get_real(address, cred, oids)
-        return await self._get_pysnmp(address, cred, oids)
-
-    async def _get_real(self, address, cred, oids):
-        from probe.sources.snmp.client import SnmpError
-
-        session = await self._real.for_running_loop().session(address, cred, port=self.port, timeout=self.timeout,
+        session = await Engine.for_running_loop().session(address, cred, port=self.port, timeout=self.timeout,
                                                              retries=self.retries)
         try:
             return await session.get([parse_oid(o) for o in oids])
@@ -513,32 +462,11 @@ class SnmpGetter:
         finally:
             await session.close()
 
-    async def _get_pysnmp(self, address, cred, oids):
-        from pysnmp.hlapi.v3arch.asyncio import (ContextData, ObjectIdentity, ObjectType, SnmpEngine,
-                                                 UdpTransportTarget, get_cmd)
-
-        if self._engine is None:
-            self._engine = SnmpEngine()
-        target = await UdpTransportTarget.create((address, self.port), timeout=self.timeout, retries=self.retries)
-        err_ind, err_status, _, var_binds = await get_cmd(
-            self._engine, _pysnmp_auth(cred), target, ContextData(contextName=cred.context or ""),
-            *(ObjectType(ObjectIdentity(o)) for o in oids), lookupMib=False)
-        if err_ind or err_status:
-            return None
-        return [_varbind(o, v) for o, v in var_binds]
-
     def close(self) -> None:
-        if self._real is not None:
-            try:
-                self._real.for_running_loop().close()
-            except RuntimeError:  # no running loop: nothing was opened
-                pass
-        if self._engine is not None:
-            try:
-                self._engine.close_dispatcher()
-            except Exception:  # closing a never-used dispatcher raises in some pysnmp versions
-                pass
-            self._engine = None
+        try:
+            Engine.for_running_loop().close()
+        except RuntimeError:  # no running loop: nothing was opened
+            pass
 
 
 def _identity_values(varbinds: Sequence[Varbind]) -> dict[str, Any]:

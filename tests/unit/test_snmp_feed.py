@@ -234,7 +234,7 @@ def test_malformed_module_data_is_skipped(tmp_path, bad):
     rig = Rig(tmp_path)
     r = _Unreachable("10.0.0.5", {"interfaces": ModuleResult("interfaces", True, data=bad)})
     rig.feed._scores(rig.dev, r, rig.now)
-    assert len(rig.scores) <= 6
+    assert len(rig.scores) == 0 and rig.feed.samples_fed == 0  # nothing fed: no rate to score
 
 
 def test_the_subsystem_wires_the_feed_and_exports_each_family_once(tmp_path):
