@@ -71,7 +71,7 @@ def _config(args):
 
 def run(args) -> int:
     from probe.subsystems import sweep as discovery
-    from probe.subsystems.devices import record_sweep
+    from probe.subsystems.devices import as_finding, record_sweep
     from probe.sources.sweep import SweepError
     from probe.state.inventory import Inventory
 
@@ -150,7 +150,7 @@ def run(args) -> int:
                "addresses": result.addresses, "packets_sent": result.sent, "warnings": result.warnings,
                "devices": rows}
         if findings is not None:
-            doc["findings"] = [f.to_dict() for f in findings]
+            doc["findings"] = [as_finding(c).to_dict() for c in findings]
         print(json.dumps(doc, indent=2, default=str))
     else:
         print_table(rows)

@@ -140,7 +140,9 @@ def test_snmp_findings_scores_and_inventory_in_the_daemon(lab_factory, tmp_path)
             found = {}
             for kind in ("interface_errors_rising", "interface_flapping", "storage_filling", "printer_supply_low",
                          "ups_on_battery", "ups_runtime_short", "device_rebooted"):
-                found[kind] = d.wait_finding({kind}, timeout=10, device=sim_target)
+                # state=all: the errors stop rising after the reboot's counter reset, and the ledger resolves
+                # an episode once its condition has cleared
+                found[kind] = d.wait_finding({kind}, timeout=10, device=sim_target, state="all")
             assert found["interface_errors_rising"]["evidence"]["in_errors_delta"] == 1000
             assert found["interface_errors_rising"]["evidence"]["subject"] == "ifIndex 2 (eth1)"
             storage = found["storage_filling"]["evidence"]

@@ -191,7 +191,8 @@ sweep:
 
 LISTEN = r"""
 import json, socket, sys, time
-from probe.subsystems.sweep import learn, device_json
+from probe.subsystems.devices import learn
+from probe.subsystems.sweep import device_json
 from probe.state.passive import observations
 from probe.state.inventory import Inventory
 want, want_name, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])

@@ -29,17 +29,19 @@ class ProbeDaemon:
     def findings(self, state: str = "open") -> list[dict]:
         return json.loads(self.get(f"/api/findings?state={state}"))["findings"]
 
-    def wait_finding(self, kinds: set[str], timeout: float = 60.0, device: str | None = None) -> dict:
-        """The first open finding of one of `kinds` (for `device` if given), within `timeout` seconds."""
+    def wait_finding(self, kinds: set[str], timeout: float = 60.0, device: str | None = None,
+                     state: str = "open") -> dict:
+        """The first finding of one of `kinds` (for `device` if given) within `timeout` seconds: an open
+        one, or with state="all" one whose episode may already be resolved (its condition cleared)."""
         deadline = time.monotonic() + timeout
         seen: list[dict] = []
         while time.monotonic() < deadline:
-            seen = self.findings()
+            seen = self.findings(state)
             for f in seen:
                 if f["kind"] in kinds and (device is None or f["device"] == device):
                     return f
             time.sleep(1.0)
-        raise AssertionError(f"no {sorted(kinds)} finding within {timeout:.0f}s; open findings: "
+        raise AssertionError(f"no {sorted(kinds)} finding within {timeout:.0f}s; {state} findings: "
                              f"{json.dumps(seen, indent=1)[:3000]}\n--- daemon log ---\n{self.log()[-3000:]}")
 
     def log(self) -> str:
