@@ -32,6 +32,7 @@ from probe.state.anomaly import AnomalyScores
 from probe.state.inventory import Inventory
 from probe.state.store import Store
 from probe.subsystems.base import Context, Health, Subsystem
+from probe.subsystems.capture import own_addresses
 from probe.subsystems.devices import Devices
 
 _log = logging.getLogger("sitevigil")
@@ -89,7 +90,7 @@ class Daemon:
         sc = cfg.sweep
         self.devices = Devices(Inventory(self.store, gone_after=float(sc.device_gone_after),
                                          forget_after=float(sc.device_forget_after), max_devices=sc.max_devices),
-                               self.ledger)
+                               self.ledger, own=own_addresses())
         if cfg.detection.enabled:  # thresholds and the hook are set by _apply_anomaly_config below
             self.alerts = AnomalyAlerts(self.ledger.record, warn_threshold=cfg.detection.anomaly_warn_threshold)
             self.anomaly = AnomalyScores(cfg.detection.anomaly_max_series)

@@ -67,9 +67,11 @@ def learn(inventory: Inventory, observations: Iterable[Observation]) -> list[Dev
 
 
 class Devices:
-    def __init__(self, inventory: Inventory, ledger: Ledger):
+    def __init__(self, inventory: Inventory, ledger: Ledger, *, own: Iterable[str] = ()):
         self.inventory = inventory
         self.ledger = ledger
+        # the probe's own MACs: a polled agent's ARP table lists the probe, which is no client device
+        self.own = frozenset(a.lower() for a in own)
         self.on_agent: list[Callable[[DiscoveredHost], None]] = []  # called for each SNMP agent a sweep finds
 
     def _report(self, changes: Iterable[DeviceChange]) -> list[DeviceChange]:
@@ -89,6 +91,7 @@ class Devices:
     def observe_table(self, rows: Iterable[tuple[Any, Any]], source: str, ts: float | None = None) -> list[DeviceChange]:
         """(mac, ip) rows of a device's ARP table (source "snmp_arp", or the capture's "arp") or (mac, None)
         rows of a switch's forwarding table ("snmp_fdb")."""
+        rows = [(m, ip) for m, ip in rows if not (isinstance(m, str) and m.lower() in self.own)]
         return self._report(self.inventory.observe_many(rows, source, ts))
 
     def observe_snmp_agent(self, ip: str, snmp: Mapping[str, Any], name: str | None = None,
