@@ -32,8 +32,7 @@ from probe.state.anomaly import AnomalyScores
 from probe.state.inventory import Inventory
 from probe.state.store import Store
 from probe.subsystems.base import Context, Health, Subsystem
-from probe.subsystems.capture import own_addresses
-from probe.subsystems.devices import Devices
+from probe.subsystems.devices import Devices, own_addresses
 
 _log = logging.getLogger("sitevigil")
 
@@ -87,10 +86,8 @@ class Daemon:
         self.store = Store(cfg.state_dir)
         # The shared services, owned here and handed to every subsystem in its Context.
         self.ledger = Ledger(self.store, quiet_after=episode_quiet(cfg))
-        sc = cfg.sweep
-        self.devices = Devices(Inventory(self.store, gone_after=float(sc.device_gone_after),
-                                         forget_after=float(sc.device_forget_after), max_devices=sc.max_devices),
-                               self.ledger, own=own_addresses())
+        # the inventory's ageing and bounds are the sweep subsystem's settings: it applies them, at start and reload
+        self.devices = Devices(Inventory(self.store), self.ledger, own=own_addresses())
         if cfg.detection.enabled:  # thresholds and the hook are set by _apply_anomaly_config below
             self.alerts = AnomalyAlerts(self.ledger.record, warn_threshold=cfg.detection.anomaly_warn_threshold)
             self.anomaly = AnomalyScores(cfg.detection.anomaly_max_series)

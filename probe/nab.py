@@ -168,10 +168,14 @@ def sweep(files: list[LabelledFile], scores: list[np.ndarray], profile: Profile 
             best = (total, float(theta), detected, n_fp)
         i = j
     raw, theta, det, fps = best
+    return Result(profile.name, theta, raw, _normalised(raw, n_windows, profile), n_windows, det, fps)
+
+
+def _normalised(raw: float, n_windows: int, profile: Profile) -> float:
+    """NAB's 0-100 scale: the null detector (every window missed) is 0, the perfect one 100."""
     null = -profile.fn * n_windows
     perfect = profile.tp * n_windows
-    normalised = 100.0 * (raw - null) / (perfect - null) if n_windows else 0.0
-    return Result(profile.name, theta, raw, normalised, n_windows, det, fps)
+    return 100.0 * (raw - null) / (perfect - null) if n_windows else 0.0
 
 
 def sweep_all(files: list[LabelledFile], scores: list[np.ndarray]) -> dict[str, Result]:
@@ -223,11 +227,8 @@ def score_at(files: list[LabelledFile], scores: list[np.ndarray], threshold: flo
             detected += 1
         else:
             total -= profile.fn
-    null = -profile.fn * n_windows
-    perfect = profile.tp * n_windows
-    normalised = 100.0 * (total - null) / (perfect - null) if n_windows else 0.0
-    return Result(profile.name, float(threshold), total, normalised, n_windows, detected,
-                  int((hit & (win < 0)).sum()))
+    return Result(profile.name, float(threshold), total, _normalised(total, n_windows, profile), n_windows,
+                  detected, int((hit & (win < 0)).sum()))
 
 
 def category(name: str) -> str:
@@ -239,8 +240,4 @@ def pooled(results: list[Result], profile: Profile | str = "standard") -> float:
     """One normalised score from several disjoint parts' raw S (each part at its own threshold)."""
     if isinstance(profile, str):
         profile = PROFILES[profile]
-    windows = sum(r.windows for r in results)
-    if not windows:
-        return 0.0
-    raw = sum(r.raw for r in results)
-    return 100.0 * (raw + profile.fn * windows) / ((profile.tp + profile.fn) * windows)
+    return _normalised(sum(r.raw for r in results), sum(r.windows for r in results), profile)

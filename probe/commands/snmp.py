@@ -120,9 +120,7 @@ def render_prom(devices) -> str:
 
     registry = CollectorRegistry(auto_describe=False)
     registry.register(snmp_poll_collector.SnmpPollCollector(lambda: devices))
-    data = snmp_poll_collector.data_collector(lambda: devices)
-    if data is not None:
-        registry.register(data)
+    registry.register(snmp_poll_collector.data_collector(lambda: devices))
     return generate_latest(registry).decode()
 
 

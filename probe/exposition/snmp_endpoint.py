@@ -70,9 +70,7 @@ class SnmpEndpoint:
             return web.Response(status=500, text=f"poll of {dev.target} failed: {poll.exception()}\n")
         registry = CollectorRegistry(auto_describe=False)
         registry.register(SnmpPollCollector(lambda: [dev]))
-        data = data_collector(lambda: [dev])
-        if data is not None:
-            registry.register(data)
+        registry.register(data_collector(lambda: [dev]))
         resp = web.Response(body=generate_latest(registry))
         resp.headers["Content-Type"] = CONTENT_TYPE_LATEST
         resp.headers["X-Sitevigil-Poll-Seconds"] = f"{time.monotonic() - t0:.3f}"

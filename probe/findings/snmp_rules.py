@@ -16,8 +16,8 @@ episode of them), and a Cleared once a condition has been clear for `clear_polls
   the first poll that is answered again.
 
 State is bounded: per device a few samples per storage (`history`), flap times per interface
-(`flap_window`), the conditions that held, each with the polls it has been clear since (so one good poll does not
-end a problem) and its latest finding (`ongoing()`), and a failed-poll count.
+(`flap_window`), the conditions that held, each with the polls it has been clear since (so one good
+poll does not end a problem), and a failed-poll count.
 `forget(device)` drops a device. `SnmpRules.from_config(cfg.snmp.findings)` takes the thresholds
 from the config.
 """
@@ -110,7 +110,6 @@ class SnmpRules:
     storage_min_span: float = 600.0
     unreachable_polls: int = 3
     _active: dict = field(default_factory=dict)           # key -> polls the condition has been clear
-    _latest: dict = field(default_factory=dict)           # key -> the latest SnmpFinding of the episode
     _failed: dict = field(default_factory=dict)           # device -> (polls in a row without answer, last error)
     _answered: set = field(default_factory=set)           # devices that answered at least once
     _storage: dict = field(default_factory=dict)          # (device, index) -> deque[(t, used)]
@@ -138,7 +137,6 @@ class SnmpRules:
                 del d[k]
         for k in [k for k in self._active if k[1] == device]:
             del self._active[k]
-            self._latest.pop(k, None)
         self._failed.pop(device, None)
         self._answered.discard(device)
 
@@ -163,7 +161,6 @@ class SnmpRules:
                 out.append(Cleared(f.kind, f.device, f.subject, now))
             out.append(f)
             self._active[f.key] = 0
-            self._latest[f.key] = f
         # Episodes of this device's polled areas whose condition did not hold this time.
         polled = {k for m in result.modules.values() if m.ok for k in m.data}
         if result.up:
@@ -175,14 +172,8 @@ class SnmpRules:
                 # an answer ends "no longer answering" at once; other conditions must stay clear a while
                 if self._active[k] >= (1 if k[0] == "device_unreachable" else self.clear_polls):
                     del self._active[k]
-                    self._latest.pop(k, None)
                     out.append(Cleared(k[0], k[1], k[2], now))
         return out
-
-    def ongoing(self, device: str | None = None) -> list[SnmpFinding]:
-        """The latest finding of each open episode (of one device, or all), oldest key first."""
-        return [self._latest[k] for k in sorted(self._active) if k in self._latest
-                and (device is None or k[1] == device)]
 
     def _reachability(self, dev: str, result, data: dict, now: float) -> list[SnmpFinding]:
         if result.up:

@@ -161,23 +161,6 @@ def make_analysis(config: Config, *, own_devices=(), on_window=None, findings=No
                            findings=findings)
 
 
-def own_addresses() -> set[str]:
-    """The probe's own MACs and IPv4 addresses: its sweeps and polls cross the mirror port too."""
-    from probe.sources.interfaces import local_interfaces
-
-    out: set[str] = set()
-    try:
-        ifaces = local_interfaces()
-    except Exception as exc:  # netifaces on an odd system: detection still works, only less quiet
-        _log.warning("cannot list the probe's own interfaces: %s", exc)
-        return out
-    for iface in ifaces:
-        if iface.mac:
-            out.add(iface.mac.lower())
-        out.update(str(a.ip) for a in iface.addresses)
-    return out
-
-
 class PassiveFeed:
     """What the capture saw, handed to the inventory (probe.subsystems.devices.Devices: learn_decoded, observe_table):
     DHCP, mDNS, LLMNR, NetBIOS, LLDP and CDP frames decoded off the hot path, at most `max_per_second`
@@ -247,7 +230,7 @@ class CaptureSubsystem:
         self.status = Status()
         # Built once per configuration, so windows and finding episodes survive a ring reopening.
         self._loop: asyncio.AbstractEventLoop | None = None
-        self.own = own_addresses()
+        self.own = ctx.devices.own  # the probe's own MACs and addresses, found once by the daemon
         self.passive: PassiveFeed | None = None
         self.analysis = self._make_analysis(config)
         self.ring_class = ring_class
@@ -461,7 +444,8 @@ class CaptureSubsystem:
             for member in range(cfg.fanout):
                 parent, child = ctx.Pipe(duplex=False)
                 proc = ctx.Process(target=_fanout_worker,
-                                   args=(cfg, group, child, stop, self.stats_seconds, self.passive is not None),
+                                   args=(cfg, group, child, stop, self.stats_seconds, self.passive is not None,
+                                         self.own),
                                    name=f"sitevigil-capture-{member}", daemon=True)
                 proc.start()
                 child.close()
@@ -528,7 +512,8 @@ class _SendDecoded:
         self.conn.send(("rare", list(infos)))
 
 
-def _fanout_worker(cfg: CaptureConfig, group: int, conn, stop, stats_seconds: float, learn: bool = False) -> None:
+def _fanout_worker(cfg: CaptureConfig, group: int, conn, stop, stats_seconds: float, learn: bool = False,
+                   own: Iterable[str] = ()) -> None:
     """One member of the fanout group, in its own process: read its ring, send counters each second.
 
     It parses and aggregates its share of the flows and sends each closed window (and its running totals)
@@ -547,7 +532,7 @@ def _fanout_worker(cfg: CaptureConfig, group: int, conn, stop, stats_seconds: fl
     analysis = CapturePipeline(cfg, DetectionConfig(enabled=False), on_window=lambda w: conn.send(("window", w)))
     if learn:
         analysis.on_records = PassiveFeed(_SendDecoded(conn), max_per_second=max(1, PASSIVE_PER_SECOND // cfg.fanout),
-                                          own=own_addresses()).frames
+                                          own=own).frames
     pipeline = FramePipeline(counters, analysis=analysis)
     next_stats = 0.0
     parent = os.getppid()

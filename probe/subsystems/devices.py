@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterable, Mapping
 from probe.findings.ledger import Ledger
 from probe.findings.model import Finding
 from probe.sources import sweep as sweeper
+from probe.sources.interfaces import local_interfaces
 from probe.state.inventory import GONE, DeviceChange, Inventory
 from probe.state.passive import Observation, from_decoded
 
@@ -66,11 +67,27 @@ def learn(inventory: Inventory, observations: Iterable[Observation]) -> list[Dev
     return changes
 
 
+def own_addresses() -> set[str]:
+    """The probe's own MACs and IPv4 addresses: its sweeps and polls cross the mirror port too, and a
+    polled agent's ARP table lists it; it is no device of the client's LAN."""
+    out: set[str] = set()
+    try:
+        ifaces = local_interfaces()
+    except Exception as exc:  # netifaces on an odd system: detection still works, only less quiet
+        _log.warning("cannot list the probe's own interfaces: %s", exc)
+        return out
+    for iface in ifaces:
+        if iface.mac:
+            out.add(iface.mac.lower())
+        out.update(str(a.ip) for a in iface.addresses)
+    return out
+
+
 class Devices:
     def __init__(self, inventory: Inventory, ledger: Ledger, *, own: Iterable[str] = ()):
         self.inventory = inventory
         self.ledger = ledger
-        # the probe's own MACs: a polled agent's ARP table lists the probe, which is no client device
+        # the probe's own MACs and addresses (own_addresses()): no client device
         self.own = frozenset(a.lower() for a in own)
         self.on_agent: list[Callable[[DiscoveredHost], None]] = []  # called for each SNMP agent a sweep finds
 

@@ -34,7 +34,6 @@ if TYPE_CHECKING:
 _log = logging.getLogger(__name__)
 
 
-
 class SnmpSubsystem:
     name = "snmp"
 
@@ -86,11 +85,7 @@ class SnmpSubsystem:
             self.status.set(Health.DISABLED, "snmp.enabled is false")
 
     def collectors(self):
-        out = [SnmpPollCollector(self.poller.devices)]
-        data = data_collector(self.poller.devices)
-        if data is not None:
-            out.append(data)
-        return out
+        return [SnmpPollCollector(self.poller.devices), data_collector(self.poller.devices)]
 
     def describe(self) -> dict:
         devs = self.poller.devices()
@@ -129,6 +124,7 @@ class SnmpSubsystem:
                                                  f"(e.g. {down[0].target}: {down[0].last_error})")
             else:
                 self.status.set(Health.OK, "")
+
 
 def factory(config: "Config", ctx: Context) -> SnmpSubsystem:
     return SnmpSubsystem(config, ctx)

@@ -80,12 +80,9 @@ class SnmpFeed:
                 _log.exception("SNMP %s: %s failed", target, step.__name__.strip("_"))
 
     def _findings(self, dev, result, now: float) -> None:
-        for report in self.rules.observe(result, now):
-            if isinstance(report, Cleared):
-                self.ledger.clear(report)
-            else:
-                self.ledger.record(report.to_finding())
-                self.findings_emitted += 1
+        reports = [r if isinstance(r, Cleared) else r.to_finding() for r in self.rules.observe(result, now)]
+        self.ledger.submit(reports)
+        self.findings_emitted += sum(1 for r in reports if not isinstance(r, Cleared))
 
     def _scores(self, dev, result, now: float) -> None:
         if self.anomaly is None:
