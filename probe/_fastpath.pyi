@@ -16,6 +16,13 @@ def check_frame_record(dtype: np.dtype) -> None:
     """Raise ImportError naming the first field whose offset or size differs from dtype's (run at import
     with FRAME_DTYPE)."""
 
+# --- ring layout (probe/fastpath/kernels/ring.pxi), compiled module only
+def tpacket_fields() -> tuple[tuple[str, str | None, int, int], ...]:
+    """(struct, field or None for the struct itself, offsetof, sizeof) of the tpacket fields the walk reads."""
+def check_tpacket_layout(block_desc: np.dtype, frame_hdr: np.dtype) -> None:
+    """Raise ImportError naming the first field whose offset or size differs (run at import with
+    probe.sources.afpacket's TPACKET_BLOCK_DESC and TPACKET3_HDR)."""
+
 # --- parse (probe/fastpath/kernels/parse.pxi) --------------------------------------------------------------
 def parse_frames(
     data: npt.NDArray[np.uint8],     # const uint8_t[::1]: frames back to back (FrameBatch.data)
@@ -54,6 +61,11 @@ class PacketRing:
     closed: bool
     def __init__(self, interface: str, *, block_size: int = ..., block_count: int = ..., block_timeout: float = ...,
                  promiscuous: bool = ..., bpf: object = ..., fanout_group: int | None = ..., frame_size: int = ...) -> None: ...
+    # The same ring over caller memory laid out as the kernel lays out TPACKET_V3 blocks (uint8_t[block_size
+    # x block_count], struct tpacket_block_desc + struct tpacket3_hdr chains; probe.sources.afpacket's
+    # TPACKET_BLOCK_DESC / TPACKET3_HDR): no socket, the same walk; blocks go back by clearing block_status.
+    @classmethod
+    def over_buffer(cls, buffer: npt.NDArray[np.uint8], *, block_size: int, block_count: int) -> "PacketRing": ...
     def fileno(self) -> int: ...
     def next_batch(self, timeout: float = ..., max_frames: int = ...) -> "FrameBatch": ...  # noqa: F821
     # The capture's hot path: the same walk, but each frame is parsed where the kernel wrote it

@@ -20,6 +20,8 @@ import struct
 import subprocess
 from typing import Callable, Sequence
 
+import numpy as np
+
 # linux/if_packet.h, linux/if_ether.h, asm-generic/socket.h
 SOL_PACKET = 263
 PACKET_ADD_MEMBERSHIP = 1
@@ -36,7 +38,26 @@ ETH_P_ALL = 0x0003
 SO_ATTACH_FILTER = 26
 SO_RCVBUFFORCE = 33
 SO_TIMESTAMPNS = 35
+TP_STATUS_KERNEL = 0
+TP_STATUS_USER = 1 << 0
 TP_STATUS_VLAN_VALID = 1 << 4
+
+# The TPACKET_V3 ring as the kernel lays it out (linux/if_packet.h): block_count blocks of block_size
+# bytes, each a struct tpacket_block_desc, then a chain of frames, each a struct tpacket3_hdr followed
+# (at tp_mac from the header) by tp_snaplen bytes of frame. The compiled ring checks its C structs
+# against these field by field at import; the twin's BlockWalk reads the ring through them.
+TPACKET_BLOCK_DESC = np.dtype([
+    ("version", "<u4"), ("offset_to_priv", "<u4"),
+    ("block_status", "<u4"), ("num_pkts", "<u4"), ("offset_to_first_pkt", "<u4"), ("blk_len", "<u4"),
+    ("seq_num", "<u8"),
+    ("ts_first_sec", "<u4"), ("ts_first_nsec", "<u4"), ("ts_last_sec", "<u4"), ("ts_last_nsec", "<u4"),
+])
+TPACKET3_HDR = np.dtype([
+    ("tp_next_offset", "<u4"), ("tp_sec", "<u4"), ("tp_nsec", "<u4"), ("tp_snaplen", "<u4"), ("tp_len", "<u4"),
+    ("tp_status", "<u4"), ("tp_mac", "<u2"), ("tp_net", "<u2"),
+    ("tp_rxhash", "<u4"), ("tp_vlan_tci", "<u4"), ("tp_vlan_tpid", "<u2"), ("tp_padding", "<u2"),
+    ("tp_tail_padding", "V8"),
+])
 
 BpfProgram = Sequence[tuple[int, int, int, int]]  # (code, jt, jf, k) per instruction
 

@@ -88,3 +88,34 @@ def test_twin_keeps_no_hand_copy_of_a_shared_constant(module):
     assert not assigned & set(layout.__all__)
     for name, value in layout.HASH_CONSTANTS.items():
         assert f"{value:x}" not in source.lower(), name
+
+
+def test_compiled_ring_reads_the_tpacket_fields_where_the_twin_does():
+    from probe.sources import afpacket
+    c = _compiled()
+    fields = c.tpacket_fields()
+    dtypes = {"tpacket_block_desc": afpacket.TPACKET_BLOCK_DESC, "tpacket3_hdr": afpacket.TPACKET3_HDR}
+    assert {s for s, _, _, _ in fields} == set(dtypes) and len(fields) >= 10
+    for struct, name, offset, size in fields:
+        if name is None:
+            assert dtypes[struct].itemsize == size == 48, struct
+        else:
+            dt, off = dtypes[struct].fields[name][:2]
+            assert (offset, size) == (off, dt.itemsize), (struct, name)
+    c.check_tpacket_layout(afpacket.TPACKET_BLOCK_DESC, afpacket.TPACKET3_HDR)  # what the module ran at import
+
+
+def test_tpacket_check_names_a_field_that_moved():
+    from probe.sources import afpacket
+    c = _compiled()
+    hdr = afpacket.TPACKET3_HDR
+    names = list(hdr.names)
+    i, j = names.index("tp_sec"), names.index("tp_nsec")
+    names[i], names[j] = names[j], names[i]
+    swapped = np.dtype([(n, hdr.fields[n][0]) for n in names])
+    with pytest.raises(ImportError, match=r"tpacket3_hdr\.tp_sec is 4 bytes at offset 4 in linux/if_packet.h "
+                                          r"but 4 bytes at offset 8"):
+        c.check_tpacket_layout(afpacket.TPACKET_BLOCK_DESC, swapped)
+    short = np.dtype([(n, hdr.fields[n][0]) for n in hdr.names if n != "tp_tail_padding"])
+    with pytest.raises(ImportError, match=r"struct tpacket3_hdr is 48 bytes in linux/if_packet.h but 40"):
+        c.check_tpacket_layout(afpacket.TPACKET_BLOCK_DESC, short)

@@ -12,7 +12,9 @@
 # window's tables it also aggregates each frame right after parsing it (agg_frame, as aggregate_frames
 # does), while the record is still in L1, up to the first frame at or past the window's end.
 # Socket setup is shared with the twin (probe/sources/afpacket.py), so both see the same frames.
-# Twin: probe/fastpath/twin/ring.py.
+# Both walks go through one cursor (_cursor_peek / _cursor_next below). PacketRing.over_buffer runs the
+# same walk over memory laid out as the kernel lays out the ring, so it is tested without root.
+# Twin: probe/fastpath/twin/ring.py (its BlockWalk is the walk's specification).
 
 from posix.mman cimport mmap, munmap, PROT_READ, PROT_WRITE, MAP_SHARED, MAP_FAILED
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
@@ -68,6 +70,54 @@ cdef extern from "<linux/if_packet.h>" nogil:
     enum:
         TP_STATUS_USER
         TP_STATUS_VLAN_VALID
+
+
+def tpacket_fields():
+    """(struct, field, offset, size) of each tpacket field the walk reads, and each struct's size (field
+    None), as the C compiler laid them out from linux/if_packet.h."""
+    cdef tpacket_block_desc bd
+    cdef tpacket3_hdr h
+    cdef size_t b = <size_t>&bd, p = <size_t>&h
+    return (
+        ("tpacket_block_desc", None, 0, sizeof(tpacket_block_desc)),
+        ("tpacket_block_desc", "block_status", <size_t>&bd.hdr.bh1.block_status - b, sizeof(bd.hdr.bh1.block_status)),
+        ("tpacket_block_desc", "num_pkts", <size_t>&bd.hdr.bh1.num_pkts - b, sizeof(bd.hdr.bh1.num_pkts)),
+        ("tpacket_block_desc", "offset_to_first_pkt", <size_t>&bd.hdr.bh1.offset_to_first_pkt - b,
+         sizeof(bd.hdr.bh1.offset_to_first_pkt)),
+        ("tpacket_block_desc", "blk_len", <size_t>&bd.hdr.bh1.blk_len - b, sizeof(bd.hdr.bh1.blk_len)),
+        ("tpacket3_hdr", None, 0, sizeof(tpacket3_hdr)),
+        ("tpacket3_hdr", "tp_next_offset", <size_t>&h.tp_next_offset - p, sizeof(h.tp_next_offset)),
+        ("tpacket3_hdr", "tp_sec", <size_t>&h.tp_sec - p, sizeof(h.tp_sec)),
+        ("tpacket3_hdr", "tp_nsec", <size_t>&h.tp_nsec - p, sizeof(h.tp_nsec)),
+        ("tpacket3_hdr", "tp_snaplen", <size_t>&h.tp_snaplen - p, sizeof(h.tp_snaplen)),
+        ("tpacket3_hdr", "tp_len", <size_t>&h.tp_len - p, sizeof(h.tp_len)),
+        ("tpacket3_hdr", "tp_status", <size_t>&h.tp_status - p, sizeof(h.tp_status)),
+        ("tpacket3_hdr", "tp_mac", <size_t>&h.tp_mac - p, sizeof(h.tp_mac)),
+        ("tpacket3_hdr", "tp_vlan_tci", <size_t>&h.hv1.tp_vlan_tci - p, sizeof(h.hv1.tp_vlan_tci)),
+    )
+
+
+def check_tpacket_layout(block_desc, frame_hdr):
+    """Raise ImportError naming the first tpacket field whose offset or size in these dtypes (the twin
+    reads synthetic rings through probe.sources.afpacket's) differs from linux/if_packet.h's."""
+    dtypes = {"tpacket_block_desc": block_desc, "tpacket3_hdr": frame_hdr}
+    for struct, field, offset, size in tpacket_fields():
+        dtype = dtypes[struct]
+        if field is None:
+            if dtype.itemsize != size:
+                raise ImportError(f"struct {struct} is {size} bytes in linux/if_packet.h but {dtype.itemsize} "
+                                  f"in probe.sources.afpacket")
+        elif dtype.fields is None or field not in dtype.fields:
+            raise ImportError(f"{struct}.{field} is not a field of probe.sources.afpacket's dtype")
+        elif dtype.fields[field][1] != offset or dtype.fields[field][0].itemsize != size:
+            raise ImportError(f"{struct}.{field} is {size} bytes at offset {offset} in linux/if_packet.h but "
+                              f"{dtype.fields[field][0].itemsize} bytes at offset {dtype.fields[field][1]} in "
+                              f"probe.sources.afpacket")
+    if TP_STATUS_USER != _afpacket.TP_STATUS_USER or TP_STATUS_VLAN_VALID != _afpacket.TP_STATUS_VLAN_VALID:
+        raise ImportError("TP_STATUS_* in probe.sources.afpacket differ from linux/if_packet.h")
+
+
+check_tpacket_layout(_afpacket.TPACKET_BLOCK_DESC, _afpacket.TPACKET3_HDR)
 
 
 # The block status word is shared with the kernel: read it with acquire, hand the block back with
@@ -147,6 +197,81 @@ cdef bint _ring_wait(int fd, tpacket_block_desc *bd, int64_t until_ns) noexcept 
     return True
 
 
+cdef struct BlockCursor:
+    # where a walk is in the ring, kept between calls
+    unsigned char *ring
+    uint32_t block_size
+    uint32_t block_count
+    uint32_t block     # the block the next frame is in
+    uint32_t left      # frames not yet read in that block (0: the walk has not entered it)
+    size_t off         # offset of the next frame's tpacket3_hdr in that block
+    uint32_t entered   # blocks entered in this call: one call never goes round the ring twice
+
+
+cdef struct RingFrame:
+    # the frame at the cursor, where the kernel wrote it
+    unsigned char *data
+    uint32_t caplen
+    uint32_t wirelen
+    int64_t ts_ns
+    int32_t vlan
+    uint32_t next_offset
+
+
+cdef inline void _cursor_release(BlockCursor *c) noexcept nogil:
+    """Hand the cursor's block back to the kernel and move to the next one."""
+    sv_ring_release(&_ring_block(c.ring, c.block_size, c.block).hdr.bh1.block_status)
+    c.left = 0
+    c.block = (c.block + 1) % c.block_count
+
+
+cdef bint _cursor_peek(BlockCursor *c, RingFrame *f, int fd, int64_t linger_until) noexcept nogil:
+    """Fill f with the frame at the cursor, entering the next block if the kernel handed it over (when
+    linger_until is not 0, waiting for it until then); False when there is no frame to take.
+
+    The kernel wrote the headers, but one that would send the walk outside its block ends that block:
+    its remaining frames are skipped and it goes back to the kernel."""
+    cdef unsigned char *blk
+    cdef tpacket_block_desc *bd
+    cdef tpacket3_hdr *ppd
+    cdef size_t mac
+    while True:
+        blk = c.ring + <size_t>c.block * c.block_size
+        bd = <tpacket_block_desc *>blk
+        if c.left == 0:
+            if c.entered == c.block_count:
+                return False
+            if not _ring_ready(bd) and (linger_until == 0 or not _ring_wait(fd, bd, linger_until)):
+                return False
+            c.entered += 1
+            c.left = bd.hdr.bh1.num_pkts
+            c.off = bd.hdr.bh1.offset_to_first_pkt
+        if c.left and c.off >= sizeof(tpacket_block_desc) and c.off + sizeof(tpacket3_hdr) <= c.block_size:
+            ppd = <tpacket3_hdr *>(blk + c.off)
+            mac = c.off + ppd.tp_mac
+            if mac + ppd.tp_snaplen <= c.block_size:
+                f.data = blk + mac
+                f.caplen = ppd.tp_snaplen
+                f.ts_ns = <int64_t>ppd.tp_sec * 1000000000 + ppd.tp_nsec
+                if ppd.tp_status & TP_STATUS_VLAN_VALID:
+                    f.vlan = <int32_t>(ppd.hv1.tp_vlan_tci & 0x0FFF)
+                    f.wirelen = ppd.tp_len + 4  # the 802.1Q tag was on the wire
+                else:
+                    f.vlan = -1
+                    f.wirelen = ppd.tp_len
+                f.next_offset = ppd.tp_next_offset
+                return True
+        _cursor_release(c)  # an empty or damaged block
+
+
+cdef inline void _cursor_next(BlockCursor *c, const RingFrame *f) noexcept nogil:
+    """Step past the frame _cursor_peek gave, handing its block back if it was the block's last."""
+    c.left -= 1
+    c.off += f.next_offset
+    if c.left == 0 or f.next_offset == 0:
+        _cursor_release(c)
+
+
 cdef class PacketRing:
     """Capture frames from `interface` through a TPACKET_V3 ring of block_count blocks of block_size bytes.
 
@@ -157,10 +282,9 @@ cdef class PacketRing:
 
     cdef object _sock
     cdef int _fd
-    cdef unsigned char *_ring
+    cdef BlockCursor _at      # the ring's memory (NULL once closed) and where the walk is in it
     cdef size_t _ring_len
-    cdef uint32_t _block_size, _block_count, _cur, _left  # _left: frames not yet read in block _cur
-    cdef size_t _off                                       # offset of the next frame in block _cur
+    cdef object _buffer       # over_buffer's memory (kept alive while the ring reads it); None: mmap()ed
     cdef bint _busy, _close_pending
     cdef readonly str interface
     cdef readonly int ifindex
@@ -171,9 +295,10 @@ cdef class PacketRing:
 
     def __cinit__(self):
         self._rare_cap = 0
-        self._ring = NULL
+        self._at.ring = NULL
         self._fd = -1
         self._sock = None
+        self._buffer = None
 
     def __init__(self, str interface, *, block_size=1 << 20, block_count=64, block_timeout=0.1,
                  bint promiscuous=True, bpf=(), fanout_group=None, frame_size=2048):
@@ -203,8 +328,6 @@ cdef class PacketRing:
         self._sock, self.ifindex = _afpacket.open_packet_socket(
             interface, bpf=bpf, promiscuous=promiscuous, fanout_group=fanout_group, configure=configure)
         self._fd = self._sock.fileno()
-        self._block_size = block_size
-        self._block_count = block_count
         self._ring_len = <size_t>block_size * block_count
         cdef void *mem = mmap(NULL, self._ring_len, PROT_READ | PROT_WRITE, MAP_SHARED, self._fd, 0)
         if mem == MAP_FAILED:
@@ -213,17 +336,47 @@ cdef class PacketRing:
             self._fd = -1
             raise _afpacket.CaptureError(12, f"cannot map the {ring_mib:g} MiB capture ring of {interface!r} "
                                              f"(lower capture.block_count or capture.block_size)")
-        self._ring = <unsigned char *>mem
-        self._cur = 0
-        self._left = 0
-        self._off = 0
+        self._at.ring = <unsigned char *>mem
+        self._at.block_size = block_size
+        self._at.block_count = block_count
+        self._at.block = self._at.left = 0
+        self._at.off = 0
+
+    @classmethod
+    def over_buffer(cls, buffer, *, block_size, block_count):
+        """A ring over `buffer` (a writeable C-contiguous uint8 array of block_size x block_count bytes)
+        laid out as the kernel lays out a TPACKET_V3 ring, with no socket: the same walk as a live ring,
+        blocks handed back by clearing their status word in the buffer. For tests and tools; nothing
+        arrives while it waits, so a timeout returns at once."""
+        if block_size < 4096 or block_size & (block_size - 1):
+            raise ValueError(f"block_size must be a power of two of at least 4096, got {block_size}")
+        if block_count < 2:
+            raise ValueError(f"block_count must be at least 2, got {block_count}")
+        if (not isinstance(buffer, np.ndarray) or buffer.dtype != np.uint8 or buffer.ndim != 1
+                or not buffer.flags.c_contiguous or not buffer.flags.writeable):
+            raise ValueError("over_buffer: buffer must be a writeable C-contiguous uint8 array")
+        if buffer.shape[0] != block_size * block_count:
+            raise ValueError(f"over_buffer: buffer holds {buffer.shape[0]} bytes, not block_size x block_count = "
+                             f"{block_size * block_count}")
+        cdef PacketRing ring = cls.__new__(cls)
+        ring.interface = "<buffer>"
+        ring.ifindex = 0
+        ring._packets = ring._drops = ring._freeze = 0
+        ring._buffer = buffer
+        ring._ring_len = <size_t>block_size * block_count
+        ring._at.ring = <unsigned char *>cnp.PyArray_DATA(buffer)
+        ring._at.block_size = block_size
+        ring._at.block_count = block_count
+        ring._at.block = ring._at.left = 0
+        ring._at.off = 0
+        return ring
 
     def fileno(self):
         return self._fd
 
     @property
     def closed(self):
-        return self._ring == NULL
+        return self._at.ring == NULL
 
     def next_batch(self, double timeout=0.1, Py_ssize_t max_frames=4096):
         """Up to max_frames frames from the ready blocks, waiting up to `timeout` seconds for the first
@@ -232,7 +385,7 @@ cdef class PacketRing:
         A block may be consumed over several calls (small batches keep the parser's working set in
         cache); each block goes back to the kernel the moment its last frame is copied.
         """
-        if self._ring == NULL:
+        if self._at.ring == NULL:
             raise ValueError("capture ring is closed")
         if self._busy:
             raise RuntimeError("next_batch is already running on this ring in another thread")
@@ -245,7 +398,8 @@ cdef class PacketRing:
         self._busy = True
         try:
             with nogil:
-                if self._left == 0 and not _ring_ready(_ring_block(self._ring, self._block_size, self._cur)) and ms > 0:
+                if self._at.left == 0 and not _ring_ready(_ring_block(self._at.ring, self._at.block_size, self._at.block)) \
+                        and ms > 0 and self._fd >= 0:
                     pfd.fd = self._fd
                     pfd.events = POLLIN | POLLERR
                     poll(&pfd, 1, ms)  # EINTR or timeout: the bound below decides
@@ -296,7 +450,7 @@ cdef class PacketRing:
         (none when window_end_ns <= 0). The result gets a fifth item, how many leading records were
         added (0 without `aggregate`); the caller aggregates the rest, as aggregate_frames would.
         """
-        if self._ring == NULL:
+        if self._at.ring == NULL:
             raise ValueError("capture ring is closed")
         if self._busy:
             raise RuntimeError("next_batch is already running on this ring in another thread")
@@ -341,7 +495,8 @@ cdef class PacketRing:
         self._busy = True
         try:
             with nogil:
-                if self._left == 0 and not _ring_ready(_ring_block(self._ring, self._block_size, self._cur)) and ms > 0:
+                if self._at.left == 0 and not _ring_ready(_ring_block(self._at.ring, self._at.block_size, self._at.block)) \
+                        and ms > 0 and self._fd >= 0:
                     pfd.fd = self._fd
                     pfd.events = POLLIN | POLLERR
                     poll(&pfd, 1, ms)  # EINTR or timeout: the walk finds nothing and says so
@@ -366,7 +521,7 @@ cdef class PacketRing:
 
     def _rare_buffers(self, Py_ssize_t max_frames):
         # a frame is never larger than a block, so an empty buffer always takes the next rare frame
-        self._rare_data = np.empty(self._block_size, np.uint8)
+        self._rare_data = np.empty(self._at.block_size, np.uint8)
         self._rare_index = np.empty(max_frames, np.int64)
         self._rare_offset = np.empty(max_frames, np.int64)
         self._rare_caplen = np.empty(max_frames, np.uint32)
@@ -374,7 +529,7 @@ cdef class PacketRing:
         self._rare_ts = np.empty(max_frames, np.int64)
         self._rare_vlan = np.empty(max_frames, np.int32)
         self._rare.data = <uint8_t*>cnp.PyArray_DATA(self._rare_data)
-        self._rare.data_len = self._block_size
+        self._rare.data_len = self._at.block_size
         self._rare.index = <int64_t*>cnp.PyArray_DATA(self._rare_index)
         self._rare.offset = <int64_t*>cnp.PyArray_DATA(self._rare_offset)
         self._rare.caplen = <uint32_t*>cnp.PyArray_DATA(self._rare_caplen)
@@ -394,191 +549,108 @@ cdef class PacketRing:
     cdef void _bound(self, Py_ssize_t max_frames, Py_ssize_t *max_n, Py_ssize_t *max_bytes) noexcept nogil:
         """Upper bounds on the frames (up to max_frames) and bytes the next walk can copy, from the
         block headers alone: the rest of the current block, then each ready block's used length."""
-        cdef uint32_t bsize = self._block_size, bcount = self._block_count, idx = self._cur, walked = 0, used
+        cdef BlockCursor *c = &self._at
+        cdef uint32_t block = c.block, seen = 0, used
         cdef Py_ssize_t frames = 0, nbytes = 0
         cdef tpacket_block_desc *bd
-        if self._left:
-            frames = self._left
-            nbytes = bsize - self._off
-            walked = 1
-            idx = (idx + 1) % bcount
-        while frames < max_frames and walked < bcount:
-            bd = _ring_block(self._ring, bsize, idx)
+        if c.left:
+            frames = c.left
+            nbytes = c.block_size - c.off
+            seen = 1
+            block = (block + 1) % c.block_count
+        while frames < max_frames and seen < c.block_count:
+            bd = _ring_block(c.ring, c.block_size, block)
             if not _ring_ready(bd):
                 break
             used = bd.hdr.bh1.blk_len
             frames += bd.hdr.bh1.num_pkts
-            nbytes += used if used < bsize else bsize
-            walked += 1
-            idx = (idx + 1) % bcount
+            nbytes += used if used < c.block_size else c.block_size
+            seen += 1
+            block = (block + 1) % c.block_count
         max_n[0] = frames if frames < max_frames else max_frames
         max_bytes[0] = nbytes
 
     cdef void _walk(self, Py_ssize_t max_frames, Py_ssize_t max_bytes, Py_ssize_t *nframes, Py_ssize_t *nbytes,
                     uint8_t *data, int64_t *offset, uint32_t *caplen, uint32_t *wirelen, int64_t *ts_ns,
                     int32_t *vlan) noexcept nogil:
-        """Copy up to max_frames frames (max_bytes bytes) from the current position and advance,
-        releasing each block whose last frame was copied."""
-        cdef uint32_t bsize = self._block_size, bcount = self._block_count
-        cdef uint32_t idx = self._cur, left = self._left, walked = 1 if self._left else 0  # blocks entered
-        cdef size_t off = self._off, mac
+        """Copy up to max_frames frames (max_bytes bytes) from the cursor on, and advance it."""
+        cdef BlockCursor *c = &self._at
+        cdef RingFrame f
         cdef Py_ssize_t n = 0, pos = 0
-        cdef unsigned char *blk
-        cdef tpacket_block_desc *bd
-        cdef tpacket3_hdr *ppd
-        cdef uint32_t snap
-        while n < max_frames:
-            blk = self._ring + <size_t>idx * bsize
-            bd = <tpacket_block_desc *>blk
-            if left == 0:  # start the next block, if the kernel handed it over
-                if walked == bcount or not _ring_ready(bd):
-                    break
-                walked += 1
-                left = bd.hdr.bh1.num_pkts
-                off = bd.hdr.bh1.offset_to_first_pkt
-            # The kernel wrote these headers, but a bad offset must never send us out of the block.
-            if left == 0 or off < sizeof(tpacket_block_desc) or off + sizeof(tpacket3_hdr) > bsize:
-                ppd = NULL
-            else:
-                ppd = <tpacket3_hdr *>(blk + off)
-                mac = off + ppd.tp_mac
-                snap = ppd.tp_snaplen
-                if mac + snap > bsize:
-                    ppd = NULL
-                elif pos + snap > max_bytes:
-                    break  # cannot happen with _bound's figures; left for the next call if it does
-            if ppd != NULL:
-                memcpy(data + pos, blk + mac, snap)
-                offset[n] = pos
-                caplen[n] = snap
-                ts_ns[n] = <int64_t>ppd.tp_sec * 1000000000 + ppd.tp_nsec
-                if ppd.tp_status & TP_STATUS_VLAN_VALID:
-                    vlan[n] = <int32_t>(ppd.hv1.tp_vlan_tci & 0x0FFF)
-                    wirelen[n] = ppd.tp_len + 4  # the 802.1Q tag was on the wire
-                else:
-                    vlan[n] = -1
-                    wirelen[n] = ppd.tp_len
-                pos += snap
-                n += 1
-                left -= 1
-                off += ppd.tp_next_offset
-                if ppd.tp_next_offset == 0:
-                    left = 0
-            else:
-                left = 0  # empty or damaged block: skip the rest of it
-            if left == 0:
-                sv_ring_release(&bd.hdr.bh1.block_status)
-                idx = (idx + 1) % bcount
-                if walked == bcount:
-                    break
-        self._cur, self._left, self._off = idx, left, off
+        c.entered = 1 if c.left else 0
+        while n < max_frames and _cursor_peek(c, &f, self._fd, 0):
+            if pos + f.caplen > max_bytes:
+                break  # only when a block header under-states its length: the frame starts the next call
+            memcpy(data + pos, f.data, f.caplen)
+            offset[n] = pos
+            caplen[n] = f.caplen
+            wirelen[n] = f.wirelen
+            ts_ns[n] = f.ts_ns
+            vlan[n] = f.vlan
+            pos += f.caplen
+            n += 1
+            _cursor_next(c, &f)
         nframes[0] = n
         nbytes[0] = pos
 
     cdef void _walk_parse(self, Py_ssize_t max_frames, FrameRecord* rec, Py_ssize_t* nframes, Py_ssize_t* nmalformed,
                           RareCopy* rc, int64_t* flag_counts, AggState* ag, int64_t agg_end,
                           Py_ssize_t* naggregated, int64_t linger_until) noexcept nogil:
-        """_walk's twin for next_records: parse up to max_frames frames in place into rec, keep the bytes
-        of rare frames (stopping early, before a frame, if their buffer is full), add up record_totals'
-        figures, aggregate the records before the first at or past agg_end into ag (when not NULL),
-        and advance, releasing each block whose last frame was parsed."""
-        cdef uint32_t bsize = self._block_size, bcount = self._block_count
-        cdef uint32_t idx = self._cur, left = self._left, walked = 1 if self._left else 0  # blocks entered
-        cdef size_t off = self._off, mac
+        """_walk for next_records: parse up to max_frames frames in place into rec, keep the bytes of rare
+        frames (stopping before a frame if their buffer is full), add up record_totals' figures,
+        aggregate the records before the first at or past agg_end into ag (when not NULL), and advance
+        the cursor. Once a frame came, wait for further blocks until linger_until (when not 0)."""
+        cdef BlockCursor *c = &self._at
+        cdef RingFrame f
         cdef Py_ssize_t n = 0, k = rc.n, pos = rc.pos, malformed = 0, aggregated = 0
-        cdef uint32_t run_fl = 0
-        cdef int64_t fl_run = 0
+        cdef uint32_t run_fl = 0, fl
+        cdef int64_t fl_run = 0, lo = 0, hi = 0
         cdef uint64_t wire = 0
-        cdef int64_t ts, lo = 0, hi = 0
-        cdef unsigned char *blk
-        cdef tpacket_block_desc *bd
-        cdef tpacket3_hdr *ppd
-        cdef uint32_t snap, wl, fl
-        cdef int32_t vl
         cdef FrameRecord* r
-        while n < max_frames:
-            blk = self._ring + <size_t>idx * bsize
-            bd = <tpacket_block_desc *>blk
-            if left == 0:  # start the next block, if the kernel handed it over
-                if walked == bcount:
-                    break
-                if not _ring_ready(bd):
-                    # lingering: once frames came, wait for the next block until the deadline
-                    if linger_until == 0 or n == 0 or not _ring_wait(self._fd, bd, linger_until):
-                        break
-                walked += 1
-                left = bd.hdr.bh1.num_pkts
-                off = bd.hdr.bh1.offset_to_first_pkt
-            # The kernel wrote these headers, but a bad offset must never send us out of the block.
-            if left == 0 or off < sizeof(tpacket_block_desc) or off + sizeof(tpacket3_hdr) > bsize:
-                ppd = NULL
+        c.entered = 1 if c.left else 0
+        while n < max_frames and _cursor_peek(c, &f, self._fd, linger_until if n else 0):
+            r = rec + n
+            parse_frame(f.data, f.caplen, f.wirelen, f.ts_ns, f.vlan, r)
+            fl = r.flags
+            if fl & F_MALFORMED:
+                malformed += 1
+            elif fl & RING_RARE:
+                if pos + f.caplen > rc.data_len:
+                    break  # the rare-frame buffer is full: this frame starts the next call
+                memcpy(rc.data + pos, f.data, f.caplen)
+                rc.index[k] = n
+                rc.offset[k] = pos
+                rc.caplen[k] = f.caplen
+                rc.wirelen[k] = f.wirelen
+                rc.ts[k] = f.ts_ns
+                rc.vlan[k] = f.vlan
+                pos += f.caplen
+                k += 1
+            # record_totals' flag counts, per run of equal flags (one flow's frames in a row): the
+            # same counters incremented every frame would chain each add on the one before
+            if fl == run_fl:
+                fl_run += 1
             else:
-                ppd = <tpacket3_hdr *>(blk + off)
-                mac = off + ppd.tp_mac
-                snap = ppd.tp_snaplen
-                if mac + snap > bsize:
-                    ppd = NULL
-            if ppd != NULL:
-                if ppd.tp_status & TP_STATUS_VLAN_VALID:
-                    vl = <int32_t>(ppd.hv1.tp_vlan_tci & 0x0FFF)
-                    wl = ppd.tp_len + 4  # the 802.1Q tag was on the wire
-                else:
-                    vl = -1
-                    wl = ppd.tp_len
-                ts = <int64_t>ppd.tp_sec * 1000000000 + ppd.tp_nsec
-                r = rec + n
-                parse_frame(blk + mac, snap, wl, ts, vl, r)
-                fl = r.flags
-                if fl & F_MALFORMED:
-                    malformed += 1
-                elif fl & RING_RARE:
-                    if pos + snap > rc.data_len:
-                        break  # the rare-frame buffer is full: this frame starts the next call
-                    memcpy(rc.data + pos, blk + mac, snap)
-                    rc.index[k] = n
-                    rc.offset[k] = pos
-                    rc.caplen[k] = snap
-                    rc.wirelen[k] = wl
-                    rc.ts[k] = ts
-                    rc.vlan[k] = vl
-                    pos += snap
-                    k += 1
-                # record_totals' flag counts, per run of equal flags (one flow's frames in a row): the
-                # same counters incremented every frame would chain each add on the one before
-                if fl == run_fl:
-                    fl_run += 1
-                else:
-                    _add_flags(flag_counts, run_fl, fl_run)
-                    run_fl = fl
-                    fl_run = 1
-                if n == 0 or ts < lo:
-                    lo = ts
-                if n == 0 or ts > hi:
-                    hi = ts
-                if ag != NULL:
-                    if ts < agg_end:
-                        agg_frame(ag, r)
-                        aggregated += 1
-                    else:  # the window ends here: the caller closes it and aggregates the rest
-                        agg_finish(ag)
-                        ag = NULL
-                wire += wl
-                n += 1
-                left -= 1
-                off += ppd.tp_next_offset
-                if ppd.tp_next_offset == 0:
-                    left = 0
-            else:
-                left = 0  # empty or damaged block: skip the rest of it
-            if left == 0:
-                sv_ring_release(&bd.hdr.bh1.block_status)
-                idx = (idx + 1) % bcount
-                if walked == bcount:
-                    break
+                _add_flags(flag_counts, run_fl, fl_run)
+                run_fl = fl
+                fl_run = 1
+            if n == 0 or f.ts_ns < lo:
+                lo = f.ts_ns
+            if n == 0 or f.ts_ns > hi:
+                hi = f.ts_ns
+            if ag != NULL:
+                if f.ts_ns < agg_end:
+                    agg_frame(ag, r)
+                    aggregated += 1
+                else:  # the window ends here: the caller closes it and aggregates the rest
+                    agg_finish(ag)
+                    ag = NULL
+            wire += f.wirelen
+            n += 1
+            _cursor_next(c, &f)
         _add_flags(flag_counts, run_fl, fl_run)
         if ag != NULL:
             agg_finish(ag)
-        self._cur, self._left, self._off = idx, left, off
         nframes[0] = n
         nmalformed[0] = malformed
         naggregated[0] = aggregated
@@ -604,9 +676,10 @@ cdef class PacketRing:
         if self._busy:
             self._close_pending = True
             return
-        if self._ring != NULL:
-            munmap(self._ring, self._ring_len)
-            self._ring = NULL
+        if self._at.ring != NULL and self._buffer is None:
+            munmap(self._at.ring, self._ring_len)
+        self._at.ring = NULL
+        self._buffer = None
         if self._sock is not None:
             self._sock.close()
             self._sock = None
@@ -619,6 +692,6 @@ cdef class PacketRing:
         self.close()
 
     def __dealloc__(self):
-        if self._ring != NULL:
-            munmap(self._ring, self._ring_len)
-            self._ring = NULL
+        if self._at.ring != NULL and self._buffer is None:
+            munmap(self._at.ring, self._ring_len)
+        self._at.ring = NULL
