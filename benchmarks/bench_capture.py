@@ -117,8 +117,7 @@ def child(interface: str) -> int:
     signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
     cfg = CaptureConfig(interface=interface)
     ring = open_ring(cfg)
-    findings = []
-    pipeline = FramePipeline(analysis=make_analysis(default_config().replace(capture=cfg)), emit=findings.append)
+    pipeline = FramePipeline(analysis=make_analysis(default_config().replace(capture=cfg)))
     print("READY", flush=True)
     timed = _TimedRing(ring)
     clock = time.thread_time_ns
