@@ -88,6 +88,32 @@ class Store:
                 self._enqueue_locked(sql, params, rows)
                 return False
 
+    def write_now(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[tuple[int, int]]:
+        """Run `statements` in one transaction now, or raise StoreError (nothing is kept for later): for a
+        person's action, which must be saved or refused while they wait. Returns each one's (rowcount,
+        lastrowid). The backlog goes first, so the writes stay in order."""
+        with self._lock:
+            self._drain_locked()
+            if self._backlog:
+                raise StoreError(f"state database {self.path} cannot be written ({self.last_error}); "
+                                 f"nothing was changed")
+            counts = []
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    for sql, params in statements:
+                        cur = self._db.execute(sql, params)
+                        counts.append((cur.rowcount, cur.lastrowid))
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    if self._db.in_transaction:  # SQLITE_FULL may have rolled it back already
+                        self._db.execute("ROLLBACK")
+                    raise
+            except sqlite3.OperationalError as exc:
+                self._failed_locked(exc)
+                raise StoreError(f"state database {self.path}: write failed: {exc}; nothing was changed") from None
+            return counts
+
     def flush(self) -> bool:
         """Retry the backlog; True when nothing is left pending."""
         with self._lock:
@@ -105,7 +131,8 @@ class Store:
                 self._db.executemany(sql, rows)
                 self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:  # SQLITE_FULL may have rolled it back already
+                    self._db.execute("ROLLBACK")
                 raise
         else:
             self._db.execute(sql, params)
