@@ -2,7 +2,7 @@
 import pytest
 from prometheus_client import CollectorRegistry
 
-from probe.findings.ledger import Ledger, LedgerCollector
+from probe.findings.ledger import Ledger, LedgerCollector, LedgerError
 from probe.findings.model import Finding
 from probe.state.store import Store
 
@@ -61,9 +61,9 @@ def test_survives_restart_and_keeps_notes(tmp_path):
     assert again.id == ep.id and again.occurrences == 2
     h = led2.history()[0]
     assert h["notes"][0]["text"] == "Replaced the black toner cartridge." and h["notes"][0]["author"] == "alice"
-    with pytest.raises(KeyError):
+    with pytest.raises(LedgerError, match="no finding with id 9999"):
         led2.add_note(9999, "x")
-    with pytest.raises(ValueError):
+    with pytest.raises(LedgerError, match="a note is needed"):
         led2.add_note(ep.id, "   ")
     s2.close()
 
@@ -81,7 +81,8 @@ def test_collector_exports_bounded_families(store):
     led.record(Finding("port_scan", "warning", "10.0.0.6"))
     reg = CollectorRegistry()
     reg.register(LedgerCollector(led))
-    assert reg.get_sample_value("sitevigil_findings_open", {"kind": "port_scan", "severity": "warning"}) == 2
+    assert reg.get_sample_value("sitevigil_findings_open",
+                                {"kind": "port_scan", "severity": "warning", "state": "open"}) == 2
     assert reg.get_sample_value("sitevigil_findings_raised_total", {"kind": "port_scan", "severity": "warning"}) == 2
 
 
@@ -107,5 +108,5 @@ def test_history_on_disk_is_bounded_by_age_and_count(store):
     assert len(resolved) == 50 and old.id not in {h["id"] for h in hist}
     assert min(h["device"] for h in resolved) == "aa:00:00:00:01:46"  # the newest 50 remain (0x46 = 70)
     assert any(h["id"] == still_open.id and h["resolved_at"] is None for h in hist)
-    assert store.query("SELECT COUNT(*) FROM finding_notes")[0][0] == 0
+    assert store.query("SELECT COUNT(*) FROM finding_events WHERE note != ''")[0][0] == 0
     assert led.prune() == 0
