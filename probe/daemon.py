@@ -25,7 +25,8 @@ from probe.exposition.anomaly_collector import AnomalyCollector
 from probe.exposition.findings_api import FindingsApi
 from probe.exposition.http import HttpApi
 from probe.findings.anomaly import AnomalyAlerts
-from probe.findings.ledger import Ledger, LedgerCollector
+from probe.findings.ledger import PRUNE_EVERY, Ledger, LedgerCollector
+from probe.findings.visits import Visits
 from probe.exposition.self_collector import SelfCollector, TimedCollector
 from probe.sdnotify import Notifier
 from probe.state.anomaly import AnomalyScores
@@ -86,6 +87,7 @@ class Daemon:
         self.store = Store(cfg.state_dir)
         # The shared services, owned here and handed to every subsystem in its Context.
         self.ledger = Ledger(self.store, quiet_after=episode_quiet(cfg))
+        self.visits = Visits(self.store)
         # the inventory's ageing and bounds are the sweep subsystem's settings: it applies them, at start and reload
         self.devices = Devices(Inventory(self.store), self.ledger, own=own_addresses())
         if cfg.detection.enabled:  # thresholds and the hook are set by _apply_anomaly_config below
@@ -178,10 +180,14 @@ class Daemon:
             await asyncio.sleep(self.notifier.watchdog_interval)
 
     async def _flush_state(self) -> None:
+        next_prune = 0.0
         while True:
             await asyncio.sleep(10)
             self.store.flush()
-            self.ledger.close_quiet()
+            self.ledger.close_quiet()  # prunes resolved episodes hourly; visits go with the same retention
+            if time.time() >= next_prune:
+                next_prune = time.time() + PRUNE_EVERY
+                self.visits.prune(retention=self.ledger.retention)
 
     # -- reload ---------------------------------------------------------------------------------
     def _apply_anomaly_config(self, cfg: Config) -> None:
