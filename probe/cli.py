@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "diag": "diag",
     "bench": "bench",
     "findings": "findings",
+    "visits": "visits",
     "replay": "replay",
     "sweep": "sweep",
     "devices": "devices",

@@ -83,6 +83,10 @@ class Progress:
 def add_arguments(p):
     p.add_argument("file", metavar="FILE", help="pcap or pcapng capture file (Ethernet)")
     p.add_argument("--format", choices=["json", "prom"], default="json", help="output format (default: json)")
+    p.add_argument("--state-dir", dest="state_dir", default=None, metavar="DIR",
+                   help="record the capture's findings into the ledger in DIR, on the capture's own clock "
+                        "(rebuild a past month for a report): an episode still going on when the capture ends "
+                        "ends a quiet time (detection.episode_quiet) after it; default: a ledger in memory")
     p.add_argument("--config.file", dest="config_file", default=None,
                    help="take capture and detection settings from this configuration file")
     p.add_argument("--window", type=float, default=None, help="capture window in seconds (default: capture.window)")
@@ -133,7 +137,7 @@ def _devices(pipe: CapturePipeline) -> tuple[dict, dict]:
     return macs, ips
 
 
-def report(path: str, pipe: CapturePipeline, error: str | None) -> dict:
+def report(path: str, pipe: CapturePipeline, error: str | None, after_id: int = 0) -> dict:
     macs, ips = _devices(pipe)
     s = pipe.stats()
     return {
@@ -151,7 +155,8 @@ def report(path: str, pipe: CapturePipeline, error: str | None) -> dict:
         "table_overflow_frames": s.table_overflow_frames,
         "devices": macs,
         "hosts": ips,
-        "findings": [f.to_dict() for f in pipe.findings.all_findings()],
+        "findings": [{"id": ep.id, **ep.finding.to_dict(), "state": ep.state}
+                     for ep in pipe.findings.episodes(after_id)],
         "error": error,
     }
 
@@ -162,7 +167,38 @@ def run(args) -> int:
     except (ConfigError, ValueError) as exc:
         print(f"sitevigil replay: {exc}", file=sys.stderr)
         return 2
-    pipe = CapturePipeline(capture, detection, summarize_devices=True)
+    store = ledger = None
+    clock = _CaptureClock()
+    if args.state_dir:
+        from probe.findings.ledger import Ledger
+        from probe.state.store import Store, StoreError
+        try:
+            store = Store(args.state_dir)
+            ledger = Ledger(store, quiet_after=float(detection.episode_quiet), clock=clock)
+        except StoreError as exc:
+            print(f"sitevigil replay: {exc}", file=sys.stderr)
+            return 1
+    try:
+        return _replay(args, capture, detection, ledger, clock)
+    finally:
+        if store is not None:
+            store.close()
+
+
+class _CaptureClock:
+    """A replay ledger's clock: the end of the capture's latest closed window, as the pipeline's own."""
+
+    pipe: CapturePipeline | None = None
+    after = 0.0  # once the capture is over: the quiet time past its end, when its episodes end
+
+    def __call__(self) -> float:
+        return (self.pipe.now if self.pipe is not None else 0.0) + self.after
+
+
+def _replay(args, capture, detection, ledger, clock: _CaptureClock) -> int:
+    before = ledger.last_id if ledger is not None else 0
+    pipe = CapturePipeline(capture, detection, summarize_devices=True, findings=ledger)
+    clock.pipe = pipe
     discovery = Discovery()
     progress = Progress(args.file) if sys.stderr.isatty() else None
     error = None
@@ -179,8 +215,11 @@ def run(args) -> int:
     if progress:
         progress.done()
     pipe.finish()
+    if ledger is not None:  # nothing more will be reported: episodes end as quiet ones do in the daemon
+        clock.after = float(detection.episode_quiet)
+        ledger.close_quiet()
     if args.format == "json":
-        out = report(args.file, pipe, error)
+        out = report(args.file, pipe, error, after_id=before)
         out["discovery"] = discovery.entries
         json.dump(out, sys.stdout, indent=1, sort_keys=False)
         sys.stdout.write("\n")
