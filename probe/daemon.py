@@ -14,7 +14,6 @@ import signal
 import time
 from typing import Callable, Sequence
 
-from aiohttp import web
 from prometheus_client import GCCollector, PlatformCollector, ProcessCollector
 from prometheus_client.registry import CollectorRegistry
 
@@ -113,7 +112,7 @@ class Daemon:
             for i, coll in enumerate(sub.collectors()):
                 self.registry.register(TimedCollector(f"{sub.name}" + (f"_{i}" if i else ""), coll, self.timings))
 
-        routes = [web.get(cfg.web.route_prefix.rstrip("/") + "/api/findings", FindingsApi(self.ledger))]
+        routes = FindingsApi(self.ledger, self.visits).routes(cfg.web.route_prefix)
         for sub in self.subsystems:
             routes.extend(sub.routes())
         self.http = HttpApi(registry=self.registry, fastpath=fastpath.IMPLEMENTATION, reload=self.reload,

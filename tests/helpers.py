@@ -17,3 +17,68 @@ def recording_ledger(reports: list, clock=time.time) -> Ledger:
 
     ledger.record = recording
     return ledger
+
+
+class ServedApi:
+    """The probe's HTTP API served for real on 127.0.0.1 (a free port) from its own event loop in a
+    thread, as the daemon serves it; `url` is where to reach it. A context manager."""
+
+    def __init__(self, ledger, visits, *, prefix: str = ""):
+        from prometheus_client import CollectorRegistry
+
+        from probe.exposition.findings_api import FindingsApi
+        from probe.exposition.http import HttpApi
+
+        async def reload():
+            return True, "ok"
+
+        self.http = HttpApi(registry=CollectorRegistry(), fastpath="test", reload=reload, is_ready=lambda: True,
+                            subsystems=lambda: [], last_scrape={}, route_prefix=prefix,
+                            extra_routes=FindingsApi(ledger, visits).routes(prefix))
+        self.prefix = prefix
+        self.url = ""
+
+    def __enter__(self) -> "ServedApi":
+        import asyncio
+        import threading
+
+        self.loop = asyncio.new_event_loop()
+        started = threading.Event()
+
+        def serve():
+            asyncio.set_event_loop(self.loop)
+            self.loop.run_until_complete(self.http.start("127.0.0.1", 0))
+            started.set()
+            self.loop.run_forever()
+
+        self.thread = threading.Thread(target=serve, name="served-api", daemon=True)
+        self.thread.start()
+        if not started.wait(10):
+            raise RuntimeError("the API did not start within 10 s")
+        host, port = self.http.bound[0]
+        self.url = f"http://{host}:{port}{self.prefix}"
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import asyncio
+
+        asyncio.run_coroutine_threadsafe(self.http.stop(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+    def call(self, method: str, path: str, body=None, *, content_type: str = "application/json"):
+        """(status, JSON document) of one request."""
+        import json
+        import urllib.error
+        import urllib.request
+
+        data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+        req = urllib.request.Request(self.url + path, data=data, method=method)
+        if data is not None:
+            req.add_header("Content-Type", content_type)
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status, json.loads(r.read() or b"null")
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"null")

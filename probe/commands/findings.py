@@ -81,7 +81,7 @@ def add_arguments(p):
 
 def run(args) -> int:
     from probe.config.machine import default_state_dir
-    from probe.findings.ledger import Ledger, LedgerError
+    from probe.findings.ledger import Ledger, LedgerError, parse_states
     from probe.findings.visits import Visits
     from probe.state.store import Store, StoreError
 
@@ -96,11 +96,12 @@ def run(args) -> int:
         by = getattr(args, "by", None) or _login()
         if action == "list":
             try:
-                states = _states(args.state)
+                states = parse_states(args.state)
                 since = parse_since(args.since) if args.since else 0.0
                 rows = ledger.listing(states=states, since=since)
             except (ValueError, LedgerError) as exc:
-                print(f"sitevigil findings: {exc}", file=sys.stderr)
+                print(f"sitevigil findings: {'--state: ' if isinstance(exc, LedgerError) else ''}{exc}",
+                      file=sys.stderr)
                 return 2
             return _print_list(rows, args.format)
         if action == "show":
@@ -139,22 +140,6 @@ def _login() -> str:
         return getpass.getuser()
     except Exception:  # no login name (a container): say so rather than invent one
         return "unknown"
-
-
-def _states(text: str) -> tuple[str, ...]:
-    from probe.findings.ledger import STATES
-
-    out: list[str] = []
-    for part in (p.strip() for p in text.split(",")):
-        if part == "all":
-            out += STATES
-        elif part == "active":
-            out += ["open", "acknowledged"]
-        elif part in STATES:
-            out.append(part)
-        else:
-            raise ValueError(f"--state: unknown state {part!r} (expected {', '.join(STATES)}, active or all)")
-    return tuple(dict.fromkeys(out))
 
 
 def _when(t: float | None) -> str:

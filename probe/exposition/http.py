@@ -1,10 +1,10 @@
-"""The probe's HTTP API (aiohttp): /metrics, /-/healthy, /-/ready, /-/reload and a landing page.
+"""The probe's HTTP API (aiohttp): /metrics, /-/healthy, /-/ready, /-/reload and the technician page
+(probe/exposition/technician.py).
 
 Subsystems may add routes (the SNMP multi-target endpoint /snmp) through `extra_routes`.
 """
 from __future__ import annotations
 
-import html
 import json
 import time
 from typing import Awaitable, Callable, Iterable
@@ -14,6 +14,7 @@ from prometheus_client import exposition
 from prometheus_client.registry import CollectorRegistry
 
 from probe import __version__
+from probe.exposition import technician
 
 
 class HttpApi:
@@ -92,32 +93,6 @@ class HttpApi:
         return web.json_response(self._status(), dumps=lambda o: json.dumps(o, default=str, indent=2))
 
     async def landing(self, request: web.Request) -> web.Response:
-        st = self._status()
-        rows = []
-        for s in st["subsystems"]:
-            watching = "".join(
-                f"<li><b>{html.escape(str(k))}</b>: {html.escape(_short(v))}</li>" for k, v in s["watching"].items())
-            reason = f" ({html.escape(s['reason'])})" if s["reason"] else ""
-            rows.append(f"<tr><td>{html.escape(s['name'])}</td><td class='{s['health']}'>{s['health']}{reason}</td>"
-                        f"<td><ul>{watching}</ul></td></tr>")
-        p = self.prefix
-        body = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>sitevigil</title>
-<style>body{{font-family:sans-serif;margin:2em;max-width:70em}}td{{vertical-align:top;padding:.3em 1em}}
-.ok{{color:#080}}.degraded{{color:#b60}}.failed{{color:#c00}}.disabled,.starting{{color:#666}}</style></head>
-<body><h1>sitevigil probe</h1>
-<p>Version {html.escape(st['version'])}, fast path: {html.escape(st['fastpath'])}.</p>
-<p><a href="{p}/metrics">Metrics</a> · <a href="{p}/-/healthy">Health</a> · <a href="{p}/-/ready">Readiness</a>
- · <a href="{p}/-/status.json">Status (JSON)</a></p>
-<h2>What this probe is watching</h2>
-<table><tr><th>Subsystem</th><th>State</th><th>Watching</th></tr>{''.join(rows)}</table>
-</body></html>
-"""
-        return web.Response(text=body, content_type="text/html")
+        return web.Response(text=technician.render(self._status(), self.prefix), content_type="text/html")
 
 
-def _short(value) -> str:
-    if isinstance(value, (list, tuple)):
-        text = ", ".join(str(v) for v in value[:20])
-        return text + (f" … ({len(value)} in all)" if len(value) > 20 else "")
-    return str(value)

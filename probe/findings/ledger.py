@@ -124,6 +124,30 @@ class LedgerError(Exception):
     allow, a missing note."""
 
 
+class NoSuchFinding(LedgerError):
+    """The id names no finding (or no visit)."""
+
+
+class StateConflict(LedgerError):
+    """The finding's state does not allow it (already resolved, or changed meanwhile by someone else)."""
+
+
+def parse_states(text: str) -> tuple[str, ...]:
+    """A technician's state filter: open, acknowledged, resolved, dismissed, active (open or
+    acknowledged) or all; several comma-separated. LedgerError names the one it does not know."""
+    out: list[str] = []
+    for part in (p.strip() for p in text.split(",")):
+        if part == "all":
+            out += STATES
+        elif part == "active":
+            out += ["open", "acknowledged"]
+        elif part in STATES:
+            out.append(part)
+        else:
+            raise LedgerError(f"unknown state {part!r} (expected {', '.join(STATES)}, active or all)")
+    return tuple(dict.fromkeys(out))
+
+
 class Ledger:
     def __init__(self, store: Store, *, quiet_after: float = 3600.0, max_open: int = 10_000,
                  retention: float = RETENTION_SECONDS, max_history: int = MAX_HISTORY,
@@ -339,10 +363,10 @@ class Ledger:
             row = self.store.query("SELECT state, first_seen, kind, resolved_at FROM findings WHERE id=?",
                                    (finding_id,))
             if not row:
-                raise LedgerError(f"no finding with id {finding_id}")
+                raise NoSuchFinding(f"no finding with id {finding_id}")
             state, first_seen, kind, ended = row[0]
             if state not in _ALLOWED_FROM[action]:
-                raise LedgerError(f"finding {finding_id} is {state}: it cannot be {action} "
+                raise StateConflict(f"finding {finding_id} is {state}: it cannot be {action} "
                                   f"(only when {' or '.join(_ALLOWED_FROM[action])})")
             now = self.clock()
             end = (now if ended is None else ended) if action == "resolved" else ended
@@ -351,7 +375,7 @@ class Ledger:
                 (_EVENT_SQL, (finding_id, now, by, action, action, note)),
             ])
             if not changed:  # another process changed it between our read and our write
-                raise LedgerError(f"finding {finding_id} changed meanwhile; look again")
+                raise StateConflict(f"finding {finding_id} changed meanwhile; look again")
             self._own_events.add(event_id)  # applied here: _sync skips it
             self._apply(finding_id, action, by, now, first_seen, kind)
             return self.show(finding_id)
@@ -407,7 +431,7 @@ class Ledger:
         with self._lock:
             row = self.store.query("SELECT state FROM findings WHERE id=?", (finding_id,))
             if not row:
-                raise LedgerError(f"no finding with id {finding_id}")
+                raise NoSuchFinding(f"no finding with id {finding_id}")
             self.store.write_now([(_EVENT_SQL, (finding_id, self.clock(), author, "note", row[0][0], text))])
 
     # -- reading --------------------------------------------------------------------------------
@@ -420,7 +444,7 @@ class Ledger:
         """One episode with its events, oldest first (LedgerError if there is none)."""
         rows = self.store.query(f"SELECT {_COLUMNS} FROM findings WHERE id=?", (finding_id,))
         if not rows:
-            raise LedgerError(f"no finding with id {finding_id}")
+            raise NoSuchFinding(f"no finding with id {finding_id}")
         return self._with_events(rows)[0]
 
     def listing(self, *, states: Iterable[str] = ("open", "acknowledged"), since: float = 0.0,

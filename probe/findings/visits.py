@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import Callable, Iterable
 
-from probe.findings.ledger import RETENTION_SECONDS, LedgerError
+from probe.findings.ledger import RETENTION_SECONDS, LedgerError, NoSuchFinding
 from probe.state.store import Store
 
 MODES = ("on_site", "remote")
@@ -60,7 +60,7 @@ class Visits:
             known = {r[0] for r in self.store.query(f"SELECT id FROM findings WHERE id IN ({q})", ids)}
             missing = [i for i in ids if i not in known]
             if missing:
-                raise LedgerError(f"no finding with id {', '.join(map(str, missing))}")
+                raise NoSuchFinding(f"no finding with id {', '.join(map(str, missing))}")
         # one transaction (BEGIN IMMEDIATE holds the write lock): the visit's id is the largest, also
         # with another process writing visits at once
         done = self.store.write_now([
@@ -76,7 +76,7 @@ class Visits:
         rows = self.store.query("SELECT id, start, minutes, technician, mode, reason, summary FROM visits WHERE id=?",
                                 (visit_id,))
         if not rows:
-            raise LedgerError(f"no visit with id {visit_id}")
+            raise NoSuchFinding(f"no visit with id {visit_id}")
         return self._dicts(rows)[0]
 
     def listing(self, since: float = 0.0, until: float | None = None, limit: int = 1000) -> list[dict]:
