@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 
 from probe.findings.ledger import LATENCY_BUCKETS, Ledger, LedgerCollector, LedgerError
 from probe.findings.model import Cleared, Finding
+from probe.findings.visits import Visits
 from probe.state.store import Store, StoreError
 from tests.conftest import REPO_ROOT
 
@@ -297,3 +298,50 @@ def test_metrics_and_annotations_come_from_the_same_rows(store):
     assert by_title["port_scan on 10.0.0.5"]["timeEnd"] == int(clock.t * 1000)  # still going on: up to now
     assert by_title["slow_wifi on meeting room"]["text"] == "warning, open, found by visit"
     json.dumps(notes)
+
+
+_KILLED_WRITER = """
+import sys, time
+from probe.findings.ledger import Ledger
+from probe.findings.model import Finding
+from probe.findings.visits import Visits
+from probe.state.store import Store
+s = Store(sys.argv[1])
+led, vis = Ledger(s), Visits(s)
+for i in range(100000):
+    ep = led.record(Finding("port_scan", "warning", f"10.1.{i // 250}.{i % 250}", {"n": i}))
+    led.add_note(ep.id, f"note {i}", "alice")
+    v = vis.add(start=float(i), minutes=5, technician="alice", mode="remote", summary=f"visit {i}",
+                findings=[ep.id])
+    print(ep.id, v["id"], flush=True)   # said only once all three are stored
+"""
+
+
+def test_sigkill_loses_no_finding_note_or_visit_the_writer_had_stored(tmp_path):
+    """The writer says 'stored' after each finding, note and visit; killed with SIGKILL mid-stream,
+    everything it said is in the database, whole (no half of a visit, no note without its finding)."""
+    import signal
+    import time as _time
+
+    proc = subprocess.Popen([sys.executable, "-c", _KILLED_WRITER, str(tmp_path)], cwd=REPO_ROOT,
+                            stdout=subprocess.PIPE, text=True)
+    said = []
+    deadline = _time.monotonic() + 30
+    while len(said) < 150 and _time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        said.append(tuple(map(int, line.split())))
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    assert len(said) >= 150, "the writer did not get going"
+    s = Store(str(tmp_path))
+    led, vis = Ledger(s), Visits(s)
+    visits = {v["id"]: v for v in vis.listing(limit=1_000_000)}
+    for fid, vid in said:
+        ep = led.show(fid)
+        assert [e["note"] for e in ep["events"] if e["action"] == "note"] == [f"note {ep['evidence']['n']}"]
+        assert visits[vid]["findings"] == [fid]
+    for v in visits.values():   # what it had not yet said is there whole or not at all
+        assert len(v["findings"]) == 1
+    s.close()
