@@ -11,6 +11,7 @@ import asyncio
 import dataclasses
 import logging
 import signal
+import ssl
 import time
 from typing import Callable, Sequence
 
@@ -23,6 +24,7 @@ from probe.config.machine import resolve_defaults
 from probe.exposition.anomaly_collector import AnomalyCollector
 from probe.exposition.findings_api import FindingsApi
 from probe.exposition.http import HttpApi
+from probe.exposition.websecurity import WebSecurity
 from probe.findings.anomaly import AnomalyAlerts
 from probe.findings.ledger import PRUNE_EVERY, Ledger, LedgerCollector
 from probe.findings.visits import Visits
@@ -48,6 +50,7 @@ class Overrides:
 
     listen_address: str | None = None
     state_dir: str | None = None
+    web_config_file: str | None = None  # --web.config.file: TLS, basic auth, headers (exporter toolkit format)
 
     def apply(self, cfg: Config) -> Config:
         if self.listen_address:
@@ -112,12 +115,22 @@ class Daemon:
             for i, coll in enumerate(sub.collectors()):
                 self.registry.register(TimedCollector(f"{sub.name}" + (f"_{i}" if i else ""), coll, self.timings))
 
+        security = None
+        if self.overrides.web_config_file:
+            try:
+                security = WebSecurity(self.overrides.web_config_file)
+            except (ConfigError, ssl.SSLError, OSError) as exc:
+                for line in (exc.problems if isinstance(exc, ConfigError) else [exc]):
+                    _log.error("web config: %s", line)
+                self.store.close()
+                return 1
         routes = FindingsApi(self.ledger, self.visits).routes(cfg.web.route_prefix)
         for sub in self.subsystems:
             routes.extend(sub.routes())
         self.http = HttpApi(registry=self.registry, fastpath=fastpath.IMPLEMENTATION, reload=self.reload,
                             is_ready=lambda: self._ready, subsystems=lambda: self.subsystems,
-                            last_scrape=self.last_scrape, route_prefix=cfg.web.route_prefix, extra_routes=routes)
+                            last_scrape=self.last_scrape, route_prefix=cfg.web.route_prefix, extra_routes=routes,
+                            security=security)
         host, port = split_listen_address(cfg.web.listen_address)
         try:
             await self.http.start(host, port)

@@ -23,7 +23,7 @@ class ServedApi:
     """The probe's HTTP API served for real on 127.0.0.1 (a free port) from its own event loop in a
     thread, as the daemon serves it; `url` is where to reach it. A context manager."""
 
-    def __init__(self, ledger, visits, *, prefix: str = ""):
+    def __init__(self, ledger, visits, *, prefix: str = "", security=None):
         from prometheus_client import CollectorRegistry
 
         from probe.exposition.findings_api import FindingsApi
@@ -34,7 +34,8 @@ class ServedApi:
 
         self.http = HttpApi(registry=CollectorRegistry(), fastpath="test", reload=reload, is_ready=lambda: True,
                             subsystems=lambda: [], last_scrape={}, route_prefix=prefix,
-                            extra_routes=FindingsApi(ledger, visits).routes(prefix))
+                            extra_routes=FindingsApi(ledger, visits).routes(prefix), security=security)
+        self.scheme = "https" if security is not None and security.config.tls_server_config else "http"
         self.prefix = prefix
         self.url = ""
 
@@ -56,7 +57,8 @@ class ServedApi:
         if not started.wait(10):
             raise RuntimeError("the API did not start within 10 s")
         host, port = self.http.bound[0]
-        self.url = f"http://{host}:{port}{self.prefix}"
+        self.port = port
+        self.url = f"{self.scheme}://{host}:{port}{self.prefix}"
         return self
 
     def __exit__(self, *exc) -> None:

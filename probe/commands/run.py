@@ -17,6 +17,9 @@ def add_arguments(p):
                    help="YAML configuration file (default: none, built-in defaults)")
     p.add_argument("--web.listen-address", dest="listen_address", default=None, metavar="ADDR",
                    help="address to serve metrics on, overriding the config (default :9847)")
+    p.add_argument("--web.config.file", dest="web_config_file", default=None, metavar="FILE",
+                   help="TLS, basic authentication and headers for every endpoint, in the Prometheus exporter "
+                        "toolkit's format (re-read when it changes)")
     p.add_argument("--state-dir", dest="state_dir", default=None, metavar="DIR",
                    help="where the embedded database lives (default /var/lib/sitevigil as root)")
 
@@ -38,7 +41,8 @@ def run(args) -> int:
     # The file's log settings apply unless given on the command line.
     logsetup.setup(args.log_level if args.log_level != "info" else cfg.log.level, args.log_format or cfg.log.format)
     daemon = Daemon(cfg, config_path=args.config_file,
-                    overrides=Overrides(listen_address=args.listen_address, state_dir=args.state_dir),
+                    overrides=Overrides(listen_address=args.listen_address, state_dir=args.state_dir,
+                                        web_config_file=args.web_config_file),
                     factories=subsystems.factories())
     try:
         return asyncio.run(daemon.run())

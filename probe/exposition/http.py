@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Awaitable, Callable, Iterable
 
 from aiohttp import web
 from prometheus_client import exposition
@@ -15,6 +15,9 @@ from prometheus_client.registry import CollectorRegistry
 
 from probe import __version__
 from probe.exposition import technician
+
+if TYPE_CHECKING:
+    from probe.exposition.websecurity import WebSecurity
 
 
 class HttpApi:
@@ -24,7 +27,8 @@ class HttpApi:
                  subsystems: Callable[[], Iterable],
                  last_scrape: dict,
                  route_prefix: str = "",
-                 extra_routes: Iterable[web.RouteDef] = ()):
+                 extra_routes: Iterable[web.RouteDef] = (),
+                 security: "WebSecurity | None" = None):
         self.registry = registry
         self.fastpath = fastpath
         self._reload = reload
@@ -32,7 +36,8 @@ class HttpApi:
         self._subsystems = subsystems
         self._last_scrape = last_scrape
         self.prefix = route_prefix.rstrip("/")
-        self.app = web.Application()
+        self.security = security  # --web.config.file: the same for every endpoint, routes added later too
+        self.app = web.Application(middlewares=[security.middleware] if security is not None else [])
         p = self.prefix
         self.app.add_routes([
             web.get(p + "/", self.landing),
@@ -50,7 +55,8 @@ class HttpApi:
     async def start(self, host: str, port: int) -> None:
         self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port, reuse_address=True)
+        ssl_context = self.security.server_ssl_context() if self.security is not None else None
+        site = web.TCPSite(self._runner, host, port, reuse_address=True, ssl_context=ssl_context)
         await site.start()
         for sock in site._server.sockets if site._server else []:  # noqa: SLF001 - the only way to learn port 0
             self.bound.append(sock.getsockname()[:2])
