@@ -96,7 +96,8 @@ def e2e(lab_factory, tmp_path):
     for tool in ("curl", "promtool", "snmpd"):
         if shutil.which(tool) is None:
             pytest.skip(f"needs {tool}")
-    lab = lab_factory(hosts=2, snmp_hosts=1)
+    lab = lab_factory(hosts=2)
+    lab.start_snmpd(lab.hosts[0], community=COMMUNITY)  # the community the config takes from the environment
     state_dir = tmp_path / "state"
     conf = tmp_path / "sitevigil.yml"
     conf.write_text(_config(lab, str(state_dir)))
@@ -181,10 +182,15 @@ def test_daemon_end_to_end(e2e):
     assert r.stdout.rstrip().endswith("200"), r.stdout
 
     # Secrets never appear in logs, metrics or diag.
-    diag = lab.run(lab.probe, [sys.executable, "-m", "probe", "diag", "--config.file", str(conf), "--format", "json"],
+    diag = lab.run(lab.probe, [sys.executable, "-m", "probe", "diag", "--config.file", str(conf), "--format", "json",
+                               "--target", str(lab.snmpds[0].host.ip), "--listen", "1s"],
                    env=dict(os.environ, PYTHONPATH=str(REPO_ROOT), E2E_COMMUNITY=COMMUNITY), check=False)
-    assert diag.returncode == 0, diag.stderr
+    assert diag.returncode == 0, diag.stdout + diag.stderr
     assert "<secret: env:E2E_COMMUNITY>" in diag.stdout
+    checks = {c["name"]: c for c in json.loads(diag.stdout)["checks"]}
+    assert checks[f"snmp {lab.snmpds[0].host.ip} as lab (v2c)"]["status"] == "ok", checks
+    assert checks["own metrics"]["status"] == "ok" and "linted clean" in checks["own metrics"]["detail"], checks
+    assert checks["capabilities"]["status"] == "ok" and checks["config"]["status"] == "ok"
     for text in (diag.stdout, diag.stderr, _curl(lab, client, url + "/metrics").stdout,
                  _curl(lab, client, url + "/-/status.json").stdout, _read(log)):
         assert COMMUNITY not in text
