@@ -19,7 +19,9 @@ list is capped.
 """
 from __future__ import annotations
 
+import asyncio
 import html
+import logging
 import json
 import os
 import sqlite3
@@ -33,6 +35,8 @@ from probe.findings.ledger import STATES, Ledger
 from probe.findings.visits import Visits
 from probe.state.coverage import Coverage, covered, gaps
 from probe.state.store import Store
+
+_log = logging.getLogger(__name__)
 
 MAX_ENTRIES = 40        # problems described in full; the rest get one line each
 MAX_LISTED = 500        # ... and at most this many lines
@@ -72,11 +76,14 @@ def previous_month(month: str, back: int = 1) -> str:
     return f"{i // 12:04d}-{i % 12 + 1:02d}"
 
 
-def report_due(now: float, reports_dir: str) -> str | None:
+def report_due(now: float, reports_dir: str, first_watched: float | None) -> str | None:
     """The month whose report the daemon should write now, or None: the previous local month, once
-    (its file is not there yet). Checked on every state loop, it is written on the 1st, or on the
-    first day the daemon runs after it."""
+    (its file is not there yet), and only if the probe was watching before that month ended
+    (`first_watched`: the earliest coverage record), so a new install writes no empty report of a
+    month it never saw. Checked hourly, it is written on the 1st, or when the daemon next runs."""
     month = previous_month(month_of(now))
+    if first_watched is None or first_watched >= month_bounds(month)[1]:
+        return None
     return None if os.path.exists(report_path(reports_dir, month)) else month
 
 
@@ -621,3 +628,23 @@ def write_report(store: Store, month: str, path: str, *, msp_name: str, client_n
     model = build(store, month, msp_name=msp_name, client_name=client_name, now=now)
     write_atomically(path, render(model))
     return model
+
+
+async def write_monthly_report(store: Store, config, now: float) -> str | None:
+    """The daemon's part: write last month's report into STATE/reports/ when it is due (off the event
+    loop); returns its path, or None when none was due or it could not be written (logged)."""
+    reports_dir = os.path.join(store.state_dir, "reports")
+    first = store.query("SELECT MIN(start) FROM coverage")[0][0]
+    month = report_due(now, reports_dir, first)
+    if month is None:
+        return None
+    path = report_path(reports_dir, month)
+    try:
+        model = await asyncio.to_thread(write_report, store, month, path, msp_name=config.report.msp_name,
+                                        client_name=config.report.client_name, now=now)
+    except (OSError, sqlite3.Error) as exc:
+        _log.error("monthly report for %s: cannot write %s: %s", month, path, exc)
+        return None
+    _log.info("monthly report for %s written to %s (%d problems found, %d still open)", month, path,
+              model.numbers["findings_found"], model.numbers["still_open"])
+    return path
