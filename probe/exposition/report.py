@@ -269,7 +269,7 @@ _SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 def _entries(eps: list[dict], names: dict, visits: Visits, start: float, end: float) -> list[Entry]:
     groups: dict[tuple, Entry] = {}
     for e in eps:
-        key = (e["kind"], e["device"], e["source"])
+        key = (e["kind"], e["device"], e["subject"], e["source"])  # the ledger's episode key: the same problem again
         dev = names.get(e["device"], e["device"])
         en = groups.get(key)
         if en is None:
