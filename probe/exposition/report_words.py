@@ -124,6 +124,15 @@ def _ups_replace(ep, dev):
                  "A worn battery fails exactly when the power does.", "devices and power", "a new UPS battery")
 
 
+def _ups_low(ep, dev):
+    status = str(ep["evidence"].get("battery_status") or "low")
+    return Words(f"The battery backup (UPS) {dev} reported its battery {status}",
+                 f"{dev}, the battery that keeps equipment running in a power cut, reported its battery {status}.",
+                 "A battery in this state will not carry the equipment through a power cut; if it does not "
+                 "recover on mains power, it is worn out.", "devices and power",
+                 "a new UPS battery, if the technician finds it worn out")
+
+
 def _unreachable(ep, dev):
     n = _num(ep["evidence"].get("failed_polls"))
     return Words(f"{dev} stopped answering",
@@ -165,7 +174,7 @@ _WORDS: dict[str, Callable] = {
     "ups_on_battery": _ups_battery,
     "ups_runtime_short": _ups_short,
     "ups_battery_replace": _ups_replace,
-    "ups_battery_low": _ups_replace,
+    "ups_battery_low": _ups_low,
     "device_unreachable": _unreachable,
     "device_rebooted": _simple("{dev} restarted", "{dev} restarted by itself.",
                                "Restarts nobody asked for can mean failing power or hardware.", "devices and power"),

@@ -116,11 +116,17 @@ def seed_snmp(data: Path, store: Store, t) -> dict:
     for i in range(5):
         fs.poll(t(0.30) + i * 600, **{used_oid: used0 + i * step})
     out["fileserver"] = fs
-    # the UPS reports a low battery (UPS-MIB upsBatteryStatus 3 = batteryLow)
-    ups = Poller(rec / "eaton-mgeups_9px.snmprec", "ups-office", store)
+    # the office UPS asks for a new battery (PowerNet-MIB upsAdvBatteryReplaceIndicator 2)
+    ups = Poller(rec / "apc_smt750x-nmc2.snmprec", "ups-office", store)
     ups.poll(t(0.35))
-    ups.poll(t(0.36), **{"1.3.6.1.2.1.33.1.2.1.0": 3})
+    ups.poll(t(0.36), **{"1.3.6.1.4.1.318.1.1.1.2.2.4.0": 2})
     out["ups"] = ups
+    # the server room's UPS reports a low battery (UPS-MIB upsBatteryStatus 3 = batteryLow), then recovers
+    low = Poller(rec / "eaton-mgeups_9px.snmprec", "ups-server", store)
+    low.poll(t(0.37))
+    low.poll(t(0.38), **{"1.3.6.1.2.1.33.1.2.1.0": 3})
+    for i in range(3):
+        low.poll(t(0.39) + i * 60, **{"1.3.6.1.2.1.33.1.2.1.0": 2})
     # the printer's black cartridge runs low (prtMarkerSuppliesLevel), then is replaced: the probe ends it
     pr = Poller(rec / "jetdirect_m252dw.snmprec", "printer-2f", store)
     pr.poll(t(0.10))
@@ -199,7 +205,7 @@ def seed_month(tmp: Path, data: Path, cmd, env, month: str) -> dict:
         assert rows, kind
         return str(rows[-1][0])
 
-    scan, rogue, ups = fid("port_scan"), fid("rogue_dhcp"), fid("ups_battery_low")
+    scan, rogue, ups = fid("port_scan"), fid("rogue_dhcp"), fid("ups_battery_replace")
     disks = dict(_ids(state, "SELECT subject, id FROM findings WHERE kind='storage_filling' AND device='fileserver'"))
     # the recording's mounted CD image is always full: the rule reports it, a technician dismisses it
     assert set(disks) == {"storage /", "storage /media/iso"}, disks
@@ -354,7 +360,8 @@ def test_monthly_report_end_to_end(tmp_path, shared_data, sitevigil_cmd, local_t
     assert "bob fixed it: freed 40 GB of old backups" in page
     assert "paper jams every morning. This was reported by the client: the probe did not see it." in page
     assert "was giving computers their network settings" in page and "a home router plugged in at reception" in page
-    assert "needs a new battery" in page and "a new UPS battery" in page
+    assert "ups-office needs a new battery" in page and "a new UPS battery" in page
+    assert "ups-server reported its battery low" in page
     for i in ids.values():
         assert f"<tr><td>finding {i}</td>" in page
     assert page.count("<details>") >= 6

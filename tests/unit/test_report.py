@@ -52,8 +52,10 @@ def test_supply_and_ups_words_and_decisions():
     w = describe(_ep("printer_supply_low", {"remaining_ratio": 0.05}, subject="supply Black Toner"), "printer-2f")
     assert w.what == "printer-2f had 5% of its Black Toner left."
     assert w.decision == "buying a replacement Black Toner"
-    w = describe(_ep("ups_battery_replace", {"battery_status": "low"}, subject="ups"), "ups1")
+    w = describe(_ep("ups_battery_replace", {"battery_status": None}, subject="ups"), "ups1")
     assert w.decision == "a new UPS battery"
+    w = describe(_ep("ups_battery_low", {"battery_status": "depleted"}, subject="ups"), "ups1")
+    assert w.title == "The battery backup (UPS) ups1 reported its battery depleted"
     w = describe(_ep("ups_on_battery", {"runtime_seconds": 1260}), "ups1")
     assert "about 21 more minutes" in w.what and w.decision == ""
 
