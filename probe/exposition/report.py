@@ -256,6 +256,10 @@ def build(store: Store, month: str, *, msp_name: str, client_name: str, now: flo
         res = _resolved_in(meps, ms, me)
         trend.append({"month": m, "by_category": cats,
                       "median_resolve_hours": _median_hours([e["resolved_at"] - e["first_seen"] for e in res])})
+    for t in trend:  # the charts' figures are numbers like the others: data-number, recomputable
+        key = t["month"].replace("-", "_")
+        numbers[f"trend_found_{key}"] = sum(t["by_category"].values())
+        numbers[f"trend_median_resolve_hours_{key}"] = t["median_resolve_hours"]
 
     return Model(month=month, start=start, end=end, msp_name=msp_name, client_name=client_name, generated=now,
                  numbers=numbers, entries=entries, visits=month_visits, coverage=stretches, gaps=holes,
@@ -296,17 +300,15 @@ def _entries(eps: list[dict], names: dict, visits: Visits, start: float, end: fl
 
 
 def _day(ts: float) -> str:
+    """"Tuesday 3 November": the month too, as a problem may have begun the month before."""
     t = time.localtime(ts)
-    return f"{time.strftime('%A', t)} the {_ordinal(t.tm_mday)}"
-
-
-def _ordinal(n: int) -> str:
-    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
-    return f"{n}{suffix}"
+    return f"{time.strftime('%A', t)} {t.tm_mday} {time.strftime('%B', t)}"
 
 
 def _duration(seconds: float) -> str:
     seconds = max(0.0, seconds)
+    if seconds < 60:
+        return "under a minute"
     if seconds < 3600:
         return f"{max(1, round(seconds / 60))} minutes"
     if seconds < 2 * 86400:
@@ -423,8 +425,9 @@ def _first_screen(m: Model) -> str:
              f'<div class="card{" warn" if n["still_open"] else ""}"><b>{_n(m, "still_open")}</b>still open</div>'
              f"</div>")
     lines = []
+    so_far = "so far this month" if m.generated < m.end else "of the month"
     watched = (f"The probe watched {_n(m, 'devices_watched')} {_plural(n['devices_watched'], 'device')} for "
-               f"{_n(m, 'hours_covered')} of the month's {_n(m, 'hours_in_month')} hours")
+               f"{_n(m, 'hours_covered')} of the {_n(m, 'hours_in_month')} hours {so_far}")
     watched += (f", with {_n(m, 'coverage_gaps')} {_plural(n['coverage_gaps'], 'gap')} when it was not watching "
                 f"(see <a href=\"#watched\">what was watched</a>)." if n["coverage_gaps"] else ", without a gap.")
     lines.append(watched)
@@ -452,8 +455,8 @@ def _first_screen(m: Model) -> str:
         block += [f'<li><a href="#{en.anchor}">{_e(en.title)}</a>: {_e(en.decision)}</li>' for en in decide[:10]]
         block.append("</ul></div>")
     else:
-        block.append(f"<p>Nothing needs a purchase or your approval ({_n(m, 'needs_decision')} open problems "
-                     f"that would).</p>")
+        block.append(f"<p>Open problems that need a purchase or your approval: {_n(m, 'needs_decision')}. "
+                     f"Nothing to decide this month.</p>")
     if other_open:
         block.append("<p>Also still open, being handled by your technicians: " + ", ".join(
             f'<a href="#{en.anchor}">{_e(en.title)}</a>' for en in other_open[:8])
@@ -548,7 +551,9 @@ def _watched(m: Model) -> str:
     if m.replays:
         out.append("<p>Part of this month's watching comes from replayed captures (recorded traffic analysed "
                    "afterwards), not from the live probe: " + "; ".join(
-                       f"{_e(_when(i['start']))} to {_e(_when(i['end']))}" for i in m.replays[:10]) + ".</p>")
+                       f"{_e(i['label'] or 'a capture')}, {_e(_when(i['start']))} ({_duration(i['end'] - i['start'])})"
+                       for i in m.replays[:10]) + (f"; and {len(m.replays) - 10} more" if len(m.replays) > 10 else "")
+                   + ".</p>")
     out.append("</section>")
     return "".join(out)
 
@@ -559,7 +564,7 @@ def _coverage_svg(m: Model) -> str:
     x = lambda t: left + (t - m.start) / span * w  # noqa: E731
     bars = [f'<rect x="0" y="8" width="{w}" height="20" fill="#f1d6cc"><title>not watching</title></rect>']
     for s, e, src in m.coverage:
-        colour = "#3f8f6b" if src == "live" else "#7fb0d6"
+        colour = "#3f8f6b" if "live" in src.split("+") else "#7fb0d6"  # the live probe watched, a replay or not
         bars.append(f'<rect x="{x(s):.1f}" y="8" width="{max(0.5, x(e) - x(s)):.1f}" height="20" fill="{colour}">'
                     f"<title>{_e(src)}: {_e(_when(s))} to {_e(_when(e))}</title></rect>")
     if m.generated < m.end:
@@ -595,7 +600,9 @@ def _category_svg(trend: list) -> str:
             out.append(f'<rect x="{i * bw + 10:.1f}" y="{y:.1f}" width="{bw - 20:.1f}" height="{bh:.1f}" '
                        f'fill="{colour}"><title>{_e(t["month"])}: {v} {_e(c)}</title></rect>')
         total = sum(t["by_category"].values())
-        out.append(f'<text x="{i * bw + bw / 2:.1f}" y="{y - 4:.1f}" text-anchor="middle">{total}</text>')
+        name = f"trend_found_{t['month'].replace('-', '_')}"
+        out.append(f'<text x="{i * bw + bw / 2:.1f}" y="{y - 4:.1f}" text-anchor="middle" '
+                   f'data-number="{name}">{total}</text>')
         out.append(f'<text x="{i * bw + bw / 2:.1f}" y="{bottom + 16}" text-anchor="middle">{_e(t["month"])}</text>')
     legend = "".join(f'<span style="color:{c}">&#9632;</span> {_e(cat)} ' for cat, c in zip(CATEGORIES, _COLOURS))
     return (f'<svg role="img" aria-label="problems by kind per month" viewBox="0 0 {w} {h}" width="100%" '
@@ -611,12 +618,14 @@ def _resolve_svg(trend: list) -> str:
     for i, (t, v) in enumerate(zip(trend, vals)):
         cx = i * bw + bw / 2
         if v is None:
-            out.append(f'<text x="{cx:.1f}" y="{bottom - 4}" text-anchor="middle" fill="#8c9aa6">none</text>')
+            out.append(f'<text x="{cx:.1f}" y="{bottom - 4}" text-anchor="middle" fill="#8c9aa6">none resolved</text>')
         else:
             bh = max(1.0, v / top * 150)
             out.append(f'<rect x="{i * bw + 14:.1f}" y="{bottom - bh:.1f}" width="{bw - 28:.1f}" height="{bh:.1f}" '
                        f'fill="#3f8f6b"><title>{_e(t["month"])}: median {v:g} hours</title></rect>'
-                       f'<text x="{cx:.1f}" y="{bottom - bh - 4:.1f}" text-anchor="middle">{v:g} h</text>')
+                       f'<text x="{cx:.1f}" y="{bottom - bh - 4:.1f}" text-anchor="middle">'
+                       f'<tspan data-number="trend_median_resolve_hours_{t["month"].replace("-", "_")}">{v:g}</tspan>'
+                       f' h</text>')
         out.append(f'<text x="{cx:.1f}" y="{bottom + 16}" text-anchor="middle">{_e(t["month"])}</text>')
     return (f'<svg role="img" aria-label="median hours to resolve per month" viewBox="0 0 {w} {h}" width="100%" '
             f'xmlns="http://www.w3.org/2000/svg">{"".join(out)}</svg>'

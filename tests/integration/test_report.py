@@ -311,6 +311,16 @@ def recompute(state: Path, start: float, end: float, now: float) -> dict:
                                end, start),
         "median_resolve_hours": round(statistics.median([r[0] for r in res]) / 3600, 1) if res else None,
     }
+    month = time.strftime("%Y-%m", time.localtime(start))
+    for back in range(6):  # the trend charts: this month and the five before
+        y, m = map(int, month.split("-"))
+        i = y * 12 + m - 1 - back
+        key = f"{i // 12:04d}_{i % 12 + 1:02d}"
+        ms, me = _bounds(f"{i // 12:04d}-{i % 12 + 1:02d}")
+        out[f"trend_found_{key}"] = one(f"SELECT COUNT(*) FROM findings WHERE {found}", ms, me)
+        r = [x[0] for x in q("SELECT resolved_at - first_seen FROM findings WHERE state='resolved' "
+                             "AND resolved_at >= ? AND resolved_at < ?", ms, me)]
+        out[f"trend_median_resolve_hours_{key}"] = round(statistics.median(r) / 3600, 1) if r else None
     db.close()
     return out
 
@@ -343,9 +353,9 @@ def test_monthly_report_end_to_end(tmp_path, shared_data, sitevigil_cmd, local_t
     # every headline number, recomputed from the database on our own
     mine = recompute(state, seeded["start"], seeded["end"], before)
     shown = {}
-    for name, text in re.findall(r'data-number="([a-z_]+)">([^<]*)<', page):
+    for name, text in re.findall(r'data-number="([a-z0-9_]+)">([^<]*)<', page):
         assert shown.setdefault(name, text) == text, f"{name} shown as {shown[name]} and {text}"
-    expect = {k: _shown(v) for k, v in mine.items() if not (k == "median_resolve_hours" and v is None)}
+    expect = {k: _shown(v) for k, v in mine.items() if not ("median_resolve_hours" in k and v is None)}
     assert shown == expect
     # and what they are for this seeded month
     assert mine["reported_by_client"] == 1 and mine["found_on_visit"] == 1 and mine["dismissed"] == 2
@@ -353,6 +363,8 @@ def test_monthly_report_end_to_end(tmp_path, shared_data, sitevigil_cmd, local_t
     assert mine["coverage_gaps"] >= 1 and mine["needs_decision"] >= 1
     assert mine["visits_on_site"] == 2 and mine["remote_sessions"] == 1
     assert mine["devices_watched"] == 3
+    last = [k for k in mine if k.startswith("trend_found_")][1]
+    assert mine[last] == 5 and mine["trend_median_resolve_hours_" + last[-7:]] is not None  # last month's
 
     # the problems in plain words, with the technical detail folded away
     ids = seeded["ids"]
