@@ -264,3 +264,47 @@ def test_many_findings_stay_bounded(berlin):
     html = rep.render(m)
     assert html.count('<article class="entry') == rep.MAX_ENTRIES
     assert len(html) < 1_500_000
+
+
+@pytest.mark.parametrize("monthly", [True, False])
+def test_the_daemons_state_loop_keeps_coverage_and_writes_last_months_report(tmp_path, berlin, monkeypatch, monthly):
+    """Daemon._flush_state alone, on a fake clock and a fake sleep (no daemon is started): each turn is a
+    coverage heartbeat with the subsystems' totals, and on the 1st last month's report is written once."""
+    import probe.daemon as daemon_mod
+    from probe.daemon import Daemon
+
+    now = [datetime(2026, 12, 1, 0, 5).timestamp()]
+    turns = []
+
+    async def fake_sleep(seconds):
+        if len(turns) == 4:
+            raise asyncio.CancelledError
+        turns.append(seconds)
+        now[0] += seconds
+
+    monkeypatch.setattr(daemon_mod, "time", SimpleNamespace(time=lambda: now[0]))
+    monkeypatch.setattr(daemon_mod, "asyncio", SimpleNamespace(sleep=fake_sleep))
+    store = Store(str(tmp_path))
+    Coverage(store).record_span(datetime(2026, 11, 20).timestamp(), datetime(2026, 11, 30).timestamp(),
+                                source="live")
+    frames = [0]
+
+    def snapshot():
+        frames[0] += 100
+        return {"counters": SimpleNamespace(frames=frames[0])}
+
+    d = Daemon.__new__(Daemon)
+    d.store, d.ledger, d.visits, d.coverage = store, Ledger(store, clock=lambda: now[0]), Visits(store), Coverage(store)
+    d.subsystems = [SimpleNamespace(name="capture", snapshot=snapshot)]
+    d.config = SimpleNamespace(report=SimpleNamespace(monthly=monthly, msp_name="Acme IT", client_name="Dentist"))
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(d._flush_state())
+    assert turns == [10, 10, 10, 10]
+    live = [r for r in d.coverage.intervals(now[0] - 3600, now[0] + 1) if r["start"] >= rep.month_bounds("2026-12")[0]]
+    assert len(live) == 1 and live[0]["end"] - live[0]["start"] == 40 and live[0]["frames"] == 500
+    if monthly:
+        assert os.listdir(tmp_path / "reports") == ["2026-11.html"]
+        assert "Dentist: your network in November 2026" in (tmp_path / "reports" / "2026-11.html").read_text()
+    else:
+        assert not (tmp_path / "reports").exists()
+    store.close()
