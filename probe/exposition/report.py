@@ -401,8 +401,8 @@ def render(model: Model) -> str:
              f'<meta name="viewport" content="width=device-width, initial-scale=1">'
              f"<title>{_e(title)}</title><style>{_CSS}</style></head><body><main>",
              f'<header><div><h1 id="title">{_e(title)}</h1><div class="muted">Monthly report from '
-             f'{_e(model.msp_name)}</div></div><div class="muted">written {_e(time.strftime("%Y-%m-%d", time.localtime(model.generated)))}'
-             f"</div></header>"]
+             f'{_e(model.msp_name)}</div></div><div class="muted" data-generated="{model.generated:.3f}">written '
+             f'{_e(time.strftime("%Y-%m-%d", time.localtime(model.generated)))}</div></header>']
     parts.append(_first_screen(model))
     parts.append(_problems(model))
     parts.append(_timeline(model))
