@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "devices": "devices",
     "score": "score",
     "snmp": "snmp",
+    "report": "report",
 }
 
 

@@ -28,6 +28,9 @@ from probe.exposition.websecurity import WebSecurity
 from probe.findings.anomaly import AnomalyAlerts
 from probe.findings.ledger import PRUNE_EVERY, Ledger, LedgerCollector
 from probe.findings.visits import Visits
+from probe.exposition.report import write_monthly_report
+from probe.state.coverage import Coverage
+from probe.subsystems.activity import activity_totals
 from probe.exposition.self_collector import SelfCollector, TimedCollector
 from probe.sdnotify import Notifier
 from probe.state.anomaly import AnomalyScores
@@ -90,6 +93,7 @@ class Daemon:
         # The shared services, owned here and handed to every subsystem in its Context.
         self.ledger = Ledger(self.store, quiet_after=episode_quiet(cfg))
         self.visits = Visits(self.store)
+        self.coverage = Coverage(self.store)
         # the inventory's ageing and bounds are the sweep subsystem's settings: it applies them, at start and reload
         self.devices = Devices(Inventory(self.store), self.ledger, own=own_addresses())
         if cfg.detection.enabled:  # thresholds and the hook are set by _apply_anomaly_config below
@@ -193,13 +197,18 @@ class Daemon:
 
     async def _flush_state(self) -> None:
         next_prune = 0.0
+        self.coverage.heartbeat(time.time(), *activity_totals(self.subsystems))
         while True:
             await asyncio.sleep(10)
             self.store.flush()
+            self.coverage.heartbeat(time.time(), *activity_totals(self.subsystems))
             self.ledger.close_quiet()  # prunes resolved episodes hourly; visits go with the same retention
             if time.time() >= next_prune:
                 next_prune = time.time() + PRUNE_EVERY
                 self.visits.prune(retention=self.ledger.retention)
+                self.coverage.prune(retention=self.ledger.retention)
+                if self.config.report.monthly:
+                    await write_monthly_report(self.store, self.config, time.time())
 
     # -- reload ---------------------------------------------------------------------------------
     def _apply_anomaly_config(self, cfg: Config) -> None:

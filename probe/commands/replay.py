@@ -85,7 +85,7 @@ def add_arguments(p):
     p.add_argument("--format", choices=["json", "prom"], default="json", help="output format (default: json)")
     p.add_argument("--state-dir", dest="state_dir", default=None, metavar="DIR",
                    help="record the capture's findings into the ledger in DIR, on the capture's own clock "
-                        "(rebuild a past month for a report): an episode still going on when the capture ends "
+                        "(rebuild a past month for a report), and its span as coverage (a replayed capture): an episode still going on when the capture ends "
                         "ends a quiet time (detection.episode_quiet) after it; default: a ledger in memory")
     p.add_argument("--config.file", dest="config_file", default=None,
                    help="take capture and detection settings from this configuration file")
@@ -218,6 +218,10 @@ def _replay(args, capture, detection, ledger, clock: _CaptureClock) -> int:
     if ledger is not None:  # nothing more will be reported: episodes end as quiet ones do in the daemon
         clock.after = float(detection.episode_quiet)
         ledger.close_quiet()
+        if pipe.first_ts_ns is not None:  # the report counts the capture's span as watched, "replayed capture"
+            from probe.state.coverage import Coverage
+            Coverage(ledger.store).record_span(pipe.first_ts_ns / 1e9, pipe.last_ts_ns / 1e9, source="replay",
+                                               frames=pipe.stats().frames, label=os.path.basename(args.file))
     if args.format == "json":
         out = report(args.file, pipe, error, after_id=before)
         out["discovery"] = discovery.entries

@@ -16,6 +16,7 @@ import yaml
 
 from probe.config.capture import CaptureConfig
 from probe.config.detection import DetectionConfig
+from probe.config.report import ReportConfig
 from probe.config.schema import ByteSize, ConfigError, Duration, Problem, Secret, load_node, setting
 from probe.config.snmp import SnmpConfig, SnmpCredential, SnmpTarget
 from probe.config.sweep import SweepConfig
@@ -23,7 +24,7 @@ from probe.config.web import DEFAULT_PORT, LogConfig, WebConfig, split_listen_ad
 
 __all__ = [
     "ByteSize", "CaptureConfig", "Config", "ConfigError", "DEFAULT_PORT", "DetectionConfig", "Duration",
-    "LogConfig", "Problem", "Secret", "SnmpConfig", "SnmpCredential", "SnmpTarget", "SubnetConfig",
+    "LogConfig", "Problem", "ReportConfig", "Secret", "SnmpConfig", "SnmpCredential", "SnmpTarget", "SubnetConfig",
     "SweepConfig", "WebConfig", "default_config", "load_file", "load_text", "split_listen_address",
 ]
 
@@ -44,6 +45,7 @@ class Config:
     capture: CaptureConfig = setting(default_factory=CaptureConfig)
     sweep: SweepConfig = setting(default_factory=SweepConfig)
     detection: DetectionConfig = setting(default_factory=DetectionConfig)
+    report: ReportConfig = setting(default_factory=ReportConfig)
     # Where this config came from; set by the loader, not a key of the file.
     source: str = dataclasses.field(default="(built-in defaults)", compare=False, metadata={"internal": True})
 

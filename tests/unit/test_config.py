@@ -13,7 +13,7 @@ EXPECTED = {
     "invalid-unknown-keys.yml": [
         "{f}:2: web.listen_adress: unknown key (expected one of: listen_address, route_prefix)",
         "{f}:4: snmp.credentails: unknown key (expected one of: {snmp_keys})",
-        "{f}:5: colour: unknown key (expected one of: capture, detection, log, snmp, state_dir, subnets, sweep, web)",
+        "{f}:5: colour: unknown key (expected one of: capture, detection, log, report, snmp, state_dir, subnets, sweep, web)",
     ],
     "invalid-types.yml": [
         "{f}:2: snmp.retries: expected an integer, got 'many'",
@@ -35,6 +35,12 @@ EXPECTED = {
         "{f}:3: snmp.credentials[0]: credential 'v2': version 2c needs a community",
         "{f}:5: snmp.credentials[1]: credential 'v3': auth_key must be at least 8 characters (RFC 3414)",
         "{f}:12: snmp.credentials[2].community: environment variable SITEVIGIL_TEST_UNSET_VARIABLE is not set",
+    ],
+    "invalid-report.yml": [
+        "{f}:2: report.msp_name: must not be empty (leave the key out to use the default)",
+        "{f}:3: report.client_name: expected a string, got 42",
+        "{f}:4: report.monthly: expected a boolean (true or false), got 'sometimes'",
+        "{f}:5: report.logo: unknown key (expected one of: client_name, monthly, msp_name)",
     ],
     "invalid-yaml.yml": [
         "{f}:3: invalid YAML: expected <block end>, but found '<block mapping start>'",
