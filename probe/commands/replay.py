@@ -146,6 +146,7 @@ def report(path: str, pipe: CapturePipeline, error: str | None, after_id: int = 
         "bytes": s.bytes,
         "malformed": s.malformed,
         "truncated": s.flag_frames.get("TRUNCATED", 0),
+        "fragments": s.flag_frames.get("FRAGMENT", 0),  # IP fragments: parsed as far as they go, not malformed
         "first_timestamp": pipe.first_ts_ns / 1e9 if pipe.first_ts_ns is not None else None,
         "last_timestamp": pipe.last_ts_ns / 1e9 if pipe.last_ts_ns is not None else None,
         "windows": s.windows,

@@ -20,7 +20,7 @@ from probe.findings.pipeline import CaptureStats
 from probe.state.aggregates import format_mac
 
 PROTOCOL_FLAGS = ("ARP", "IPV4", "IPV6", "TCP", "UDP", "ICMP", "DNS", "DHCP", "LLDP", "CDP", "STP", "MDNS", "LLMNR",
-                  "NBNS", "SSDP", "VLAN_TAGGED", "LLC", "FRAGMENT")
+                  "NBNS", "SSDP", "VLAN_TAGGED", "LLC", "FRAGMENT", "ESP")
 EVENTS = ("tcp_syn", "tcp_synack", "tcp_rst", "arp_request", "arp_reply", "arp_gratuitous", "dhcp_discover",
           "dhcp_offer", "dhcp_request", "dhcp_ack", "dhcp_nak", "dhcp_inform", "dns_query", "dns_response",
           "dns_nxdomain", "dns_servfail", "icmp_unreach", "icmp_echo_request", "icmp_time_exceeded", "udp_probe",
@@ -49,6 +49,10 @@ class CaptureCollector(Collector):
         yield c
         c = CounterMetricFamily("sitevigil_capture_truncated_frames", "Frames cut by the snap length before a header ended.")
         c.add_metric([], s.flag_frames.get("TRUNCATED", 0))
+        yield c
+        c = CounterMetricFamily("sitevigil_capture_fragment_frames",
+                                "IP fragments seen (the first parsed as far as its transport header); not malformed.")
+        c.add_metric([], s.flag_frames.get("FRAGMENT", 0))
         yield c
         c = CounterMetricFamily("sitevigil_capture_protocol_frames", "Frames carrying a protocol, by protocol.",
                                 labels=["protocol"])

@@ -57,7 +57,7 @@ FRAME_DTYPE = np.dtype([
     ("ip_len", np.uint16),             # IPv4 total length / IPv6 payload length + 40
     ("arp_op", np.uint16),
     ("dns_id", np.uint16), ("dns_qtype", np.uint16), ("dns_ancount", np.uint16),
-    ("ip_proto", np.uint8),            # after IPv6 extension headers
+    ("ip_proto", np.uint8),            # after IPv6 extension headers and an IPv4 AH header
     ("ip_ttl", np.uint8),
     ("tcp_flags", np.uint8),           # FIN 1, SYN 2, RST 4, PSH 8, ACK 16, URG 32, ECE 64, CWR 128
     ("icmp_type", np.uint8), ("icmp_code", np.uint8),   # ICMP or ICMPv6 (flag IPV6 tells which)
@@ -78,11 +78,13 @@ FLAG_NAMES = (
     "MALFORMED",       # a length or header field contradicts the frame: counted, not aggregated
     "TRUNCATED",       # cut by the capture's snap length (caplen < wirelen) before a header ended
     "BROADCAST", "MULTICAST", "VLAN_TAGGED", "LLC",
-    "IPV4", "IPV6", "FRAGMENT",  # FRAGMENT: a non-first fragment, no L4 header
+    "IPV4", "IPV6", "FRAGMENT",  # FRAGMENT: an IP fragment; the first holds the transport header (what
+                                 # of it fits is decoded), the others none
     "ARP", "ARP_GRATUITOUS",
     "TCP", "UDP", "ICMP",
     "DNS", "DNS_RESPONSE",       # DNS: UDP port 53; DNS_RESPONSE: the QR bit (also for mDNS/LLMNR)
     "DHCP", "LLDP", "CDP", "STP", "MDNS", "LLMNR", "NBNS", "SSDP",
+    "ESP",             # IPsec ESP: what follows is encrypted (ip_proto 50), no transport header is read
 )
 for _bit, _name in enumerate(FLAG_NAMES):
     globals()[f"F_{_name}"] = 1 << _bit

@@ -30,3 +30,22 @@ def test_collector_values_and_drops():
     assert v("sitevigil_capture_table_overflow_frames_total", {"table": "mac"}) == 14
     tops = [s for m in reg.collect() if m.name == "sitevigil_capture_top_device_frames" for s in m.samples]
     assert len(tops) == 5
+
+
+def test_fragments_and_esp_are_counted_not_malformed():
+    from scapy.layers.inet import UDP, fragment
+    from scapy.packet import Raw
+    pipe = CapturePipeline(CaptureConfig(window=10, max_devices=16), DetectionConfig())
+    big = IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=53, dport=4000) / Raw(b"a" * 3000)
+    frames = [Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / p for p in fragment(big, fragsize=1400)]
+    frames.append(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IP(proto=50) / Raw(bytes(40)))
+    pipe.add_batch(FrameBatch.from_frames([bytes(f) for f in frames], ts_ns=[10**9] * len(frames)))
+    pipe.finish()
+    reg = CollectorRegistry(auto_describe=False)
+    reg.register(CaptureCollector(pipe.stats))
+    v = reg.get_sample_value
+    assert v("sitevigil_capture_malformed_frames_total") == 0
+    assert v("sitevigil_capture_fragment_frames_total") == 3
+    assert v("sitevigil_capture_protocol_frames_total", {"protocol": "fragment"}) == 3
+    assert v("sitevigil_capture_protocol_frames_total", {"protocol": "udp"}) == 1  # the first fragment's header
+    assert v("sitevigil_capture_protocol_frames_total", {"protocol": "esp"}) == 1

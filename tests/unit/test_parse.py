@@ -189,6 +189,15 @@ def _templates():
         Ether(src=A, dst=B) / IPv6() / IPv6ExtHdrHopByHop() / UDP(sport=5353, dport=5353) / DNS(qd=DNSQR(qname="x.local")),
         Ether(src=A, dst=B) / IP() / ICMP(type=3, code=1) / IP() / UDP(),
         Dot3(src=A, dst="01:00:0c:cc:cc:cc") / LLC(dsap=0xAA, ssap=0xAA, ctrl=3) / SNAP(OUI=0x0C, code=0x2000) / Raw(bytes(8)),
+        # a first fragment (its UDP length is the datagram's), a TSO send (total length 0), AH and other
+        # IPv6 extension headers, a first IPv6 fragment, ESP
+        Ether(src=A, dst=B) / IP(flags="MF") / UDP(sport=53, dport=9, len=900) / DNS(qr=1, qd=DNSQR(qname="a")),
+        Ether(src=A, dst=B) / IP(len=0) / TCP(sport=445, dport=5, flags="PA") / Raw(b"x" * 30),
+        Ether(src=A, dst=B) / IPv6(nh=51) / Raw(bytes([60, 4, 0, 0]) + bytes(20) + bytes([58, 0, 1, 4]) + bytes(4)) / ICMPv6EchoRequest(),
+        Ether(src=A, dst=B) / IPv6(nh=135) / Raw(bytes([140, 0, 1, 4]) + bytes(4) + bytes([6, 0, 1, 4]) + bytes(4)) / TCP(),
+        Ether(src=A, dst=B) / IPv6() / IPv6ExtHdrFragment(m=1, nh=17) / UDP(sport=5353, dport=5353, len=2000) / Raw(bytes(12)),
+        Ether(src=A, dst=B) / IP(proto=51) / Raw(bytes([17, 4, 0, 0]) + bytes(20)) / UDP(sport=1, dport=1900),
+        Ether(src=A, dst=B) / IPv6(nh=0) / Raw(bytes([50, 0, 1, 4]) + bytes(4) + bytes(16)),
     ]]
 
 

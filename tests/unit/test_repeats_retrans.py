@@ -105,6 +105,24 @@ def test_retransmissions_span_copies_and_wraparound(impl):
     assert (row["tcp_data"], row["tcp_retrans"]) == (3, 1)
 
 
+def test_keep_alives_are_not_retransmissions(impl):
+    """A keep-alive (0 or 1 byte at one before the next sequence number, no SYN/FIN/RST) probes an idle
+    peer: Wireshark flags it tcp.analysis.keep_alive, not a retransmission, and so do we."""
+    frames = [seg(1000, 100, ip_id=1),
+              seg(1099, 1, ip_id=2, flags="A"), seg(1099, 1, ip_id=3, flags="A"),  # keep-alives, again and again
+              seg(1099, 0, ip_id=4, flags="A"),                                   # the zero-byte kind
+              seg(1100, 100, ip_id=5), seg(1199, 1, ip_id=6, flags="A"),           # more data, its keep-alive
+              seg(1100, 100, ip_id=7),                                            # a real retransmission
+              seg(1150, 1, ip_id=8, flags="A"),                                   # 1 byte inside sent data: resent
+              seg(1199, 1, ip_id=9, flags="FA")]                                  # with FIN: no keep-alive
+    row = dict(window(impl, frames).ip_rows())["10.0.0.10"]
+    assert (row["tcp_data"], row["tcp_retrans"]) == (5, 2)
+    # over IPv6 too, and the flow's state is kept: the keep-alive moved nothing
+    v6 = [seg(5, 10, v6=True), seg(14, 1, v6=True, flags="A"), seg(5, 10, v6=True), seg(15, 10, v6=True)]
+    row = dict(window(impl, v6, ts=[T0 + k * 10**9 for k in range(4)]).ip_rows())["fd00::10"]
+    assert (row["tcp_data"], row["tcp_retrans"]) == (3, 1)
+
+
 def test_syn_ack_retransmission_bare_syns_and_ipv6_copies(impl):
     ms = 10**6
     synack = [seg(77, 0, flags="SA", ip_id=0), seg(77, 0, flags="SA", ip_id=0)]
@@ -199,9 +217,9 @@ def traffic(draw):
             items.append(draw(st.sampled_from(_BCAST)))
             continue
         src, dst, sp, dp, v6 = draw(st.sampled_from(_FLOWS))
-        seq = draw(st.sampled_from([0, 100, 200, 2**32 - 60, draw(st.integers(0, 2**32 - 1))]))
+        seq = draw(st.sampled_from([0, 99, 100, 199, 200, 2**32 - 60, draw(st.integers(0, 2**32 - 1))]))
         n = draw(st.sampled_from([0, 1, 100]))
-        flags = draw(st.sampled_from(["A", "PA", "S", "F", "SA"]))
+        flags = draw(st.sampled_from(["A", "PA", "S", "F", "SA", "RA"]))
         ip_id = draw(st.sampled_from([0, 1, 2, 7]))
         items.append(bytes(seg(seq, n, ip_id=ip_id, flags=flags, src=src, dst=dst, sport=sp, dport=dp, v6=v6)))
     gaps = draw(st.lists(st.sampled_from([0, 500, 2_000_000, 400_000_000]), min_size=len(items), max_size=len(items)))

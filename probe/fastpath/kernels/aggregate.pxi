@@ -160,7 +160,7 @@ cdef inline uint64_t dup_track(Recent* rc, const FrameRecord* r, uint64_t ts) no
 
 cdef inline uint64_t tcp_track(Recent* rc, const FrameRecord* r, uint64_t ts) noexcept nogil:
     # tx bits of a TCP segment: C_TCP_DATA for one that carries data (or SYN-ACK/FIN), plus C_TCP_RETRANS
-    # when its sequence end is not beyond the highest the flow has sent; a SPAN copy of the previous
+    # when its sequence end is not beyond the highest the flow has sent; a keep-alive, or a SPAN copy of the previous
     # segment (same seq and IPv4 ID, or within ~1 ms without an ID) counts as nothing. 16-byte entries
     # (layout in probe/fastpath/layout.py) keep the table in cache.
     cdef uint32_t tf = r.tcp_flags
@@ -192,6 +192,10 @@ cdef inline uint64_t tcp_track(Recent* rc, const FrameRecord* r, uint64_t ts) no
         e[0] = (tag << 32) | end
         e[1] = last
         return 1ULL << C_TCP_DATA
+    if r.tcp_len <= 1 and (tf & (TCP_SYN | TCP_FIN | TCP_RST)) == 0 and <uint32_t>(seq + 1) == <uint32_t>e[0]:
+        # a keep-alive: 0 or 1 byte one before the next sequence number, probing an idle peer (what
+        # Wireshark calls tcp.analysis.keep_alive); neither data nor a retransmission
+        return 0
     if (e[1] >> 32) == seq and ((v4 and r.ip_id != 0 and ((e[1] >> 16) & 0xFFFF) == r.ip_id)
                                 or ((not v4 or r.ip_id == 0) and ((now - e[1]) & 0xFFFF) <= 15)):
         return 0

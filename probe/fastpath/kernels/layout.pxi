@@ -79,6 +79,7 @@ cdef enum:
     F_LLMNR = 1 << 21
     F_NBNS = 1 << 22
     F_SSDP = 1 << 23
+    F_ESP = 1 << 24
 
 # FrameRecord.tcp_flags bits (TCP_FLAG_NAMES)
 cdef enum:

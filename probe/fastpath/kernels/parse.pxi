@@ -178,8 +178,10 @@ cdef void parse_dhcp(const uint8_t* f, Py_ssize_t p, Py_ssize_t pe, FrameRecord*
         r.dhcp_fingerprint = h
 
 
-cdef void parse_l4(const uint8_t* f, Py_ssize_t l4, Py_ssize_t end, Py_ssize_t n, FrameRecord* r) noexcept nogil:
-    # l4: start of the L4 header; end: end of the IP packet as claimed (<= wire length); n: caplen
+cdef void parse_l4(const uint8_t* f, Py_ssize_t l4, Py_ssize_t end, Py_ssize_t n, FrameRecord* r,
+                   bint first_fragment) noexcept nogil:
+    # l4: start of the L4 header; end: end of the IP packet as claimed (<= wire length); n: caplen.
+    # first_fragment: the packet is the first fragment of a datagram, so the UDP length may reach past it
     cdef Py_ssize_t hl, ulen, pe
     cdef uint32_t sp, dp
     cdef uint8_t proto = r.ip_proto
@@ -203,7 +205,7 @@ cdef void parse_l4(const uint8_t* f, Py_ssize_t l4, Py_ssize_t end, Py_ssize_t n
             fault(r, l4 + 8, end)
             return
         ulen = rd16(f + l4 + 4)
-        if ulen < 8 or l4 + ulen > end:
+        if ulen < 8 or (l4 + ulen > end and not first_fragment):
             r.flags |= F_MALFORMED
             return
         r.flags |= F_UDP
@@ -213,6 +215,8 @@ cdef void parse_l4(const uint8_t* f, Py_ssize_t l4, Py_ssize_t end, Py_ssize_t n
         r.dport = <uint16_t>dp
         r.payload_off = <uint32_t>(l4 + 8)
         pe = l4 + ulen
+        if pe > end:
+            pe = end  # a first fragment holds only the start of the datagram
         if pe > n:
             pe = n
         if sp == 53 or dp == 53:
@@ -240,6 +244,7 @@ cdef void parse_l4(const uint8_t* f, Py_ssize_t l4, Py_ssize_t end, Py_ssize_t n
 cdef void parse_one(const uint8_t* f, Py_ssize_t n, Py_ssize_t wire, FrameRecord* r) noexcept nogil:
     cdef Py_ssize_t off = 14, ihl, tot, end, hl, p
     cdef uint32_t et, htype, ptype, hlen, plen, nh, frag
+    cdef bint first_fragment = False
     cdef int tags = 0, i
     if n < 14:
         r.flags |= F_MALFORMED if n >= wire else F_TRUNCATED
@@ -290,21 +295,45 @@ cdef void parse_one(const uint8_t* f, Py_ssize_t n, Py_ssize_t wire, FrameRecord
             fault(r, off + ihl, wire)
             return
         tot = rd16(f + off + 2)
+        if tot == 0:
+            # captured before the NIC's segmentation offload (TSO): the stack left the length to the NIC,
+            # so the packet is what the frame holds
+            tot = wire - off
         if tot < ihl or off + tot > wire:
             r.flags |= F_MALFORMED
             return
         r.flags |= F_IPV4
-        r.ip_len = <uint16_t>tot
+        r.ip_len = <uint16_t>(tot if tot < 65535 else 65535)
         r.ip_ttl = f[off + 8]
         r.ip_proto = f[off + 9]
         if r.ip_proto == 6:
             r.ip_id = <uint16_t>rd16(f + off + 4)  # tells a SPAN copy from a retransmission
         r.src_ip = rd32(f + off + 12)
         r.dst_ip = rd32(f + off + 16)
-        if rd16(f + off + 6) & 0x1FFF:
-            r.flags |= F_FRAGMENT
+        frag = rd16(f + off + 6)
+        if frag & 0x1FFF:
+            r.flags |= F_FRAGMENT  # a later fragment: no transport header in it
             return
-        parse_l4(f, off + ihl, off + tot, n, r)
+        if frag & 0x2000:
+            r.flags |= F_FRAGMENT  # the first fragment (more follow): its transport header is here
+            first_fragment = True
+        p = off + ihl
+        end = off + tot
+        if r.ip_proto == 51:  # an authentication header: its length is in 4-octet units, minus 2
+            if p + 2 > end or p + 2 > n:
+                fault(r, p + 2, end)
+                return
+            r.ip_proto = f[p]
+            p += (f[p + 1] + 2) * 4
+            if p > end:
+                r.flags |= F_MALFORMED
+                return
+            if r.ip_proto == 6:
+                r.ip_id = <uint16_t>rd16(f + off + 4)
+        if r.ip_proto == 50:
+            r.flags |= F_ESP
+            return
+        parse_l4(f, p, end, n, r, first_fragment)
     elif et == 0x86DD:
         if off + 40 > n:
             fault(r, off + 40, wire)
@@ -327,11 +356,12 @@ cdef void parse_one(const uint8_t* f, Py_ssize_t n, Py_ssize_t wire, FrameRecord
         nh = f[off + 6]
         p = off + 40
         for i in range(8):  # extension headers, bounded
-            if nh == 0 or nh == 43 or nh == 60:
+            if nh == 0 or nh == 43 or nh == 60 or nh == 51 or nh == 135 or nh == 139 or nh == 140:
                 if p + 2 > end or p + 2 > n:
                     fault(r, p + 2, end)
                     return
-                hl = (f[p + 1] + 1) * 8
+                # AH's length is in 4-octet units minus 2, the others' in 8-octet units minus 1
+                hl = (f[p + 1] + 2) * 4 if nh == 51 else (f[p + 1] + 1) * 8
                 nh = f[p]
                 p += hl
                 if p > end:
@@ -341,17 +371,23 @@ cdef void parse_one(const uint8_t* f, Py_ssize_t n, Py_ssize_t wire, FrameRecord
                 if p + 8 > end or p + 8 > n:
                     fault(r, p + 8, end)
                     return
-                frag = rd16(f + p + 2) & 0xFFF8
+                frag = rd16(f + p + 2)
                 nh = f[p]
                 p += 8
-                if frag:
+                if frag & 0xFFF8:  # a later fragment: no transport header in it
                     r.ip_proto = <uint8_t>nh
                     r.flags |= F_FRAGMENT
                     return
+                if frag & 1:  # the first fragment (M set); offset 0 without M is an atomic fragment, whole
+                    r.flags |= F_FRAGMENT
+                    first_fragment = True
             else:
                 break
         r.ip_proto = <uint8_t>nh
-        parse_l4(f, p, end, n, r)
+        if nh == 50:
+            r.flags |= F_ESP
+            return
+        parse_l4(f, p, end, n, r, first_fragment)
     elif et == 0x0806:
         if off + 8 > n:
             fault(r, off + 8, wire)

@@ -224,7 +224,8 @@ def _flow_key(rec, is_ipv4):
 
 def _tcp_segment_counters(flow_table, rec, is_ipv4, ts):
     """("tcp_data",) for a segment that carries data (or a SYN-ACK or FIN), ("tcp_data", "tcp_retrans")
-    when its sequence end is not beyond the highest its flow has sent, () for what is neither.
+    when its sequence end is not beyond the highest its flow has sent, () for what is neither (a pure
+    ACK, a bare SYN, a keep-alive, a SPAN copy).
 
     Entry per direction: (tag << 32 | highest sequence end, last seq << 32 | its IPv4 ID << 16 | its time).
     """
@@ -250,6 +251,11 @@ def _tcp_segment_counters(flow_table, rec, is_ipv4, ts):
         flow_table[slot, 0] = (tag << 32) | seq_end
         flow_table[slot, 1] = this_segment
         return ("tcp_data",)
+    if (rec.tcp_len <= 1 and not tcp_flags & (TCP_SYN | TCP_FIN | TCP_RST)
+            and (seq + 1) & _U32 == highest & _U32):
+        # a keep-alive: 0 or 1 byte one before the next sequence number, probing an idle peer (what
+        # Wireshark calls tcp.analysis.keep_alive); neither data nor a retransmission
+        return ()
     if last_seq == seq:
         # the same segment again: a SPAN copy when the IPv4 ID says so, or without an ID when within ~1 ms
         has_ip_id = is_ipv4 and rec.ip_id != 0

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from probe.fastpath.layout import (F_ARP, F_ARP_GRATUITOUS, F_BROADCAST, F_CDP, F_DHCP, F_DNS, F_DNS_RESPONSE,
-                                   F_FRAGMENT, F_ICMP, F_IPV4, F_IPV6, F_LLC, F_LLDP, F_LLMNR, F_MALFORMED, F_MDNS,
+                                   F_ESP, F_FRAGMENT, F_ICMP, F_IPV4, F_IPV6, F_LLC, F_LLDP, F_LLMNR, F_MALFORMED, F_MDNS,
                                    F_MULTICAST, F_NBNS, F_SSDP, F_STP, F_TCP, F_TRUNCATED, F_UDP, F_VLAN_TAGGED,
                                    FNV_OFFSET, FNV_PRIME, FRAME_DTYPE, FRAME_HASH_BYTES, HASH_MUL, HASH_MUL2,
                                    MIX_MUL1, MIX_MUL2)
@@ -42,9 +42,15 @@ ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_ARP, ETHERTYPE_LLDP = 0x0800, 0x86DD, 
 # Network layer
 IPV4_MIN_HEADER_LEN = 20
 IPV4_FRAGMENT_OFFSET_MASK = 0x1FFF     # a non-first fragment carries no transport header
+IPV4_MORE_FRAGMENTS = 0x2000           # with offset 0: the first fragment, which holds the transport header
 IPV6_HEADER_LEN = 40
-IPV6_EXTENSION_HEADERS = (0, 43, 60)   # hop-by-hop, routing, destination options: (next, length) first
+# (next header, length) first, the length in 8-octet units not counting the first 8: hop-by-hop, routing,
+# destination options, mobility, HIP, shim6
+IPV6_EXTENSION_HEADERS = (0, 43, 60, 135, 139, 140)
+IPPROTO_AH = 51                        # (next header, length) first, the length in 4-octet units minus 2
+IPPROTO_ESP = 50                       # encrypted from the SPI on: the walk ends there
 IPV6_FRAGMENT_HEADER = 44
+IPV6_FRAGMENT_OFFSET_MASK, IPV6_MORE_FRAGMENTS = 0xFFF8, 1
 MAX_IPV6_EXTENSION_HEADERS = 8
 ARP_HEADER_LEN, ARP_IPV4_OVER_ETHERNET_LEN = 8, 28
 ARP_ETHERNET_HTYPES = (1, 6)           # Ethernet, IEEE 802
@@ -192,26 +198,50 @@ def _parse_ipv4(frame, offset, wirelen, rec):
         _fault(rec, offset + header_len, wirelen)
         return
     total_len = _be(frame, offset + 2, 2)
+    if total_len == 0:
+        # captured before the NIC's segmentation offload (TSO): the stack left the length to the NIC, so the
+        # packet is what the frame holds
+        total_len = wirelen - offset
     if total_len < header_len or offset + total_len > wirelen:
         rec["flags"] |= F_MALFORMED
         return
     rec["flags"] |= F_IPV4
-    rec["ip_len"] = total_len
+    rec["ip_len"] = min(total_len, 65535)
     rec["ip_ttl"] = frame[offset + 8]
     rec["ip_proto"] = protocol = frame[offset + 9]
     if protocol == IPPROTO_TCP:
         rec["ip_id"] = _be(frame, offset + 4, 2)  # tells a SPAN copy (same ID) from a retransmission
     rec["src_ip"] = _be(frame, offset + 12, 4)
     rec["dst_ip"] = _be(frame, offset + 16, 4)
-    if _be(frame, offset + 6, 2) & IPV4_FRAGMENT_OFFSET_MASK:
-        rec["flags"] |= F_FRAGMENT
+    fragment = _be(frame, offset + 6, 2)
+    if fragment & IPV4_FRAGMENT_OFFSET_MASK:
+        rec["flags"] |= F_FRAGMENT  # a later fragment: no transport header in it
         return
-    _parse_transport(frame, offset + header_len, offset + total_len, rec)
+    first_fragment = bool(fragment & IPV4_MORE_FRAGMENTS)
+    if first_fragment:
+        rec["flags"] |= F_FRAGMENT
+    header, packet_end = offset + header_len, offset + total_len
+    if protocol == IPPROTO_AH:
+        if header + 2 > packet_end or header + 2 > caplen:
+            _fault(rec, header + 2, packet_end)
+            return
+        rec["ip_proto"] = protocol = frame[header]
+        header += (frame[header + 1] + 2) * 4
+        if header > packet_end:
+            rec["flags"] |= F_MALFORMED
+            return
+        if protocol == IPPROTO_TCP:
+            rec["ip_id"] = _be(frame, offset + 4, 2)
+    if protocol == IPPROTO_ESP:
+        rec["flags"] |= F_ESP
+        return
+    _parse_transport(frame, header, packet_end, rec, first_fragment)
 
 
 def _parse_ipv6(frame, offset, wirelen, rec):
     """IPv6 header and up to MAX_IPV6_EXTENSION_HEADERS extension headers; ip_proto is the protocol after
-    them. A fragment header with a nonzero offset ends the frame (no transport header in it)."""
+    them. A fragment header with a nonzero offset ends the frame (no transport header in it); so does ESP
+    (encrypted)."""
     caplen = len(frame)
     if offset + IPV6_HEADER_LEN > caplen:
         _fault(rec, offset + IPV6_HEADER_LEN, wirelen)
@@ -233,12 +263,14 @@ def _parse_ipv6(frame, offset, wirelen, rec):
     packet_end = offset + total_len
     next_header = frame[offset + 6]
     header = offset + IPV6_HEADER_LEN
+    first_fragment = False
     for _ in range(MAX_IPV6_EXTENSION_HEADERS):
-        if next_header in IPV6_EXTENSION_HEADERS:
+        if next_header in IPV6_EXTENSION_HEADERS or next_header == IPPROTO_AH:
             if header + 2 > packet_end or header + 2 > caplen:
                 _fault(rec, header + 2, packet_end)
                 return
-            next_header, header = frame[header], header + (frame[header + 1] + 1) * 8
+            length = (frame[header + 1] + 2) * 4 if next_header == IPPROTO_AH else (frame[header + 1] + 1) * 8
+            next_header, header = frame[header], header + length
             if header > packet_end:
                 rec["flags"] |= F_MALFORMED
                 return
@@ -246,16 +278,22 @@ def _parse_ipv6(frame, offset, wirelen, rec):
             if header + 8 > packet_end or header + 8 > caplen:
                 _fault(rec, header + 8, packet_end)
                 return
-            fragment_offset = _be(frame, header + 2, 2) & 0xFFF8
+            fragment = _be(frame, header + 2, 2)
             next_header, header = frame[header], header + 8
-            if fragment_offset:
+            if fragment & IPV6_FRAGMENT_OFFSET_MASK:  # a later fragment: no transport header in it
                 rec["ip_proto"] = next_header
                 rec["flags"] |= F_FRAGMENT
                 return
+            if fragment & IPV6_MORE_FRAGMENTS:  # the first; offset 0 without M is an atomic fragment, whole
+                rec["flags"] |= F_FRAGMENT
+                first_fragment = True
         else:
             break
     rec["ip_proto"] = next_header
-    _parse_transport(frame, header, packet_end, rec)
+    if next_header == IPPROTO_ESP:
+        rec["flags"] |= F_ESP
+        return
+    _parse_transport(frame, header, packet_end, rec, first_fragment)
 
 
 def _parse_arp(frame, offset, wirelen, rec):
@@ -289,13 +327,14 @@ def _parse_arp(frame, offset, wirelen, rec):
 
 # -- transport layer ---------------------------------------------------------------------------------------
 
-def _parse_transport(frame, offset, packet_end, rec):
-    """The transport header at `offset` of an IP packet ending (as its header claims) at `packet_end`."""
+def _parse_transport(frame, offset, packet_end, rec, first_fragment=False):
+    """The transport header at `offset` of an IP packet ending (as its header claims) at `packet_end`;
+    `first_fragment`: the packet is the first fragment of a datagram, which goes on past packet_end."""
     protocol = rec["ip_proto"]
     if protocol == IPPROTO_TCP:
         _parse_tcp(frame, offset, packet_end, rec)
     elif protocol == IPPROTO_UDP:
-        _parse_udp(frame, offset, packet_end, rec)
+        _parse_udp(frame, offset, packet_end, rec, first_fragment)
     elif protocol == IPPROTO_ICMP or protocol == IPPROTO_ICMPV6:
         if offset + ICMP_HEADER_LEN > packet_end or offset + ICMP_HEADER_LEN > len(frame):
             _fault(rec, offset + ICMP_HEADER_LEN, packet_end)
@@ -325,14 +364,15 @@ def _parse_tcp(frame, offset, packet_end, rec):
     rec["payload_off"] = offset + header_len
 
 
-def _parse_udp(frame, offset, packet_end, rec):
+def _parse_udp(frame, offset, packet_end, rec, first_fragment=False):
     """UDP header, then the application its ports name (first match: DNS, mDNS, LLMNR, DHCP, NetBIOS name
-    service, SSDP), read only as far as both the UDP length and the capture reach."""
+    service, SSDP), read only as far as the UDP length, the IP packet and the capture all reach. The UDP
+    length of a first fragment covers the whole datagram, so it may reach past the packet."""
     if offset + UDP_HEADER_LEN > packet_end or offset + UDP_HEADER_LEN > len(frame):
         _fault(rec, offset + UDP_HEADER_LEN, packet_end)
         return
     udp_len = _be(frame, offset + 4, 2)
-    if udp_len < UDP_HEADER_LEN or offset + udp_len > packet_end:
+    if udp_len < UDP_HEADER_LEN or (offset + udp_len > packet_end and not first_fragment):
         rec["flags"] |= F_MALFORMED
         return
     rec["flags"] |= F_UDP
@@ -340,7 +380,7 @@ def _parse_udp(frame, offset, packet_end, rec):
     rec["dport"] = dport = _be(frame, offset + 2, 2)
     payload = offset + UDP_HEADER_LEN
     rec["payload_off"] = payload
-    readable_end = min(offset + udp_len, len(frame))
+    readable_end = min(offset + udp_len, packet_end, len(frame))
     if DNS_PORT in (sport, dport):
         _parse_dns(frame, payload, readable_end, rec, F_DNS)
     elif MDNS_PORT in (sport, dport):
