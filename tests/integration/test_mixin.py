@@ -101,3 +101,17 @@ def test_every_metric_in_an_expression_is_exported():
     for rule in _rules():
         missing = used_names(rule["expr"]) - names
         assert not missing, f"{rule['alert']} uses {sorted(missing)}, not exported by the probe"
+
+
+AMTOOL = shutil.which("amtool")
+
+
+@pytest.mark.skipif(AMTOOL is None, reason="amtool not installed (Debian package prometheus-alertmanager)")
+def test_alertmanager_example_config_is_valid():
+    cfg = ROOT / "mixin" / "alertmanager.example.yml"
+    r = subprocess.run([AMTOOL, "check-config", str(cfg)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    route = yaml.safe_load(cfg.read_text())["route"]
+    routed = {m for sub in route["routes"] for m in sub["matchers"]}
+    for sev in ("critical", "warning", "info"):
+        assert f'severity="{sev}"' in routed, f"no route for severity {sev}"
