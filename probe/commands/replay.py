@@ -1,11 +1,13 @@
 """Run a capture file through the live pipeline and print what the probe would export and find.
 
-Reads a pcap or pcapng file (Ethernet), parses and aggregates it in the same time windows the live
+Reads a pcap or pcapng file (Ethernet, or a link type the reader turns into Ethernet), parses and aggregates it in the same time windows the live
 capture uses, runs the LAN detectors, and prints JSON (frames, bytes, malformed, per-device aggregates
 by MAC in "devices" and by IP in "hosts" with zero counters left out (the most repeated broadcast
 frame as "repeated_frame"), findings, and the LLDP/CDP/DHCP/
 mDNS names seen in "discovery") or the Prometheus metric families the live probe would serve. A truncated or corrupt file is
-processed up to the fault, the results printed, and the error reported (exit status 1).
+processed up to the fault, the results printed, and the error reported (exit status 1). Frames the reader
+left out (802.11 management frames, a pcapng interface of an unsupported link type...) are counted by link
+type and reason in "skipped_frames", and said once each on stderr as a warning.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from probe import fastpath
 from probe.fastpath.layout import dup_max_fields
 from probe.config import ConfigError, default_config, load_file
 from probe.findings.pipeline import CapturePipeline
-from probe.sources.capfile import CaptureFileError, read_batches
+from probe.sources.capfile import CaptureFileError, ReaderStats, read_batches
 from probe.fastpath.rare import decode_batch
 from probe.state.aggregates import batch_columns, format_mac
 
@@ -137,8 +139,10 @@ def _devices(pipe: CapturePipeline) -> tuple[dict, dict]:
     return macs, ips
 
 
-def report(path: str, pipe: CapturePipeline, error: str | None, after_id: int = 0) -> dict:
+def report(path: str, pipe: CapturePipeline, error: str | None, after_id: int = 0,
+           reader: ReaderStats | None = None) -> dict:
     macs, ips = _devices(pipe)
+    reader = reader if reader is not None else ReaderStats()
     s = pipe.stats()
     return {
         "file": path,
@@ -147,6 +151,9 @@ def report(path: str, pipe: CapturePipeline, error: str | None, after_id: int = 
         "malformed": s.malformed,
         "truncated": s.flag_frames.get("TRUNCATED", 0),
         "fragments": s.flag_frames.get("FRAGMENT", 0),  # IP fragments: parsed as far as they go, not malformed
+        # frames the file reader left out, by link type and why (802.11 management, an unsupported interface...)
+        "skipped_frames": dict(reader.skipped),
+        "timestamps_out_of_range": reader.timestamps_out_of_range,
         "first_timestamp": pipe.first_ts_ns / 1e9 if pipe.first_ts_ns is not None else None,
         "last_timestamp": pipe.last_ts_ns / 1e9 if pipe.last_ts_ns is not None else None,
         "windows": s.windows,
@@ -203,8 +210,9 @@ def _replay(args, capture, detection, ledger, clock: _CaptureClock) -> int:
     discovery = Discovery()
     progress = Progress(args.file) if sys.stderr.isatty() else None
     error = None
+    reader = ReaderStats()
     try:
-        for batch in read_batches(args.file):
+        for batch in read_batches(args.file, stats=reader):
             records, malformed = fastpath.parse_frames(*batch_columns(batch))
             pipe.add_records(records, malformed)
             if args.format == "json" and not discovery.full:
@@ -224,7 +232,7 @@ def _replay(args, capture, detection, ledger, clock: _CaptureClock) -> int:
             Coverage(ledger.store).record_span(pipe.first_ts_ns / 1e9, pipe.last_ts_ns / 1e9, source="replay",
                                                frames=pipe.stats().frames, label=os.path.basename(args.file))
     if args.format == "json":
-        out = report(args.file, pipe, error, after_id=before)
+        out = report(args.file, pipe, error, after_id=before, reader=reader)
         out["discovery"] = discovery.entries
         json.dump(out, sys.stdout, indent=1, sort_keys=False)
         sys.stdout.write("\n")
@@ -240,6 +248,8 @@ def _replay(args, capture, detection, ledger, clock: _CaptureClock) -> int:
         # Findings as the live probe exports them: from the one ledger the JSON output lists too.
         registry.register(LedgerCollector(pipe.findings))
         sys.stdout.write(generate_latest(registry).decode())
+    for warning in reader.warnings:
+        print(f"sitevigil replay: warning: {warning}", file=sys.stderr)
     if error:
         print(f"sitevigil replay: {error}", file=sys.stderr)
         return 1

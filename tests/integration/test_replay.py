@@ -144,3 +144,37 @@ def test_bad_arguments(pcaps, sitevigil_cmd, sitevigil_env, tmp_path):
     junk.write_bytes(b"not a capture at all")
     p = replay(sitevigil_cmd, sitevigil_env, junk, expect_rc=1)
     assert f"{junk}: byte 0: not a pcap or pcapng file" in p.stderr
+
+
+def test_mixed_interface_pcapng_replays_what_it_can_and_reports_what_it_skipped(pcaps, sitevigil_cmd, sitevigil_env,
+                                                                               tmp_path):
+    # as `dumpcap -i eth0 -i usbmon0` writes it: Ethernet frames interleaved with USB ones (link type 220)
+    import struct
+
+    def block(btype, body):
+        body += bytes(-len(body) % 4)
+        return struct.pack("<II", btype, len(body) + 12) + body + struct.pack("<I", len(body) + 12)
+
+    def idb(linktype, name):
+        nm = name.encode()
+        return block(1, struct.pack("<HHI", linktype, 0, 0) + struct.pack("<HH", 2, len(nm)) + nm
+                     + bytes(-len(nm) % 4) + bytes(4))
+
+    out = [block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)), idb(1, "eth0"), idb(220, "usbmon0")]
+    frames = 0
+    for batch in read_batches(str(pcaps / "dhcp_dora.pcap")):
+        for i in range(len(batch)):
+            f, ts = batch.frame(i), int(batch.ts_ns[i]) // 1000
+            for iface, data in ((0, f), (1, bytes(64))):
+                out.append(block(6, struct.pack("<IIIII", iface, ts >> 32, ts & 0xFFFFFFFF, len(data), len(data)) + data))
+            frames += 1
+    mixed = tmp_path / "mixed.pcapng"
+    mixed.write_bytes(b"".join(out))
+    p = replay(sitevigil_cmd, sitevigil_env, mixed, "--format", "json")
+    r = json.loads(p.stdout)
+    alone = replay_json(sitevigil_cmd, sitevigil_env, pcaps / "dhcp_dora.pcap")
+    assert r["frames"] == alone["frames"] == frames and r["error"] is None
+    assert r["devices"] == alone["devices"] and r["discovery"] == alone["discovery"]
+    assert r["skipped_frames"] == {"link type 220: not supported": frames}
+    assert alone["skipped_frames"] == {} and alone["timestamps_out_of_range"] == 0
+    assert p.stderr.count("warning:") == 1 and "interface 1 (usbmon0): link type 220 is not supported" in p.stderr

@@ -139,14 +139,10 @@ def test_truncated_pcapng_block(tmp_path):
 
 
 def test_other_linktypes_and_garbage_are_clear_errors(tmp_path):
-    p = tmp_path / "raw.pcap"
-    p.write_bytes(pcap_bytes(FRAMES[:1], linktype=105))
-    with pytest.raises(CaptureFileError, match="link type 105 is not supported"):
+    p = tmp_path / "user0.pcap"
+    p.write_bytes(pcap_bytes(FRAMES[:1], linktype=147))  # LINKTYPE_USER0: nothing to read in a pcap of it
+    with pytest.raises(CaptureFileError, match="byte 20: link type 147 is not supported"):
         list(read_batches(str(p)))
-    q = tmp_path / "loop.pcapng"
-    q.write_bytes(shb("<") + idb("<", linktype=0) + epb("<", 0, 1, FRAMES[0]))
-    with pytest.raises(CaptureFileError, match="interface 0: link type 0 is not supported"):
-        list(read_batches(str(q)))
     g = tmp_path / "junk.pcap"
     g.write_bytes(b"hello world, not a capture")
     with pytest.raises(CaptureFileError, match="byte 0: not a pcap or pcapng file"):
