@@ -61,7 +61,8 @@ def print_pdf(html_path: str, pdf_path: str, *, chromium: str | None = None, tim
 def run(args) -> int:
     from probe.config import ConfigError, default_config, load_file
     from probe.config.machine import default_state_dir
-    from probe.exposition.report import build, parse_month, render, write_atomically
+    from probe.exposition.report import build, parse_month, render
+    from probe.files import write_atomically
     from probe.state.store import Store, StoreError
 
     try:

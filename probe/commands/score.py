@@ -9,6 +9,7 @@ with its name and line; the other files are still scored.
 from __future__ import annotations
 
 import csv
+import io
 import os
 import sys
 
@@ -32,6 +33,7 @@ def score_series(ts: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 
 def run(args) -> int:
+    from probe.files import write_atomically
     from probe.sources.csvseries import SeriesFileError, read_series
 
     try:
@@ -62,12 +64,11 @@ def run(args) -> int:
             rc = 1
             continue
         scores = score_series(series.ts, series.values)
-        tmp = target + ".tmp"
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
-            w = csv.writer(f, lineterminator="\n")
-            w.writerow(["timestamp", "value", "score"])
-            for text, value, score in zip(series.timestamp_text, series.value_text, scores.tolist()):
-                w.writerow([text, value, repr(score)])
-        os.replace(tmp, target)
+        out = io.StringIO()
+        w = csv.writer(out, lineterminator="\n")
+        w.writerow(["timestamp", "value", "score"])
+        for text, value, score in zip(series.timestamp_text, series.value_text, scores.tolist()):
+            w.writerow([text, value, repr(score)])
+        write_atomically(target, out.getvalue(), newline="")
         print(f"{path}: {len(scores)} rows, {int((scores >= 0.5).sum())} at or above 0.5 -> {target}")
     return rc

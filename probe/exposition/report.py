@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from probe.exposition.report_words import CATEGORIES, category, describe
+from probe.files import write_atomically
 from probe.findings.ledger import STATES, Ledger
 from probe.findings.visits import Visits
 from probe.state.coverage import Coverage, covered, gaps
@@ -89,24 +90,6 @@ def report_due(now: float, reports_dir: str, first_watched: float | None) -> str
 
 def report_path(reports_dir: str, month: str) -> str:
     return os.path.join(reports_dir, f"{month}.html")
-
-
-def write_atomically(path: str, text: str) -> None:
-    """Write `path` whole or not at all: a temporary file in the same directory, then a rename."""
-    os.makedirs(os.path.dirname(path) or ".", mode=0o750, exist_ok=True)
-    tmp = f"{path}.tmp.{os.getpid()}"
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 # -- the model ----------------------------------------------------------------------------------------
