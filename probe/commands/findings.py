@@ -21,14 +21,10 @@ import json
 import sys
 import time
 
+from probe.commands.statedir import add_state_dir, open_store
 from probe.commands.timeparse import parse_since
 
 ACTIONS = {"ack": "acknowledged", "resolve": "resolved", "dismiss": "dismissed"}
-
-
-def _state_dir(p, default=None):
-    p.add_argument("--state-dir", dest="state_dir", default=default, metavar="DIR",
-                   help="where the probe's database lives (default /var/lib/sitevigil as root)")
 
 
 def _list_options(p, suppress: bool):
@@ -46,30 +42,30 @@ def _by(p):
 
 
 def add_arguments(p):
-    _state_dir(p)
+    add_state_dir(p)
     _list_options(p, suppress=False)
     sub = p.add_subparsers(dest="action", metavar="ACTION")
     ls = sub.add_parser("list", help="list findings (the default)")
-    _state_dir(ls, argparse.SUPPRESS)
+    add_state_dir(ls, top=False)
     _list_options(ls, suppress=True)
     show = sub.add_parser("show", help="one finding with its evidence and history")
-    _state_dir(show, argparse.SUPPRESS)
+    add_state_dir(show, top=False)
     show.add_argument("id", type=int)
     show.add_argument("--format", choices=["table", "json"], default=argparse.SUPPRESS)
     for name, state in ACTIONS.items():
         a = sub.add_parser(name, help=f"mark a finding {state}, with a note")
-        _state_dir(a, argparse.SUPPRESS)
+        add_state_dir(a, top=False)
         a.add_argument("id", type=int)
         a.add_argument("--note", required=True, help="what was done" + (" (for a dismissal: why it is expected)"
                                                                          if name == "dismiss" else ""))
         _by(a)
     note = sub.add_parser("note", help="add a note to a finding without changing its state")
-    _state_dir(note, argparse.SUPPRESS)
+    add_state_dir(note, top=False)
     note.add_argument("id", type=int)
     note.add_argument("--note", required=True)
     _by(note)
     add = sub.add_parser("add", help="record a problem the probe did not find")
-    _state_dir(add, argparse.SUPPRESS)
+    add_state_dir(add, top=False)
     add.add_argument("--kind", required=True, help="a short name for the problem, e.g. printer_jam")
     add.add_argument("--device", required=True, help="the device or place, e.g. printer-2f, meeting room")
     add.add_argument("--note", required=True, help="what was reported")
@@ -80,16 +76,12 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    from probe.config.machine import default_state_dir
     from probe.findings.ledger import Ledger, LedgerError, parse_states
     from probe.findings.visits import Visits
-    from probe.state.store import Store, StoreError
+    from probe.state.store import StoreError
 
     action = args.action or "list"
-    try:
-        store = Store(args.state_dir or default_state_dir())
-    except StoreError as exc:
-        print(f"sitevigil findings: {exc}", file=sys.stderr)
+    if (store := open_store("findings", args.state_dir)) is None:
         return 1
     try:
         ledger = Ledger(store)
@@ -125,10 +117,7 @@ def run(args) -> int:
             print(f"finding {ep['id']} recorded: {ep['kind']} on {ep['device']}, reported by {args.reported_by}")
             return 0
         raise AssertionError(action)
-    except LedgerError as exc:
-        print(f"sitevigil findings: {exc}", file=sys.stderr)
-        return 1
-    except StoreError as exc:
+    except (LedgerError, StoreError) as exc:
         print(f"sitevigil findings: {exc}", file=sys.stderr)
         return 1
     finally:

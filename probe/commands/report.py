@@ -16,6 +16,8 @@ import subprocess
 import sys
 import tempfile
 
+from probe.commands.statedir import add_state_dir, open_store
+
 PDF_TIMEOUT = 120.0  # seconds Chromium gets to print the page
 CHROMIUM = ("chromium", "chromium-browser", "google-chrome")
 
@@ -23,8 +25,7 @@ CHROMIUM = ("chromium", "chromium-browser", "google-chrome")
 def add_arguments(p):
     p.add_argument("--month", required=True, help="the local calendar month, YYYY-MM (e.g. 2026-11)")
     p.add_argument("--out", required=True, metavar="FILE", help="where to write the report")
-    p.add_argument("--state-dir", dest="state_dir", default=None, metavar="DIR",
-                   help="where the probe's database lives (default: the config's state_dir, else /var/lib/sitevigil)")
+    add_state_dir(p, help="where the probe's database lives (default: the config's state_dir, else /var/lib/sitevigil)")
     p.add_argument("--config.file", dest="config_file", default=None,
                    help="take the report's names (report.msp_name, report.client_name) and state_dir from this file")
     p.add_argument("--format", choices=["html", "pdf"], default="html", help="html (default) or pdf")
@@ -60,10 +61,8 @@ def print_pdf(html_path: str, pdf_path: str, *, chromium: str | None = None, tim
 
 def run(args) -> int:
     from probe.config import ConfigError, default_config, load_file
-    from probe.config.machine import default_state_dir
     from probe.exposition.report import build, parse_month, render
     from probe.files import write_atomically
-    from probe.state.store import Store, StoreError
 
     try:
         parse_month(args.month)
@@ -75,14 +74,7 @@ def run(args) -> int:
     except ConfigError as exc:
         print(f"sitevigil report: {exc}", file=sys.stderr)
         return 2
-    state_dir = args.state_dir or cfg.state_dir or default_state_dir()
-    if not os.path.exists(os.path.join(state_dir, "sitevigil.db")):
-        print(f"sitevigil report: no probe database in {state_dir} (give --state-dir)", file=sys.stderr)
-        return 1
-    try:
-        store = Store(state_dir)
-    except StoreError as exc:
-        print(f"sitevigil report: {exc}", file=sys.stderr)
+    if (store := open_store("report", args.state_dir or cfg.state_dir, must_exist=True)) is None:
         return 1
     try:
         model = build(store, args.month, msp_name=cfg.report.msp_name, client_name=cfg.report.client_name)

@@ -11,20 +11,19 @@ says so, or refused with the reason.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
 
+from probe.commands.statedir import add_state_dir, open_store
 from probe.commands.timeparse import parse_since, parse_when
 
 
 def add_arguments(p):
-    p.add_argument("--state-dir", dest="state_dir", default=None, metavar="DIR",
-                   help="where the probe's database lives (default /var/lib/sitevigil as root)")
+    add_state_dir(p)
     sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     add = sub.add_parser("add", help="record a visit or remote session")
-    add.add_argument("--state-dir", dest="state_dir", default=argparse.SUPPRESS, metavar="DIR")
+    add_state_dir(add, top=False)
     add.add_argument("--technician", required=True)
     add.add_argument("--mode", required=True, choices=["on_site", "remote"])
     add.add_argument("--duration", required=True, help="how long, e.g. 45m or 1h30m")
@@ -35,22 +34,18 @@ def add_arguments(p):
                      help="why, when it served no finding: planned maintenance or a client's request")
     add.add_argument("--summary", required=True, help="what was done, in a sentence the client can read")
     ls = sub.add_parser("list", help="list visits, oldest first")
-    ls.add_argument("--state-dir", dest="state_dir", default=argparse.SUPPRESS, metavar="DIR")
+    add_state_dir(ls, top=False)
     ls.add_argument("--since", default="31d", help="a duration back (31d, the default) or a date")
     ls.add_argument("--format", choices=["table", "json"], default="table")
 
 
 def run(args) -> int:
     from probe.config import Duration
-    from probe.config.machine import default_state_dir
     from probe.findings.ledger import LedgerError
     from probe.findings.visits import Visits
-    from probe.state.store import Store, StoreError
+    from probe.state.store import StoreError
 
-    try:
-        store = Store(args.state_dir or default_state_dir())
-    except StoreError as exc:
-        print(f"sitevigil visits: {exc}", file=sys.stderr)
+    if (store := open_store("visits", args.state_dir)) is None:
         return 1
     try:
         visits = Visits(store)
