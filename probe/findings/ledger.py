@@ -506,13 +506,6 @@ class Ledger:
                                     f"ORDER BY first_seen, kind, device, subject, id", (after_id,))
         return [_episode(r) for r in rows]
 
-    def history(self, since: float = 0.0, until: float | None = None, limit: int = 1000) -> list[dict]:
-        """Every episode seen in [since, until], newest first, with its events and notes."""
-        rows = self.store.query(
-            f"SELECT {_COLUMNS} FROM findings WHERE last_seen >= ? AND first_seen <= ? ORDER BY first_seen DESC LIMIT ?",
-            (since, until if until is not None else 1e18, limit))
-        return self._with_events(rows)
-
 
 _EVENT_SQL = "INSERT INTO finding_events(finding_id, at, actor, action, state, note) VALUES (?, ?, ?, ?, ?, ?)"
 

@@ -2,7 +2,7 @@
 import pytest
 from prometheus_client import CollectorRegistry
 
-from probe.findings.ledger import Ledger, LedgerCollector, LedgerError
+from probe.findings.ledger import STATES, Ledger, LedgerCollector, LedgerError
 from probe.findings.model import Finding
 from probe.state.store import Store
 
@@ -44,7 +44,7 @@ def test_quiet_episode_closes_and_a_new_one_opens(store):
     assert [e.id for e in led.close_quiet()] == [first.id]
     second = led.record(Finding("arp_spoofing", "critical", "aa:bb:cc:00:00:01"))
     assert second.id != first.id
-    hist = led.history()
+    hist = led.listing(states=STATES)
     assert [h["resolved_at"] for h in sorted(hist, key=lambda h: h["id"])] == [1061.0, None]
 
 
@@ -59,7 +59,7 @@ def test_survives_restart_and_keeps_notes(tmp_path):
     assert [e.id for e in led2.open_episodes()] == [ep.id]
     again = led2.record(Finding("printer_supply_low", "warning", "printer-2f", {"ratio": 0.03}))
     assert again.id == ep.id and again.occurrences == 2
-    h = led2.history()[0]
+    h = led2.listing(states=STATES)[0]
     assert h["notes"][0]["text"] == "Replaced the black toner cartridge." and h["notes"][0]["author"] == "alice"
     with pytest.raises(LedgerError, match="no finding with id 9999"):
         led2.add_note(9999, "x")
@@ -95,14 +95,14 @@ def test_history_on_disk_is_bounded_by_age_and_count(store):
     led.add_note(old.id, "expected: the new printer")
     clock.t += 120
     led.close_quiet()                       # closes it; the prune keeps it (young, few)
-    assert len(led.history(limit=10_000)) == 1
+    assert len(led.listing(states=STATES, limit=10_000)) == 1
     clock.t += 2 * 86400                    # now past the retention
     for i in range(120):                    # a flood of findings, each resolved
         led.record(Finding("device_new", "info", f"aa:00:00:00:01:{i:02x}", {}, clock.t + i, clock.t + i))
     still_open = led.record(Finding("port_scan", "warning", "10.0.0.9", {}, clock.t + 1000, clock.t + 1000))
     clock.t += 1000
     led.close_quiet()   # the 120 close (the scan was reported just now and stays open), then the hourly prune
-    hist = led.history(limit=10_000)
+    hist = led.listing(states=STATES, limit=10_000)
     resolved = [h for h in hist if h["resolved_at"] is not None]
     assert led.pruned_total == 71           # the old one + the 70 oldest of the flood
     assert len(resolved) == 50 and old.id not in {h["id"] for h in hist}
