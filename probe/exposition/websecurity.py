@@ -73,17 +73,19 @@ class WebSecurity:
         return new
 
     def server_ssl_context(self) -> ssl.SSLContext | None:
-        """The context to listen with: each handshake takes the current certificates (sni_callback)."""
-        if self._ssl is None:
+        """The context to listen with: the one built at start, whose sni_callback hands each handshake
+        the current certificates (a context rebuilt when the file changed). The protocol versions are
+        the ones in force at start: a ClientHello is read before the callback runs."""
+        listen = self._ssl
+        if listen is None:
             return None
-        outer = build_ssl_context(self.config)
 
         def pick(sock, _name, _ctx):
             self.refresh()
-            if self._ssl is not None:
+            if self._ssl is not None and self._ssl is not sock.context:
                 sock.context = self._ssl
-        outer.sni_callback = pick
-        return outer
+        listen.sni_callback = pick
+        return listen
 
     # -- requests -------------------------------------------------------------------------------
     @web.middleware
