@@ -24,18 +24,18 @@ from probe.config.machine import resolve_defaults
 from probe.exposition.anomaly_collector import AnomalyCollector
 from probe.exposition.findings_api import FindingsApi
 from probe.exposition.http import HttpApi
+from probe.exposition.report import write_monthly_report
+from probe.exposition.self_collector import SelfCollector, TimedCollector
 from probe.exposition.websecurity import WebSecurity
 from probe.findings.anomaly import AnomalyAlerts
 from probe.findings.ledger import PRUNE_EVERY, Ledger, LedgerCollector
 from probe.findings.visits import Visits
-from probe.exposition.report import write_monthly_report
-from probe.state.coverage import Coverage
-from probe.subsystems.activity import activity_totals
-from probe.exposition.self_collector import SelfCollector, TimedCollector
 from probe.sdnotify import Notifier
 from probe.state.anomaly import AnomalyScores
+from probe.state.coverage import Coverage
 from probe.state.inventory import Inventory
 from probe.state.store import Store
+from probe.subsystems.activity import activity_totals
 from probe.subsystems.base import Context, Health, Subsystem
 from probe.subsystems.devices import Devices, own_addresses
 
