@@ -35,8 +35,7 @@ from probe.state.anomaly import AnomalyScores
 from probe.state.coverage import Coverage
 from probe.state.inventory import Inventory
 from probe.state.store import Store
-from probe.subsystems.activity import activity_totals
-from probe.subsystems.base import Context, Health, Subsystem
+from probe.subsystems.base import Context, Health, Subsystem, activity_totals
 from probe.subsystems.devices import Devices, own_addresses
 
 _log = logging.getLogger("sitevigil")

@@ -74,3 +74,20 @@ class Subsystem(Protocol):
 
     def describe(self) -> dict:
         """What it is watching, for the landing page and `sitevigil diag` (no secrets)."""
+
+    def activity(self) -> "Activity":
+        """What it has done since it started, cumulative, for the coverage record (read from counters
+        it keeps anyway: no extra work per poll or frame). Most do neither: Activity()."""
+
+
+@dataclass(frozen=True)
+class Activity:
+    polls: int = 0    # SNMP device polls: a device's poll counted once (its most polled module's count)
+    frames: int = 0   # frames the capture saw
+
+
+def activity_totals(subsystems: Iterable[Subsystem]) -> tuple[int, int]:
+    """(SNMP polls, capture frames) over all subsystems, cumulative. A device the poller dropped takes
+    its polls with it, which the coverage record treats as a restart."""
+    done = [sub.activity() for sub in subsystems]
+    return sum(a.polls for a in done), sum(a.frames for a in done)

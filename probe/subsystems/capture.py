@@ -47,7 +47,7 @@ from probe.exposition.capture_collector import CaptureCollector
 from probe.exposition.capture_ring_collector import CaptureRingCollector
 from probe.findings.pipeline import CapturePipeline
 from probe.state.aggregates import DEVICE_SERIES, device_series, format_mac, merge_parallel
-from probe.subsystems.base import Context, Health, Status
+from probe.subsystems.base import Activity, Context, Health, Status
 
 _log = logging.getLogger("sitevigil.capture")
 
@@ -323,6 +323,9 @@ class CaptureSubsystem:
                 "implementation": self.implementation,
                 "frames": snap["counters"].frames,
                 "kernel_drops": snap["counters"].kernel_drops, "interface_drops": snap["interface_drops"]}
+
+    def activity(self) -> Activity:
+        return Activity(frames=int(self.snapshot()["counters"].frames))
 
     def snapshot(self) -> dict:
         """Counters for the collector and describe(): a copy, consistent under the lock."""

@@ -24,9 +24,9 @@ from aiohttp import web
 from probe.exposition.snmp_endpoint import SnmpEndpoint
 from probe.exposition.snmp_poll_collector import SnmpPollCollector, data_collector
 from probe.findings.snmp_rules import SnmpRules
-from probe.subsystems.snmp_feed import SnmpFeed
 from probe.sources.snmp.poller import SnmpPoller
-from probe.subsystems.base import Context, Health, Status
+from probe.subsystems.base import Activity, Context, Health, Status
+from probe.subsystems.snmp_feed import SnmpFeed
 
 if TYPE_CHECKING:
     from probe.config import Config
@@ -86,6 +86,10 @@ class SnmpSubsystem:
 
     def collectors(self):
         return [SnmpPollCollector(self.poller.devices), data_collector(self.poller.devices)]
+
+    def activity(self) -> Activity:
+        return Activity(polls=sum(max((st.polls for st in d.modules.values()), default=0)
+                                  for d in self.poller.devices()))
 
     def describe(self) -> dict:
         devs = self.poller.devices()

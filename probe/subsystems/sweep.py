@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from probe.sources import sweep as sweeper
 from probe.state.inventory import DeviceChange
-from probe.subsystems.base import Context, Health, Status
+from probe.subsystems.base import Activity, Context, Health, Status
 
 if TYPE_CHECKING:
     from probe.config import Config, SnmpCredential
@@ -145,6 +145,9 @@ class SweepSubsystem:
 
     def routes(self) -> list:
         return []
+
+    def activity(self) -> Activity:
+        return Activity()  # its ARP/ICMP probes are not polls; the sweep's own figures are in describe()
 
     def describe(self) -> dict:
         sc = self.config.sweep

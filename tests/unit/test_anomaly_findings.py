@@ -7,6 +7,7 @@ from probe.findings.anomaly import AnomalyAlerts
 from probe.findings.ledger import Ledger
 from probe.state.anomaly import AnomalyScores
 from probe.state.store import Store
+from probe.subsystems.base import Activity
 
 
 def series(n, *, spikes=(), size=80.0, seed=3):
@@ -121,6 +122,9 @@ def test_the_daemon_records_anomaly_findings_and_a_reload_can_switch_them_off(tm
 
         def describe(self):
             return {}
+
+        def activity(self):
+            return Activity()
 
     conf = tmp_path / "sitevigil.yml"
     conf.write_text("subnets: [{cidr: 192.0.2.0/24}]\ncapture: {interface: lo}\n")

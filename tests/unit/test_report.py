@@ -19,7 +19,7 @@ from probe.findings.model import Cleared, Finding
 from probe.findings.visits import Visits
 from probe.state.coverage import Coverage, covered, gaps
 from probe.state.store import Store
-from probe.subsystems.activity import activity_totals
+from probe.subsystems.base import Activity, Context, activity_totals
 
 
 @pytest.fixture
@@ -185,11 +185,18 @@ def test_coverage_union_gaps_replay_and_prune():
     assert [r["start"] for r in cov.intervals(0, 1e18)] == [20_000, 30_000]
 
 
-def test_activity_totals_read_the_subsystems_counters():
+def test_activity_totals_read_the_subsystems_counters(tmp_path):
+    from probe.config import load_file
+    from probe.subsystems.snmp import SnmpSubsystem
+
+    conf = tmp_path / "c.yml"
+    conf.write_text("subnets: [{cidr: 192.0.2.0/24}]\n")
+    snmp = SnmpSubsystem(load_file(str(conf)), Context(store=Store("", memory=True)))
     dev = lambda *polls: SimpleNamespace(modules={f"m{i}": SimpleNamespace(polls=p) for i, p in enumerate(polls)})  # noqa: E731
-    snmp = SimpleNamespace(name="snmp", poller=SimpleNamespace(devices=lambda: [dev(4, 2), dev(3), dev()]))
-    capture = SimpleNamespace(name="capture", snapshot=lambda: {"counters": SimpleNamespace(frames=12345)})
-    other = SimpleNamespace(name="sweep")
+    snmp.poller = SimpleNamespace(devices=lambda: [dev(4, 2), dev(3), dev()])
+    assert snmp.activity() == Activity(polls=7)  # a device's poll once: its most polled module
+    capture = SimpleNamespace(activity=lambda: Activity(frames=12345))
+    other = SimpleNamespace(activity=Activity)
     assert activity_totals([snmp, capture, other]) == (7, 12345)
 
 
@@ -289,13 +296,13 @@ def test_the_daemons_state_loop_keeps_coverage_and_writes_last_months_report(tmp
                                 source="live")
     frames = [0]
 
-    def snapshot():
+    def activity():
         frames[0] += 100
-        return {"counters": SimpleNamespace(frames=frames[0])}
+        return Activity(frames=frames[0])
 
     d = Daemon.__new__(Daemon)
     d.store, d.ledger, d.visits, d.coverage = store, Ledger(store, clock=lambda: now[0]), Visits(store), Coverage(store)
-    d.subsystems = [SimpleNamespace(name="capture", snapshot=snapshot)]
+    d.subsystems = [SimpleNamespace(name="capture", activity=activity)]
     d.config = SimpleNamespace(report=SimpleNamespace(monthly=monthly, msp_name="Acme IT", client_name="Dentist"))
     with pytest.raises(asyncio.CancelledError):
         asyncio.run(d._flush_state())
