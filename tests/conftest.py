@@ -60,3 +60,13 @@ def sitevigil_env() -> dict:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO_ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     return env
+
+
+@pytest.fixture
+def store(tmp_path):
+    """A probe database in the test's own directory, closed afterwards."""
+    from probe.state.store import Store
+
+    s = Store(str(tmp_path))
+    yield s
+    s.close()

@@ -19,6 +19,16 @@ def recording_ledger(reports: list, clock=time.time) -> Ledger:
     return ledger
 
 
+class Clock:
+    """A clock the test moves by hand: `clock()` is `clock.t`."""
+
+    def __init__(self, t: float = 1_000_000.0):
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
 class ServedApi:
     """The probe's HTTP API served for real on 127.0.0.1 (a free port) from its own event loop in a
     thread, as the daemon serves it; `url` is where to reach it. A context manager."""

@@ -378,7 +378,6 @@ def _month_name(month: str) -> str:
 
 
 def render(model: Model) -> str:
-    n = model.numbers
     title = f"{model.client_name}: your network in {_month_name(model.month)}"
     parts = [f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
              f'<meta name="viewport" content="width=device-width, initial-scale=1">'
@@ -431,7 +430,7 @@ def _first_screen(m: Model) -> str:
                     if n["median_resolve_hours"] is not None else "."))
     decide = [en for en in m.entries if en.open and en.decision]
     other_open = [en for en in m.entries if en.open and not en.decision]
-    block = [f'<section id="decisions"><h2>Needs your decision</h2>']
+    block = ['<section id="decisions"><h2>Needs your decision</h2>']
     if decide:
         block.append(f'<div class="decide"><p><b>{_n(m, "needs_decision")}</b> open '
                      f'{_plural(n["needs_decision"], "problem needs", "problems need")} a purchase or your approval:</p><ul>')
@@ -517,7 +516,6 @@ def _timeline(m: Model) -> str:
 
 
 def _watched(m: Model) -> str:
-    n = m.numbers
     out = ['<section id="watched"><h2>What the probe watched</h2>']
     if m.devices_by_type:
         out.append("<p>Devices seen this month, by type: " + ", ".join(

@@ -8,15 +8,7 @@ from probe.findings.ledger import Ledger
 from probe.findings.model import Finding
 from probe.findings.visits import Visits
 from probe.state.store import Store
-from tests.helpers import ServedApi
-
-
-class Clock:
-    def __init__(self, t=1_000_000.0):
-        self.t = t
-
-    def __call__(self):
-        return self.t
+from tests.helpers import Clock, ServedApi
 
 
 @pytest.fixture

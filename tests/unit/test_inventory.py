@@ -6,16 +6,9 @@ import pytest
 from probe.state.inventory import GONE, MAX_IPS, PRESENT, Inventory
 from probe.state.oui import OuiTable
 from probe.state.store import Store
+from tests.helpers import Clock
 
 OUI = OuiTable({"0050c2": "IEEE Registration Authority", "001b21": "Intel Corporate", "00c0ee": "Kyocera"})
-
-
-class Clock:
-    def __init__(self, t=1_000_000.0):
-        self.t = t
-
-    def __call__(self):
-        return self.t
 
 
 def inv(store=None, **kw):

@@ -5,25 +5,11 @@ from prometheus_client import CollectorRegistry
 from probe.findings.ledger import STATES, Ledger, LedgerCollector, LedgerError
 from probe.findings.model import Finding
 from probe.state.store import Store
-
-
-class Clock:
-    def __init__(self, t=1000.0):
-        self.t = t
-
-    def __call__(self):
-        return self.t
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = Store(str(tmp_path))
-    yield s
-    s.close()
+from tests.helpers import Clock
 
 
 def test_one_episode_per_kind_and_device(store):
-    clock = Clock()
+    clock = Clock(1000.0)
     led = Ledger(store, quiet_after=60, clock=clock)
     a = led.record(Finding("port_scan", "warning", "10.0.0.5", {"ports": 100}))
     clock.t += 10
@@ -37,7 +23,7 @@ def test_one_episode_per_kind_and_device(store):
 
 
 def test_quiet_episode_closes_and_a_new_one_opens(store):
-    clock = Clock()
+    clock = Clock(1000.0)
     led = Ledger(store, quiet_after=60, clock=clock)
     first = led.record(Finding("arp_spoofing", "critical", "aa:bb:cc:00:00:01"))
     clock.t += 61

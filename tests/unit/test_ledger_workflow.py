@@ -16,22 +16,8 @@ from probe.findings.ledger import LATENCY_BUCKETS, Ledger, LedgerCollector, Ledg
 from probe.findings.model import Cleared, Finding
 from probe.findings.visits import Visits
 from probe.state.store import Store, StoreError
+from tests.helpers import Clock
 from tests.conftest import REPO_ROOT
-
-
-class Clock:
-    def __init__(self, t=1_000_000.0):
-        self.t = t
-
-    def __call__(self):
-        return self.t
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = Store(str(tmp_path))
-    yield s
-    s.close()
 
 
 def toner(t, ratio=0.04):

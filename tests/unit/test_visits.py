@@ -15,13 +15,6 @@ from probe.state.store import Store, StoreError
 from tests.conftest import REPO_ROOT
 
 
-@pytest.fixture
-def store(tmp_path):
-    s = Store(str(tmp_path))
-    yield s
-    s.close()
-
-
 def test_a_visit_for_findings_is_listed_with_them(store):
     led = Ledger(store)
     a = led.record(Finding("printer_supply_low", "warning", "printer-2f", {}, 100.0, 100.0, "black toner"))
