@@ -361,7 +361,6 @@ def test_parallel_windows_merge_to_the_whole(items):
     from probe.fastpath.layout import COUNTERS, NON_ADDITIVE
     from probe.state.aggregates import merge_parallel
     t0 = 1_700_000_000 * 10**9
-    frames = [f for f, _ in items]
     whole = CaptureAggregator(max_devices=256, window_s=10, kernels=fastpath)
     parts = [CaptureAggregator(max_devices=256, window_s=10, kernels=fastpath) for _ in range(4)]
     for i, (f, member) in enumerate(items):

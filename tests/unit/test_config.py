@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from probe.config import ConfigError, Duration, ByteSize, Secret, default_config, load_file, load_text
+from probe.config import ConfigError, Duration, ByteSize, default_config, load_file, load_text
 
 CONFIGS = Path(__file__).resolve().parent.parent / "data" / "config"
 

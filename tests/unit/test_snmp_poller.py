@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import time
-import types
 from dataclasses import dataclass, field
 
 import pytest

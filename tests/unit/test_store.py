@@ -1,5 +1,4 @@
 """The state database keeps what it cannot write yet (full disk) and loses nothing until its bound."""
-import sqlite3
 
 import pytest
 
