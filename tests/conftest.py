@@ -70,3 +70,15 @@ def store(tmp_path):
     s = Store(str(tmp_path))
     yield s
     s.close()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Folders match markers: a test that builds a lab (marked `lab`: root, network namespaces) lives in
+    tests/lab/, and every test there is marked so; `tests/unit tests/integration` and `-m "not lab"`
+    then select the same tests."""
+    lab_dir = Path(__file__).resolve().parent / "lab"
+    wrong = [f"{item.nodeid}: {'marked lab outside tests/lab/' if marked else 'in tests/lab/ but not marked lab'}"
+             for item in items
+             if (marked := item.get_closest_marker("lab") is not None) != (Path(str(item.fspath)).resolve().parent == lab_dir)]
+    if wrong:
+        raise pytest.UsageError("tests in the wrong folder for their markers:\n  " + "\n  ".join(wrong))

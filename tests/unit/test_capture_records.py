@@ -3,7 +3,7 @@ ring's block walk, only rare frames' bytes kept) gives what the batch path (feed
 counters, totals, windows, findings and the devices learnt passively.
 
 The ring is each implementation's PacketRing over a synthetic TPACKET_V3 buffer (tests/ring_blocks.py),
-refilled block by block as the kernel would; tests/integration/test_capture_ring.py runs it on live frames."""
+refilled block by block as the kernel would; tests/lab/test_capture_ring.py runs it on live frames."""
 from __future__ import annotations
 
 import numpy as np

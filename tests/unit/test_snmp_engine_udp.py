@@ -1,6 +1,6 @@
 """The v1/v2c wire path (shared UDP socket, request-id matching, retries) against a small in-process
 agent on 127.0.0.1: late answers, answers from the wrong address, garbage and concurrent sessions.
-Loopback only; the real-agent tests are in tests/integration/test_snmp_engine_lab.py."""
+Loopback only; the real-agent tests are in tests/lab/test_snmp_engine_lab.py."""
 from __future__ import annotations
 
 import asyncio

@@ -36,7 +36,7 @@ def test_systemd_analyze_security_rates_the_unit_at_2_or_better():
 
 
 def test_the_unit_holds_exactly_the_capabilities_the_unprivileged_test_grants():
-    from tests.integration.test_unprivileged import CAPS
+    from tests.lab.test_unprivileged import CAPS
 
     svc = _directives()["Service"]
     want = {c.strip("+").upper() for c in CAPS.split(",")}

@@ -23,7 +23,7 @@ answers whatever its users): an answer means the agent is alive and the credenti
 the error is `SnmpAuthError`, not `SnmpTimeout`. Agents without v3 cannot be told apart this way;
 the credential selection (credentials.py) also reports auth when another credential is answered.
 
-v3 protocols (all tested against Net-SNMP 5.9's snmpd, tests/integration/test_snmp_engine_lab.py):
+v3 protocols (all tested against Net-SNMP 5.9's snmpd, tests/lab/test_snmp_engine_lab.py):
 auth MD5, SHA, SHA-224, SHA-256, SHA-384, SHA-512; privacy DES, AES(-128), AES-192 and AES-256 with
 the Blumenthal key extension (Net-SNMP's AES-192/AES-256), AES192C/AES256C with the Reeder extension
 (Cisco; Net-SNMP's AES-192-C/AES-256-C). 3DES exists in pysnmp but not in Net-SNMP, so it is not

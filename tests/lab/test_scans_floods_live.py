@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tests.integration.test_findings_live import _attack, _need, _watching, _who
+from tests.lab.test_findings_live import _attack, _need, _watching, _who
 
 pytestmark = [pytest.mark.lab, pytest.mark.peer]
 
