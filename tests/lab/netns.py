@@ -190,8 +190,11 @@ class Lab:
         _sh(sw + ["tc", "filter", "add", "dev", port, "parent", "ffff:", "protocol", "all", "u32", "match", "u32",
                   "0", "0", "action", "mirred", "egress", "mirror", "dev", "span"])
 
-    def add_host(self, name: str | None = None) -> Host:
-        host = self._add_host(name or f"h{len(self.hosts)}", next(self._addrs))
+    def add_host(self, name: str | None = None, ip: str | None = None) -> Host:
+        """Plug in one more host: the next free address, or `ip` (which may be one a host already has:
+        two hosts configured with the same address)."""
+        host = self._add_host(name or f"h{len(self.hosts)}",
+                              ipaddress.IPv4Address(ip) if ip is not None else next(self._addrs))
         self.hosts.append(host)
         return host
 
@@ -286,6 +289,29 @@ class Lab:
 
     def stop(self, proc: subprocess.Popen, timeout: float = 5) -> None:
         self._end(proc, timeout)
+
+    def start_capture(self, path: str, *, host: Host | None = None, iface: str | None = None, snaplen: int = 0,
+                      count: int = 1_000_000, seconds: float = 300) -> subprocess.Popen:
+        """tcpdump writing `path` from the probe's mirror port (or `iface` on `host`), bounded by a frame
+        count and a time limit; returns once tcpdump has its socket open and the file header is written.
+        End it with stop_capture()."""
+        host = host or self.probe
+        iface = iface or ("mirror0" if host is self.probe and self.mirror else "eth0")
+        proc = self.popen(host, ["timeout", str(int(seconds)), "tcpdump", "-i", iface, "-n", "-U", "-s", str(snaplen),
+                                 "-c", str(count), "-w", path], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while not (os.path.exists(path) and os.path.getsize(path) >= 24):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                self._end(proc)
+                raise LabError(f"tcpdump on {host.name}:{iface} did not start")
+            time.sleep(0.05)
+        time.sleep(0.3)  # the header is written just before the socket starts delivering
+        return proc
+
+    def stop_capture(self, proc: subprocess.Popen) -> None:
+        """Let the last frames reach the file, then end tcpdump (it flushes on SIGTERM)."""
+        time.sleep(0.3)
+        self._end(proc)
 
     # -- real peers -----------------------------------------------------------------------------
     def start_snmpd(self, host: Host, *, community: str = "lab-public", port: int = 161,

@@ -10,7 +10,8 @@ import time
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.lab.netns import Lab, lab_available
+from tests.lab.fixtures import lab_fixture
+from tests.lab.netns import Lab
 
 pytestmark = pytest.mark.lab
 
@@ -20,12 +21,7 @@ FETCH = ("import sys, urllib.request\n"
          "print(urllib.request.urlopen('http://127.0.0.1:' + sys.argv[1] + sys.argv[2], timeout=5).read().decode())")
 
 
-@pytest.fixture(scope="module")
-def lab():
-    if (why := lab_available()) is not None:
-        pytest.skip(f"lab: {why}")
-    with Lab(hosts=2) as lab:
-        yield lab
+lab = lab_fixture(hosts=2)
 
 
 def start_daemon(lab: Lab, interface: str, port: int):

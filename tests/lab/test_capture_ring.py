@@ -14,7 +14,8 @@ import sys
 
 import pytest
 
-from tests.lab.netns import Lab, lab_available
+from tests.lab.fixtures import lab_fixture
+from tests.lab.netns import Lab
 from tests.lab.send_frames import random_frame
 
 pytestmark = pytest.mark.lab
@@ -33,12 +34,7 @@ def _cython_built() -> bool:
     return True
 
 
-@pytest.fixture(scope="module")
-def lab():
-    if (why := lab_available()) is not None:
-        pytest.skip(f"lab: {why}")
-    with Lab(hosts=2) as lab:
-        yield lab
+lab = lab_fixture(hosts=2)
 
 
 _runs = iter(range(1000, 100000))

@@ -11,7 +11,8 @@ import time
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.lab.netns import Lab, lab_available
+from tests.lab.fixtures import lab_fixture
+from tests.lab.netns import Lab
 
 pytestmark = pytest.mark.lab
 
@@ -20,12 +21,7 @@ CHILD = os.path.join(LAB_DIR, "capture_subsystem_child.py")
 SENDER = os.path.join(LAB_DIR, "send_frames.py")
 
 
-@pytest.fixture(scope="module")
-def lab():
-    if (why := lab_available()) is not None:
-        pytest.skip(f"lab: {why}")
-    with Lab(hosts=2) as lab:
-        yield lab
+lab = lab_fixture(hosts=2)
 
 
 def samples(text: str) -> dict[str, float]:

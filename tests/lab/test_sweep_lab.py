@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.lab.netns import Lab, lab_available
+from tests.lab.fixtures import lab_fixture
 
 pytestmark = [pytest.mark.lab, pytest.mark.peer]
 
@@ -17,19 +17,7 @@ SNMP_HOSTS = 5
 DESCR = "Linux lab host (Net-SNMP agent for sitevigil tests)"
 
 
-@pytest.fixture(scope="module")
-def lan():
-    if (why := lab_available()) is not None:
-        pytest.skip(f"lab: {why}")
-    import shutil
-
-    if shutil.which("snmpd") is None:
-        pytest.skip("needs snmpd (Debian package snmpd)")
-    lab = Lab(hosts=50, snmp_hosts=SNMP_HOSTS)
-    try:
-        yield lab
-    finally:
-        lab.destroy()
+lan = lab_fixture(hosts=50, snmp_hosts=SNMP_HOSTS, needs=("snmpd",))
 
 
 def sweep(lan, cmd, env, *args, timeout=120):
