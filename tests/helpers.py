@@ -1,9 +1,44 @@
-"""Small helpers several test modules share."""
+"""Small helpers several test modules share: waiting for a condition, reading a metrics page, a clock
+the test moves, a ledger that remembers what it was told, the HTTP API served for real."""
 from __future__ import annotations
 
 import time
+from typing import Callable, TypeVar
+
+from prometheus_client.parser import text_string_to_metric_families
 
 from probe.findings.ledger import Ledger
+
+T = TypeVar("T")
+
+
+def wait_for(pred: Callable[[], T], timeout: float, what: str, *, every: float = 0.2,
+             context: Callable[[], str] | None = None) -> T:
+    """The first truthy value of pred(), polled every `every` seconds for at most `timeout` seconds;
+    else an AssertionError saying `what` did not happen in time, followed by context() (a daemon's log)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = pred()
+        if got:
+            return got
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}"
+                                 + (f"\n{context()}" if context is not None else ""))
+        time.sleep(every)
+
+
+def samples(text: str, name: str | None = None) -> list:
+    """The samples of a Prometheus text exposition (of metric `name` only, if given)."""
+    return [s for fam in text_string_to_metric_families(text) for s in fam.samples
+            if name is None or s.name == name]
+
+
+def sample(text: str, name: str, **labels) -> float | None:
+    """The value of the one sample of `name` with exactly `labels`, or None."""
+    for s in samples(text, name):
+        if s.labels == labels:
+            return s.value
+    return None
 
 
 def recording_ledger(reports: list, clock=time.time) -> Ledger:

@@ -14,25 +14,11 @@ import tempfile
 import time
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
+from tests.helpers import samples, wait_for
 from tests.lab.daemon import probe_daemon
 
 pytestmark = [pytest.mark.lab, pytest.mark.peer]
-
-
-def _metrics(probe) -> list:
-    return [s for fam in text_string_to_metric_families(probe.get("/metrics")) for s in fam.samples]
-
-
-def _wait(pred, timeout: float, what: str, probe):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = pred()
-        if got:
-            return got
-        time.sleep(1.0)
-    raise AssertionError(f"{what} within {timeout:.0f}s\n--- daemon log ---\n{probe.log()[-3000:]}")
 
 
 def test_daemon_learns_devices_from_the_wire_and_its_own_sweep_is_not_a_finding(lab_factory, tmp_path):
@@ -55,15 +41,17 @@ capture: {{interface: mirror0, window: 1s}}
         lldpd = lab.popen(nas, ["lldpd", "-d", "-I", "eth0", "-u", os.path.join(sock_dir, "lldpd.sock")])
         try:
             # the sweep ARPs every address of the /24, nearly all unanswered: a host sweep, were it anyone else
-            _wait(lambda: re.search(r"sweep of \d+ addresses took", probe.log()), 60, "no sweep finished", probe)
-            info = _wait(lambda: [s for s in _metrics(probe) if s.name == "sitevigil_device_info"
-                                  and s.labels["name"] == name], 30, "lldpd's name not learnt", probe)
+            log = lambda: "--- daemon log ---\n" + probe.log()[-3000:]  # noqa: E731
+            wait_for(lambda: re.search(r"sweep of \d+ addresses took", probe.log()), 60, "a sweep to finish",
+                     every=1.0, context=log)
+            info = wait_for(lambda: [s for s in samples(probe.get("/metrics"), "sitevigil_device_info")
+                                     if s.labels["name"] == name], 30, "lldpd's name to be learnt", every=1.0, context=log)
         finally:
             lab.stop(lldpd)
             shutil.rmtree(sock_dir, ignore_errors=True)
         assert info[0].labels["mac"] == nas.mac and info[0].labels["ip"] == str(nas.ip), info
         # the capture scores each device's rates once a window
-        samples = {s.name: s.value for s in _metrics(probe) if not s.labels}
-        assert samples["sitevigil_anomaly_series"] >= 7 and samples["sitevigil_anomaly_samples_total"] > 0, samples
+        unlabelled = {s.name: s.value for s in samples(probe.get("/metrics")) if not s.labels}
+        assert unlabelled["sitevigil_anomaly_series"] >= 7 and unlabelled["sitevigil_anomaly_samples_total"] > 0, unlabelled
         time.sleep(3)  # the sweep's last windows closed and were judged
         assert probe.findings() == []

@@ -6,11 +6,11 @@ import json
 import os
 import shutil
 import sys
-import time
 
 import pytest
 
 from tests.conftest import REPO_ROOT
+from tests.helpers import sample, wait_for
 
 pytestmark = [pytest.mark.lab, pytest.mark.peer,
               pytest.mark.skipif(not os.path.exists("/usr/sbin/snmpd") and shutil.which("snmpd") is None,
@@ -36,26 +36,6 @@ print(json.dumps(out))
 def fetch(lab, url, timeout=10.0) -> dict:
     r = lab.run(lab.probe, [sys.executable, "-c", FETCH, url, str(timeout)], timeout=timeout + 10)
     return json.loads(r.stdout)
-
-
-def sample(body: str, name: str, **labels) -> float | None:
-    from prometheus_client.parser import text_string_to_metric_families
-
-    for fam in text_string_to_metric_families(body):
-        for s in fam.samples:
-            if s.name == name and s.labels == labels:
-                return s.value
-    return None
-
-
-def wait_for(cond, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = cond()
-        if got:
-            return got
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_daemon_polls_on_schedule_and_serves_latest_results(lab_factory, tmp_path, sitevigil_cmd):

@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from tests.helpers import samples
 from tests.lab.daemon import probe_daemon
 from tests.snmpsim_lab import Snmpsim, SnmpsimUnavailable
 
@@ -66,12 +67,6 @@ def recording(step: int, *, lab_ip_prefix: str, rebooted: bool = False, trouble:
         ]
     rows.sort(key=lambda r: tuple(int(x) for x in r[0].split(".")))
     return "".join(f"{oid}|{tag}|{value}\n" for oid, tag, value in rows)
-
-
-def samples(body: str, name: str) -> list:
-    from prometheus_client.parser import text_string_to_metric_families
-
-    return [s for fam in text_string_to_metric_families(body) for s in fam.samples if s.name == name]
 
 
 def test_snmp_findings_scores_and_inventory_in_the_daemon(lab_factory, tmp_path):
