@@ -26,7 +26,8 @@ Kinds:
   subject the alarm's name), closed by its removal.
 - device_rebooted (warning, subject "restart N" as the poll rules count restarts): coldStart / warmStart.
   The count is the poll's: the next restart the poller will count, unless its last sysUpTime reading
-  already saw this boot. Ends after `clear_polls` polls, like a restart the polls found.
+  already saw this boot. So the confirming poll, seeing sysUpTime go back, reports the same episode, and
+  the poll rules end it after `clear_polls` quiet polls; unconfirmed, it ends by the ledger's quiet time.
 - printer_alert (critical or warning from prtAlertSeverityLevel; subject "GROUP INDEX: CODE"):
   Printer-MIB printerV2Alert (jam, cover open, toner empty...). A closing code (coverClosed,
   interlockClosed, subunitClosed) ends its opening one; the rest end when reported no more (the
@@ -223,8 +224,9 @@ class TrapRules:
         n = restarts if seen and restarts else restarts + 1
         what = "cold start" if trap.trap_oid == COLD_START else "warm start"
         ev = {**base, "restarts": n, "uptime_seconds": _secs(trap.uptime_ticks)}
-        return self._raise(device, "device_rebooted", "warning", f"restart {n}", f"{device} restarted ({what} trap)",
-                           ev, now)
+        # not held: the poll that follows sees sysUpTime go back and its rules own the episode from there
+        return [SnmpFinding("device_rebooted", "warning", device, f"restart {n}", f"{device} restarted ({what} trap)",
+                            ev, now)]
 
     def _ups_alarm(self, device, trap, now, base, *, added: bool) -> list:
         descr = trap.value(UPS_ALARM_DESCR)
@@ -322,8 +324,6 @@ class TrapRules:
                      "ups_battery_low": u.get("battery_status") in ("low", "depleted", "fault"),
                      "ups_battery_replace": bool(u.get("replace_battery"))}[h.kind]
             return "holds" if holds else "clear"
-        if h.kind == "device_rebooted":
-            return "clear" if view.polled else None
         return None
 
     def forget(self, device: str) -> None:

@@ -301,9 +301,24 @@ def test_a_cold_start_is_the_restart_the_poller_counts():
     assert (f.kind, f.subject) == ("device_rebooted", "restart 3")  # the poll will count this boot as the 3rd
     [g] = rules.observe("sw2", cold, DeviceView(restarts=2, boot_at=9995.0), 10_000.0)
     assert g.subject == "restart 2"  # the poller's last reading already saw this boot
-    assert rules.confirm("sw1", view(), 10_060.0) == []
-    [c] = rules.confirm("sw1", view(), 10_120.0)  # ends after clear_polls polls, as a polled restart does
-    assert isinstance(c, Cleared) and c.key == f.key
+    assert rules.held() == []  # the poll rules own a restart once a poll sees sysUpTime go back
+
+
+def test_a_cold_start_trap_and_the_poll_that_follows_are_one_episode():
+    from probe.findings.snmp_rules import SnmpRules
+    ledger = Ledger.in_memory(clock=lambda: 10_000.0)
+    [f] = TrapRules().observe("sw1", note(T.NOTIFY["coldStart"], uptime=500), DeviceView(restarts=2, boot_at=100.0),
+                              10_000.0)
+    ledger.submit([f.to_finding()])
+
+    class Result:  # the confirming poll: sysUpTime went back, the poller counted restart 3
+        target, up, modules = "sw1", True, {}
+
+        def data(self):
+            return {"sys": {"rebooted": True, "restarts": 3, "uptime_seconds": 7.0}}
+    ledger.submit([r.to_finding() for r in SnmpRules().observe(Result(), 10_001.0)])
+    [ep] = ledger.open_episodes()
+    assert ep.finding.subject == "restart 3" and ep.occurrences == 2
 
 
 def test_authentication_failure_the_probe_caused_is_only_info():
