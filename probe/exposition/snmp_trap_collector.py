@@ -67,6 +67,9 @@ class SnmpTrapCollector(Collector):
         cap.add_metric([], float(s["queue_capacity"]))
         sources = GaugeMetricFamily("sitevigil_snmp_trap_sources_tracked", "Sources whose rate is tracked.")
         sources.add_metric([], float(s["sources_tracked"]))
-        up = GaugeMetricFamily("sitevigil_snmp_trap_listener_up", "Whether the notification listener is bound.")
-        up.add_metric([], 1.0 if s["listening"] else 0.0)
-        return [received, dropped, acked, unknown, confirms, queue, cap, sources, up]
+        families = [received, dropped, acked, unknown, confirms, queue, cap, sources]
+        if s.get("enabled", True):  # switched off is not down
+            up = GaugeMetricFamily("sitevigil_snmp_trap_listener_up", "Whether the notification listener is bound.")
+            up.add_metric([], 1.0 if s["listening"] else 0.0)
+            families.append(up)
+        return families

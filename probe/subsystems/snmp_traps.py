@@ -165,7 +165,7 @@ class SnmpTrapsSubsystem:
                 "informs_acknowledged": ln.informs_acknowledged_total, "unknown_source": self.unknown_source_total,
                 "confirm_polls": self.confirm_polls_total, "queue_length": ln.queue.qsize(),
                 "queue_capacity": ln.queue.maxsize, "sources_tracked": len(ln.limiter),
-                "listening": self._transport is not None}
+                "listening": self._transport is not None, "enabled": self.config.snmp.traps.enabled}
 
     # -- handling -------------------------------------------------------------------------------
     async def _consume(self) -> None:
