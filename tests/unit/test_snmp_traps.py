@@ -472,3 +472,19 @@ def test_a_port_it_cannot_bind_fails_the_subsystem_with_the_reason():
         assert f"cannot listen for SNMP notifications on 127.0.0.1:{port}" in sub.status.reason
     finally:
         s.close()
+
+
+def test_the_receiver_polls_through_the_snmp_subsystems_poller_and_reload_takes_new_communities():
+    from probe.subsystems import SUBSYSTEMS, build
+    from probe.subsystems.base import Context
+    names = [n for n, _ in SUBSYSTEMS]
+    assert names.index("snmp") < names.index("snmp_traps")  # built after the poller it uses
+    cfg = load_text("snmp:\n  credentials: [{name: a, community: old-one}]\n")
+    ctx = Context(store=None)
+    snmp, traps = build("snmp", cfg, ctx), build("snmp_traps", cfg, ctx)
+    assert traps.poller is snmp.poller
+    assert traps.listener.communities == {b"old-one"}
+    new = load_text("snmp:\n  credentials: [{name: a, community: new-one}]\n  traps: {enabled: false}\n")
+    asyncio.run(traps.reload(new))
+    assert traps.listener.communities == {b"new-one"} and traps.status.health.value == "disabled"
+    assert "sitevigil_snmp_trap_listener_up" not in {f.name for c in traps.collectors() for f in c.collect()}
