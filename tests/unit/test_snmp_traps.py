@@ -488,3 +488,14 @@ def test_the_receiver_polls_through_the_snmp_subsystems_poller_and_reload_takes_
     asyncio.run(traps.reload(new))
     assert traps.listener.communities == {b"new-one"} and traps.status.health.value == "disabled"
     assert "sitevigil_snmp_trap_listener_up" not in {f.name for c in traps.collectors() for f in c.collect()}
+
+
+def test_a_trap_updates_the_inventory_device_of_that_address_not_a_new_one():
+    async def run():
+        sub, ctx = _subsystem([polled_device("10.0.0.1", [UPLINK])], text="snmp:\n  traps: {confirm_poll: false}\n")
+        ctx.devices.observe("00:11:22:33:44:55", "10.0.0.1", source="arp", ts=50.0)
+        sub.handle(Received("10.0.0.1", 5000, 100.0, decode_notification(link_down())))
+        [dev] = ctx.devices.inventory.snapshot()
+        assert dev.mac == "00:11:22:33:44:55" and dev.last_seen == 100.0
+        assert dev.facts["snmp_last_trap"] == "IF-MIB::linkDown" and "snmp_trap" in dev.sources
+    asyncio.run(run())
