@@ -27,22 +27,28 @@ DEFAULT_OUT = HERE.parent / "probe" / "sources" / "snmp" / "mibtables.py"
 
 # MIB module -> objects the runtime needs. A table or row brings all of its columns.
 WANTED: dict[str, list[str]] = {
-    "SNMPv2-MIB": ["sysDescr", "sysObjectID", "sysUpTime", "sysContact", "sysName", "sysLocation"],
+    "SNMPv2-MIB": ["sysDescr", "sysObjectID", "sysUpTime", "sysContact", "sysName", "sysLocation",
+                   "snmpTrapOID", "snmpTrapEnterprise"],
     "IF-MIB": ["ifNumber", "ifTableLastChange", "ifTable", "ifXTable"],
     "HOST-RESOURCES-MIB": ["hrSystemUptime", "hrMemorySize", "hrStorageTable", "hrDeviceTable",
                            "hrProcessorTable", "hrPrinterTable"],
     "HOST-RESOURCES-TYPES": ["hrStorageTypes", "hrDeviceTypes"],
     "Printer-MIB": ["prtGeneralPrinterName", "prtGeneralSerialNumber", "prtMarkerSuppliesTable",
-                    "prtInputTable"],
+                    "prtInputTable", "prtAlertTable"],
     "UPS-MIB": ["upsIdentManufacturer", "upsIdentModel", "upsBatteryStatus", "upsSecondsOnBattery",
                 "upsEstimatedMinutesRemaining", "upsEstimatedChargeRemaining", "upsBatteryVoltage",
-                "upsBatteryTemperature", "upsOutputSource", "upsOutputTable", "upsAlarmsPresent"],
+                "upsBatteryTemperature", "upsOutputSource", "upsOutputTable", "upsAlarmsPresent",
+                "upsAlarmTable", "upsWellKnownAlarms", "upsConfigLowBattTime"],
     "ENTITY-MIB": ["entPhysicalTable"],
     "LLDP-MIB": ["lldpLocPortTable", "lldpRemTable", "lldpLocChassisId"],
     "BRIDGE-MIB": ["dot1dBasePortTable", "dot1dTpFdbTable"],
     "Q-BRIDGE-MIB": ["dot1qTpFdbTable", "dot1qFdbTable", "dot1qVlanCurrentTable"],
     "IP-MIB": ["ipNetToMediaTable", "ipNetToPhysicalTable"],
 }
+
+# MIB modules whose NOTIFICATION-TYPEs (SMIv2) the trap receiver names: NOTIFY (name -> OID) and
+# NOTIFY_OBJECTS (name -> the objects its varbinds carry, in order).
+NOTIFY_FROM = ("SNMPv2-MIB", "IF-MIB", "UPS-MIB", "Printer-MIB")
 
 # Enumerations that come from a whole registration subtree rather than from a SYNTAX clause:
 # OID-valued columns whose values name one of these identities.
@@ -255,8 +261,18 @@ def build_tables(mibs: dict[str, dict]) -> dict:
             units[name] = unit
         if enum:
             enums[name] = dict(enum)
+    notify: dict[str, tuple] = {}
+    notify_objects: dict[str, tuple[str, ...]] = {}
+    for mod in NOTIFY_FROM:
+        for name, sym in mibs[mod].items():
+            if isinstance(sym, dict) and sym.get("class") == "notificationtype":
+                if name in oid or name in notify:
+                    raise SystemExit(f"mibs/generate.py: notification {name} collides with another name")
+                notify[name] = _oid(sym["oid"])
+                notify_objects[name] = tuple(o["object"] for o in sym.get("objects", []))
+                origin[name] = mod
     return {"OID": oid, "SYNTAX": syntax, "ENUMS": enums, "INDEX": index, "COLUMNS": columns,
-            "UNITS": units, "ORIGIN": origin}
+            "UNITS": units, "ORIGIN": origin, "NOTIFY": notify, "NOTIFY_OBJECTS": notify_objects}
 
 
 def _lit(value, indent=0) -> str:
@@ -277,13 +293,15 @@ def render(tables: dict) -> str:
         "OID: object name -> OID (int tuple); SYNTAX: -> SMI base type (client.py's type names);",
         "ENUMS: -> {value: label} (for hrStorageType/hrDeviceType: last arc of the identity OID -> name);",
         "INDEX: row -> its index objects (AUGMENTS resolved); COLUMNS: row -> its columns in OID order;",
-        "UNITS: -> the MIB's UNITS clause; ORIGIN: -> the MIB module that defines it.",
+        "UNITS: -> the MIB's UNITS clause; ORIGIN: -> the MIB module that defines it (objects and notifications);",
+        "NOTIFY: notification name -> OID (snmpTrapOID value); NOTIFY_OBJECTS: -> the objects its varbinds carry.",
         '"""',
         "# fmt: off",
     ]
-    for key in ("OID", "SYNTAX", "ENUMS", "INDEX", "COLUMNS", "UNITS", "ORIGIN"):
+    for key in ("OID", "SYNTAX", "ENUMS", "INDEX", "COLUMNS", "UNITS", "ORIGIN", "NOTIFY", "NOTIFY_OBJECTS"):
         lines.append(f"{key} = {{")
-        for name in sorted(tables[key], key=lambda n: (tables["OID"].get(n, ()), n)):
+        where = {**tables["NOTIFY"], **tables["OID"]}
+        for name in sorted(tables[key], key=lambda n: (where.get(n, ()), n)):
             lines.append(f"    {name!r}: {_lit(tables[key][name])},")
         lines.append("}")
     lines.append("")

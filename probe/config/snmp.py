@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from probe.config.schema import Duration, Secret, setting
+from probe.config.traps import TrapsConfig
 
 AUTH_PROTOCOLS = ("MD5", "SHA", "SHA224", "SHA256", "SHA384", "SHA512")
 # AES192/AES256: draft-blumenthal key extension (Net-SNMP's AES-192/AES-256); AES192C/AES256C: the
@@ -114,6 +115,7 @@ class SnmpConfig:
     max_rows_per_table: int = setting(10000, check=_positive)
     max_concurrent_devices: int = setting(32, check=_positive)
     findings: SnmpFindingsConfig = setting(default_factory=SnmpFindingsConfig)
+    traps: TrapsConfig = setting(default_factory=TrapsConfig, doc="the notification receiver (traps, informs)")
 
     def __post_init__(self):
         names = [c.name for c in self.credentials]

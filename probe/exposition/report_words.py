@@ -15,12 +15,14 @@ CATEGORIES = ("security", "network", "devices and power", "unusual traffic", "de
               "reported by people")
 
 _SECURITY = ("port_scan", "host_sweep", "syn_flood", "icmp_flood", "udp_flood", "mac_flood", "arp_spoofing",
-             "gratuitous_arp_storm", "rogue_dhcp", "dhcp_starvation", "dhcp_flood")
+             "gratuitous_arp_storm", "rogue_dhcp", "dhcp_starvation", "dhcp_flood", "snmp_auth_failure")
 _NETWORK = ("duplicate_ip", "broadcast_storm", "multicast_storm", "forwarding_loop", "dns_failure",
-            "icmp_unreachable", "tcp_reset", "tcp_retransmissions", "interface_errors_rising", "interface_flapping")
+            "icmp_unreachable", "tcp_reset", "tcp_retransmissions", "interface_errors_rising", "interface_flapping",
+            "uplink_down")
 _DEVICES = ("storage_filling", "printer_supply_low", "ups_on_battery", "ups_runtime_short", "ups_battery_replace",
-            "ups_battery_low", "device_unreachable", "device_rebooted")
-_COMING_GOING = ("device_new", "device_returned", "device_gone", "device_ip_changed", "device_name_changed")
+            "ups_battery_low", "device_unreachable", "device_rebooted", "ups_alarm", "printer_alert")
+_COMING_GOING = ("device_new", "device_returned", "device_gone", "device_ip_changed", "device_name_changed",
+                 "snmp_trap_unknown_source")
 
 
 @dataclass(frozen=True)
@@ -245,6 +247,23 @@ _WORDS: dict[str, Callable] = {
                                  "devices coming and going"),
     "device_name_changed": _simple("{dev} changed its name", "{dev} started calling itself by another name.",
                                    "Usually harmless; it can also be a different device.", "devices coming and going"),
+    # from SNMP notifications (probe/findings/trap_rules.py)
+    "uplink_down": _simple("A main network link of {dev} went down",
+                           "{dev} reported that its link {subj} to the rest of the network went down.",
+                           "Everything connected through that link loses the network until it is back.", "network"),
+    "ups_alarm": _simple("The UPS {dev} raised an alarm", "The UPS {dev} reported a problem ({subj}).",
+                         "A UPS with a problem may not keep the equipment running in a power cut.",
+                         "devices and power"),
+    "printer_alert": _simple("The printer {dev} needed attention", "The printer {dev} reported {subj}.",
+                             "Nobody can print on it until someone deals with it.", "devices and power"),
+    "snmp_auth_failure": _simple("Someone tried to read {dev} with a wrong password",
+                                 "{dev} refused a management request with a wrong password (SNMP community).",
+                                 "It may be a misconfigured tool, or someone probing the network equipment.",
+                                 "security"),
+    "snmp_trap_unknown_source": _simple("A device nobody set up was sending alerts",
+                                        "{dev} sends management alerts, but it is not a device the probe looks "
+                                        "after.", "An unmanaged device is one whose problems nobody sees.",
+                                        "devices coming and going"),
 }
 
 

@@ -15,6 +15,7 @@ SUBSYSTEMS: list[tuple[str, str]] = [
     ("capture", "probe.subsystems.capture:factory"),
     ("sweep", "probe.subsystems.sweep:factory"),
     ("snmp", "probe.subsystems.snmp:factory"),
+    ("snmp_traps", "probe.subsystems.snmp_traps:factory"),  # after snmp: it polls through its poller
 ]
 
 

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
     from probe.config import Config
     from probe.findings.ledger import Ledger
+    from probe.sources.snmp.poller import SnmpPoller
     from probe.state.anomaly import AnomalyScores
     from probe.state.store import Store
     from probe.subsystems.devices import Devices
@@ -31,7 +32,9 @@ class Context:
     - `devices`: the inventory every subsystem feeds (probe.subsystems.devices.Devices: sightings in,
       inventory findings to the ledger, SNMP agents announced to whoever polls them);
     - `anomaly`: the anomaly scores of every series the subsystems feed (`update(keys, ts, values)`
-      with keys (device, series name)); None where scoring is off.
+      with keys (device, series name)); None where scoring is off;
+    - `snmp_poller`: the SNMP poller (probe.sources.snmp.poller.SnmpPoller), set by the SNMP subsystem when
+      it is built, for whoever must poll a device now (the trap receiver's confirming poll); None without it.
     Unset services are built in memory, so a test or a one-shot command can make a Context from a store.
     """
 
@@ -40,6 +43,7 @@ class Context:
     ledger: "Ledger | None" = None
     devices: "Devices | None" = None
     anomaly: "AnomalyScores | None" = None
+    snmp_poller: "SnmpPoller | None" = None
 
     def __post_init__(self):
         from probe.findings.ledger import Ledger

@@ -42,6 +42,7 @@ class SnmpSubsystem:
         self.ctx = ctx
         self.status = Status()
         self.poller = SnmpPoller(config, store=ctx.store, clock=ctx.clock)
+        ctx.snmp_poller = self.poller  # the trap receiver polls a device that sent a notification
         self.feed = SnmpFeed(SnmpRules.from_config(config.snmp.findings), ledger=ctx.ledger, anomaly=ctx.anomaly,
                              devices=ctx.devices, clock=ctx.clock)
         self.poller.observers.append(self.feed.observe)

@@ -1,5 +1,5 @@
-"""The daemon as the service unit runs it: an unprivileged user holding only CAP_NET_RAW and
-CAP_NET_ADMIN (here through setpriv), in a lab probe namespace, captures, sweeps and polls as root does."""
+"""The daemon as the service unit runs it: an unprivileged user holding only CAP_NET_RAW,
+CAP_NET_ADMIN and CAP_NET_BIND_SERVICE (here through setpriv), in a lab probe namespace, captures, sweeps and polls as root does."""
 from __future__ import annotations
 
 import os
@@ -18,7 +18,7 @@ from tests.conftest import REPO_ROOT
 pytestmark = [pytest.mark.lab, pytest.mark.peer]
 
 PORT = 9847
-CAPS = "+net_raw,+net_admin"
+CAPS = "+net_raw,+net_admin,+net_bind_service"  # the unit's: capture, sweeps, UDP 162 for traps
 
 
 def _setpriv(uid: int, gid: int) -> list[str]:
