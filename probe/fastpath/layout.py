@@ -31,7 +31,8 @@ import numpy as np
 __all__ = [
     "FRAME_DTYPE", "FLAG_NAMES", "COUNTERS", "COUNTER_INDEX", "N_COUNTERS", "SKETCHES", "N_SKETCHES",
     "HLL_BITS", "HLL_REGISTERS", "RARE_FLAGS", "DUP_PROTOCOLS", "DUP_NO_VLAN", "dup_max_fields",
-    "DUP_SLOTS", "DUP_RUN_GAP_NS", "FLOW_SLOTS", "UDP_SMALL_WIRELEN", "SCORE_PARAM_NAMES",
+    "DUP_SLOTS", "DUP_RUN_GAP_NS", "FLOW_SLOTS", "UDP_SMALL_WIRELEN", "SCORE_PARAM_NAMES", "SCORE_STATE", "SCORE_COLUMN",
+    "SCORE_WIDTH", "score_constants", "FLOW_TS_SHIFT", "SPAN_COPY_UNITS",
     "AGG_UNREAD_FIELDS", "agg_input_mask", "TCP_FLAG_NAMES", "DUP_GAP_UNITS", "DUP_TS_SHIFT", "FRAME_HASH_BYTES",
     "SEQ_REUSE_GAP", "HASH_CONSTANTS", "RECORD_WORDS", "pxi_text", "PXI_PATH",
 ]
@@ -180,6 +181,9 @@ DUP_SLOTS = 2048
 DUP_TS_SHIFT = 20          # the duplicate table keeps ts_ns >> 20 (~1.05 ms units) in 32 bits
 DUP_RUN_GAP_NS = 95 << DUP_TS_SHIFT  # ~99.6 ms
 DUP_GAP_UNITS = DUP_RUN_GAP_NS >> DUP_TS_SHIFT  # the same gap in the table's units (95)
+FLOW_TS_SHIFT = 16         # the TCP flow table keeps ts_ns >> 16 (~65.5 us units) in 16 bits
+SPAN_COPY_UNITS = 15       # a segment seen again within this many units (~1 ms), without an IPv4 ID to tell,
+                           # is a SPAN copy of it, not a retransmission
 FLOW_SLOTS = 4096
 # A TCP segment ending this far (64 MiB) behind its flow's highest sequence end is no retransmission: no
 # window allows it, so it is a new connection on a reused 4-tuple
@@ -236,6 +240,49 @@ SCORE_PARAM_NAMES = (
     "spatial_after",  # ... once this many samples have shown the range
     "seas_clip",      # the hour's value learns from each sample clipped to this many usual hour misses
 )
+
+# Anomaly-score state: one float64 row per series, these columns in order from 0 (name, width): the hot
+# ones first (four cache lines), then the daily-rhythm buckets from the fifth line on.
+SCORE_STATE = (
+    ("n", 1),               # samples learnt
+    ("level", 1),           # fast level (one-step prediction)
+    ("err", 1),             # usual |x - level|
+    ("min", 1), ("max", 1),  # range seen
+    ("short", 1),           # short-window mean of the one-step surprise
+    ("short_hour", 1),      # short-window mean of the hour surprise
+    ("ep_max", 1),          # highest score of the current episode
+    ("ep_left", 1),         # samples left in the current episode
+    ("seas_err", 1),        # usual |x - this hour's value|
+    ("prev_level", 1),      # the fast level before the last sample
+    ("last_x", 1),          # last value
+    ("run", 1),             # length of the current run of equal values
+    ("repeat", 1),          # how often a value equals the one before
+    ("z_step", 2),          # running mean and variance of each surprise: one step, against the hour,
+    ("z_hour", 2),          # and the two short-window means
+    ("z_short", 2),
+    ("z_short_hour", 2),
+    ("shift_short", 1),     # short-window mean of the value
+    ("shift_long", 1),      # long-run mean of the value
+    ("shift_dev", 1),       # usual |x - long-run mean|
+    ("z_shift", 2),         # running mean and variance of the shift surprise
+    ("tail", 5),            # how often the surprise reached each of N_TAIL levels
+    ("seas", 24),           # value per hour of the day
+)
+SCORE_COLUMN = dict(zip((n for n, _ in SCORE_STATE),
+                        np.cumsum([0] + [w for _, w in SCORE_STATE[:-1]]).tolist()))  # name -> first column
+SCORE_WIDTH = sum(w for _, w in SCORE_STATE)
+assert SCORE_WIDTH % 8 == 0 and SCORE_COLUMN["seas"] % 8 == 0  # whole 64-byte lines
+
+
+def score_constants() -> dict[str, int]:
+    """The score kernel's column and parameter indices by the names both implementations use: C_<COLUMN>,
+    N_TAIL/N_SEAS (widths), SCORE_WIDTH, P_<PARAM>, N_PARAMS."""
+    out = {f"C_{n.upper()}": SCORE_COLUMN[n] for n, _ in SCORE_STATE}
+    out.update({"N_TAIL": dict(SCORE_STATE)["tail"], "N_SEAS": dict(SCORE_STATE)["seas"], "SCORE_WIDTH": SCORE_WIDTH})
+    out.update({f"P_{n.upper()}": i for i, n in enumerate(SCORE_PARAM_NAMES)})
+    out["N_PARAMS"] = len(SCORE_PARAM_NAMES)
+    return out
+
 
 # Record fields aggregate_frames' classification of a frame does not read, or reads only through a
 # class the compiled kernel checks apart (wirelen <= UDP_SMALL_WIRELEN, caplen >= 14, dport <= sport;
@@ -339,7 +386,9 @@ def pxi_text() -> str:
     enum("sizes and thresholds", [
         ("DUP_TS_SHIFT", DUP_TS_SHIFT), ("DUP_GAP_UNITS", DUP_GAP_UNITS), ("DUP_NO_VLAN", hex(DUP_NO_VLAN)),
         ("SEQ_REUSE_GAP", SEQ_REUSE_GAP), ("FRAME_HASH_BYTES", FRAME_HASH_BYTES),
-        ("UDP_SMALL_WIRELEN", UDP_SMALL_WIRELEN), ("RECORD_WORDS", RECORD_WORDS)])
+        ("UDP_SMALL_WIRELEN", UDP_SMALL_WIRELEN), ("RECORD_WORDS", RECORD_WORDS),
+        ("FLOW_TS_SHIFT", FLOW_TS_SHIFT), ("SPAN_COPY_UNITS", SPAN_COPY_UNITS)])
+    enum("anomaly-score state columns (SCORE_STATE) and parameters (SCORE_PARAM_NAMES)", score_constants().items())
     out.extend(["", "# hash constants (HASH_CONSTANTS)"])
     out.extend(f"cdef uint64_t {name} = 0x{value:X}ULL" for name, value in HASH_CONSTANTS.items())
     out.extend(["", "", "cdef inline uint64_t dup_protocol(uint32_t flags) noexcept nogil:",

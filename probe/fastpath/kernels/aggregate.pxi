@@ -184,7 +184,7 @@ cdef inline uint64_t tcp_track(Recent* rc, const FrameRecord* r, uint64_t ts) no
     e = rc.flow + 2 * (key & rc.flow_mask)
     seq = r.tcp_seq
     end = seq + seg
-    now = (ts >> 16) & 0xFFFF  # ~65.5 us units
+    now = (ts >> FLOW_TS_SHIFT) & 0xFFFF  # ~65.5 us units
     last = (<uint64_t>seq << 32) | (<uint64_t>r.ip_id << 16) | now
     if (e[0] >> 32) != tag or ((tf & TCP_SYN) and (e[1] >> 32) != seq):
         # a new flow, one that evicted another, or a new connection on a reused 4-tuple (a SYN-ACK with
@@ -197,7 +197,7 @@ cdef inline uint64_t tcp_track(Recent* rc, const FrameRecord* r, uint64_t ts) no
         # Wireshark calls tcp.analysis.keep_alive); neither data nor a retransmission
         return 0
     if (e[1] >> 32) == seq and ((v4 and r.ip_id != 0 and ((e[1] >> 16) & 0xFFFF) == r.ip_id)
-                                or ((not v4 or r.ip_id == 0) and ((now - e[1]) & 0xFFFF) <= 15)):
+                                or ((not v4 or r.ip_id == 0) and ((now - e[1]) & 0xFFFF) <= SPAN_COPY_UNITS)):
         return 0
     e[1] = last
     ahead = <int32_t>(end - <uint32_t>e[0])

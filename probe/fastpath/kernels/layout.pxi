@@ -188,6 +188,61 @@ cdef enum:
     FRAME_HASH_BYTES = 128
     UDP_SMALL_WIRELEN = 256
     RECORD_WORDS = 23
+    FLOW_TS_SHIFT = 16
+    SPAN_COPY_UNITS = 15
+
+# anomaly-score state columns (SCORE_STATE) and parameters (SCORE_PARAM_NAMES)
+cdef enum:
+    C_N = 0
+    C_LEVEL = 1
+    C_ERR = 2
+    C_MIN = 3
+    C_MAX = 4
+    C_SHORT = 5
+    C_SHORT_HOUR = 6
+    C_EP_MAX = 7
+    C_EP_LEFT = 8
+    C_SEAS_ERR = 9
+    C_PREV_LEVEL = 10
+    C_LAST_X = 11
+    C_RUN = 12
+    C_REPEAT = 13
+    C_Z_STEP = 14
+    C_Z_HOUR = 16
+    C_Z_SHORT = 18
+    C_Z_SHORT_HOUR = 20
+    C_SHIFT_SHORT = 22
+    C_SHIFT_LONG = 23
+    C_SHIFT_DEV = 24
+    C_Z_SHIFT = 25
+    C_TAIL = 27
+    C_SEAS = 32
+    N_TAIL = 5
+    N_SEAS = 24
+    SCORE_WIDTH = 56
+    P_ALPHA_LEVEL = 0
+    P_ALPHA_ERR = 1
+    P_ALPHA_Z = 2
+    P_ALPHA_SHORT = 3
+    P_ALPHA_SEAS = 4
+    P_FLOOR_REL = 5
+    P_LOG_SCALE = 6
+    P_WARMUP = 7
+    P_ALERT = 8
+    P_REFRACTORY = 9
+    P_MARGIN = 10
+    P_USE_HOUR = 11
+    P_RUN_WEIGHT = 12
+    P_ALPHA_SHIFT = 13
+    P_SHIFT_CLIP = 14
+    P_TAIL_LO = 15
+    P_TAIL_STEP = 16
+    P_TAIL_MIN = 17
+    P_SPATIAL_TOL = 18
+    P_SPATIAL_P = 19
+    P_SPATIAL_AFTER = 20
+    P_SEAS_CLIP = 21
+    N_PARAMS = 22
 
 # hash constants (HASH_CONSTANTS)
 cdef uint64_t FNV_OFFSET = 0xCBF29CE484222325ULL

@@ -19,68 +19,12 @@ cdef extern from *:
     """
     void SV_PREFETCH(const void *p) nogil
 
-# state columns: the hot ones first (four cache lines), then the daily-rhythm buckets
-DEF C_N = 0            # samples learnt
-DEF C_LEVEL = 1        # fast level (one-step prediction)
-DEF C_ERR = 2          # usual |x - level|
-DEF C_MIN = 3
-DEF C_MAX = 4
-DEF C_SHORT = 5        # short-window mean of the one-step surprise
-DEF C_SHORT_HOUR = 6   # short-window mean of the hour surprise
-DEF C_EP_MAX = 7       # highest score of the current episode
-DEF C_EP_LEFT = 8      # samples left in the current episode
-DEF C_SEAS_ERR = 9     # usual |x - this hour's value|
-DEF C_PREV_LEVEL = 10  # the fast level before the last sample
-DEF C_LAST_X = 11      # last value
-DEF C_RUN = 12         # length of the current run of equal values
-DEF C_REPEAT = 13      # how often a value equals the one before
-DEF C_Z_STEP = 14      # running mean and variance of each surprise: one step, against the hour,
-DEF C_Z_HOUR = 16      # and the two short-window means
-DEF C_Z_SHORT = 18
-DEF C_Z_SHORT_HOUR = 20
-DEF C_SHIFT_SHORT = 22 # short-window mean of the value
-DEF C_SHIFT_LONG = 23  # long-run mean of the value
-DEF C_SHIFT_DEV = 24   # usual |x - long-run mean|
-DEF C_Z_SHIFT = 25     # running mean and variance of the shift surprise (2 columns)
-DEF C_TAIL = 27        # how often the surprise reached each of N_TAIL levels
-DEF N_TAIL = 5
-DEF C_SEAS = 32        # value per hour of the day (from the fifth cache line on)
-DEF N_SEAS = 24
-DEF WIDTH = 56         # whole 64-byte lines
-
-# params (probe.fastpath.layout.SCORE_PARAM_NAMES, checked below at import)
-DEF P_ALPHA_LEVEL = 0
-DEF P_ALPHA_ERR = 1
-DEF P_ALPHA_Z = 2
-DEF P_ALPHA_SHORT = 3
-DEF P_ALPHA_SEAS = 4
-DEF P_FLOOR_REL = 5
-DEF P_LOG_SCALE = 6
-DEF P_WARMUP = 7
-DEF P_ALERT = 8
-DEF P_REFRACTORY = 9
-DEF P_MARGIN = 10
-DEF P_USE_HOUR = 11
-DEF P_RUN_WEIGHT = 12
-DEF P_ALPHA_SHIFT = 13
-DEF P_SHIFT_CLIP = 14
-DEF P_TAIL_LO = 15
-DEF P_TAIL_STEP = 16
-DEF P_TAIL_MIN = 17
-DEF P_SPATIAL_TOL = 18
-DEF P_SPATIAL_P = 19
-DEF P_SPATIAL_AFTER = 20
-DEF P_SEAS_CLIP = 21
-DEF N_PARAMS = 22
+# state columns (C_*, N_TAIL, N_SEAS, SCORE_WIDTH) and parameter indices (P_*, N_PARAMS): generated into
+# layout.pxi from probe/fastpath/layout.py's SCORE_STATE and SCORE_PARAM_NAMES, which the twin reads too
 DEF LEARN_AFTER = 20.0   # samples before the surprise statistics start learning
 
-SCORE_STATE_WIDTH = WIDTH
+SCORE_STATE_WIDTH = SCORE_WIDTH
 SCORE_N_PARAMS = N_PARAMS
-
-from probe.fastpath.layout import SCORE_PARAM_NAMES as _SCORE_PARAM_NAMES
-if (len(_SCORE_PARAM_NAMES) != N_PARAMS or _SCORE_PARAM_NAMES.index("log_scale") != P_LOG_SCALE
-        or _SCORE_PARAM_NAMES.index("seas_clip") != P_SEAS_CLIP or _SCORE_PARAM_NAMES.index("alert") != P_ALERT):
-    raise ImportError("score.pxi parameter indices do not match probe.fastpath.layout.SCORE_PARAM_NAMES")
 
 cdef double _HUGE = 1e150    # values beyond are clipped: squares stay finite
 cdef double _TINY = 1e-300
@@ -123,7 +67,7 @@ cdef inline double _score_one(double *st, const double *prm, double t, double x)
     b = <int>_hour_bucket(t)
     n = st[C_N]
     if n == 0.0:
-        for k in range(WIDTH):
+        for k in range(SCORE_WIDTH):
             st[k] = 0.0
         st[C_N] = 1.0
         st[C_LEVEL] = x
@@ -283,7 +227,7 @@ def score_state_new(Py_ssize_t n_series):
     """Fresh state for n_series series: all zeros (a zero row is a series that has seen nothing)."""
     if n_series < 0:
         raise ValueError(f"n_series must be >= 0, got {n_series}")
-    return np.zeros((n_series, WIDTH), dtype=np.float64)
+    return np.zeros((n_series, SCORE_WIDTH), dtype=np.float64)
 
 
 def score_samples(double[:, ::1] state, const double[::1] params, const int64_t[::1] series_idx,
@@ -295,8 +239,8 @@ def score_samples(double[:, ::1] state, const double[::1] params, const int64_t[
     if ts.shape[0] != n or values.shape[0] != n:
         raise ValueError(f"score_samples: series_idx, ts and values differ in length "
                          f"({n}, {ts.shape[0]}, {values.shape[0]})")
-    if state.shape[1] != WIDTH:
-        raise ValueError(f"score_samples: state must have {WIDTH} columns, has {state.shape[1]}")
+    if state.shape[1] != SCORE_WIDTH:
+        raise ValueError(f"score_samples: state must have {SCORE_WIDTH} columns, has {state.shape[1]}")
     if params.shape[0] != N_PARAMS:
         raise ValueError(f"score_samples: params must have {N_PARAMS} values, has {params.shape[0]}")
     for i in range(n):
@@ -315,7 +259,7 @@ def score_samples(double[:, ::1] state, const double[::1] params, const int64_t[
         for i in range(n):
             if i + 8 < n:
                 # the state of a sample a few ahead: its misses overlap with this sample's work
-                row = base + series_idx[i + 8] * WIDTH
+                row = base + series_idx[i + 8] * SCORE_WIDTH
                 SV_PREFETCH(row)
                 SV_PREFETCH(row + 8)
                 SV_PREFETCH(row + 16)
@@ -323,5 +267,5 @@ def score_samples(double[:, ::1] state, const double[::1] params, const int64_t[
                 tf = ts[i + 8]
                 if isfinite(tf):
                     SV_PREFETCH(row + C_SEAS + <int>_hour_bucket(tf))
-            out[i] = _score_one(base + series_idx[i] * WIDTH, prm, ts[i], values[i])
+            out[i] = _score_one(base + series_idx[i] * SCORE_WIDTH, prm, ts[i], values[i])
     return out_arr

@@ -22,6 +22,7 @@ from collections import namedtuple
 import numpy as np
 
 from probe.fastpath.layout import (COUNTER_INDEX, DUP_GAP_UNITS, DUP_NO_VLAN, DUP_OTHER, DUP_PROTOCOLS, DUP_TS_SHIFT,
+                                   FLOW_TS_SHIFT, SPAN_COPY_UNITS,
                                    F_ARP, F_ARP_GRATUITOUS, F_BROADCAST, F_CDP, F_DHCP, F_DNS, F_DNS_RESPONSE, F_ICMP,
                                    F_IPV4, F_IPV6, F_LLDP, F_MALFORMED, F_MULTICAST, F_STP, F_TCP, F_TRUNCATED, F_UDP,
                                    FRAME_DTYPE, HLL_BITS, HLL_REGISTERS, MIX_MUL1, MIX_MUL2, N_COUNTERS, N_SKETCHES,
@@ -61,10 +62,8 @@ ARP_REQUEST, ARP_REPLY = 1, 2
 DUP_PROTOCOL_FLAGS = tuple((code, getattr(layout, f"F_{name.upper()}")) for code, name in enumerate(DUP_PROTOCOLS)
                            if code != DUP_OTHER)
 
-# TCP flow table: times kept in ts_ns >> 16 units (~65.5 us); a segment with the previous one's sequence
-# number within this many units (~1 ms) and no IPv4 ID to tell is a SPAN copy of it
-FLOW_TS_SHIFT = 16
-SPAN_COPY_UNITS = 15
+# TCP flow table: times kept in ts_ns >> FLOW_TS_SHIFT units (~65.5 us); a segment with the previous one's
+# sequence number within SPAN_COPY_UNITS (~1 ms) and no IPv4 ID to tell is a SPAN copy of it (layout.py)
 
 
 # -- hashes (bit for bit those of the compiled kernel: slots, rows and sketch registers are compared) -------

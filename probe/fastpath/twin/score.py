@@ -43,45 +43,31 @@ import math
 
 import numpy as np
 
-from probe.fastpath.layout import SCORE_PARAM_NAMES
+from probe.fastpath.layout import SCORE_PARAM_NAMES, score_constants
 
 __all__ = ["SCORE_STATE_WIDTH", "SCORE_N_PARAMS", "score_default_params", "score_state_new", "score_samples"]
 
-# state columns
-C_N = 0
-C_LEVEL = 1
-C_ERR = 2
-C_MIN = 3
-C_MAX = 4
-C_SHORT = 5
-C_SHORT_HOUR = 6
-C_EP_MAX = 7
-C_EP_LEFT = 8
-C_SEAS_ERR = 9
-C_PREV_LEVEL = 10
-C_LAST_X = 11
-C_RUN = 12
-C_REPEAT = 13
-C_Z_STEP = 14
-C_Z_HOUR = 16
-C_Z_SHORT = 18
-C_Z_SHORT_HOUR = 20
-C_SHIFT_SHORT = 22
-C_SHIFT_LONG = 23
-C_SHIFT_DEV = 24
-C_Z_SHIFT = 25
-C_TAIL = 27
-N_TAIL = 5
-C_SEAS = 32
-N_SEAS = 24
-WIDTH = 56
+# state columns and parameter indices: probe.fastpath.layout's SCORE_STATE and SCORE_PARAM_NAMES (the
+# kernels get the same numbers generated into layout.pxi); each column's meaning is written there
+_K = score_constants()
+C_N, C_LEVEL, C_ERR, C_MIN, C_MAX = _K["C_N"], _K["C_LEVEL"], _K["C_ERR"], _K["C_MIN"], _K["C_MAX"]
+C_SHORT, C_SHORT_HOUR, C_EP_MAX, C_EP_LEFT = _K["C_SHORT"], _K["C_SHORT_HOUR"], _K["C_EP_MAX"], _K["C_EP_LEFT"]
+C_SEAS_ERR, C_PREV_LEVEL, C_LAST_X, C_RUN, C_REPEAT = (_K["C_SEAS_ERR"], _K["C_PREV_LEVEL"], _K["C_LAST_X"],
+                                                       _K["C_RUN"], _K["C_REPEAT"])
+C_Z_STEP, C_Z_HOUR, C_Z_SHORT, C_Z_SHORT_HOUR = _K["C_Z_STEP"], _K["C_Z_HOUR"], _K["C_Z_SHORT"], _K["C_Z_SHORT_HOUR"]
+C_SHIFT_SHORT, C_SHIFT_LONG, C_SHIFT_DEV, C_Z_SHIFT = (_K["C_SHIFT_SHORT"], _K["C_SHIFT_LONG"], _K["C_SHIFT_DEV"],
+                                                       _K["C_Z_SHIFT"])
+C_TAIL, N_TAIL, C_SEAS, N_SEAS, WIDTH = _K["C_TAIL"], _K["N_TAIL"], _K["C_SEAS"], _K["N_SEAS"], _K["SCORE_WIDTH"]
 
-# params: probe.fastpath.layout.SCORE_PARAM_NAMES
 PARAM_NAMES = SCORE_PARAM_NAMES
 (P_ALPHA_LEVEL, P_ALPHA_ERR, P_ALPHA_Z, P_ALPHA_SHORT, P_ALPHA_SEAS, P_FLOOR_REL, P_LOG_SCALE, P_WARMUP,
- P_ALERT, P_REFRACTORY, P_MARGIN, P_USE_HOUR, P_RUN_WEIGHT, P_ALPHA_SHIFT,
- P_SHIFT_CLIP, P_TAIL_LO, P_TAIL_STEP, P_TAIL_MIN, P_SPATIAL_TOL, P_SPATIAL_P, P_SPATIAL_AFTER, P_SEAS_CLIP) = range(len(PARAM_NAMES))
-N_PARAMS = len(PARAM_NAMES)
+ P_ALERT, P_REFRACTORY, P_MARGIN, P_USE_HOUR, P_RUN_WEIGHT, P_ALPHA_SHIFT, P_SHIFT_CLIP, P_TAIL_LO, P_TAIL_STEP,
+ P_TAIL_MIN, P_SPATIAL_TOL, P_SPATIAL_P, P_SPATIAL_AFTER, P_SEAS_CLIP) = (
+    _K[f"P_{n.upper()}"] for n in ("alpha_level", "alpha_err", "alpha_z", "alpha_short", "alpha_seas", "floor_rel",
+                                   "log_scale", "warmup", "alert", "refractory", "margin", "use_hour",
+                                   "run_weight", "alpha_shift", "shift_clip", "tail_lo", "tail_step", "tail_min",
+                                   "spatial_tol", "spatial_p", "spatial_after", "seas_clip"))
+N_PARAMS = _K["N_PARAMS"]
 LEARN_AFTER = 20.0
 
 SCORE_STATE_WIDTH = WIDTH
