@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -73,5 +74,6 @@ def test_bounded_atheris_run(tmp_path, seeds):
         kept.append(str(dest))
     tail = r.stderr[-3000:]
     assert r.returncode == 0 and not found, f"atheris rc={r.returncode}, kept {kept}:\n{tail}"
-    assert f"Done {RUNS} runs" in r.stderr or "Done" in r.stderr, tail
+    done = re.search(r"Done (\d+) runs in", r.stderr)
+    assert done and int(done.group(1)) >= min(RUNS, 2000), tail  # the time cap may end it early, not at once
     assert "INFO: Instrumenting probe.sources.snmp.ber" in r.stderr  # coverage-guided, not blind
