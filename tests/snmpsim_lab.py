@@ -84,11 +84,14 @@ class Snmpsim:
     rewrite between polls with `rewrite()` (snmpsim re-indexes a file whose mtime moved)."""
 
     def __init__(self, recordings: list[Path], *, port: int | None = None, netns: str | None = None,
-                 address: str = "127.0.0.1"):
+                 address: str = "127.0.0.1", extra_ports: int = 0):
         self.recordings = recordings
         self.netns = netns
         self.address = address
         self.port = port or (1161 if netns else free_udp_port())
+        # More UDP endpoints of the same responder (each serves every recording): several targets,
+        # told apart by the poller by address and port, from one process.
+        self.extra_ports = [free_udp_port() for _ in range(extra_ports)]
         self.proc: subprocess.Popen | None = None
         self.tmp: Path | None = None
         self._rewrites = 0
@@ -136,8 +139,9 @@ class Snmpsim:
         self.log = open(self.tmp / "snmpsim.log", "w")
         wrap = ["ip", "netns", "exec", self.netns] if self.netns else []
         self.proc = subprocess.Popen(
-            wrap + cmd + [f"--data-dir={data}", f"--agent-udpv4-endpoint={self.address}:{self.port}",
-                          f"--cache-dir={cache}", "--log-level=error"] + drop,
+            wrap + cmd + [f"--data-dir={data}", f"--agent-udpv4-endpoint={self.address}:{self.port}"]
+            + [f"--agent-udpv4-endpoint={self.address}:{p}" for p in self.extra_ports]
+            + [f"--cache-dir={cache}", "--log-level=error"] + drop,
             stdout=self.log, stderr=subprocess.STDOUT)
         self._wait_ready(ready_timeout)
         return self

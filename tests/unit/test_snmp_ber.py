@@ -1,6 +1,8 @@
 """Our v1/v2c BER codec against pysnmp's (pyasn1) encoder and decoder, and against garbage."""
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -139,3 +141,83 @@ def test_engine_id_is_read_from_a_v3_report():
     assert ber.is_v3_report(data)
     assert ber.v3_engine_id(ber.encode_v3_discovery(1, 1)) is None  # our probe carries no engine ID
     assert ber.v3_engine_id(b"\x30\x03\x02\x01\x01") is None
+
+
+def _answer(vbs: list[bytes], *, status: bytes = b"\x02\x01\x00", index: bytes = b"\x02\x01\x00") -> bytes:
+    """A v2c GetResponse from raw varbind contents (name TLV + value TLV), header fields as given."""
+    vbl = b"".join(ber._tlv(0x30, v) for v in vbs)
+    pdu = ber._tlv(ber.RESPONSE, ber.encode_int(1) + status + index + ber._tlv(0x30, vbl))
+    return ber._tlv(0x30, ber.encode_int(1) + ber._tlv(0x04, b"public") + pdu)
+
+
+IF_IN = ber.encode_oid((1, 3, 6, 1, 2, 1, 2, 2, 1, 10, 1))
+
+
+@pytest.mark.parametrize("what, message, error, tag", [
+    # 1,800 bytes of Counter32: decoded, it was a 4,300-digit number that str() refuses (ValueError in
+    # whatever formats it: an error message, a metric), so one lying agent broke its own poll's report.
+    ("counter", _answer([IF_IN + ber._tlv(0x41, b"\x7f" * 1800)]), "integer of 1800 bytes at byte N", 0x41),
+    ("error-status", _answer([IF_IN + b"\x05\x00"], status=ber._tlv(0x02, b"\x7f" * 1800)),
+     "integer of 1800 bytes at byte N", 0x02),
+    ("integer", _answer([IF_IN + ber._tlv(0x02, b"\x01" * 10)]), "integer of 10 bytes at byte N", 0x02),
+    ("empty", _answer([IF_IN + b"\x02\x00"]), "INTEGER with no contents at byte N", 0x02),
+    # An arc of 14,700 bits: the same str() failure in format_oid, and a quadratic decode.
+    ("arc", _answer([ber._tlv(0x06, b"\x2b" + b"\xff" * 2100 + b"\x7f") + b"\x05\x00"]),
+     "OBJECT IDENTIFIER at byte N: sub-identifier 2 exceeds 32 bits", 0x06),
+    ("arcs", _answer([ber._tlv(0x06, b"\x2b" + b"\x01" * 128) + b"\x05\x00"]),
+     "OBJECT IDENTIFIER at byte N has more than 128 sub-identifiers", 0x06),
+])
+def test_oversized_numbers_from_a_lying_agent_are_ber_errors(what, message, error, tag):
+    with pytest.raises(ber.BerError) as exc:
+        ber.decode_response(message)
+    text = str(exc.value)
+    assert re.sub(r"at byte \d+", "at byte N", text, count=1).startswith(error), text
+    at = int(re.search(r"at byte (\d+)", text).group(1))
+    assert message[at] == tag  # the byte named is the TLV at fault
+
+
+def test_the_largest_legal_numbers_still_decode():
+    top = (2**64 - 1).to_bytes(9, "big")  # Counter64 with its leading zero: 9 bytes
+    oid = (1, 3) + (2**32 - 1,) * 126     # 128 sub-identifiers, each the largest
+    vbs = ber.decode_response(_answer([IF_IN + ber._tlv(0x46, top), ber.encode_oid(oid) + b"\x05\x00"]))[-1]
+    assert vbs[0].value == 2**64 - 1 and vbs[1].oid == oid
+
+
+def test_a_length_of_2_31_is_refused_without_allocating_it():
+    import tracemalloc
+
+    bad = [b"\x30\x84\x7f\xff\xff\xff" + b"\x00" * 32,
+           _answer([IF_IN + b"\x04\x84\x7f\xff\xff\xff"]),
+           _answer([ber._tlv(0x06, b"\x2b\x06") + b"\x04\x84\x7f\xff\xff\xff"])]
+    tracemalloc.start()
+    try:
+        for data in bad:
+            with pytest.raises(ber.BerError, match=r"length 2147483647 at byte \d+ runs past the end"):
+                ber.decode_response(data)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 * 1024
+
+
+def test_a_huge_error_status_is_a_protocol_error_of_the_session_not_a_crash():
+    import asyncio
+
+    from probe.sources.snmp.client import SnmpProtocolError
+    from probe.sources.snmp.engine import CommunityTransport, Session
+
+    class Wire:
+        stray = 0
+
+        def next_id(self):
+            return 1
+
+        async def exchange(self, rid, message, addr, timeout):
+            return _answer([IF_IN + b"\x05\x00"], status=ber._tlv(0x02, b"\x7f" * 1800))
+
+    async def go():
+        s = Session(CommunityTransport(Wire(), ("192.0.2.1", 161), ber.V2C, b"public"), label="192.0.2.1:161")
+        return await s.walk((1, 3, 6, 1, 2, 1, 2, 2))
+
+    with pytest.raises(SnmpProtocolError, match=r"192.0.2.1:161: malformed answer: integer of 1800 bytes at byte 22:"):
+        asyncio.run(go())

@@ -54,7 +54,17 @@ _VALUE_TAGS = {
 
 
 class BerError(ValueError):
-    """A datagram that is not a well-formed SNMP message."""
+    """A datagram that is not a well-formed SNMP message; the message says what and at which byte."""
+
+
+# Bounds of what SNMP carries (RFC 2578 7.1): integers of at most 64 bits (Counter64; 9 bytes with the
+# leading zero of an unsigned value), OIDs of at most 128 sub-identifiers of at most 32 bits each.
+# Without them a lying agent's 1,800-byte INTEGER decodes to a number that str() refuses (Python's
+# 4,300-digit limit: a ValueError far from here, in an error message or a metric), and a 60 KB arc
+# costs a quadratic decode.
+MAX_INT_BYTES = 9
+MAX_OID_ARCS = 128
+MAX_ARC = (1 << 32) - 1
 
 
 # -- encoding ---------------------------------------------------------------------------------------
@@ -147,12 +157,23 @@ def _int(data: bytes, pos: int, end: int) -> tuple[int, int]:
     tag, s, e = _header(data, pos, end)
     if tag != 0x02:
         raise BerError(f"expected INTEGER at byte {pos}, got tag 0x{tag:02x}")
+    if not 0 < e - s <= MAX_INT_BYTES:
+        raise BerError(_int_size(e - s, pos))
     return int.from_bytes(data[s:e], "big", signed=True), e
 
 
-def decode_oid(body: bytes) -> Oid:
+def _int_size(n: int, at: int) -> str:
+    return (f"INTEGER with no contents at byte {at}" if n == 0
+            else f"integer of {n} bytes at byte {at}: more than {MAX_INT_BYTES} (64 bits)")
+
+
+def decode_oid(body: bytes, at: int = 0) -> Oid:
+    """The arcs of an OBJECT IDENTIFIER's contents; `at` (where its TLV starts in the datagram) only
+    places the error message."""
     if not body:
-        raise BerError("empty OBJECT IDENTIFIER")
+        raise BerError(f"empty OBJECT IDENTIFIER at byte {at}")
+    if len(body) >= MAX_OID_ARCS and sum(b < 0x80 for b in body) >= MAX_OID_ARCS:
+        raise BerError(f"OBJECT IDENTIFIER at byte {at} has more than {MAX_OID_ARCS} sub-identifiers")
     if max(body) < 0x80:  # every arc fits in one byte: the common case
         first = body[0]
         head = (0, first) if first < 40 else ((1, first - 40) if first < 80 else (2, first - 80))
@@ -161,11 +182,13 @@ def decode_oid(body: bytes) -> Oid:
     value = 0
     for b in body:
         value = (value << 7) | (b & 0x7F)
+        if value > MAX_ARC:
+            raise BerError(f"OBJECT IDENTIFIER at byte {at}: sub-identifier {len(arcs) + 1} exceeds 32 bits")
         if not b & 0x80:
             arcs.append(value)
             value = 0
     if body[-1] & 0x80:
-        raise BerError("OBJECT IDENTIFIER ends inside an arc")
+        raise BerError(f"OBJECT IDENTIFIER at byte {at} ends inside an arc")
     first = arcs[0]
     head = (0, first) if first < 40 else ((1, first - 40) if first < 80 else (2, first - 80))
     return head + tuple(arcs[1:])
@@ -191,11 +214,11 @@ def decode_response(data: bytes) -> tuple[int, bytes, int, int, int, int, list[V
     end = len(data)
     tag, s, e = _header(data, 0, end)
     if tag != 0x30:
-        raise BerError(f"not an SNMP message (tag 0x{tag:02x})")
+        raise BerError(f"not an SNMP message (tag 0x{tag:02x} at byte 0)")
     version, s = _int(data, s, e)
     tag, cs, ce = _header(data, s, e)
     if tag != 0x04:
-        raise BerError("community is not an OCTET STRING")
+        raise BerError(f"community at byte {s} is not an OCTET STRING (tag 0x{tag:02x})")
     community = data[cs:ce]
     pdu_type, ps, pe = _header(data, ce, e)
     request_id, ps = _int(data, ps, pe)
@@ -203,7 +226,7 @@ def decode_response(data: bytes) -> tuple[int, bytes, int, int, int, int, list[V
     error_index, ps = _int(data, ps, pe)
     tag, vs, ve = _header(data, ps, pe)
     if tag != 0x30:
-        raise BerError("varbind list is not a SEQUENCE")
+        raise BerError(f"varbind list at byte {ps} is not a SEQUENCE (tag 0x{tag:02x})")
     return version, community, pdu_type, request_id, error_status, error_index, decode_varbinds(data, vs, ve)
 
 
@@ -231,14 +254,17 @@ def decode_varbinds(data: bytes, pos: int, end: int) -> list[Varbind]:
         tag, s, e = _header(data, pos, vb_end)
         if tag != 0x06:
             raise BerError(f"varbind name at byte {pos} is not an OBJECT IDENTIFIER")
-        oid = decode_oid(data[s:e])
-        vtag, s, e = _header(data, e, vb_end)
+        oid = decode_oid(data[s:e], pos)
+        vpos = e
+        vtag, s, e = _header(data, vpos, vb_end)
         if e != vb_end:
             raise BerError(f"trailing bytes in varbind at byte {pos}")
         try:
             type_name, kind = tags[vtag]
         except KeyError:
-            raise BerError(f"unknown value tag 0x{vtag:02x} at byte {s - 2}") from None
+            raise BerError(f"unknown value tag 0x{vtag:02x} at byte {vpos}") from None
+        if (kind == 1 or kind == 0) and not 0 < e - s <= MAX_INT_BYTES:
+            raise BerError(_int_size(e - s, vpos))
         if kind == 1:
             value = int.from_bytes(data[s:e], "big")
         elif kind == 2:
@@ -248,7 +274,7 @@ def decode_varbinds(data: bytes, pos: int, end: int) -> list[Varbind]:
         elif kind == 5:
             value = None
         elif kind == 3:
-            value = decode_oid(data[s:e])
+            value = decode_oid(data[s:e], vpos)
         else:
             if e - s != 4:
                 raise BerError(f"IpAddress of {e - s} bytes at byte {s}")
