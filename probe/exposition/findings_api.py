@@ -27,6 +27,7 @@ from typing import Any, Callable
 from aiohttp import web
 
 from probe.findings.ledger import Ledger, LedgerError, NoSuchFinding, StateConflict, parse_states
+from probe.findings.titles import title
 from probe.findings.visits import Visits
 from probe.state.store import StoreError
 
@@ -85,25 +86,25 @@ class FindingsApi:
         states = parse_states(q.get("state", "active"))
         rows = self.ledger.listing(states=states, since=_number(q, "since", 0.0), until=_number(q, "until", None),
                                    limit=int(_number(q, "limit", 1000)))
-        return 200, {"findings": rows}
+        return 200, {"findings": [_titled(ep) for ep in rows]}
 
     def show_finding(self, request: web.Request, _body) -> tuple[int, Any]:
         fid = _id(request)
         ep = self.ledger.show(fid)
         ep["visits"] = self.visits.for_finding(fid)
-        return 200, ep
+        return 200, _titled(ep)
 
     def transition(self, request: web.Request, body: dict) -> tuple[int, Any]:
         action = request.match_info["action"]
         if action not in ACTIONS:
             raise ApiError(404, f"unknown action {action!r} (expected {', '.join(ACTIONS)} or notes)")
         ep = self.ledger.transition(_id(request), ACTIONS[action], _text(body, "note"), _text(body, "by"))
-        return 200, ep
+        return 200, _titled(ep)
 
     def add_note(self, request: web.Request, body: dict) -> tuple[int, Any]:
         fid = _id(request)
         self.ledger.add_note(fid, _text(body, "note"), _text(body, "by"))
-        return 201, self.ledger.show(fid)
+        return 201, _titled(self.ledger.show(fid))
 
     def add_finding(self, _request, body: dict) -> tuple[int, Any]:
         _only(body, {"kind", "device", "note", "reported_by", "by", "severity", "subject"})
@@ -193,3 +194,8 @@ def _number(query, key: str, default):
     except ValueError:
         raise ApiError(400, f"{key}: expected a number, got {query[key]!r}") from None
 
+
+def _titled(ep: dict) -> dict:
+    """An episode as the API gives it: with the technicians' name of its kind (probe/findings/titles.py)."""
+    ep["title"] = title(ep["kind"])
+    return ep

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from probe.findings.titles import humanize
+
 # Categories, in the order the report charts them.
 CATEGORIES = ("security", "network", "devices and power", "unusual traffic", "devices coming and going",
               "reported by people")
@@ -48,12 +50,6 @@ def category(kind: str, source: str = "probe") -> str:
     if kind in _COMING_GOING:
         return "devices coming and going"
     return "network"
-
-
-def humanize(kind: str) -> str:
-    """printer_jam -> "Printer jam"."""
-    text = " ".join(kind.replace("-", "_").split("_")).strip() or "problem"
-    return text[0].upper() + text[1:]
 
 
 def _num(v) -> float | None:

@@ -27,7 +27,7 @@ def served(tmp_path):
 def test_acknowledge_resolve_and_read_back(served):
     sid = served.scan
     status, doc = served.call("POST", f"/api/findings/{sid}/ack", {"note": "looking", "by": "alice"})
-    assert status == 200 and doc["state"] == "acknowledged"
+    assert status == 200 and doc["state"] == "acknowledged" and doc["title"] == "Port scan"
     status, doc = served.call("POST", f"/api/findings/{sid}/notes", {"note": "it is the backup job", "by": "alice"})
     assert status == 201 and doc["events"][-1]["note"] == "it is the backup job"
     status, doc = served.call("POST", f"/api/findings/{sid}/resolve", {"note": "job moved to 2 am", "by": "bob"})
@@ -36,7 +36,7 @@ def test_acknowledge_resolve_and_read_back(served):
         ("opened", "probe"), ("acknowledged", "alice"), ("note", "alice"), ("resolved", "bob")]
     assert served.call("GET", "/api/findings")[1] == {"findings": []}   # active: none left
     status, doc = served.call("GET", "/api/findings?state=resolved")
-    assert [f["id"] for f in doc["findings"]] == [sid]
+    assert [(f["id"], f["title"]) for f in doc["findings"]] == [(sid, "Port scan")]
     status, doc = served.call("GET", f"/api/findings/{sid}")
     assert status == 200 and doc["visits"] == []
 

@@ -73,6 +73,15 @@ def test_every_known_kind_has_its_own_words():
         assert w.category in CATEGORIES
 
 
+def test_technicians_and_clients_name_the_same_kinds():
+    """Two registers, one list of kinds: a kind with client words has a technician's title and back."""
+    from probe.exposition.report_words import _WORDS
+    from probe.findings.titles import TITLES, title
+
+    assert set(TITLES) == set(_WORDS)
+    assert title("port_scan") == "Port scan" and title("fan_failure") == "Fan failure"
+
+
 def test_unknown_kind_falls_back_to_its_name_and_summary():
     w = describe(_ep("fan_failure", {"summary": "switch1 fan 2 stopped"}), "switch1")
     assert w.title == "Fan failure on switch1"
