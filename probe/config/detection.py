@@ -88,6 +88,8 @@ class DetectionConfig:
                                               "frame, each within ~100 ms of the previous", check=_at_least(3))
     forwarding_loop_min_rate: float = setting(10.0, doc="repeated frames per second from that frame's sender over "
                                               "the window", check=_positive)
+    forwarding_loop_min_sources: int = setting(2, doc="senders whose frames repeat so, for a loop (fewer: a "
+                                               "multicast_flood from that one sender)", check=_at_least(1))
     # retransmissions: judged against the device's own usual share (TCP over Wi-Fi or a WAN link
     # retransmits more than a wired LAN host); before warm-up against tcp_retrans_cold_ratio
     tcp_retrans_min: int = setting(3, doc="retransmitted segments from one device in a window, info", check=_at_least(1))

@@ -18,9 +18,9 @@ CATEGORIES = ("security", "network", "devices and power", "unusual traffic", "de
 
 _SECURITY = ("port_scan", "host_sweep", "syn_flood", "icmp_flood", "udp_flood", "mac_flood", "arp_spoofing",
              "gratuitous_arp_storm", "rogue_dhcp", "dhcp_starvation", "dhcp_flood", "snmp_auth_failure")
-_NETWORK = ("duplicate_ip", "broadcast_storm", "multicast_storm", "forwarding_loop", "dns_failure",
-            "icmp_unreachable", "tcp_reset", "tcp_retransmissions", "interface_errors_rising", "interface_flapping",
-            "uplink_down")
+_NETWORK = ("duplicate_ip", "broadcast_storm", "multicast_storm", "forwarding_loop", "multicast_flood",
+            "dns_failure", "icmp_unreachable", "tcp_reset", "tcp_retransmissions", "interface_errors_rising",
+            "interface_flapping", "uplink_down")
 _DEVICES = ("storage_filling", "printer_supply_low", "ups_on_battery", "ups_runtime_short", "ups_battery_replace",
             "ups_battery_low", "device_unreachable", "device_rebooted", "ups_alarm", "printer_alert")
 _COMING_GOING = ("device_new", "device_returned", "device_gone", "device_ip_changed", "device_name_changed",
@@ -217,6 +217,9 @@ _WORDS: dict[str, Callable] = {
                                "A storm can bring the whole office network to a halt.", "network"),
     "multicast_storm": _simple("The network was flooded", "A storm of multicast traffic filled the network.",
                                "A storm can bring the whole office network to a halt.", "network"),
+    "multicast_flood": _simple("One device flooded the network", "{dev} sent the same message to many devices "
+                               "over and over.", "It slows every device on the network; the device needs fixing.",
+                               "network"),
     "forwarding_loop": _simple("A network loop", "The same traffic was going round and round the network "
                                "(a cable plugged in at both ends, usually).",
                                "A loop can bring the whole office network to a halt.", "network"),

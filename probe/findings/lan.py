@@ -41,8 +41,10 @@ each detector calls a problem, and why the defaults are where they are:
   within ~100 ms of the previous (probe.fastpath.layout.DUP_RUN_GAP_NS), and its sender's repeated frames at >= 10/s
   over the window (a switching loop circulates every broadcast thousands of times a second and a mirror
   port sees each pass; ARP retries at 1/s start a new run each time, mDNS is sent 2-3 times, a SPAN
-  session that shows every frame twice makes runs of 2). A host flooding one identical broadcast frame by itself looks the same and is named
-  in the evidence (src_mac).
+  session that shows every frame twice makes runs of 2), from at least 2 senders (a loop carries every
+  sender's broadcasts). multicast_flood: the same, but from one sender alone: that host floods one
+  identical group-addressed frame by itself (named as the device). Frames that differ (IP ID, counters)
+  are not repeats at all.
 - dns_failure, icmp_unreachable, tcp_reset: health findings per client (and per resolver for DNS):
   info from the first failure when failures are the majority, warning from 10. tcp_reset: once a
   device's baseline is learned (probe.state.baselines), only a refused share above its own usual one
@@ -71,7 +73,7 @@ from probe.state.baselines import RatioBaseline
 
 ATTACK_KINDS = ("port_scan", "host_sweep", "syn_flood", "icmp_flood", "udp_flood", "mac_flood", "arp_spoofing",
                 "duplicate_ip", "gratuitous_arp_storm", "rogue_dhcp", "dhcp_starvation", "dhcp_flood", "broadcast_storm",
-                "multicast_storm", "forwarding_loop")
+                "multicast_storm", "forwarding_loop", "multicast_flood")
 HEALTH_KINDS = ("dns_failure", "icmp_unreachable", "tcp_reset", "tcp_retransmissions")
 KINDS = ATTACK_KINDS + HEALTH_KINDS
 LAN = "lan"
@@ -687,8 +689,14 @@ class TcpRetransmissionDetector:
 
 
 class ForwardingLoopDetector:
-    """The same broadcast/multicast frame over and over, faster than any sender repeats itself: a loop."""
-    kinds = ("forwarding_loop",)
+    """The same broadcast/multicast frame over and over, faster than any sender repeats itself.
+
+    A loop circulates every group-addressed frame that enters it, whoever sent it: within a window the
+    repeated frames come from more than one sender (the lab loop: an ARP request and three hosts' MLD
+    reports). Repeats from one sender alone are that sender flooding (an application or mausezahn /
+    hping3 to a group address): multicast_flood on that MAC, fixed at the host, not the cabling.
+    """
+    kinds = ("forwarding_loop", "multicast_flood")
 
     def detect(self, window, ctx):
         c = ctx.config
@@ -713,6 +721,12 @@ class ForwardingLoopDetector:
         if ip:
             ev["src_ip"] = ip
         first, last = _span(snap, top)
+        if len(cand) < c.forwarding_loop_min_sources:
+            ev["reason"] = (f"only {len(cand)} sender repeats frames (a loop repeats every sender's broadcasts): "
+                            "this host sends the same frame itself")
+            ev["frames"] = int(snap.col("frames")[top])
+            ev["frames_per_second"] = round(int(snap.col("frames")[top]) / secs, 1)
+            return [Finding("multicast_flood", "warning", _mac_dev(snap, top), ev, first, last)]
         device = LAN if what["vlan"] is None else f"vlan {what['vlan']}"
         return [Finding("forwarding_loop", "critical", device, ev, first, last)]
 

@@ -19,6 +19,7 @@ TITLES: dict[str, str] = {
     "broadcast_storm": "Broadcast storm",
     "multicast_storm": "Multicast storm",
     "forwarding_loop": "Forwarding loop",
+    "multicast_flood": "Multicast flood from one host",
     "dns_failure": "Names fail to resolve (DNS)",
     "icmp_unreachable": "Hosts unreachable",
     "tcp_reset": "Connections refused",

@@ -132,3 +132,26 @@ def test_prometheus_output_has_the_new_kinds_and_events(sitevigil_cmd, sitevigil
     raised = {dict(k[1]).get("kind") for k, v in samples.items() if k[0] == "sitevigil_findings_raised_total" and v}
     assert kind in raised
     assert samples[("sitevigil_capture_events_total", (("event", event),))] > 0
+
+
+def test_one_host_flooding_a_group_is_no_loop(sitevigil_cmd, sitevigil_env, tmp_path):
+    """A capture of one host sending one identical frame to 239.0.0.250 at 1000/s (what mausezahn or a stuck
+    application sends): multicast_flood on that host; the lab loop stays a loop; the flood tools' captures
+    are no loop either."""
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.l2 import Ether
+
+    from probe.sources.capfile import write_pcap
+    mac = "02:00:00:00:00:07"
+    f = bytes(Ether(src=mac, dst="01:00:5e:00:00:fa") / IP(src="10.0.0.7", dst="239.0.0.250", ttl=1, id=1)
+              / UDP(sport=4000, dport=5000) / (b"x" * 40))
+    path = tmp_path / "mcast_flood.pcap"
+    write_pcap(str(path), [FrameBatch.from_frames([f] * 3000, ts_ns=[1_700_000_000 * 10**9 + k * 10**6
+                                                                      for k in range(3000)])])
+    r = replay_json(sitevigil_cmd, sitevigil_env, path)
+    assert [(x["kind"], x["device"]) for x in r["findings"]] == [("multicast_flood", mac)]
+    assert r["findings"][0]["evidence"]["src_ip"] == "10.0.0.7"
+    for name in ("mausezahn_udp_flood_spoofed.pcap", "hping3_icmp_flood.pcap", "hping3_udp_flood.pcap",
+                 "hping3_syn_flood_open_port.pcap"):
+        kinds = {x["kind"] for x in replay_json(sitevigil_cmd, sitevigil_env, DATA / name)["findings"]}
+        assert not kinds & {"forwarding_loop", "multicast_flood"}, (name, kinds)

@@ -51,6 +51,9 @@ def kinds(findings, kind):
 def test_a_loop_circulating_one_arp_request():
     req = Ether(src=A, dst=BCAST) / ARP(hwsrc=A, psrc="10.0.0.10", pdst="10.0.0.99")
     frames = [(T0 + 3 * S + k * (S // 4000), req) for k in range(8000)]  # one frame, 4000 passes a second for 2 s
+    # the loop carries every sender's broadcasts: another host's MLD report goes round with it
+    mld = Ether(src=B, dst="33:33:00:00:00:16") / IPv6(src="fe80::b", dst="ff02::16") / UDP(sport=1, dport=2)
+    frames += [(T0 + 3 * S + k * (S // 1000) + 7, mld) for k in range(2000)]
     frames += [(T0 + k * S // 10, Ether(src=B, dst=GW) / IP(src="10.0.0.11", dst="10.0.0.1") / UDP(sport=5000 + k, dport=53))
                for k in range(50)]
     loop = kinds(run(frames), "forwarding_loop")
@@ -58,13 +61,15 @@ def test_a_loop_circulating_one_arp_request():
     ev = loop[0].evidence
     assert loop[0].device == "lan" and loop[0].severity == "critical"
     assert ev["copies"] == 8000 and ev["src_mac"] == A and ev["protocol"] == "arp" and ev["ethertype"] == "0x0806"
-    assert ev["vlan"] is None and ev["duplicate_frames"] == 7999 and ev["src_ip"] == "10.0.0.10"
+    assert ev["vlan"] is None and ev["sources_repeated"] == 2 and ev["duplicate_frames"] == 7999 + 1999 and ev["src_ip"] == "10.0.0.10"
     assert ev["duplicate_frames_per_second"] >= 100
 
 
 def test_a_loop_on_a_vlan_is_named_by_it():
     ns = Ether(src=A, dst="33:33:ff:00:00:02") / Dot1Q(vlan=30) / IPv6(src="fe80::a", dst="ff02::1:ff00:2") / UDP()
-    loop = kinds(run([(T0 + k * (S // 2000), ns) for k in range(4000)]), "forwarding_loop")
+    other = Ether(src=B, dst=BCAST) / Dot1Q(vlan=30) / ARP(hwsrc=B, psrc="10.0.0.11", pdst="10.0.0.99")
+    loop = kinds(run([(T0 + k * (S // 2000), ns) for k in range(4000)] + [(T0 + k * (S // 2000) + 9, other)
+                                                                          for k in range(2000)]), "forwarding_loop")
     assert [f.device for f in loop] == ["vlan 30"] and loop[0].evidence["ethertype"] == "0x86dd"
 
 
@@ -87,8 +92,29 @@ def test_loop_thresholds_from_config():
     req = Ether(src=A, dst=BCAST) / ARP(hwsrc=A, psrc="10.0.0.10", pdst="10.0.0.99")
     frames = [(T0 + k * (S // 50), req) for k in range(100)]  # 50 copies/s for 2 s
     assert not kinds(run(frames), "forwarding_loop")
-    strict = dataclasses.replace(DetectionConfig(), forwarding_loop_min_rate=2.0)
+    strict = dataclasses.replace(DetectionConfig(), forwarding_loop_min_rate=2.0, forwarding_loop_min_sources=1)
     assert kinds(run(frames, strict), "forwarding_loop")
+
+
+def test_one_host_repeating_one_multicast_frame_is_a_flood_not_a_loop():
+    """mausezahn / an application sending one identical frame to a group at 1000/s: the repeats come from
+    that sender alone, so it is that host's multicast_flood (fixed at the host), not a loop."""
+    f = Ether(src=A, dst="01:00:5e:00:00:fa") / IP(src="10.0.0.10", dst="239.0.0.250", ttl=1, id=1) / UDP(
+        sport=4000, dport=5000) / (b"x" * 40)
+    frames = [(T0 + k * (S // 1000), f) for k in range(3000)]
+    found = run(frames)
+    assert not kinds(found, "forwarding_loop")
+    flood = kinds(found, "multicast_flood")
+    assert [(x.device, x.severity) for x in flood] == [(A, "warning")]
+    ev = flood[0].evidence
+    assert ev["src_mac"] == A and ev["src_ip"] == "10.0.0.10" and ev["sources_repeated"] == 1
+    assert ev["copies"] == 3000 and ev["protocol"] == "udp" and ev["reason"].startswith("only 1 sender")
+    # the same flood with the IP ID counting up, as hping3 and the kernel send it: no two frames are the
+    # same, so nothing repeats at all
+    varied = [(T0 + k * (S // 1000), Ether(src=A, dst="01:00:5e:00:00:fa") / IP(
+        src="10.0.0.10", dst="239.0.0.250", ttl=1, id=k) / UDP(sport=4000, dport=5000) / (b"x" * 40)) for k in range(3000)]
+    found = run(varied)
+    assert not kinds(found, "forwarding_loop") and not kinds(found, "multicast_flood")
 
 
 # --- TCP retransmissions -----------------------------------------------------------------------------

@@ -114,6 +114,28 @@ def test_ipv4_total_length_zero_takes_the_frame_length(impl):
     assert bad == 0 and recs[0]["ip_len"] == 65535 and recs[0]["tcp_len"] == 65535
 
 
+def test_ipv6_payload_length_zero_takes_the_frame_length(impl):
+    from scapy.layers.inet6 import IPv6ExtHdrHopByHop, Jumbo
+    # a jumbogram (RFC 2675): payload length 0, the real length in a hop-by-hop Jumbo Payload option
+    jumbo = bytes(Ether(src=A, dst=B) / IPv6(src="2001:db8::1", dst="2001:db8::2", plen=0)
+                  / IPv6ExtHdrHopByHop(options=[Jumbo(jumboplen=8 + 20 + 9000 + 8)])
+                  / TCP(sport=445, dport=50000, flags="PA", seq=7) / Raw(b"j" * 9000))
+    # a TCP send captured before segmentation offload: payload length 0, no option
+    tso = bytes(Ether(src=A, dst=B) / IPv6(src="2001:db8::1", dst="2001:db8::2", plen=0)
+                / TCP(sport=445, dport=50000, flags="PA", seq=9) / Raw(b"d" * 5000))
+    # payload length 0 and no next header (59): exactly a bare header, padded to Ethernet's minimum
+    bare = bytes(Ether(src=A, dst=B) / IPv6(src="2001:db8::1", dst="2001:db8::2", plen=0, nh=59)) + bytes(6)
+    recs, bad = parse(impl, [jumbo, tso, bare])
+    assert bad == 0 and not any(has(r, "MALFORMED") for r in recs)
+    assert has(recs[0], "IPV6", "TCP") and recs[0]["tcp_seq"] == 7 and recs[0]["tcp_len"] == 9000
+    assert recs[0]["ip_len"] == len(jumbo) - 14
+    assert has(recs[1], "IPV6", "TCP") and recs[1]["tcp_seq"] == 9 and recs[1]["tcp_len"] == 5000
+    assert has(recs[2], "IPV6") and recs[2]["ip_len"] == 40 and recs[2]["ip_proto"] == 59
+    # the snap length cut the send: judged on the wire length
+    recs, bad = parse(impl, [tso[:128]], wirelen=[len(tso)])
+    assert bad == 0 and has(recs[0], "TCP") and recs[0]["tcp_len"] == 5000
+
+
 # -- 4. IPv6 extension headers, AH, ESP ------------------------------------------------------------------------
 
 def ah(nh, payload_words=4):

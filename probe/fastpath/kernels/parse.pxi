@@ -342,6 +342,10 @@ cdef void parse_one(const uint8_t* f, Py_ssize_t n, Py_ssize_t wire, FrameRecord
             r.flags |= F_MALFORMED
             return
         tot = rd16(f + off + 4) + 40
+        if tot == 40 and f[off + 6] != 59:
+            # payload length 0 with something after the header: a jumbogram (RFC 2675, the length is in a
+            # hop-by-hop option) or a send captured before segmentation offload: the packet is what the frame holds
+            tot = wire - off
         if off + tot > wire:
             r.flags |= F_MALFORMED
             return

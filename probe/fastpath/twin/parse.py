@@ -50,6 +50,7 @@ IPV6_EXTENSION_HEADERS = (0, 43, 60, 135, 139, 140)
 IPPROTO_AH = 51                        # (next header, length) first, the length in 4-octet units minus 2
 IPPROTO_ESP = 50                       # encrypted from the SPI on: the walk ends there
 IPV6_FRAGMENT_HEADER = 44
+IPV6_NO_NEXT_HEADER = 59  # nothing follows the header: payload length 0 is then exact
 IPV6_FRAGMENT_OFFSET_MASK, IPV6_MORE_FRAGMENTS = 0xFFF8, 1
 MAX_IPV6_EXTENSION_HEADERS = 8
 ARP_HEADER_LEN, ARP_IPV4_OVER_ETHERNET_LEN = 8, 28
@@ -250,6 +251,10 @@ def _parse_ipv6(frame, offset, wirelen, rec):
         rec["flags"] |= F_MALFORMED
         return
     total_len = _be(frame, offset + 4, 2) + IPV6_HEADER_LEN
+    if total_len == IPV6_HEADER_LEN and frame[offset + 6] != IPV6_NO_NEXT_HEADER:
+        # payload length 0 with something after the header: a jumbogram (RFC 2675, the length is in a
+        # hop-by-hop option) or a send captured before segmentation offload: the packet is what the frame holds
+        total_len = wirelen - offset
     if offset + total_len > wirelen:
         rec["flags"] |= F_MALFORMED
         return
