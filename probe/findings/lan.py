@@ -39,7 +39,8 @@ each detector calls a problem, and why the defaults are where they are:
   their own IP traffic from the address.
   gratuitous_arp_storm: >= 20 gratuitous ARPs from one MAC.
 - rogue_dhcp: a server offers/acks that is not in allowed_dhcp_servers (empty: the first one seen is
-  taken as the LAN's server). dhcp_starvation: >= 30 distinct client MACs ask for leases (dhcpstarv,
+  taken as the LAN's server); a BOOTREPLY from port 67 whose options the snap length cut counts too,
+  judged by its IP source (its server identifier was cut). dhcp_starvation: >= 30 distinct client MACs ask for leases (dhcpstarv,
   yersinia). dhcp_flood: one client sends >= 50 DHCP messages with few client addresses.
 - broadcast_storm / multicast_storm: >= 1000 broadcast / 5000 multicast frames per second on the LAN.
 - forwarding_loop: one byte-identical broadcast/multicast frame seen >= 20 times in a row, each copy
@@ -541,7 +542,10 @@ class DhcpDetector:
         snap = window.macs
         if not len(snap):
             return out
-        served = _u(snap.col("dhcp_offer")) + _u(snap.col("dhcp_ack")) + _u(snap.col("dhcp_nak"))
+        # a reply whose options the snap length cut (no message type, no server identifier) still offers
+        # an address: judged by the IP it came from
+        served = (_u(snap.col("dhcp_offer")) + _u(snap.col("dhcp_ack")) + _u(snap.col("dhcp_nak"))
+                  + _u(snap.col("dhcp_reply_cut")))
         servers = sorted(np.flatnonzero(served > 0), key=lambda i: int(snap.col("first_seen_ns")[i]))
         allowed = self.allowed or self.learned
         for i in servers:
@@ -554,6 +558,7 @@ class DhcpDetector:
                 continue
             out.append(_finding("rogue_dhcp", "critical", _mac_dev(snap, i), {
                 "server_id": server, "offers": int(snap.col("dhcp_offer")[i]), "acks": int(snap.col("dhcp_ack")[i]),
+                "replies_options_cut": int(snap.col("dhcp_reply_cut")[i]),
                 "allowed": sorted(allowed), "allowed_learned": not self.allowed}, snap, i))
         clients = snap.distinct("dhcp_clients")
         msgs = _u(snap.col("dhcp_discover")) + _u(snap.col("dhcp_request")) + _u(snap.col("dhcp_inform"))
