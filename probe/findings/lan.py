@@ -29,14 +29,15 @@ each detector calls a problem, and why the defaults are where they are:
   video are large ones). Judged by MAC too, so one machine's spoofed source IPs (--rand-source) are
   caught; floods from many machines at once are not judged here.
 - arp_spoofing / duplicate_ip: two MACs claim one IP in ARP within a minute of each other (further apart:
-  the address was reassigned, no finding). It is arp_spoofing when the claimant poisons caches
-  (>= 3 gratuitous ARPs for the address, or >= 3 replies and more than twice its holder's: both hosts of
-  a duplicate answer the same requests, arpspoof repeats its reply every 2 s unasked) or when remote
-  traffic then arrives from it instead of the other MAC (a man in the middle; also when a MAC claiming
-  several IPs takes over off-LAN traffic); otherwise duplicate_ip (a misconfiguration). The evidence
-  says which signs were seen: unsolicited replies, a claim on the gateway's address (held by a MAC
-  that off-LAN traffic comes from), traffic redirected, and for a duplicate whether both MACs sent
-  their own IP traffic from the address.
+  the address was reassigned, no finding). It is arp_spoofing when the claimant poisons caches (>= 5
+  gratuitous ARPs for the address, or >= 5 replies and more than twice its holder's: both hosts of a
+  duplicate answer the same requests, a host coming up announces itself 1-3 times, arpspoof repeats its
+  reply every 2 s unasked) or when remote traffic then arrives from it instead of the other MAC (a man
+  in the middle; also when a MAC claiming several IPs takes over off-LAN traffic); otherwise
+  duplicate_ip (a misconfiguration), once the claimant has also answered a who-has or asked with the
+  address (a few announcements alone decide nothing yet). The evidence says which signs were seen: unsolicited replies, a
+  claim on the gateway's address (held by a MAC that off-LAN traffic comes from), traffic redirected,
+  and for a duplicate whether both MACs sent their own IP traffic from the address.
   gratuitous_arp_storm: >= 20 gratuitous ARPs from one MAC.
 - rogue_dhcp: a server offers/acks that is not in allowed_dhcp_servers (empty: the first one seen is
   taken as the LAN's server); a BOOTREPLY from port 67 whose options the snap length cut counts too,
@@ -377,7 +378,7 @@ class ArpDetector:
 
     def __init__(self, max_ips: int = 65536, max_macs_per_ip: int = 8):
         self.max_ips, self.max_macs_per_ip = max_ips, max_macs_per_ip
-        # ip -> {mac: [first_ns, last_ns, replies, gratuitous]}, least recently claimed first
+        # ip -> {mac: [first_ns, last_ns, replies, gratuitous, frames]}, least recently claimed first
         self.claims: collections.OrderedDict[int, dict[int, list[int]]] = collections.OrderedDict()
         # mac -> (last seen ns, the other MAC, switches): remote IPs that arrived from it and another MAC
         self.switched: collections.OrderedDict[int, tuple[int, int, int]] = collections.OrderedDict()
@@ -387,7 +388,7 @@ class ArpDetector:
     def _learn(self, window: WindowAggregates, ttl_ns: int):
         snap = window.arp
         first, last, replies = snap.col("first_seen_ns"), snap.col("last_seen_ns"), snap.col("arp_reply")
-        garp = snap.col("arp_gratuitous")
+        garp, frames = snap.col("arp_gratuitous"), snap.col("frames")
         for i in range(len(snap)):
             ip, mac = int(snap.keys[i, 0]), int(snap.keys[i, 1])
             macs = self.claims.pop(ip, {})
@@ -395,12 +396,13 @@ class ArpDetector:
             if cur is None:
                 if len(macs) >= self.max_macs_per_ip:
                     macs.pop(min(macs, key=lambda m: macs[m][1]))
-                macs[mac] = [int(first[i]), int(last[i]), int(replies[i]), int(garp[i])]
+                macs[mac] = [int(first[i]), int(last[i]), int(replies[i]), int(garp[i]), int(frames[i])]
             else:
                 cur[0] = min(cur[0], int(first[i]))
                 cur[1] = max(cur[1], int(last[i]))
                 cur[2] = max(cur[2], int(replies[i]))  # windows are seen twice (merged views): no sums
                 cur[3] = max(cur[3], int(garp[i]))
+                cur[4] = max(cur[4], int(frames[i]))
             self.claims[ip] = macs
         while len(self.claims) > self.max_ips:
             self.claims.popitem(last=False)
@@ -486,8 +488,10 @@ class ArpDetector:
                     seen = [k.replace("_", " ") for k, v in signs.items() if v]
                     spoofers.setdefault(mac, dict(ev, reason="claimed an IP another MAC holds, with "
                                                   + ", ".join(seen)))
-                else:
+                elif macs[mac][4] > gratuitous:
                     duplicates.append((ip, macs, signs))
+                # else: only announcements so far, too few to call poisoning; a duplicate also answers
+                # who-has or asks with the address (its own traffic): decided when it does either
         # man in the middle: remote traffic moved to this MAC while it claims several IPs in ARP
         for mac, (_, other, n) in self.switched.items():
             if mac in spoofers or len(ips_of.get(mac, ())) < 2:

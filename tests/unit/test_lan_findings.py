@@ -277,3 +277,18 @@ def test_dhcp_era_address_move_to_a_new_mac_raises_nothing_above_info():
     frames += _ip_traffic(new, "10.0.0.50", GW, "8.8.8.8", [t1 + k * S for k in range(2, 30)])
     found = run(frames)
     assert [f for f in found if f.severity != "info"] == []
+
+
+def test_host_announcing_a_colliding_address_at_boot_is_still_a_duplicate():
+    """b comes up with a's address and announces it three times (arping -U -c 3, as an OS does), then
+    both answer who-has for it: not the repeated announcements of a poisoner."""
+    t0 = 1_700_000_000 * S
+    a, b, asker = "02:00:00:00:00:0a", "02:00:00:00:00:0b", "02:00:00:00:00:0c"
+    frames = [(t0, arp(a, 1, "10.0.0.50", "10.0.0.1"))]
+    frames += [(t0 + S + k * S, arp(b, 2, "10.0.0.50", "10.0.0.50")) for k in range(3)]
+    frames += [(t0 + 5 * S, arp(asker, 1, "10.0.0.30", "10.0.0.50")),
+               (t0 + 5 * S + 1000, arp(a, 2, "10.0.0.50", "10.0.0.30", dst=asker, hwdst=asker)),
+               (t0 + 5 * S + 2000, arp(b, 2, "10.0.0.50", "10.0.0.30", dst=asker, hwdst=asker))]
+    found = run(frames)
+    assert not by_kind(found, "arp_spoofing")
+    assert [f.device for f in by_kind(found, "duplicate_ip")] == ["10.0.0.50"]
