@@ -64,6 +64,10 @@ class DetectionConfig:
     duplicate_ip_overlap: Duration = setting(Duration(60), doc="two MACs claiming one IP this close in time are a "
                                              "duplicate (further apart: the address was reassigned)", check=_positive)
     garp_storm_min: int = setting(20, doc="gratuitous ARPs from one MAC in a window", check=_at_least(1))
+    arp_poison_min_unsolicited: int = setting(5, doc="gratuitous ARPs, or replies (more than twice its holder's), "
+                                              "for an IP another MAC holds that make a claim poisoning, not a "
+                                              "duplicate address (a host coming up announces itself 1-3 times)",
+                                              check=_at_least(1))
     dhcp_starvation_min_clients: int = setting(30, doc="distinct client MACs asking for leases in a window",
                                                check=_at_least(2))
     dhcp_flood_min_messages: int = setting(50, doc="DHCP client messages from one device in a window",

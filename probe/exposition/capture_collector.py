@@ -47,7 +47,9 @@ class CaptureCollector(Collector):
                                 "Frames whose length or header fields contradict the frame; counted, not aggregated.")
         c.add_metric([], s.malformed)
         yield c
-        c = CounterMetricFamily("sitevigil_capture_truncated_frames", "Frames cut by the snap length before a header ended.")
+        c = CounterMetricFamily("sitevigil_capture_truncated_frames",
+                                "Frames the snap length cut (captured length below the wire length) whose headers "
+                                "were not contradicted: parsed as far as they go, not malformed.")
         c.add_metric([], s.flag_frames.get("TRUNCATED", 0))
         yield c
         c = CounterMetricFamily("sitevigil_capture_fragment_frames",

@@ -124,6 +124,7 @@ COUNTERS = (
     "udp_small",     # unicast non-DNS UDP datagrams of at most UDP_SMALL_WIRELEN bytes on the wire (flood material)
     "vlan",          # MAC table: last 802.1Q VLAN the MAC sent on, plus 1 (0: untagged)
     "tcp_rst_bare",  # RSTs sent without ACK: replies to segments of no connection (a SYN-ACK never asked for)
+    "dhcp_reply_cut",  # BOOTREPLYs from the server port whose options the snap length cut (message type unknown)
 )
 COUNTER_INDEX = {name: i for i, name in enumerate(COUNTERS)}
 N_COUNTERS = len(COUNTERS)

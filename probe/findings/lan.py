@@ -28,13 +28,20 @@ each detector calls a problem, and why the defaults are where they are:
   when less than a quarter as much comes back (voice calls are small datagrams both ways; backups and
   video are large ones). Judged by MAC too, so one machine's spoofed source IPs (--rand-source) are
   caught; floods from many machines at once are not judged here.
-- arp_spoofing: a MAC claims, in ARP, an IP another MAC held, while claiming more than one IP (arpspoof
-  keeps its own address), or claims several IPs while remote traffic switches between it and another
-  MAC (the off-LAN next hop moved to it: a man in the middle). duplicate_ip: two MACs claim one IP
-  within a minute of each other and neither claims others (further apart: the address was reassigned).
+- arp_spoofing / duplicate_ip: two MACs claim one IP in ARP within a minute of each other (further apart:
+  the address was reassigned, no finding). It is arp_spoofing when the claimant poisons caches (>= 5
+  gratuitous ARPs for the address, or >= 5 replies and more than twice its holder's: both hosts of a
+  duplicate answer the same requests, a host coming up announces itself 1-3 times, arpspoof repeats its
+  reply every 2 s unasked) or when remote traffic then arrives from it instead of the other MAC (a man
+  in the middle; also when a MAC claiming several IPs takes over off-LAN traffic); otherwise
+  duplicate_ip (a misconfiguration), once the claimant has also answered a who-has or asked with the
+  address (a few announcements alone decide nothing yet). The evidence says which signs were seen: unsolicited replies, a
+  claim on the gateway's address (held by a MAC that off-LAN traffic comes from), traffic redirected,
+  and for a duplicate whether both MACs sent their own IP traffic from the address.
   gratuitous_arp_storm: >= 20 gratuitous ARPs from one MAC.
 - rogue_dhcp: a server offers/acks that is not in allowed_dhcp_servers (empty: the first one seen is
-  taken as the LAN's server). dhcp_starvation: >= 30 distinct client MACs ask for leases (dhcpstarv,
+  taken as the LAN's server); a BOOTREPLY from port 67 whose options the snap length cut counts too,
+  judged by its IP source (its server identifier was cut). dhcp_starvation: >= 30 distinct client MACs ask for leases (dhcpstarv,
   yersinia). dhcp_flood: one client sends >= 50 DHCP messages with few client addresses.
 - broadcast_storm / multicast_storm: >= 1000 broadcast / 5000 multicast frames per second on the LAN.
 - forwarding_loop: one byte-identical broadcast/multicast frame seen >= 20 times in a row, each copy
@@ -360,19 +367,30 @@ class MacFloodDetector:
 
 
 class ArpDetector:
-    """ARP spoofing, duplicate IPs and gratuitous ARP storms; remembers IP->MAC claims (bounded)."""
+    """ARP spoofing, duplicate IPs and gratuitous ARP storms; remembers IP->MAC claims (bounded).
+
+    Two MACs claiming one IP at the same time is a spoofer or a misconfiguration; what they do over time
+    tells them apart. Signs of spoofing, each named in the evidence: unsolicited replies (gratuitous
+    announcements of an address another MAC holds, or far more replies for it than its holder sends:
+    both hosts of a duplicate answer the same who-has), a claim on the gateway's address (held by the
+    MAC that off-LAN traffic arrives from), and remote traffic redirected (its next-hop MAC moved to the
+    claimant). Unsolicited replies or redirection make arp_spoofing; a contest without them is a
+    duplicate_ip, whose evidence says which signs were looked for and not seen."""
     kinds = ("arp_spoofing", "duplicate_ip", "gratuitous_arp_storm")
 
     def __init__(self, max_ips: int = 65536, max_macs_per_ip: int = 8):
         self.max_ips, self.max_macs_per_ip = max_ips, max_macs_per_ip
-        # ip -> {mac: [first_ns, last_ns, replies]}, least recently claimed first
+        # ip -> {mac: [first_ns, last_ns, replies, gratuitous, frames]}, least recently claimed first
         self.claims: collections.OrderedDict[int, dict[int, list[int]]] = collections.OrderedDict()
         # mac -> (last seen ns, the other MAC, switches): remote IPs that arrived from it and another MAC
         self.switched: collections.OrderedDict[int, tuple[int, int, int]] = collections.OrderedDict()
+        # mac -> last seen ns: MACs that off-LAN traffic arrived from (a gateway's), bounded
+        self.gateways: collections.OrderedDict[int, int] = collections.OrderedDict()
 
     def _learn(self, window: WindowAggregates, ttl_ns: int):
         snap = window.arp
         first, last, replies = snap.col("first_seen_ns"), snap.col("last_seen_ns"), snap.col("arp_reply")
+        garp, frames = snap.col("arp_gratuitous"), snap.col("frames")
         for i in range(len(snap)):
             ip, mac = int(snap.keys[i, 0]), int(snap.keys[i, 1])
             macs = self.claims.pop(ip, {})
@@ -380,11 +398,13 @@ class ArpDetector:
             if cur is None:
                 if len(macs) >= self.max_macs_per_ip:
                     macs.pop(min(macs, key=lambda m: macs[m][1]))
-                macs[mac] = [int(first[i]), int(last[i]), int(replies[i])]
+                macs[mac] = [int(first[i]), int(last[i]), int(replies[i]), int(garp[i]), int(frames[i])]
             else:
                 cur[0] = min(cur[0], int(first[i]))
                 cur[1] = max(cur[1], int(last[i]))
                 cur[2] = max(cur[2], int(replies[i]))  # windows are seen twice (merged views): no sums
+                cur[3] = max(cur[3], int(garp[i]))
+                cur[4] = max(cur[4], int(frames[i]))
             self.claims[ip] = macs
         while len(self.claims) > self.max_ips:
             self.claims.popitem(last=False)
@@ -396,10 +416,48 @@ class ArpDetector:
             if not macs:
                 del self.claims[ip]
 
+    def _learn_routes(self, window: WindowAggregates, horizon: int):
+        """Off-LAN traffic (IPv4 sources no MAC claims in ARP, two or more behind one MAC) names the gateway
+        MACs; remote traffic whose MAC changed is remembered as a switch between the two."""
+        ips = window.ips
+        if len(ips):
+            peer, keys = _u(ips.col("peer")), ips.keys
+            remote = np.array([int(keys[i, 0]) == 0 and (int(keys[i, 1]) >> 32) == 0xFFFF
+                               and (int(keys[i, 1]) & 0xFFFFFFFF) not in self.claims for i in range(len(ips))], bool)
+            behind = collections.Counter(int(m) for m in peer[remote] if m)
+            for mac, n in behind.items():
+                if n >= 2:
+                    self.gateways.pop(mac, None)
+                    self.gateways[mac] = window.end_ns
+            changes = _u(ips.col("peer_changes"))
+            for i in np.flatnonzero((changes > 0) & remote):
+                a, b = int(peer[i]), int(ips.col("prev_peer")[i])
+                for x, y in ((a, b), (b, a)):
+                    prev = self.switched.pop(x, None)
+                    self.switched[x] = (window.end_ns, y, max(prev[2] if prev else 0, int(changes[i])))
+            for table in (self.switched, self.gateways):
+                while len(table) > self.max_ips:
+                    table.popitem(last=False)
+        for mac in [m for m, v in self.switched.items() if v[0] < horizon]:
+            del self.switched[mac]
+        for mac in [m for m, v in self.gateways.items() if v < horizon]:
+            del self.gateways[mac]
+
+    def _both_sent_from(self, window: WindowAggregates, ip: int, macs) -> bool:
+        """IP traffic from `ip` came from two of `macs` in this window (each used it as its own source)."""
+        ips = window.ips
+        for i in range(len(ips)):
+            if int(ips.keys[i, 0]) == 0 and int(ips.keys[i, 1]) == (0xFFFF << 32) | ip:
+                return (int(ips.col("peer_changes")[i]) > 0 and int(ips.col("peer")[i]) in macs
+                        and int(ips.col("prev_peer")[i]) in macs)
+        return False
+
     def detect(self, window, ctx):
         c = ctx.config
         out = []
-        self._learn(window, int(c.arp_binding_ttl * 1e9))
+        ttl_ns = int(c.arp_binding_ttl * 1e9)
+        self._learn(window, ttl_ns)
+        self._learn_routes(window, window.end_ns - ttl_ns)
         overlap_ns = int(c.duplicate_ip_overlap * 1e9)
         ips_of: dict[int, set[int]] = collections.defaultdict(set)
         for ip, macs in self.claims.items():
@@ -408,38 +466,42 @@ class ArpDetector:
         now_ips = {int(k[0]) for k in window.arp.keys}
         spoofers: dict[int, dict] = {}
         duplicates = []
-        for ip in now_ips:
+        for ip in sorted(now_ips):
             macs = self.claims.get(ip, {})
             if len(macs) < 2:
                 continue
             owner = min(macs, key=lambda m: macs[m][0])
             for mac in macs:
-                if mac == owner:
-                    continue
-                if len(ips_of[mac]) >= 2:
-                    spoofers.setdefault(mac, {"ip": _ip4(ip), "previous_mac": format_mac(owner),
-                                              "claimed_ips": sorted(_ip4(x) for x in ips_of[mac])[:16],
-                                              "arp_replies": macs[mac][2], "reason": "claimed an IP another MAC holds"})
-                elif macs[mac][0] - macs[owner][1] <= overlap_ns:
-                    duplicates.append((ip, macs))  # both claimed it at about the same time: not a reassignment
-        # man in the middle: remote traffic switched between this MAC and another (remembered for the TTL)
-        if len(window.ips):
-            for i in np.flatnonzero(_u(window.ips.col("peer_changes")) > 0):
-                a, b = int(window.ips.col("peer")[i]), int(window.ips.col("prev_peer")[i])
-                for x, y in ((a, b), (b, a)):
-                    prev = self.switched.pop(x, None)
-                    n = max(prev[2] if prev else 0, int(window.ips.col("peer_changes")[i]))
-                    self.switched[x] = (window.end_ns, y, n)
-            while len(self.switched) > self.max_ips:
-                self.switched.popitem(last=False)
-        horizon = window.end_ns - int(c.arp_binding_ttl * 1e9)
-        for mac in [m for m, v in self.switched.items() if v[0] < horizon]:
-            del self.switched[mac]
+                if mac == owner or macs[mac][0] - macs[owner][1] > overlap_ns:
+                    continue  # claimed after the holder went quiet: the address was reassigned
+                others = [m for m in macs if m != mac]
+                gratuitous, replies = macs[mac][3], macs[mac][2]
+                most_other = max(macs[m][2] for m in others)
+                unsolicited = gratuitous >= c.arp_poison_min_unsolicited or (
+                    replies >= c.arp_poison_min_unsolicited and replies > 2 * most_other)
+                gateway = any(m in self.gateways for m in others)
+                redirected = mac in self.switched and self.switched[mac][1] in others
+                signs = {"unsolicited_replies": unsolicited, "claims_gateway_ip": gateway,
+                         "traffic_redirected": redirected}
+                ev = {"ip": _ip4(ip), "previous_mac": format_mac(owner),
+                      "claimed_ips": sorted(_ip4(x) for x in ips_of[mac])[:16], "arp_replies": replies,
+                      "gratuitous_arps": gratuitous, "holder_arp_replies": most_other, "signs": signs}
+                if unsolicited or redirected:
+                    seen = [k.replace("_", " ") for k, v in signs.items() if v]
+                    spoofers.setdefault(mac, dict(ev, reason="claimed an IP another MAC holds, with "
+                                                  + ", ".join(seen)))
+                elif macs[mac][4] > gratuitous:
+                    duplicates.append((ip, macs, signs))
+                # else: only announcements so far, too few to call poisoning; a duplicate also answers
+                # who-has or asks with the address (its own traffic): decided when it does either
+        # man in the middle: remote traffic moved to this MAC while it claims several IPs in ARP
         for mac, (_, other, n) in self.switched.items():
             if mac in spoofers or len(ips_of.get(mac, ())) < 2:
                 continue
             spoofers[mac] = {"claimed_ips": sorted(_ip4(x) for x in ips_of[mac])[:16], "previous_mac": format_mac(other),
                              "remote_ip_switches": n,
+                             "signs": {"traffic_redirected": True,
+                                       "claims_gateway_ip": other in self.gateways},
                              "reason": "remote traffic moved between this MAC and another while it claims several IPs"}
         for mac, ev in spoofers.items():
             dev = format_mac(mac)
@@ -451,11 +513,17 @@ class ArpDetector:
             out.append(Finding("arp_spoofing", "critical", dev, ev, first, last))
         spoof_macs = set(spoofers)
         reported = set()
-        for ip, macs in duplicates:
+        for ip, macs, signs in duplicates:
             if spoof_macs & set(macs) or ip in reported:
                 continue
             reported.add(ip)
-            out.append(Finding("duplicate_ip", "warning", _ip4(ip), {"macs": sorted(format_mac(m) for m in macs)},
+            both = self._both_sent_from(window, ip, set(macs))
+            why = ("both MACs answer ARP for it" + (" and send their own traffic from it" if both else "")
+                   + "; no unsolicited replies, no traffic redirected"
+                   + ("; it is the gateway's address" if signs["claims_gateway_ip"] else ""))
+            out.append(Finding("duplicate_ip", "warning", _ip4(ip),
+                               {"macs": sorted(format_mac(m) for m in macs), "both_send_from_it": both,
+                                "signs": signs, "reason": why},
                                min(v[0] for v in macs.values()) / 1e9, max(v[1] for v in macs.values()) / 1e9))
         snap = window.macs
         if len(snap):
@@ -480,7 +548,10 @@ class DhcpDetector:
         snap = window.macs
         if not len(snap):
             return out
-        served = _u(snap.col("dhcp_offer")) + _u(snap.col("dhcp_ack")) + _u(snap.col("dhcp_nak"))
+        # a reply whose options the snap length cut (no message type, no server identifier) still offers
+        # an address: judged by the IP it came from
+        served = (_u(snap.col("dhcp_offer")) + _u(snap.col("dhcp_ack")) + _u(snap.col("dhcp_nak"))
+                  + _u(snap.col("dhcp_reply_cut")))
         servers = sorted(np.flatnonzero(served > 0), key=lambda i: int(snap.col("first_seen_ns")[i]))
         allowed = self.allowed or self.learned
         for i in servers:
@@ -493,6 +564,7 @@ class DhcpDetector:
                 continue
             out.append(_finding("rogue_dhcp", "critical", _mac_dev(snap, i), {
                 "server_id": server, "offers": int(snap.col("dhcp_offer")[i]), "acks": int(snap.col("dhcp_ack")[i]),
+                "replies_options_cut": int(snap.col("dhcp_reply_cut")[i]),
                 "allowed": sorted(allowed), "allowed_learned": not self.allowed}, snap, i))
         clients = snap.distinct("dhcp_clients")
         msgs = _u(snap.col("dhcp_discover")) + _u(snap.col("dhcp_request")) + _u(snap.col("dhcp_inform"))

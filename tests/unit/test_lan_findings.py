@@ -215,3 +215,80 @@ def test_spoofed_sources_from_one_attacker_blame_its_mac_once():
                     dst="10.0.0.9") / TCP(sport=rnd.randrange(1024, 65535), dport=80, flags="S")) for k in range(600)]
     floods = by_kind(run(frames), "syn_flood")
     assert [f.device for f in floods] == [ATTACKER]
+
+
+def _ip_traffic(src_mac, src_ip, dst_mac, dst_ip, ts_list, sport=40000):
+    return [(t, Ether(src=src_mac, dst=dst_mac) / IP(src=src_ip, dst=dst_ip) / TCP(sport=sport, dport=445, flags="A"))
+            for t in ts_list]
+
+
+def test_second_ip_colliding_by_misconfiguration_is_duplicate_ip_not_spoofing():
+    """b has its own 10.0.0.20 and was given 10.0.0.50 by hand, which a holds: both answer who-has for it
+    and both send their own traffic from it, over minutes, without unasked replies."""
+    t0 = 1_700_000_000 * S
+    a, b, asker = "02:00:00:00:00:0a", "02:00:00:00:00:0b", "02:00:00:00:00:0c"
+    frames = [(t0, arp(b, 1, "10.0.0.20", "10.0.0.1"))]                       # b's own address
+    for k in range(6):                                                        # a who-has every 20 s
+        t = t0 + S + k * 20 * S
+        frames.append((t, arp(asker, 1, "10.0.0.30", "10.0.0.50")))
+        frames.append((t + 1000, arp(a, 2, "10.0.0.50", "10.0.0.30", dst=asker, hwdst=asker)))
+        frames.append((t + 2000, arp(b, 2, "10.0.0.50", "10.0.0.30", dst=asker, hwdst=asker)))
+        frames += _ip_traffic(a, "10.0.0.50", asker, "10.0.0.30", [t + 3000])
+        frames += _ip_traffic(b, "10.0.0.50", asker, "10.0.0.30", [t + 4000], sport=40001)
+    found = run(frames)
+    assert not by_kind(found, "arp_spoofing")
+    dup = by_kind(found, "duplicate_ip")
+    assert [f.device for f in dup] == ["10.0.0.50"] and dup[0].severity == "warning"
+    assert dup[0].evidence["macs"] == [a, b] and dup[0].evidence["both_send_from_it"] is True
+    assert dup[0].evidence["signs"] == {"unsolicited_replies": False, "claims_gateway_ip": False,
+                                        "traffic_redirected": False}
+    assert "no unsolicited replies" in dup[0].evidence["reason"]
+
+
+def test_gratuitous_reply_poisoner_claiming_the_gateway_is_arp_spoofing():
+    """The gateway (the MAC off-LAN traffic comes from) holds 10.0.0.1; an attacker announces
+    "10.0.0.1 is-at ATTACKER" in gratuitous replies every 2 s, keeping its own address."""
+    t0 = 1_700_000_000 * S
+    frames = [(t0, arp(GW, 1, "10.0.0.1", "10.0.0.2")),
+              (t0 + 1000, arp(VICTIM, 2, "10.0.0.2", "10.0.0.1", dst=GW, hwdst=GW)),
+              (t0 + 2 * S, arp(ATTACKER, 1, "10.0.0.66", "10.0.0.2"))]
+    frames += _ip_traffic(GW, "8.8.8.8", VICTIM, "10.0.0.2", [t0 + 3 * S])
+    frames += _ip_traffic(GW, "1.1.1.1", VICTIM, "10.0.0.2", [t0 + 3 * S + 1000])
+    frames += [(t0 + 5 * S + k * 2 * S, arp(ATTACKER, 2, "10.0.0.1", "10.0.0.1")) for k in range(10)]
+    found = run(frames)
+    spoof = by_kind(found, "arp_spoofing")
+    assert [f.device for f in spoof] == [ATTACKER] and spoof[0].severity == "critical"
+    ev = spoof[0].evidence
+    assert ev["ip"] == "10.0.0.1" and ev["previous_mac"] == GW
+    assert ev["signs"]["unsolicited_replies"] and ev["signs"]["claims_gateway_ip"]
+    assert "unsolicited replies" in ev["reason"] and "claims gateway ip" in ev["reason"]
+    assert not by_kind(found, "duplicate_ip")
+
+
+def test_dhcp_era_address_move_to_a_new_mac_raises_nothing_above_info():
+    """A laptop's 10.0.0.50 moves once to another MAC (a new lease, a dock): the old MAC falls silent."""
+    t0 = 1_700_000_000 * S
+    old, new = "02:00:00:00:00:0a", "02:00:00:00:00:0b"
+    frames = [(t0, arp(old, 1, "10.0.0.50", "10.0.0.1")), (t0 + 1000, arp(GW, 2, "10.0.0.1", "10.0.0.50", dst=old, hwdst=old))]
+    frames += _ip_traffic(old, "10.0.0.50", GW, "8.8.8.8", [t0 + k * S for k in range(1, 30)])
+    t1 = t0 + 120 * S
+    frames += [(t1, arp(new, 1, "10.0.0.50", "10.0.0.50")), (t1 + S, arp(new, 1, "10.0.0.50", "10.0.0.1")),
+               (t1 + S + 1000, arp(GW, 2, "10.0.0.1", "10.0.0.50", dst=new, hwdst=new))]
+    frames += _ip_traffic(new, "10.0.0.50", GW, "8.8.8.8", [t1 + k * S for k in range(2, 30)])
+    found = run(frames)
+    assert [f for f in found if f.severity != "info"] == []
+
+
+def test_host_announcing_a_colliding_address_at_boot_is_still_a_duplicate():
+    """b comes up with a's address and announces it three times (arping -U -c 3, as an OS does), then
+    both answer who-has for it: not the repeated announcements of a poisoner."""
+    t0 = 1_700_000_000 * S
+    a, b, asker = "02:00:00:00:00:0a", "02:00:00:00:00:0b", "02:00:00:00:00:0c"
+    frames = [(t0, arp(a, 1, "10.0.0.50", "10.0.0.1"))]
+    frames += [(t0 + S + k * S, arp(b, 2, "10.0.0.50", "10.0.0.50")) for k in range(3)]
+    frames += [(t0 + 5 * S, arp(asker, 1, "10.0.0.30", "10.0.0.50")),
+               (t0 + 5 * S + 1000, arp(a, 2, "10.0.0.50", "10.0.0.30", dst=asker, hwdst=asker)),
+               (t0 + 5 * S + 2000, arp(b, 2, "10.0.0.50", "10.0.0.30", dst=asker, hwdst=asker))]
+    found = run(frames)
+    assert not by_kind(found, "arp_spoofing")
+    assert [f.device for f in by_kind(found, "duplicate_ip")] == ["10.0.0.50"]

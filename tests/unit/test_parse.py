@@ -252,3 +252,38 @@ def test_reused_buffer_gives_the_same_records(impl):
     assert len(reused) == 2 and reused.tobytes() == fresh.tobytes() and bad == bad2
     with pytest.raises(ValueError, match="at least 2 records"):
         impl.parse_frames(*batch_columns(FrameBatch.from_frames(later, ts_ns=[5, 6])), out=buf[:1])
+
+
+def _dhcp_reply(op=2, sport=67, dport=68, yiaddr="10.66.66.100"):
+    return bytes(Ether(src=A, dst=B) / IP(src="10.66.66.66", dst="255.255.255.255") / UDP(sport=sport, dport=dport)
+                 / BOOTP(op=op, xid=0x1234, yiaddr=yiaddr, chaddr=bytes.fromhex("020000000001") + b"\0" * 10)
+                 / DHCP(options=[("message-type", "offer"), ("server_id", "10.66.66.66"), "end"]))
+
+
+def test_payload_cut_by_snaplen_is_truncated_with_headers_parsed(impl):
+    full = bytes(Ether(src=A, dst=B) / IP(src="1.1.1.1", dst="2.2.2.2") / UDP(sport=5000, dport=6000) / Raw(b"x" * 400))
+    recs, bad = parse(impl, [full[:256]], wirelen=[len(full)])
+    assert bad == 0 and has(recs[0], "TRUNCATED", "IPV4", "UDP") and recs[0]["dport"] == 6000
+    recs, _ = parse(impl, [full])  # whole: neither
+    assert not has(recs[0], "TRUNCATED") and not has(recs[0], "MALFORMED")
+
+
+def test_snaplen_cut_dhcp_reply_is_judged_on_its_bootp_header(impl):
+    full = _dhcp_reply()
+    recs, bad = parse(impl, [full[:256]], wirelen=[len(full)])  # the cookie and every option are cut
+    r = recs[0]
+    assert bad == 0 and has(r, "TRUNCATED", "DHCP", "UDP") and not has(r, "MALFORMED")
+    assert r["dhcp_msg_type"] == 0 and r["dhcp_server_id"] == 0  # cut: unknown, not guessed
+    assert r["dhcp_yiaddr"] == ip("10.66.66.100") and r["dhcp_xid"] == 0x1234 and r["dhcp_chaddr"] == mac("02:00:00:00:00:01")
+    # not a BOOTREPLY from the server port, or cut before chaddr: not read as DHCP
+    other = _dhcp_reply(op=1)
+    short = full[:14 + 20 + 8 + 30]
+    recs, _ = parse(impl, [other[:256], short], wirelen=[len(other), len(full)])
+    assert not has(recs[0], "DHCP") and not has(recs[1], "DHCP") and has(recs[1], "TRUNCATED")
+
+
+def test_udp_length_beyond_packet_stays_malformed_even_when_cut(impl):
+    full = bytearray(_dhcp_reply())
+    full[14 + 24:14 + 26] = (len(full) - 14 - 20 + 50).to_bytes(2, "big")  # UDP length past the IP packet: a lie
+    recs, bad = parse(impl, [bytes(full[:256]), bytes(full)], wirelen=[len(full), len(full)])
+    assert bad == 2 and all(has(r, "MALFORMED") and not has(r, "TRUNCATED") and not has(r, "DHCP") for r in recs)

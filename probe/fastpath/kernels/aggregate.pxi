@@ -547,6 +547,8 @@ cdef inline void agg_frame(AggState* s, const FrameRecord* r) noexcept nogil:
                 tx |= 1ULL << C_DHCP_NAK
             elif ty == 8:
                 tx |= 1ULL << C_DHCP_INFORM
+            elif ty == 0 and (fl & F_TRUNCATED) != 0 and r.sport == 67:
+                tx |= 1ULL << C_DHCP_REPLY_CUT
             if (ty == 1 or ty == 3 or ty == 8) and r.dhcp_chaddr != 0:
                 chh = mix64(r.dhcp_chaddr ^ SALT_CHADDR)
         if arp_ok:

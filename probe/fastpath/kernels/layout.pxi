@@ -149,7 +149,8 @@ cdef enum:
     C_UDP_SMALL = 52
     C_VLAN = 53
     C_TCP_RST_BARE = 54
-    C_COUNT = 55
+    C_DHCP_REPLY_CUT = 55
+    C_COUNT = 56
 
 # sketches of a table row (SKETCHES), HLL_REGISTERS registers each
 cdef enum:

@@ -140,6 +140,15 @@ cdef void parse_dhcp(const uint8_t* f, Py_ssize_t p, Py_ssize_t pe, FrameRecord*
     cdef uint32_t code
     cdef uint64_t h
     if pe - p < 240 or rd32(f + p + 236) != 0x63825363:
+        # the snap length (pe is then the capture's end) cut the BOOTP header before the cookie: judge
+        # what it holds, a request to the server port or a reply from it with op, xid, yiaddr and chaddr
+        if pe - p >= 44 and pe - p < 240 and pe - p < rd16(f + p - 4) - 8 and (
+                (f[p] == 2 and rd16(f + p - 8) == 67) or (f[p] == 1 and rd16(f + p - 6) == 67)):
+            r.flags |= F_DHCP
+            r.dhcp_xid = rd32(f + p + 4)
+            r.dhcp_yiaddr = rd32(f + p + 16)
+            if f[p + 1] == 1 and f[p + 2] == 6:
+                r.dhcp_chaddr = rd48(f + p + 28)
         return
     r.flags |= F_DHCP
     r.dhcp_xid = rd32(f + p + 4)
@@ -432,6 +441,8 @@ cdef inline void parse_frame(const uint8_t* f, Py_ssize_t caplen, Py_ssize_t wir
     r.wirelen = <uint32_t>wirelen
     r.vlan = vlan if vlan >= 0 else -1
     parse_one(f, caplen, wirelen if wirelen > caplen else caplen, r)
+    if caplen < wirelen and (r.flags & F_MALFORMED) == 0:
+        r.flags |= F_TRUNCATED  # its headers are whole, the snap length cut the rest: not malformed
 
 
 cdef inline bint is_frame_array(object a, bint writeable) noexcept:

@@ -401,6 +401,8 @@ def _classify_dhcp(rec, effect):
     counter = DHCP_MESSAGE_COUNTERS.get(rec.dhcp_msg_type)
     if counter:
         effect.sent.append(counter)
+    elif rec.dhcp_msg_type == 0 and rec.flags & F_TRUNCATED and rec.sport == 67:
+        effect.sent.append("dhcp_reply_cut")  # a BOOTREPLY whose options the snap length cut
     if rec.dhcp_msg_type in DHCP_CLIENT_MESSAGES and rec.dhcp_chaddr != 0:
         effect.sketches["dhcp_clients"] = mix64(rec.dhcp_chaddr ^ SALT_CHADDR)
 

@@ -67,6 +67,8 @@ DNS_HEADER_LEN = 12
 DNS_MAX_LABELS = 128                   # a name of more labels is not read (its qtype stays 0)
 DHCP_FIXED_LEN = 240                   # BOOTP header and the magic cookie
 DHCP_MAGIC_COOKIE = 0x63825363
+BOOTP_CHADDR_END = 44                  # op .. chaddr: what a cut BOOTP header must still hold to be judged
+BOOTREQUEST, BOOTREPLY = 1, 2
 DHCP_OPT_PAD, DHCP_OPT_END = 0, 255
 DHCP_OPT_MESSAGE_TYPE, DHCP_OPT_SERVER_ID, DHCP_OPT_REQUESTED_IP = 53, 54, 50
 DHCP_OPT_PARAMETER_LIST, DHCP_OPT_VENDOR_CLASS = 55, 60
@@ -444,6 +446,17 @@ def _parse_dhcp(frame, offset, end, rec):
     identifier, requested address, and a fingerprint of the client (FNV-1a 64 of the parameter request
     list, a 0xFF separator, the vendor class), which tells one operating system from another."""
     if end - offset < DHCP_FIXED_LEN or _be(frame, offset + 236, 4) != DHCP_MAGIC_COOKIE:
+        # the snap length (`end` is then the capture's end) cut the BOOTP header before the cookie: judge
+        # what it holds, a request to the server port or a reply from it with op, xid, yiaddr and chaddr
+        held, claimed = end - offset, _be(frame, offset - 4, 2) - UDP_HEADER_LEN
+        sport, dport = _be(frame, offset - 8, 2), _be(frame, offset - 6, 2)
+        if (BOOTP_CHADDR_END <= held < DHCP_FIXED_LEN and held < claimed
+                and ((frame[offset] == BOOTREPLY and sport == 67) or (frame[offset] == BOOTREQUEST and dport == 67))):
+            rec["flags"] |= F_DHCP
+            rec["dhcp_xid"] = _be(frame, offset + 4, 4)
+            rec["dhcp_yiaddr"] = _be(frame, offset + 16, 4)
+            if frame[offset + 1] == 1 and frame[offset + 2] == 6:
+                rec["dhcp_chaddr"] = _be(frame, offset + 28, 6)
         return
     rec["flags"] |= F_DHCP
     rec["dhcp_xid"] = _be(frame, offset + 4, 4)
@@ -521,6 +534,8 @@ def parse_frames(data, offset, caplen, wirelen, ts_ns, vlan, out=None):
         else:
             # a capture never holds more than was on the wire: a smaller wirelen is the capture's error
             _parse_ethernet(raw[start:start + captured], max(on_wire, captured), rec)
+            if captured < on_wire and not rec["flags"] & F_MALFORMED:
+                rec["flags"] |= F_TRUNCATED  # its headers are whole, the snap length cut the rest: not malformed
         if rec["flags"] & F_MALFORMED:
             malformed += 1
         rows.append(tuple(rec[k] for k in _FIELDS))
