@@ -234,6 +234,7 @@ def _unsupported(linktype: int) -> str:
 
 MAX_FRAME = 262144            # libpcap's MAXIMUM_SNAPLEN: a larger record length means a corrupt file
 MAX_BLOCK = 16 * 1024 * 1024  # a larger pcapng block is taken as corruption, not allocated
+MAX_WIRELEN = 0xFFFFFFFF      # FrameBatch.wirelen is uint32
 
 _PCAP_MAGIC = {
     b"\xd4\xc3\xb2\xa1": ("<", 1000), b"\xa1\xb2\xc3\xd4": (">", 1000),   # microseconds
@@ -267,7 +268,9 @@ class _Batcher:
     def add(self, frame: bytes, wirelen: int, ts_ns: int) -> bool:
         self.offset.append(len(self.buf))
         self.caplen.append(len(frame))
-        self.wirelen.append(max(wirelen, len(frame)))
+        # a record may claim up to 2^32 - 1 bytes on the wire; a synthesized Ethernet header adds to that, and
+        # the column is uint32: the claim saturates (it is a lie either way; the parser flags what it cannot hold)
+        self.wirelen.append(min(max(wirelen, len(frame)), MAX_WIRELEN))
         self.ts.append(ts_ns)
         self.buf += frame
         return len(self.offset) >= self.max_frames or len(self.buf) >= self.max_bytes
