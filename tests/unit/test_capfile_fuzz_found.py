@@ -50,3 +50,17 @@ def test_a_wire_length_near_4_gib_in_pcapng_saturates(tmp_path):
     path = tmp_path / "big.pcapng"
     path.write_bytes(shb("<") + idb("<", 104) + epb("<", 0, 1, frame, wirelen=0xFFFFFFFF))
     assert [int(w) for b in _read(path) for w in b.wirelen] == [0xFFFFFFFF]
+
+
+def test_a_pcapng_time_beyond_int64_nanoseconds_saturates_and_is_counted(tmp_path):
+    """pcapng times are 64 bits of the interface's unit: in seconds (if_tsresol 0), 2^40 s is 1.1e21 ns, which
+    the int64 ts_ns column cannot hold; it ended the read with OverflowError. Such a record is now kept with
+    its time saturated, counted in timestamps_out_of_range with one warning, and the next record is read."""
+    frame = bytes.fromhex("ffffffffffff020000000001") + b"\x08\x00" + IPV4_UDP
+    path = tmp_path / "future.pcapng"
+    path.write_bytes(shb("<") + idb("<", 1, tsresol=0) + epb("<", 0, 1 << 40, frame) + epb("<", 0, 1_700_000_000, frame))
+    stats = ReaderStats()
+    batches = _read(path, stats)
+    assert [int(t) for b in batches for t in b.ts_ns] == [(1 << 63) - 1, 1_700_000_000 * 10**9]
+    assert stats.timestamps_out_of_range == 1
+    assert len(stats.warnings) == 1 and "byte " in stats.warnings[0] and "saturated" in stats.warnings[0]
