@@ -533,6 +533,8 @@ def _pcapng_frames(path: str, f: BinaryIO, first: bytes, stats: ReaderStats):
         blen = struct.unpack(endian + "I", lenb)[0]
         if blen < 12 or blen % 4 or blen > MAX_BLOCK:
             raise CaptureFileError(path, pos, f"bad block length {blen} for block type 0x{btype:08x}")
+        if prefix and blen < 28:  # a section header holds its byte-order magic, version and section length
+            raise CaptureFileError(path, pos, f"section header block length {blen} is below its 28-byte minimum")
         want = blen - 8 - len(prefix)
         rest = f.read(want)
         if len(rest) < want:

@@ -64,3 +64,13 @@ def test_a_pcapng_time_beyond_int64_nanoseconds_saturates_and_is_counted(tmp_pat
     assert [int(t) for b in batches for t in b.ts_ns] == [(1 << 63) - 1, 1_700_000_000 * 10**9]
     assert stats.timestamps_out_of_range == 1
     assert len(stats.warnings) == 1 and "byte " in stats.warnings[0] and "saturated" in stats.warnings[0]
+
+
+@pytest.mark.parametrize("blen", [12, 16, 24])
+def test_a_section_header_block_too_short_for_its_fields_is_a_capture_file_error(tmp_path, blen):
+    """A section header block whose length (12 to 24) leaves no room for its trailing length copy after the
+    byte-order magic raised struct.error; it is a CaptureFileError naming the block and its minimum."""
+    path = tmp_path / "short.pcapng"
+    path.write_bytes(struct.pack("<II", 0x0A0D0D0A, blen) + struct.pack("<I", 0x1A2B3C4D) + bytes(blen))
+    with pytest.raises(CaptureFileError, match=f"byte 0: section header block length {blen} is below its 28-byte minimum"):
+        _read(path)
