@@ -11,7 +11,7 @@ import importlib.util
 import subprocess
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent.parent
+REPO_ROOT = Path(__file__).resolve().parent.parent.parent  # the checkout
 
 
 def build(variant: str = "checked") -> Path:
@@ -38,3 +38,27 @@ def load(path: Path):
     module = importlib.util.module_from_spec(spec)
     loader.exec_module(module)
     return module
+
+
+def so_path_release() -> Path:
+    """The release build the editable install made in place (probe/_fastpath*.so)."""
+    found = sorted((REPO_ROOT / "probe").glob("_fastpath*.so"))
+    if not found:
+        raise RuntimeError("no release build in probe/: run scripts/bootstrap --test")
+    return found[0]
+
+
+def have_clang() -> bool:
+    import shutil
+    return bool(shutil.which("clang") or shutil.which("clang-14"))
+
+
+def asan_env(base: dict) -> dict:
+    """The environment a target runs the asan build in: atheris' ASan + libFuzzer runtime preloaded (the
+    module's -fsanitize=address calls need it in the process before CPython starts), leak checks off (CPython's
+    own allocations at exit are not the kernels'), a small quarantine so long runs stay within -rss_limit_mb."""
+    import atheris
+    env = dict(base)
+    env["LD_PRELOAD"] = str(Path(atheris.path()) / "asan_with_fuzzer.so")
+    env["ASAN_OPTIONS"] = "detect_leaks=0:allocator_may_return_null=1:quarantine_size_mb=32"
+    return env
