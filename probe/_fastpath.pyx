@@ -1,4 +1,7 @@
-# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+# cython: language_level=3, cdivision=True
+# (boundscheck, wraparound and initializedcheck are set per build by setup.py: off in the release build,
+# on in the checked one, SITEVIGIL_DEBUG_BUILD=1. A header setting would override setup.py's, so none is here;
+# tests/fuzz/test_checked_build.py fails if one comes back.)
 """Compiled fast path: the kernels that touch every packet and every counter sample.
 
 Each kernel lives in its own include file under probe/fastpath/kernels/ and has a pure-Python twin of the same
@@ -19,3 +22,4 @@ include "fastpath/kernels/parse.pxi"
 include "fastpath/kernels/aggregate.pxi"
 include "fastpath/kernels/score.pxi"
 include "fastpath/kernels/ring.pxi"
+include "fastpath/kernels/selfcheck.pxi"

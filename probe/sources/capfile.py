@@ -46,7 +46,8 @@ class ReaderStats:
 
     def __init__(self):
         self.skipped: dict[str, int] = {}  # "<link type>: <why>" -> frames not yielded
-        self.timestamps_out_of_range = 0   # pcap records whose fraction was >= one second, kept as given
+        self.timestamps_out_of_range = 0   # pcap records whose fraction was >= one second, kept as given, and
+        #                                    pcapng records whose time is beyond int64 ns, kept saturated
         self.warnings: list[str] = []      # one line per kind of thing left out, said once, for the caller to show
 
     def skip(self, reason: str, n: int = 1):
@@ -234,6 +235,8 @@ def _unsupported(linktype: int) -> str:
 
 MAX_FRAME = 262144            # libpcap's MAXIMUM_SNAPLEN: a larger record length means a corrupt file
 MAX_BLOCK = 16 * 1024 * 1024  # a larger pcapng block is taken as corruption, not allocated
+MAX_WIRELEN = 0xFFFFFFFF      # FrameBatch.wirelen is uint32
+TS_MIN, TS_MAX = -(1 << 63), (1 << 63) - 1  # FrameBatch.ts_ns is int64 nanoseconds
 
 _PCAP_MAGIC = {
     b"\xd4\xc3\xb2\xa1": ("<", 1000), b"\xa1\xb2\xc3\xd4": (">", 1000),   # microseconds
@@ -267,7 +270,9 @@ class _Batcher:
     def add(self, frame: bytes, wirelen: int, ts_ns: int) -> bool:
         self.offset.append(len(self.buf))
         self.caplen.append(len(frame))
-        self.wirelen.append(max(wirelen, len(frame)))
+        # a record may claim up to 2^32 - 1 bytes on the wire; a synthesized Ethernet header adds to that, and
+        # the column is uint32: the claim saturates (it is a lie either way; the parser flags what it cannot hold)
+        self.wirelen.append(min(max(wirelen, len(frame)), MAX_WIRELEN))
         self.ts.append(ts_ns)
         self.buf += frame
         return len(self.offset) >= self.max_frames or len(self.buf) >= self.max_bytes
@@ -349,6 +354,16 @@ def _bad_fraction(path: str, stats: ReaderStats, pos: int, frac: int, limit: int
         unit = "microseconds" if limit == 1_000_000 else "nanoseconds"
         stats.warn(f"{path}: byte {pos}: timestamp fraction {frac} {unit} is out of range; the record is kept "
                    f"with its time as given (such records are counted in timestamps_out_of_range)")
+
+
+def _ts_out_of_range(path: str, stats: ReaderStats, pos: int, ns: int) -> int:
+    """A pcapng time (64 bits of its interface's units, plus if_tsoffset) beyond int64 nanoseconds, the years
+    1677-2262: the record is kept with its time saturated at the nearer end, and counted."""
+    stats.timestamps_out_of_range += 1
+    if stats.timestamps_out_of_range == 1:
+        stats.warn(f"{path}: byte {pos}: timestamp {ns} ns is outside what int64 nanoseconds hold; the record is "
+                   f"kept with its time saturated (such records are counted in timestamps_out_of_range)")
+    return TS_MAX if ns > TS_MAX else TS_MIN
 
 
 def _pcap_batches(path: str, f: BinaryIO, endian: str, ts_mult: int, batch_frames: int, batch_bytes: int,
@@ -518,6 +533,8 @@ def _pcapng_frames(path: str, f: BinaryIO, first: bytes, stats: ReaderStats):
         blen = struct.unpack(endian + "I", lenb)[0]
         if blen < 12 or blen % 4 or blen > MAX_BLOCK:
             raise CaptureFileError(path, pos, f"bad block length {blen} for block type 0x{btype:08x}")
+        if prefix and blen < 28:  # a section header holds its byte-order magic, version and section length
+            raise CaptureFileError(path, pos, f"section header block length {blen} is below its 28-byte minimum")
         want = blen - 8 - len(prefix)
         rest = f.read(want)
         if len(rest) < want:
@@ -573,6 +590,8 @@ def _pcapng_frames(path: str, f: BinaryIO, first: bytes, stats: ReaderStats):
             iface = ifaces[iface_id]
             if ts is not None:
                 last_ts = iface.ns(ts)
+                if not TS_MIN <= last_ts <= TS_MAX:
+                    last_ts = _ts_out_of_range(path, stats, pos, last_ts)
             if iface.linktype not in _CONVERT:  # one interface of a multi-interface capture: skip it, read on
                 stats.skip(f"link type {iface.linktype}: not supported")
                 if not iface.skipped:
