@@ -246,6 +246,22 @@ def _tshark_fields(path, *fields, display_filter=None):
 
 
 @pytest.mark.peer
+def test_a_big_tcp_jumbogram_as_tshark_reads_it(impl, shared_data):
+    """tcpdump's bigtcp-ipv6-hbh capture: a BIG TCP send of 80,000 bytes, IPv6 payload length 0 and the length
+    in a hop-by-hop Jumbo Payload option; read as TCP, with tshark's lengths (tcp_len saturates at 65535)."""
+    if shutil.which("tshark") is None:
+        pytest.skip("needs tshark")
+    path = _corpus(shared_data, "tests__bigtcp-ipv6-hbh.pcap")
+    recs, bad = _records(impl, path)
+    theirs = _tshark_fields(path, "ipv6.plen", "ipv6.opt.jumbo", "tcp.len", "tcp.srcport", "tcp.dstport", "tcp.seq_raw")
+    assert bad == 0 and len(recs) == len(theirs) == 1 and has(recs[0], "IPV6", "TCP") and not has(recs[0], "MALFORMED")
+    plen, jumbo, tcp_len, sport, dport, seq = (int(x) for x in theirs[0])
+    r = recs[0]
+    assert plen == 0 and jumbo > 65535 and int(r["ip_len"]) == 65535 and int(r["tcp_len"]) == min(tcp_len, 65535)
+    assert (int(r["sport"]), int(r["dport"]), int(r["tcp_seq"])) == (sport, dport, seq)
+
+
+@pytest.mark.peer
 @pytest.mark.parametrize("name, display_filter, flag, proto", [
     ("tests__ipv4_tcp_http_xml_tso.pcap", "tcp", "TCP", 6),     # IPv4 total length 0: "(assumed TSO)"
     ("tests__OSPFv3_with_AH.pcap", "ah", "IPV6", 89),            # OSPFv3 behind AH
