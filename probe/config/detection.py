@@ -79,12 +79,26 @@ class DetectionConfig:
     dns_failure_info_min: int = setting(1, doc="failures for an info finding", check=_at_least(1))
     dns_failure_warn_min: int = setting(10, doc="failures for a warning", check=_at_least(1))
     dns_unanswered_min: int = setting(3, doc="queries without any answer from one client", check=_at_least(1))
+    # no single flow or handful of packets is a finding: one lookup of a name that does not exist (an A and
+    # an AAAA query, NXDOMAIN), one refused connection, one lossy transfer, the port unreachables a late DNS
+    # answer draws, are ordinary; the same across several flows, queries or peers is worth a look
+    dns_failure_min_queries: int = setting(3, doc="distinct DNS transactions (client, server, client port, query "
+                                           "ID) answered NXDOMAIN or SERVFAIL before a client's or resolver's "
+                                           "failure share is a finding", check=_at_least(1))
+    dns_unanswered_min_queries: int = setting(2, doc="distinct DNS transactions among a client's unanswered "
+                                              "queries (a query retried to one server is one; the same query "
+                                              "to a second server that is silent too is two)", check=_at_least(1))
     icmp_unreach_info_min: int = setting(1, doc="ICMP unreachables received by one device, info", check=_at_least(1))
     icmp_unreach_warn_min: int = setting(10, doc="ICMP unreachables received by one device, warning", check=_at_least(1))
+    icmp_unreach_min_flows: int = setting(3, doc="distinct destinations (address, protocol, ports of the quoted "
+                                          "packet) among them; port unreachables for late DNS answers (quoting "
+                                          "a UDP datagram from port 53) are not counted at all", check=_at_least(1))
     tcp_reset_info_min: int = setting(1, doc="connection attempts refused by RST for one device, info", check=_at_least(1))
     tcp_reset_warn_min: int = setting(10, doc="connection attempts refused by RST for one device, warning",
                                       check=_at_least(1))
     tcp_reset_ratio: float = setting(0.5, doc="share of a device's connection attempts refused", check=_ratio)
+    tcp_reset_min_flows: int = setting(3, doc="distinct connections (peer address and port, own port) those "
+                                       "resets came on", check=_at_least(1))
     # a switching loop circulates every broadcast unchanged thousands of times a second; a host resending
     # one frame (ARP retries at 1/s, mDNS announcing 2-3 times, a SPAN session showing each frame twice)
     # stays far below both limits
@@ -99,6 +113,9 @@ class DetectionConfig:
     tcp_retrans_min: int = setting(3, doc="retransmitted segments from one device in a window, info", check=_at_least(1))
     tcp_retrans_warn_min: int = setting(10, doc="retransmitted segments from one device in a window, warning",
                                         check=_at_least(1))
+    tcp_retrans_min_flows: int = setting(3, doc="distinct TCP connections those retransmissions belong to (one "
+                                         "lossy transfer is that transfer's path, not the device's network)",
+                                         check=_at_least(1))
     tcp_retrans_cold_ratio: float = setting(0.05, doc="retransmitted share of a device's data segments that is a "
                                             "finding before its baseline is learned", check=_ratio)
     tcp_retrans_floor_ratio: float = setting(0.02, doc="retransmitted share never a finding below, whatever the "

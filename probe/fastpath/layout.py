@@ -34,7 +34,8 @@ __all__ = [
     "DUP_SLOTS", "DUP_RUN_GAP_NS", "FLOW_SLOTS", "UDP_SMALL_WIRELEN", "SCORE_PARAM_NAMES", "SCORE_STATE", "SCORE_COLUMN",
     "SCORE_WIDTH", "score_constants", "FLOW_TS_SHIFT", "SPAN_COPY_UNITS",
     "AGG_UNREAD_FIELDS", "agg_input_mask", "TCP_FLAG_NAMES", "DUP_GAP_UNITS", "DUP_TS_SHIFT", "FRAME_HASH_BYTES",
-    "SEQ_REUSE_GAP", "HASH_CONSTANTS", "RECORD_WORDS", "pxi_text", "PXI_PATH",
+    "SEQ_REUSE_GAP", "HASH_CONSTANTS", "RECORD_WORDS", "pxi_text", "PXI_PATH", "BITMAPS", "BITMAP_SHIFT",
+    "NON_ADDITIVE", "DNS_PORT",
 ]
 
 FRAME_DTYPE = np.dtype([
@@ -72,6 +73,12 @@ FRAME_DTYPE = np.dtype([
     ("tcp_seq", np.uint32),            # TCP sequence number
     ("tcp_len", np.uint16),            # TCP payload length (from the IP lengths, not what was captured)
     ("ip_id", np.uint16),              # IPv4 identification, TCP segments only (SPAN copies keep it)
+    # the packet an ICMP/ICMPv6 error quotes (destination unreachable, time exceeded, redirect, parameter
+    # problem...): what it was about; 0 when the frame is no such error or the quote is cut or no IP header
+    ("icmp_quote_dst", np.uint32),     # its IPv4 destination (IPv6: the last 32 bits of it)
+    ("icmp_quote_sport", np.uint16),   # its TCP/UDP/SCTP source and destination ports, when it holds them
+    ("icmp_quote_dport", np.uint16),
+    ("icmp_quote_proto", np.uint8),    # its IP protocol (IPv6: the next header after the fixed header)
 ], align=True)
 
 # flag bits of FRAME_DTYPE["flags"], in bit order
@@ -125,6 +132,15 @@ COUNTERS = (
     "vlan",          # MAC table: last 802.1Q VLAN the MAC sent on, plus 1 (0: untagged)
     "tcp_rst_bare",  # RSTs sent without ACK: replies to segments of no connection (a SYN-ACK never asked for)
     "dhcp_reply_cut",  # BOOTREPLYs from the server port whose options the snap length cut (message type unknown)
+    "icmp_unreach_dns_rcvd",  # port unreachables received that quote a UDP datagram it sent from port 53: a DNS
+                              # answer that arrived after the client gave up and closed its port (ordinary)
+    # flow bitmaps (BITMAPS): 64-bit linear-counting sketches of distinct flows, merged by OR
+    "retrans_flows",     # distinct TCP flows (direction) its retransmitted segments belong to
+    "rst_flows",         # distinct connections (peer address and port, own port) it received resets on
+    "unreach_dsts",      # distinct destinations (address, protocol, ports) of the ICMP unreachables it received,
+                         # the late DNS answers left out
+    "dns_query_flows",   # distinct DNS transactions (client, server, client port, query ID) of its queries
+    "dns_error_flows",   # distinct DNS transactions answered NXDOMAIN or SERVFAIL that it sent or received
 )
 COUNTER_INDEX = {name: i for i, name in enumerate(COUNTERS)}
 N_COUNTERS = len(COUNTERS)
@@ -133,10 +149,18 @@ assert N_COUNTERS <= 64, "the kernels add a frame's counters from one uint64 bit
 NON_ADDITIVE = {"dhcp_server_id": "last", "dhcp_fingerprint": "last", "first_seen_ns": "min",
                 "last_seen_ns": "max", "peer": "last", "prev_peer": "last", "dup_max": "max",
                 "vlan": "last"}
+# Flow bitmaps: each frame sets one bit, picked by a hash of its flow (layout's BITMAP_SHIFT top bits), so a
+# row's popcount counts distinct flows exactly until two collide (linear counting estimates past that;
+# probe.state.aggregates.bitmap_estimate). Eight bytes where a HyperLogLog sketch takes 64; enough to tell
+# "one flow" from "several", which is what they are for: no single flow may raise a finding.
+BITMAPS = ("retrans_flows", "rst_flows", "unreach_dsts", "dns_query_flows", "dns_error_flows")
+NON_ADDITIVE.update(dict.fromkeys(BITMAPS, "or"))
+BITMAP_SHIFT = 58  # 64 - log2(64 bits)
 # a UDP datagram this short (Ethernet frame length on the wire) counts as `udp_small`: floods are of small
 # datagrams (hping3 -2: 60 bytes), backups and video streams are of large ones; RTP voice (~214) is small
 # but answered in kind, which the flood detector checks
 UDP_SMALL_WIRELEN = 256
+DNS_PORT = 53  # a port unreachable quoting a UDP datagram from this port is a DNS answer that came too late
 
 # Protocol codes in dup_max bits 15..12 (what the repeated frame was), and the dup_max field helpers.
 # Code i > 0 is the frame flag F_<DUP_PROTOCOLS[i].upper()>; a frame gets the code of the first of them it
@@ -206,6 +230,7 @@ HASH_CONSTANTS = {
     "SALT_PORT": 0x9E3779B97F4A7C15,   # sketch and key hash salts: ports, DHCP client addresses, RST ports
     "SALT_CHADDR": 0xD6E8FEB86659FD93,
     "SALT_RST": 0xA0761D6478BD642F,
+    "SALT_FLOW": 0xE7037ED1A0B428DB,   # flow bitmaps: DNS transactions
     "V4_MAPPED": 0xFFFF00000000,       # IP table key of an IPv4 address: (0, V4_MAPPED | ip)
 }
 globals().update(HASH_CONSTANTS)
@@ -293,7 +318,9 @@ def score_constants() -> dict[str, int]:
 # and holds the kernel to the twin, which classifies every frame).
 AGG_UNREAD_FIELDS = ("ts_ns", "wirelen", "caplen", "sport", "arp_tha", "dhcp_requested_ip", "dhcp_yiaddr",
                      "dhcp_xid", "payload_off", "ip_len", "dns_id", "dns_qtype", "dns_ancount", "ip_ttl",
-                     "icmp_code", "dns_opcode", "frame_hash", "tcp_seq", "tcp_len", "ip_id")
+                     "dns_opcode", "frame_hash", "tcp_seq", "tcp_len", "ip_id")
+# (DNS frames read sport and dns_id for their transaction's bitmap bit: the compiled kernel classifies every
+# DNS frame, like every TCP segment, instead of reusing the previous frame's classification)
 
 
 def agg_input_mask() -> np.ndarray:
@@ -387,8 +414,8 @@ def pxi_text() -> str:
     enum("sizes and thresholds", [
         ("DUP_TS_SHIFT", DUP_TS_SHIFT), ("DUP_GAP_UNITS", DUP_GAP_UNITS), ("DUP_NO_VLAN", hex(DUP_NO_VLAN)),
         ("SEQ_REUSE_GAP", SEQ_REUSE_GAP), ("FRAME_HASH_BYTES", FRAME_HASH_BYTES),
-        ("UDP_SMALL_WIRELEN", UDP_SMALL_WIRELEN), ("RECORD_WORDS", RECORD_WORDS),
-        ("FLOW_TS_SHIFT", FLOW_TS_SHIFT), ("SPAN_COPY_UNITS", SPAN_COPY_UNITS)])
+        ("UDP_SMALL_WIRELEN", UDP_SMALL_WIRELEN), ("RECORD_WORDS", RECORD_WORDS), ("BITMAP_SHIFT", BITMAP_SHIFT),
+        ("DNS_PORT", DNS_PORT), ("FLOW_TS_SHIFT", FLOW_TS_SHIFT), ("SPAN_COPY_UNITS", SPAN_COPY_UNITS)])
     enum("anomaly-score state columns (SCORE_STATE) and parameters (SCORE_PARAM_NAMES)", score_constants().items())
     out.extend(["", "# hash constants (HASH_CONSTANTS)"])
     out.extend(f"cdef uint64_t {name} = 0x{value:X}ULL" for name, value in HASH_CONSTANTS.items())

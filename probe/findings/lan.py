@@ -53,11 +53,18 @@ each detector calls a problem, and why the defaults are where they are:
   identical group-addressed frame by itself (named as the device). Frames that differ (IP ID, counters)
   are not repeats at all.
 - dns_failure, icmp_unreachable, tcp_reset: health findings per client (and per resolver for DNS):
-  info from the first failure when failures are the majority, warning from 10. tcp_reset: once a
+  info when failures are the majority, warning from 10, and never from one flow or a handful of packets:
+  the failures must span several distinct flows (the flow bitmaps of probe/fastpath/layout.py). DNS: >= 3
+  distinct failed transactions (client, server, client port, query ID: one missing name is an A and an
+  AAAA lookup), or for unanswered queries >= 2 (one query retried to one server is one; asked of a second
+  server that is silent too, two). icmp_unreachable: >= 3 distinct destinations (address, protocol, ports
+  of the quoted packet); port unreachables quoting a UDP datagram from port 53 are DNS answers that came
+  after the client gave up, ordinary, and not counted. tcp_reset: >= 3 distinct connections reset; once a
   device's baseline is learned (probe.state.baselines), only a refused share above its own usual one
   (mean + 4 mean absolute deviations) counts: a monitoring host that probes closed ports every minute
   is not flagged every minute.
-- tcp_retransmissions: per source IP, >= 3 retransmitted segments (warning from 10) and a retransmitted
+- tcp_retransmissions: per source IP, on >= 3 distinct connections (one lossy transfer is that transfer's
+  path), >= 3 retransmitted segments (warning from 10) and a retransmitted
   share of its data segments above its own baseline (mean + 4 deviations, never below 2%); before the
   baseline has 6 windows with >= 20 segments, above 5%. A healthy wired LAN retransmits well under 1%;
   10% packet loss shows ~10%. Counted as Wireshark flags them (retransmission, fast retransmission or
@@ -625,21 +632,33 @@ class DnsDetector:
         servfail_tx = _u(snap.col("dns_servfail"))
         err_tx = _u(snap.col("dns_nxdomain")) + servfail_tx
         resp_tx = _u(snap.col("dns_response"))
-        for i in range(len(snap)):
+        failed = snap.flows("dns_error_flows")  # distinct failed transactions, as client or as resolver
+        asked = snap.flows("dns_query_flows")
+        for i in np.flatnonzero((failed >= c.dns_failure_min_queries) | (asked >= c.dns_unanswered_min_queries)):
             ev, sev = None, "info"
-            if err_rx[i] >= c.dns_failure_info_min and err_rx[i] >= c.dns_failure_ratio * resp_rx[i]:
-                ev = {"role": "client", "reason": "errors", "responses": int(resp_rx[i]),
-                      "nxdomain": int(snap.col("dns_nxdomain_rcvd")[i]), "servfail": int(snap.col("dns_servfail_rcvd")[i])}
+            many_failed = failed[i] >= c.dns_failure_min_queries
+            if many_failed and err_rx[i] >= c.dns_failure_info_min and err_rx[i] >= c.dns_failure_ratio * resp_rx[i]:
+                ev = {"role": "client", "responses": int(resp_rx[i]), "nxdomain": int(snap.col("dns_nxdomain_rcvd")[i]),
+                      "servfail": int(snap.col("dns_servfail_rcvd")[i]), "failed_queries": int(failed[i]),
+                      "reason": f"{int(err_rx[i])} of its {int(resp_rx[i])} DNS answers were NXDOMAIN or SERVFAIL, "
+                                f"for {int(failed[i])} distinct queries"}
                 sev = "warning" if err_rx[i] >= c.dns_failure_warn_min else "info"
-            elif unanswered[i] >= c.dns_unanswered_min and unanswered[i] >= c.dns_failure_ratio * queries[i]:
-                ev = {"role": "client", "reason": "unanswered", "queries": int(queries[i]), "responses": int(resp_rx[i])}
+            elif (asked[i] >= c.dns_unanswered_min_queries and unanswered[i] >= c.dns_unanswered_min
+                  and unanswered[i] >= c.dns_failure_ratio * queries[i]):
+                ev = {"role": "client", "queries": int(queries[i]), "responses": int(resp_rx[i]),
+                      "distinct_queries": int(asked[i]),
+                      "reason": f"{int(unanswered[i])} of its {int(queries[i])} DNS queries ({int(asked[i])} distinct "
+                                f"server/query pairs) got no answer"}
                 sev = "warning" if resp_rx[i] == 0 or unanswered[i] >= c.dns_failure_warn_min else "info"
-            elif ((servfail_tx[i] >= c.dns_failure_info_min and servfail_tx[i] >= c.dns_failure_ratio * resp_tx[i])
-                  or (err_tx[i] >= c.dns_failure_warn_min and err_tx[i] >= c.dns_failure_ratio * resp_tx[i])):
+            elif many_failed and (
+                    (servfail_tx[i] >= c.dns_failure_info_min and servfail_tx[i] >= c.dns_failure_ratio * resp_tx[i])
+                    or (err_tx[i] >= c.dns_failure_warn_min and err_tx[i] >= c.dns_failure_ratio * resp_tx[i])):
                 # a resolver is at fault for SERVFAIL; NXDOMAIN only says the name does not exist,
                 # unless it is most of many answers (a broken search domain or upstream filter)
-                ev = {"role": "resolver", "reason": "errors", "responses": int(resp_tx[i]),
-                      "nxdomain": int(snap.col("dns_nxdomain")[i]), "servfail": int(servfail_tx[i])}
+                ev = {"role": "resolver", "responses": int(resp_tx[i]), "nxdomain": int(snap.col("dns_nxdomain")[i]),
+                      "servfail": int(servfail_tx[i]), "failed_queries": int(failed[i]),
+                      "reason": f"it answered {int(servfail_tx[i])} of {int(resp_tx[i])} queries SERVFAIL and "
+                                f"{int(snap.col('dns_nxdomain')[i])} NXDOMAIN, {int(failed[i])} distinct queries"}
                 sev = "warning" if err_tx[i] >= c.dns_failure_warn_min else "info"
             if ev is not None:
                 out.append(_finding("dns_failure", sev, _ip_dev(snap, i), ev, snap, i))
@@ -655,14 +674,21 @@ class IcmpUnreachableDetector:
         snap = window.ips
         if not len(snap):
             return out
-        got = _u(snap.col("icmp_unreach_rcvd"))
-        for i in np.flatnonzero(got >= c.icmp_unreach_info_min):
+        late_dns = _u(snap.col("icmp_unreach_dns_rcvd"))
+        # late DNS answers left out: the client that sent the unreachable had given up on the answer
+        got = _u(snap.col("icmp_unreach_rcvd")) - late_dns
+        dsts = snap.flows("unreach_dsts")
+        for i in np.flatnonzero((got >= c.icmp_unreach_info_min) & (dsts >= c.icmp_unreach_min_flows)):
             d = _ip_dev(snap, i)
             if ctx.is_flagged(d, "port_scan", "host_sweep", "udp_flood") or _sent_by_flagged(
                     snap, i, ctx, "port_scan", "host_sweep", "udp_flood", "syn_flood"):
                 continue
             sev = "warning" if got[i] >= c.icmp_unreach_warn_min else "info"
-            out.append(_finding("icmp_unreachable", sev, d, {"unreachables_received": int(got[i])}, snap, i))
+            out.append(_finding("icmp_unreachable", sev, d, {
+                "unreachables_received": int(got[i]), "distinct_destinations": int(dsts[i]),
+                "late_dns_answers_left_out": int(late_dns[i]),
+                "reason": f"told {int(got[i])} times that {int(dsts[i])} distinct destinations (address, protocol, "
+                          f"port) cannot be reached"}, snap, i))
         return out
 
 
@@ -694,9 +720,10 @@ class TcpResetDetector:
             return out
         syn, rst = _u(snap.col("tcp_syn")), _u(snap.col("tcp_rst_rcvd"))
         refused = np.minimum(syn, rst)
+        flows = snap.flows("rst_flows")
         # the baseline only raises the limit above tcp_reset_ratio: rows below it cannot fire, and
         # only rows with enough attempts teach (a spoofed flood's thousands of one-SYN sources do neither)
-        maybe = (refused >= c.tcp_reset_info_min) & (refused >= c.tcp_reset_ratio * syn)
+        maybe = (refused >= c.tcp_reset_info_min) & (refused >= c.tcp_reset_ratio * syn) & (flows >= c.tcp_reset_min_flows)
         for i in np.flatnonzero(maybe | (syn >= c.baseline_min_segments)):
             d = _ip_dev(snap, i)
             fire, ratio, _limit = _above_baseline(self.baseline, c, d, refused[i], syn[i],
@@ -707,8 +734,12 @@ class TcpResetDetector:
             if not fire or ctx.is_flagged(d, "port_scan", "host_sweep", "syn_flood") or _sent_by_flagged(
                     snap, i, ctx, "port_scan", "host_sweep", "syn_flood"):
                 continue
+            if flows[i] < c.tcp_reset_min_flows:
+                continue  # a connection or two reset: one closed port, not a pattern
             sev = "warning" if refused[i] >= c.tcp_reset_warn_min else "info"
-            ev = {"tcp_syn": int(syn[i]), "tcp_rst_received": int(rst[i])}
+            ev = {"tcp_syn": int(syn[i]), "tcp_rst_received": int(rst[i]), "distinct_reset_connections": int(flows[i]),
+                  "reason": f"{int(refused[i])} of its {int(syn[i])} connection attempts were refused by a reset, on "
+                            f"{int(flows[i])} distinct connections"}
             if self.baseline.warmed(d):
                 b = self.baseline.get(d)
                 ev["baseline_ratio"] = round(b.mean, 4)
@@ -731,6 +762,7 @@ class TcpRetransmissionDetector:
             return out
         data, retrans = _u(snap.col("tcp_data")), _u(snap.col("tcp_retrans"))
         synack = _u(snap.col("tcp_synack"))
+        flows = snap.flows("retrans_flows")
         attacked = any(ctx.flagged.get(k) for k in ("port_scan", "host_sweep", "syn_flood"))
         maybe = (retrans >= c.tcp_retrans_min) & (retrans >= c.tcp_retrans_floor_ratio * data)  # limit >= floor
         for i in np.flatnonzero((data > 0) & (maybe | (data >= c.baseline_min_segments))):
@@ -744,14 +776,17 @@ class TcpRetransmissionDetector:
             # this much (Wi-Fi, a WAN link) stops being news once it is its usual
             if data[i] >= c.baseline_min_segments:
                 self.baseline.update(d, float(ratio))
-            if not fire or ctx.is_flagged(d, "syn_flood", "port_scan"):
-                continue
+            if not fire or flows[i] < c.tcp_retrans_min_flows or ctx.is_flagged(d, "syn_flood", "port_scan"):
+                continue  # (one lossy transfer is its own path's trouble)
             if attacked and retrans[i] <= synack[i]:
                 continue  # a scanned or flooded host resending SYN-ACKs the scanner never acknowledged
             ev = {"tcp_data_segments": int(data[i]), "tcp_retransmissions": int(retrans[i]),
                   "retransmission_ratio": round(float(ratio), 4), "limit_ratio": round(float(limit), 4),
                   "baseline_ratio": round(b.mean, 4) if warmed else None, "baseline_learned": warmed,
-                  "retransmissions_per_second": round(retrans[i] / window.seconds, 2)}
+                  "retransmissions_per_second": round(retrans[i] / window.seconds, 2),
+                  "retransmitting_connections": int(flows[i]),
+                  "reason": f"{int(retrans[i])} of its {int(data[i])} TCP data segments ({ratio:.1%}) were sent again, "
+                            f"on {int(flows[i])} distinct connections, above its limit of {limit:.1%}"}
             peer = int(snap.col("peer")[i])
             if peer:
                 ev["mac"] = format_mac(peer)

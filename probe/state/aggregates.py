@@ -26,7 +26,7 @@ from typing import Iterator
 import numpy as np
 
 from probe import fastpath
-from probe.fastpath.layout import (COUNTER_INDEX, COUNTERS, DUP_SLOTS, FLOW_SLOTS, HLL_REGISTERS, N_COUNTERS, N_SKETCHES,
+from probe.fastpath.layout import (BITMAPS, COUNTER_INDEX, COUNTERS, DUP_SLOTS, FLOW_SLOTS, HLL_REGISTERS, N_COUNTERS, N_SKETCHES,
                            NON_ADDITIVE, SKETCHES)
 from probe.sources.frames import FrameBatch
 
@@ -65,6 +65,29 @@ def hll_estimate(registers: np.ndarray) -> np.ndarray:
         linear = m * np.log(m / np.maximum(zeros, 1))
     est = np.where((raw <= 2.5 * m) & (zeros > 0), linear, raw)
     return np.rint(est).astype(np.int64)
+
+
+def bitmap_estimate(bitmaps) -> np.ndarray:
+    """Distinct flows per flow bitmap (layout.BITMAPS; uint64 values): the bits set while few, the linear
+    counting estimate -64 ln(zeros / 64) past that (two flows share a bit now and then); a full bitmap
+    says "at least 64 ln 64" (266)."""
+    b = np.atleast_1d(np.asarray(bitmaps, np.uint64))
+    ones = np.unpackbits(b.astype("<u8").view(np.uint8).reshape(-1, 8), axis=1).sum(axis=1).astype(np.int64)
+    zeros = 64 - ones
+    with np.errstate(divide="ignore"):
+        linear = np.rint(64.0 * np.log(64.0 / np.maximum(zeros, 1))).astype(np.int64)
+    return np.maximum(ones, linear)
+
+
+_BITMAP_COLUMNS = [COUNTER_INDEX[n] for n in BITMAPS]
+
+
+def _with_estimates(names_values) -> dict:
+    """Counters by name, each flow bitmap as its estimate of distinct flows."""
+    d = {}
+    for name, v in names_values:
+        d[name] = int(bitmap_estimate(v)[0]) if name in BITMAPS else int(v)
+    return d
 
 
 class AggTable:
@@ -131,6 +154,12 @@ class TableSnapshot:
     def col(self, name: str) -> np.ndarray:
         return self.counts[:, COUNTER_INDEX[name]]
 
+    def flows(self, name: str) -> np.ndarray:
+        """Estimated distinct flows per row for one of the flow bitmaps (layout.BITMAPS)."""
+        if name not in BITMAPS:
+            raise KeyError(f"{name!r} is not a flow bitmap (one of {', '.join(BITMAPS)})")
+        return bitmap_estimate(self.col(name)) if len(self) else np.zeros(0, np.int64)
+
     def distinct(self, sketch: str) -> np.ndarray:
         """Estimated distinct values per row for one of SKETCHES."""
         if self.hll.shape[1] == 0 or not len(self):
@@ -139,7 +168,7 @@ class TableSnapshot:
         return hll_estimate(self.hll[:, j * HLL_REGISTERS:(j + 1) * HLL_REGISTERS])
 
     def row_dict(self, i: int) -> dict:
-        d = {name: int(v) for name, v in zip(COUNTERS, self.counts[i])}
+        d = _with_estimates(zip(COUNTERS, self.counts[i]))
         if self.hll.shape[1]:
             for j, s in enumerate(SKETCHES):
                 d[f"distinct_{s}"] = int(hll_estimate(self.hll[i, j * HLL_REGISTERS:(j + 1) * HLL_REGISTERS])[0])
@@ -344,6 +373,10 @@ class DeviceSummary:
         if hll.shape[1]:
             for j, s in enumerate(SKETCHES):
                 est[f"distinct_{s}"] = hll_estimate(hll[:, j * HLL_REGISTERS:(j + 1) * HLL_REGISTERS]).tolist()
+        if len(keys):
+            counts = counts.copy()
+            counts[:, _BITMAP_COLUMNS] = bitmap_estimate(counts[:, _BITMAP_COLUMNS].ravel()).reshape(
+                len(keys), len(_BITMAP_COLUMNS))
         rows = counts.tolist()
         out = {}
         for n, key in enumerate(keys):
@@ -360,6 +393,8 @@ _FIRST = COUNTER_INDEX["first_seen_ns"]
 _LAST = COUNTER_INDEX["last_seen_ns"]
 _LASTVAL = [COUNTER_INDEX[n] for n, how in NON_ADDITIVE.items() if how == "last"]
 _MAXVAL = [COUNTER_INDEX[n] for n, how in NON_ADDITIVE.items() if how == "max" and n != "last_seen_ns"]
+_ORVAL = [COUNTER_INDEX[n] for n, how in NON_ADDITIVE.items() if how == "or"]
+assert set(NON_ADDITIVE.values()) <= {"last", "min", "max", "or"}, "a merge rule this module does not apply"
 
 
 def _merge_counts(acc: np.ndarray, new: np.ndarray) -> None:
@@ -372,6 +407,8 @@ def _merge_counts(acc: np.ndarray, new: np.ndarray) -> None:
             acc[j] = new[j]
     for j in _MAXVAL:
         acc[j] = max(acc[j], new[j])
+    for j in _ORVAL:
+        acc[j] |= new[j]
 
 
 def rate(count: int, seconds: float) -> float:
@@ -411,6 +448,10 @@ def _merge_snapshots(a: TableSnapshot, b: TableSnapshot, peer_changes: bool = Fa
     for j in _MAXVAL:
         m = np.zeros(n, np.uint64)
         np.maximum.at(m, inv, counts[:, j])
+        out[:, j] = m
+    for j in _ORVAL:
+        m = np.zeros(n, np.uint64)
+        np.bitwise_or.at(m, inv, counts[:, j])
         out[:, j] = m
     for j in _LASTVAL_IDX:  # the later window's non-zero value wins: rows are in window order
         v = counts[:, j]

@@ -13,7 +13,7 @@ import pytest
 
 from probe.config import CaptureConfig, DetectionConfig
 from probe.findings.pipeline import CapturePipeline
-from probe.sources.capfile import read_batches
+from probe.sources.capfile import read_batches, write_pcap
 from probe.sources.frames import FrameBatch
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "pcap"
@@ -41,14 +41,55 @@ def test_lab_loop_capture_raises_forwarding_loop(sitevigil_cmd, sitevigil_env):
                                                                   "protocol": "arp", "vlan": None}
 
 
-def test_lab_loss_capture_raises_tcp_retransmissions_for_the_sender(sitevigil_cmd, sitevigil_env):
+def split_connection(path: Path, out: Path, parts: int, port: int) -> Path:
+    """The capture with its one connection cut into `parts` by time: the client's port (`port`) becomes
+    port + k in the k-th part of the capture's span, both directions, so each part is a connection of its
+    own with the same loss (sequence numbers go on; checksums are not fixed, the parser does not read them)."""
+    frames, ts, wire = [], [], []
+    for b in read_batches(str(path)):
+        for i in range(len(b)):
+            frames.append(bytearray(b.frame(i)))
+            ts.append(int(b.ts_ns[i]))
+            wire.append(int(b.wirelen[i]))
+    t0, span = min(ts), max(ts) - min(ts) + 1
+    for f, t in zip(frames, ts):
+        if f[12:14] != b"\x08\x00" or f[23] != 6:
+            continue
+        tcp = 14 + (f[14] & 0xF) * 4
+        k = (t - t0) * parts // span
+        for at in (tcp, tcp + 2):
+            if int.from_bytes(f[at:at + 2], "big") == port:
+                f[at:at + 2] = (port + k).to_bytes(2, "big")
+    write_pcap(str(out), [FrameBatch.from_frames([bytes(f) for f in frames], ts_ns=ts, wirelen=wire)], nanosecond=True)
+    return out
+
+
+@pytest.fixture(scope="module")
+def loss_on_four_connections(tmp_path_factory):
+    return split_connection(DATA / "lab_tcp_loss_10pct.pcap", tmp_path_factory.mktemp("loss") / "loss_4_conns.pcap",
+                            4, 56334)
+
+
+def test_lab_loss_capture_is_one_connection_and_no_finding(sitevigil_cmd, sitevigil_env):
+    # one iperf connection with 10% loss: that transfer's trouble, and no single flow raises a finding (issue
+    # 12); its counts stay exact
     r = replay_json(sitevigil_cmd, sitevigil_env, DATA / "lab_tcp_loss_10pct.pcap")
-    got = [f for f in r["findings"] if f["kind"] == "tcp_retransmissions"]
-    assert [f["device"] for f in got] == ["10.203.0.3"], r["findings"]
+    assert [f for f in r["findings"] if f["kind"] == "tcp_retransmissions"] == [], r["findings"]
     # 2889 segments with data or FIN in tshark, the SYN left out
     assert r["hosts"]["10.203.0.3"]["tcp_retrans"] == 299 and r["hosts"]["10.203.0.3"]["tcp_data"] == 2888
+    assert r["hosts"]["10.203.0.3"]["retrans_flows"] == 1
     assert "forwarding_loop" not in {f["kind"] for f in r["findings"]}
     # the receiver sent only ACKs (and its SYN-ACK): no data of its own to retransmit
+    assert r["hosts"]["10.203.0.4"].get("tcp_retrans", 0) == 0
+
+
+def test_lab_loss_on_four_connections_raises_tcp_retransmissions_for_the_sender(
+        sitevigil_cmd, sitevigil_env, loss_on_four_connections):
+    r = replay_json(sitevigil_cmd, sitevigil_env, loss_on_four_connections)
+    got = [f for f in r["findings"] if f["kind"] == "tcp_retransmissions"]
+    assert [f["device"] for f in got] == ["10.203.0.3"] and got[0]["severity"] == "warning", r["findings"]
+    assert got[0]["evidence"]["retransmitting_connections"] >= 3 and "distinct connections" in got[0]["evidence"]["reason"]
+    assert r["hosts"]["10.203.0.3"]["tcp_retrans"] >= 290
     assert r["hosts"]["10.203.0.4"].get("tcp_retrans", 0) == 0
 
 
@@ -121,10 +162,12 @@ def test_the_loop_capture_mirrored_twice_is_still_one_loop():
 
 
 @pytest.mark.parametrize("name, kind, event", [("lab_forwarding_loop.pcap", "forwarding_loop", "dup_frames"),
-                                               ("lab_tcp_loss_10pct.pcap", "tcp_retransmissions", "tcp_retrans")])
-def test_prometheus_output_has_the_new_kinds_and_events(sitevigil_cmd, sitevigil_env, name, kind, event):
+                                               ("loss_4_conns", "tcp_retransmissions", "tcp_retrans")])
+def test_prometheus_output_has_the_new_kinds_and_events(sitevigil_cmd, sitevigil_env, name, kind, event,
+                                                        loss_on_four_connections):
     from prometheus_client.parser import text_string_to_metric_families
-    p = subprocess.run([*sitevigil_cmd, "replay", str(DATA / name), "--format", "prom"], capture_output=True,
+    path = loss_on_four_connections if name == "loss_4_conns" else DATA / name
+    p = subprocess.run([*sitevigil_cmd, "replay", str(path), "--format", "prom"], capture_output=True,
                        text=True, env=sitevigil_env, timeout=120)
     assert p.returncode == 0, p.stderr
     samples = {(s.name, tuple(sorted(s.labels.items()))): s.value

@@ -10,10 +10,12 @@ from hypothesis import strategies as st
 from scapy.layers.dhcp import BOOTP, DHCP
 from scapy.layers.dns import DNS, DNSQR
 from scapy.layers.inet import ICMP, IP, TCP, UDP
+from scapy.layers.inet6 import ICMPv6DestUnreach, IPv6
 from scapy.layers.l2 import ARP, Dot1Q, Ether
 
 from probe.sources.frames import FrameBatch
-from probe.state.aggregates import AggTable, CaptureAggregator, batch_columns, format_mac, hll_estimate
+from probe.state.aggregates import (AggTable, CaptureAggregator, batch_columns, bitmap_estimate, format_mac,
+                                    hll_estimate)
 
 SCANNER, VICTIM, GW = "02:00:00:00:00:01", "02:00:00:00:00:02", "02:00:00:00:00:fe"
 
@@ -196,6 +198,16 @@ TEMPLATES = [bytes(f) for f in [
     Ether(src=SCANNER, dst=VICTIM) / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=3000, dport=5000),
     Ether(src=SCANNER, dst=VICTIM) / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=3000, dport=5000) / (b"v" * 400),
     Ether(src=SCANNER, dst=VICTIM) / Dot1Q(vlan=42) / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=53, dport=53),
+    # what the flow bitmaps read: a DNS query, a data segment (sent twice: a retransmission), the ICMP errors
+    # quoting a late DNS answer, a TCP connection attempt, an IPv6 datagram
+    Ether(src=VICTIM, dst=GW) / IP(src="10.0.0.2", dst="10.0.0.254") / UDP(sport=999, dport=53) / DNS(id=7, qd=DNSQR(qname="a")),
+    Ether(src=SCANNER, dst=VICTIM) / IP(src="10.0.0.1", dst="10.0.0.2", id=5) / TCP(sport=1000, dport=80, flags="PA", seq=9) / b"data",
+    Ether(src=VICTIM, dst=GW) / IP(src="10.0.0.2", dst="10.0.0.254") / ICMP(type=3, code=3)
+    / IP(src="10.0.0.254", dst="10.0.0.2") / UDP(sport=53, dport=999),
+    Ether(src=GW, dst=SCANNER) / IP(src="10.0.0.254", dst="10.0.0.1") / ICMP(type=3, code=1)
+    / IP(src="10.0.0.1", dst="10.9.0.7") / TCP(sport=1000, dport=443, flags="S"),
+    Ether(src=GW, dst=SCANNER) / IPv6(src="fe80::fe", dst="fe80::1") / ICMPv6DestUnreach(code=4)
+    / IPv6(src="fe80::1", dst="2001:db8::7") / UDP(sport=53, dport=4000),
 ]]
 
 
@@ -443,3 +455,73 @@ def test_fields_classification_does_not_read_may_change_within_a_run(runs, cap, 
     for name in ("macs", "ips", "arp"):
         for x, y in zip(getattr(aggs[0], name).spec, getattr(aggs[1], name).spec):
             assert np.array_equal(x, y), name
+
+
+# --- flow bitmaps: distinct flows, so that no single flow raises a finding ---------------------------------
+
+def ip_row(w, ip):
+    return dict(w.ip_rows())[ip]
+
+
+def test_flow_bitmaps_count_distinct_flows_not_packets(impl):
+    client, server = "10.0.0.2", "10.0.0.254"
+    ask = lambda port, qid, dst=server: (Ether(src=VICTIM, dst=GW) / IP(src=client, dst=dst)
+                                         / UDP(sport=port, dport=53) / DNS(id=qid, qd=DNSQR(qname="x.example")))
+    nx = lambda port, qid, src=server: (Ether(src=GW, dst=VICTIM) / IP(src=src, dst=client)
+                                        / UDP(sport=53, dport=port) / DNS(id=qid, qr=1, rcode=3, qd=DNSQR(qname="x.example")))
+    # one query retried three times to one server, then to a second one; one NXDOMAIN for each of two queries
+    frames = [ask(5000, 1)] * 3 + [ask(5000, 1, dst="10.0.0.253"), nx(5001, 2), nx(5001, 2), nx(5002, 3)]
+    # a refused connection (its RST seen twice) and two more; a flow retransmitting three segments
+    rst = lambda sport, dport: (Ether(src=GW, dst=SCANNER) / IP(src="10.0.0.254", dst="10.0.0.1")
+                                / TCP(sport=sport, dport=dport, flags="RA"))
+    frames += [rst(80, 40000), rst(80, 40000), rst(80, 40001), rst(443, 40001)]
+    seg = lambda seq, ip_id, sport=1000: (Ether(src=SCANNER, dst=VICTIM) / IP(src="10.0.0.1", dst=client, id=ip_id)
+                                          / TCP(sport=sport, dport=80, flags="PA", seq=seq) / (b"d" * 10))
+    frames += [seg(1, 1), seg(11, 2), seg(1, 3), seg(11, 4), seg(1, 5), seg(1, 6, sport=1001), seg(1, 7, sport=1001)]
+    w = run(impl, frames)
+    c = ip_row(w, client)
+    assert c["dns_query"] == 4 and c["dns_query_flows"] == 2      # a retry to one server is one transaction
+    assert c["dns_nxdomain_rcvd"] == 3 and c["dns_error_flows"] == 2
+    assert ip_row(w, server)["dns_error_flows"] == 2               # the resolver's row: the same two
+    s = ip_row(w, "10.0.0.1")
+    assert s["tcp_rst_rcvd"] == 4 and s["rst_flows"] == 3
+    assert s["tcp_retrans"] == 4 and s["retrans_flows"] == 2
+
+
+def test_unreachables_for_late_dns_answers_are_counted_apart(impl):
+    """A port unreachable quoting a UDP datagram from port 53 is a DNS answer that reached a client after it
+    gave up: counted in icmp_unreach_dns_rcvd and left out of the destinations it could not reach."""
+    late = [Ether(src=VICTIM, dst=GW) / IP(src=f"10.0.0.{10 + k}", dst="10.0.0.254") / ICMP(type=3, code=3)
+            / IP(src="10.0.0.254", dst=f"10.0.0.{10 + k}") / UDP(sport=53, dport=30000 + k) for k in range(20)]
+    router = [Ether(src=GW, dst=SCANNER) / IP(src="10.0.0.254", dst="10.0.0.1") / ICMP(type=3, code=1)
+              / IP(src="10.0.0.1", dst=f"10.9.0.{k}") / TCP(sport=40000, dport=443, flags="S") for k in range(5)]
+    closed = [Ether(src=VICTIM, dst=SCANNER) / IP(src="10.0.0.2", dst="10.0.0.1") / ICMP(type=3, code=3)
+              / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=40000, dport=7000)] * 3
+    w = run(impl, late + router + closed)
+    dns = ip_row(w, "10.0.0.254")
+    assert dns["icmp_unreach_rcvd"] == 20 and dns["icmp_unreach_dns_rcvd"] == 20 and dns.get("unreach_dsts", 0) == 0
+    host = ip_row(w, "10.0.0.1")
+    assert host["icmp_unreach_rcvd"] == 8 and host.get("icmp_unreach_dns_rcvd", 0) == 0
+    # five unreachable hosts and one closed port (told three times): six flows in 64 bits, two of which share
+    # a bit here (the birthday odds of six in 64 are one in five), so the estimate says at least five
+    assert host["unreach_dsts"] in (5, 6)
+
+
+def test_bitmap_estimate():
+    assert bitmap_estimate(np.array([0, 1, 0b1011], np.uint64)).tolist() == [0, 1, 3]
+    full = np.array([2**64 - 1], np.uint64)
+    assert bitmap_estimate(full).tolist() == [266]  # 64 ln 64: "at least that many"
+    half = np.array([2**32 - 1], np.uint64)
+    assert bitmap_estimate(half).tolist() == [44]   # 32 bits set: 64 ln 2 flows expected
+
+
+def test_merged_windows_or_the_bitmaps(impl):
+    rst = lambda dport, t: (Ether(src=GW, dst=SCANNER) / IP(src="10.0.0.254", dst="10.0.0.1")
+                            / TCP(sport=80, dport=dport, flags="RA"))
+    agg = CaptureAggregator(max_devices=64, window_s=10, kernels=impl)
+    frames = [rst(40000 + k, k) for k in range(4)]
+    ts = [10**9, 2 * 10**9, 12 * 10**9, 13 * 10**9]
+    windows = agg.add(records(impl, frames, ts)) + [agg.flush()]
+    from probe.state.aggregates import merge_windows
+    assert [ip_row(x, "10.0.0.1")["rst_flows"] for x in windows] == [2, 2]
+    assert ip_row(merge_windows(*windows), "10.0.0.1")["rst_flows"] == 4

@@ -118,20 +118,24 @@ def test_one_host_repeating_one_multicast_frame_is_a_flood_not_a_loop():
 
 
 # --- TCP retransmissions -----------------------------------------------------------------------------
-def transfer(t0, seconds, *, loss=0.0, src="10.0.0.10", mac=A, sport=40000, seed=1, per_second=100):
-    """A bulk TCP transfer from src: per_second data segments a second, `loss` of them sent again 200 ms later."""
+def transfer(t0, seconds, *, loss=0.0, src="10.0.0.10", mac=A, sport=40000, seed=1, per_second=100, flows=4):
+    """Bulk TCP transfers from src over `flows` connections (source ports sport, sport + 1...) taking turns:
+    per_second data segments a second in all, `loss` of them sent again 200 ms later."""
     import random
     rnd = random.Random(seed)
-    out, seq, ip_id = [], 1, 1
+    out, seqs, ip_id = [], [1] * flows, 1
     for k in range(int(seconds * per_second)):
         t = t0 + k * (S // per_second)
-        f = Ether(src=mac, dst=B) / IP(src=src, dst="10.0.0.11", id=ip_id) / TCP(sport=sport, dport=5001, flags="PA", seq=seq) / (b"d" * 100)
+        conn = k % flows
+        seq = seqs[conn]
+        f = (Ether(src=mac, dst=B) / IP(src=src, dst="10.0.0.11", id=ip_id)
+             / TCP(sport=sport + conn, dport=5001, flags="PA", seq=seq) / (b"d" * 100))
         out.append((t, f))
         if rnd.random() < loss:
             ip_id += 1
             out.append((t + S // 5, Ether(src=mac, dst=B) / IP(src=src, dst="10.0.0.11", id=ip_id)
-                        / TCP(sport=sport, dport=5001, flags="PA", seq=seq) / (b"d" * 100)))
-        seq += 100
+                        / TCP(sport=sport + conn, dport=5001, flags="PA", seq=seq) / (b"d" * 100)))
+        seqs[conn] = seq + 100
         ip_id += 1
     return out
 
@@ -139,12 +143,26 @@ def transfer(t0, seconds, *, loss=0.0, src="10.0.0.10", mac=A, sport=40000, seed
 def test_loss_after_a_clean_baseline_is_raised_for_the_sender():
     feed = Feed(window=2)
     assert not feed.add(transfer(T0, 20))                            # ten clean windows: the baseline
-    feed.add(transfer(T0 + 20 * S, 6, loss=0.1, seed=3, sport=40001))
+    feed.add(transfer(T0 + 20 * S, 6, loss=0.1, seed=3, sport=40010))
     got = kinds(feed.finish(), "tcp_retransmissions")
     assert [f.device for f in got] == ["10.0.0.10"], got
     ev = got[0].evidence
     assert ev["baseline_learned"] and ev["retransmission_ratio"] >= 0.05 and ev["tcp_retransmissions"] >= 10
-    assert ev["mac"] == A
+    assert ev["mac"] == A and ev["retransmitting_connections"] == 4
+    assert "sent again, on 4 distinct connections" in ev["reason"]
+
+
+def test_the_same_loss_on_one_connection_is_no_finding():
+    # one lossy transfer is that transfer's path (a far server, a slow peer), not the device's network
+    feed = Feed(window=2)
+    assert not feed.add(transfer(T0, 20, flows=1))
+    feed.add(transfer(T0 + 20 * S, 6, loss=0.1, seed=3, sport=40010, flows=1))
+    assert not kinds(feed.finish(), "tcp_retransmissions")
+    cfg = dataclasses.replace(DetectionConfig(), tcp_retrans_min_flows=1)  # unless told to
+    feed = Feed(cfg, window=2)
+    feed.add(transfer(T0, 20, flows=1))
+    feed.add(transfer(T0 + 20 * S, 6, loss=0.1, seed=3, sport=40010, flows=1))
+    assert [f.evidence["retransmitting_connections"] for f in kinds(feed.finish(), "tcp_retransmissions")] == [1]
 
 
 def test_a_device_that_always_retransmits_is_not_news_after_warm_up():
@@ -154,9 +172,9 @@ def test_a_device_that_always_retransmits_is_not_news_after_warm_up():
     assert before  # before the baseline was learned, 8% is above the 5% cold limit
     det = next(d for d in feed.pipe.engine.detectors if "tcp_retransmissions" in d.kinds)
     assert det.baseline.warmed("10.0.0.10")
-    new = feed.add(transfer(T0 + 400 * S, 10, loss=0.08, seed=5, sport=40001))  # after the episode ended, same as always
+    new = feed.add(transfer(T0 + 400 * S, 10, loss=0.08, seed=5, sport=40010))  # after the episode ended, same as always
     assert not kinds(new, "tcp_retransmissions")
-    new = feed.add(transfer(T0 + 410 * S, 10, loss=0.5, seed=6, sport=40002))   # far above its usual
+    new = feed.add(transfer(T0 + 410 * S, 10, loss=0.5, seed=6, sport=40020))   # far above its usual
     assert kinds(new, "tcp_retransmissions")
 
 
@@ -168,11 +186,11 @@ def test_a_span_session_doubling_every_segment_is_no_retransmission():
 
 
 def test_cold_limits_and_the_minimum_count():
-    few = transfer(T0, 1, per_second=10)
+    few = transfer(T0, 1, per_second=10, flows=1)
     again = Ether(src=A, dst=B) / IP(src="10.0.0.10", dst="10.0.0.11", id=999) / TCP(sport=40000, dport=5001, flags="PA", seq=1) / (b"d" * 100)
     few.append((T0 + 2 * S, again))  # the first segment once more, with a new IP ID: one retransmission
     assert not kinds(run(few), "tcp_retransmissions")
-    cfg = dataclasses.replace(DetectionConfig(), tcp_retrans_min=1)
+    cfg = dataclasses.replace(DetectionConfig(), tcp_retrans_min=1, tcp_retrans_min_flows=1)
     got = kinds(run(few, cfg), "tcp_retransmissions")
     assert [f.device for f in got] == ["10.0.0.10"] and got[0].severity == "info"
 

@@ -279,3 +279,80 @@ def test_corpus_captures_as_tshark_reads_them(impl, shared_data, name, display_f
         fields = _tshark_fields(path, "ip.len", "tcp.len", "tcp.srcport", "tcp.dstport", "tcp.seq_raw")
         assert [[int(x) for x in row] for row in fields] == [
             [int(r["ip_len"]), int(r["tcp_len"]), int(r["sport"]), int(r["dport"]), int(r["tcp_seq"])] for r in recs]
+
+
+# --- the packet an ICMP error quotes (tells a late DNS answer from a closed service, one flow from many) ---
+
+def quote(rec):
+    return (int(rec["icmp_quote_proto"]), int(rec["icmp_quote_dst"]), int(rec["icmp_quote_sport"]),
+            int(rec["icmp_quote_dport"]))
+
+
+def test_icmp_errors_record_the_packet_they_quote(impl):
+    from scapy.layers.inet6 import ICMPv6DestUnreach, ICMPv6TimeExceeded
+    late_dns = Ether(src=A, dst=B) / IP(src="10.0.0.9", dst="10.0.0.53") / ICMP(type=3, code=3) \
+        / IP(src="10.0.0.53", dst="10.0.0.9") / UDP(sport=53, dport=51000) / DNS(qr=1, qd=DNSQR(qname="a.example"))
+    host_down = Ether(src=A, dst=B) / IP(src="10.0.0.1", dst="10.0.0.9") / ICMP(type=3, code=1) \
+        / IP(src="10.0.0.9", dst="10.4.88.88", options=b"\x01\x01\x01\x00") / TCP(sport=40000, dport=443)
+    ttl = Ether(src=A, dst=B) / IP(src="10.0.0.1", dst="10.0.0.9") / ICMP(type=11) / IP(dst="4.2.2.1") / ICMP(type=8)
+    v6 = Ether(src=A, dst=B) / IPv6(src="fe80::1", dst="fe80::9") / ICMPv6DestUnreach(code=4) \
+        / IPv6(src="fe80::9", dst="2001:db8::1:2") / UDP(sport=53, dport=4000)
+    v6ttl = Ether(src=A, dst=B) / IPv6(src="fe80::1", dst="fe80::9") / ICMPv6TimeExceeded() \
+        / IPv6(src="fe80::9", dst="2001:db8::7") / TCP(sport=1, dport=2)
+    later_fragment = Ether(src=A, dst=B) / IP(src="10.0.0.1", dst="10.0.0.9") / ICMP(type=3, code=4) \
+        / IP(dst="10.0.0.7", frag=10, proto=17) / Raw(b"\x00\x35\x00\x35xxxx")
+    echo = Ether(src=A, dst=B) / IP(src="10.0.0.1", dst="10.0.0.9") / ICMP(type=0) / IP(dst="10.0.0.7") / UDP()
+    recs, bad = parse(impl, [late_dns, host_down, ttl, v6, v6ttl, later_fragment, echo])
+    assert bad == 0
+    assert quote(recs[0]) == (17, 0x0A000009, 53, 51000)
+    assert quote(recs[1]) == (6, 0x0A045858, 40000, 443)        # past the quoted header's options
+    assert quote(recs[2]) == (1, 0x04020201, 0, 0)              # ICMP has no ports
+    assert quote(recs[3]) == (17, 0x00010002, 53, 4000)         # IPv6: the last 32 bits of the destination
+    assert quote(recs[4]) == (6, 0x00000007, 1, 2)
+    assert quote(recs[5]) == (17, 0x0A000007, 0, 0)             # a later fragment holds no ports
+    assert quote(recs[6]) == (0, 0, 0, 0)                       # an echo reply quotes nothing
+    assert all(has(r, "ICMP") for r in recs)
+
+
+def test_a_cut_or_lying_quote_is_no_fault_and_gives_only_what_it_holds(impl):
+    f = bytes(Ether(src=A, dst=B) / IP(src="10.0.0.9", dst="10.0.0.53") / ICMP(type=3, code=3)
+              / IP(src="10.0.0.53", dst="10.0.0.9") / UDP(sport=53, dport=51000))
+    icmp = 14 + 20
+    # cut by the snap length inside the quoted ports, inside its IP header, right after the ICMP header
+    recs, bad = parse(impl, [f[:icmp + 8 + 20 + 3], f[:icmp + 8 + 19], f[:icmp + 8]], wirelen=[len(f)] * 3)
+    # cut by the snap length: truncated (counted apart), not malformed
+    assert bad == 0 and not any(has(r, "MALFORMED") for r in recs) and all(has(r, "TRUNCATED") for r in recs)
+    assert quote(recs[0]) == (17, 0x0A000009, 0, 0) and quote(recs[1]) == quote(recs[2]) == (0, 0, 0, 0)
+    # a quote that is no IPv4 header (version 6, header length 4 words too short)
+    wrong = bytearray(f)
+    wrong[icmp + 8] = 0x65
+    short = bytearray(f)
+    short[icmp + 8] = 0x44
+    recs, bad = parse(impl, [bytes(wrong), bytes(short)])
+    assert bad == 0 and quote(recs[0]) == quote(recs[1]) == (0, 0, 0, 0)
+
+
+def test_icmp_quotes_agree_with_the_twin_at_every_cut():
+    import probe.fastpath.twin as py
+    try:
+        import probe._fastpath as c
+    except ImportError:
+        pytest.skip("compiled fast path not built")
+    from scapy.layers.inet6 import ICMPv6DestUnreach
+    frames = [bytes(Ether(src=A, dst=B) / IP(src="10.0.0.1", dst="10.0.0.9") / ICMP(type=3, code=1)
+                    / IP(dst="10.4.88.88", options=b"\x01\x01\x01\x00") / TCP(sport=40000, dport=443)),
+              bytes(Ether(src=A, dst=B) / IPv6(src="fe80::1", dst="fe80::9") / ICMPv6DestUnreach(code=4)
+                    / IPv6(dst="2001:db8::1:2") / UDP(sport=53, dport=4000))]
+    cuts = [(f[:n], len(f)) for f in frames for n in range(len(f) + 1)]
+    # and the IP/ICMP lengths lying about the quote: every byte of the quoted header's first word
+    for f in frames:
+        for v in range(256):
+            g = bytearray(f)
+            g[14 + (20 if f[12:14] == b"\x08\x00" else 40) + 8] = v
+            cuts.append((bytes(g), len(g)))
+    b = FrameBatch.from_frames([x for x, _ in cuts], wirelen=[w for _, w in cuts])
+    cols = (b.data, b.offset, b.caplen, b.wirelen, b.ts_ns, b.vlan)
+    r1, m1 = c.parse_frames(*cols)
+    r2, m2 = py.parse_frames(*cols)
+    assert m1 == m2 and r1.tobytes() == r2.tobytes()
+    assert (r1["icmp_quote_proto"] != 0).sum() >= 40  # the whole quoted header is there in that many

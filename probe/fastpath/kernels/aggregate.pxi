@@ -121,6 +121,17 @@ cdef inline Py_ssize_t cached_lookup(Table* t, RowCache* c, uint64_t k1, uint64_
     return c.row
 
 
+cdef inline uint64_t bitmap_bit(uint64_t x) noexcept nogil:
+    # the one bit a flow sets in a flow bitmap (layout.BITMAPS): the top bits of its hash pick it
+    return 1ULL << (mix64(x) >> BITMAP_SHIFT)
+
+
+cdef inline uint64_t dns_transaction(uint64_t ck1, uint64_t ck2, uint64_t sk1, uint64_t sk2, uint64_t cport,
+                                     uint64_t qid) noexcept nogil:
+    # client, server, the client's port and the query ID (a retry of one query to one server is one)
+    return key_hash(ck1, ck2) ^ mix64(key_hash(sk1, sk2) ^ (((cport << 16) | qid) + SALT_FLOW))
+
+
 cdef inline uint64_t port_hash(uint32_t dport, uint32_t* last, uint64_t* last_h) noexcept nogil:
     # the port sketch's hash, kept for the last port seen (a scan changes it, a flow does not)
     if dport != last[0]:
@@ -135,6 +146,16 @@ cdef inline void hll_add(uint8_t* reg, uint64_t h) noexcept nogil:
     cdef uint64_t j = h >> (64 - HLL_BITS)
     if reg[j] < rank:
         reg[j] = rank
+
+
+cdef inline uint64_t unreach_effect(const FrameRecord* r, uint8_t port_code, uint64_t* rx) noexcept nogil:
+    # an unreachable received: a port unreachable quoting a UDP datagram from port 53 is a DNS answer that
+    # came after its client gave up (C_ICMP_UNREACH_DNS_RCVD); any other sets its destination's bit
+    if r.icmp_code == port_code and r.icmp_quote_proto == 17 and r.icmp_quote_sport == DNS_PORT:
+        rx[0] |= 1ULL << C_ICMP_UNREACH_DNS_RCVD
+        return 0
+    return bitmap_bit(mix64(<uint64_t>r.icmp_quote_dst + SALT_PORT)
+                      ^ ((<uint64_t>r.icmp_quote_proto << 32) | (<uint64_t>r.icmp_quote_sport << 16) | r.icmp_quote_dport))
 
 
 cdef struct Recent:
@@ -158,8 +179,9 @@ cdef inline uint64_t dup_track(Recent* rc, const FrameRecord* r, uint64_t ts) no
             | (<uint64_t>(r.vlan & 0xFFF) if r.vlan >= 0 else <uint64_t>DUP_NO_VLAN))
 
 
-cdef inline uint64_t tcp_track(Recent* rc, const FrameRecord* r, uint64_t ts) noexcept nogil:
+cdef inline uint64_t tcp_track(Recent* rc, const FrameRecord* r, uint64_t ts, uint64_t* flow_bit) noexcept nogil:
     # tx bits of a TCP segment: C_TCP_DATA for one that carries data (or SYN-ACK/FIN), plus C_TCP_RETRANS
+    # (and its flow's retrans_flows bit in *flow_bit)
     # when its sequence end is not beyond the highest the flow has sent; a keep-alive, or a SPAN copy of the previous
     # segment (same seq and IPv4 ID, or within ~1 ms without an ID) counts as nothing. 16-byte entries
     # (layout in probe/fastpath/layout.py) keep the table in cache.
@@ -202,6 +224,7 @@ cdef inline uint64_t tcp_track(Recent* rc, const FrameRecord* r, uint64_t ts) no
     e[1] = last
     ahead = <int32_t>(end - <uint32_t>e[0])
     if ahead <= 0 and ahead > -SEQ_REUSE_GAP:
+        flow_bit[0] = 1ULL << (key >> BITMAP_SHIFT)
         return (1ULL << C_TCP_DATA) | (1ULL << C_TCP_RETRANS)
     e[0] = (tag << 32) | end  # new data, or far behind: a new connection whose SYN-ACK we did not see
     return 1ULL << C_TCP_DATA
@@ -218,6 +241,7 @@ cdef struct Effect:
     Py_ssize_t ms, isrc, md, idst, ar       # rows (-1: none): source MAC and IP, destination MAC and IP, ARP
     uint64_t src_mac, peer_ip, dhcp_sid, dhcp_fp
     uint64_t hosth, porth, chh, rsth, dupv
+    uint64_t retrb, dnsqb, dnseb, rstfb, unrb  # flow bitmap bits: tx retrans/DNS query/DNS error, rx reset/unreachable/DNS error
     int32_t vlan
     bint ok
     uint64_t n, bytes, ts_lo, ts_hi         # the run: frames, wire bytes, first and last time
@@ -228,7 +252,8 @@ cdef inline bint same_effect(const Effect* a, const Effect* b) noexcept nogil:
             and a.idst == b.idst and a.ar == b.ar and a.porth == b.porth and a.hosth == b.hosth
             and a.dupv == 0 and b.dupv == 0 and a.src_mac == b.src_mac and a.peer_ip == b.peer_ip
             and a.chh == b.chh and a.rsth == b.rsth and a.dhcp_sid == b.dhcp_sid and a.dhcp_fp == b.dhcp_fp
-            and a.vlan == b.vlan and a.ok == b.ok)
+            and a.vlan == b.vlan and a.ok == b.ok and a.retrb == b.retrb and a.dnsqb == b.dnsqb
+            and a.dnseb == b.dnseb and a.rstfb == b.rstfb and a.unrb == b.unrb)
 
 
 cdef inline void apply_run(uint64_t* c, uint64_t mask, uint64_t n, uint64_t add_bytes, uint64_t add_rx_bytes,
@@ -284,16 +309,27 @@ cdef inline void add_run(Table* mt, Table* it, Table* at, const Effect* e) noexc
             hll_add(sk + S_DST_PORTS * HLL_REGISTERS, e.porth)
         if e.chh:
             hll_add(sk + S_DHCP_CLIENTS * HLL_REGISTERS, e.chh)
+        c[C_RETRANS_FLOWS] |= e.retrb
+        c[C_DNS_QUERY_FLOWS] |= e.dnsqb
+        c[C_DNS_ERROR_FLOWS] |= e.dnseb
     if e.ms >= 0 and e.vlan >= 0 and e.ms != mt.cap:
         mt.counts[e.ms * C_COUNT + C_VLAN] = <uint64_t>e.vlan + 1
     if e.md >= 0:
-        apply_run(mt.counts + e.md * C_COUNT, e.rx, e.n, 0, e.bytes, e.ts_lo, e.ts_hi)
+        c = mt.counts + e.md * C_COUNT
+        apply_run(c, e.rx, e.n, 0, e.bytes, e.ts_lo, e.ts_hi)
         if e.rsth:
             hll_add(mt.hll + e.md * mt.hll_width + S_RST_PORTS * HLL_REGISTERS, e.rsth)
+        c[C_RST_FLOWS] |= e.rstfb
+        c[C_UNREACH_DSTS] |= e.unrb
+        c[C_DNS_ERROR_FLOWS] |= e.dnseb
     if e.idst >= 0:
-        apply_run(it.counts + e.idst * C_COUNT, e.rx, e.n, 0, e.bytes, e.ts_lo, e.ts_hi)
+        c = it.counts + e.idst * C_COUNT
+        apply_run(c, e.rx, e.n, 0, e.bytes, e.ts_lo, e.ts_hi)
         if e.rsth:
             hll_add(it.hll + e.idst * it.hll_width + S_RST_PORTS * HLL_REGISTERS, e.rsth)
+        c[C_RST_FLOWS] |= e.rstfb
+        c[C_UNREACH_DSTS] |= e.unrb
+        c[C_DNS_ERROR_FLOWS] |= e.dnseb
     if e.ar >= 0:
         apply_run(at.counts + e.ar * C_COUNT, e.tx & ARP_MASK, e.n, 0, 0, e.ts_lo, e.ts_hi)
 
@@ -389,10 +425,11 @@ cdef inline bint same_inputs(const FrameRecord* a, const FrameRecord* b) noexcep
 cdef inline bint repeats_prev(const AggState* s, const FrameRecord* r) noexcept nogil:
     # r does what the frame before did, without classifying it again: the same inputs and classes; not
     # TCP (its flow tracking runs per segment), no frame hash (duplicate tracking runs per frame), and a
-    # run whose rows are not overflow rows (cached_upsert counts each overflowed frame)
+    # run whose rows are not overflow rows (cached_upsert counts each overflowed frame); not DNS either (its
+    # transaction bit reads the port and query ID, which same_inputs leaves out)
     cdef const FrameRecord* p = s.prev
     cdef const Effect* e = &s.run
-    return (p != NULL and e.n != 0 and r.frame_hash == 0 and p.frame_hash == 0 and (r.flags & F_TCP) == 0
+    return (p != NULL and e.n != 0 and r.frame_hash == 0 and p.frame_hash == 0 and (r.flags & (F_TCP | F_DNS)) == 0
             and same_inputs(r, p) and (r.dport <= r.sport) == (p.dport <= p.sport)
             and (r.caplen >= 14) == (p.caplen >= 14) and (r.wirelen <= UDP_SMALL_WIRELEN) == (p.wirelen <= UDP_SMALL_WIRELEN)
             and e.ms != s.mt.cap and e.isrc != s.it.cap and e.md != s.mt.cap and e.idst != s.it.cap
@@ -421,7 +458,8 @@ cdef inline void agg_finish(AggState* s) noexcept nogil:
 cdef inline void agg_frame(AggState* s, const FrameRecord* r) noexcept nogil:
     # one frame into the tables (or into the run in progress, which agg_finish or a different frame adds)
     cdef uint32_t fl
-    cdef uint64_t tx, rx, ts, wl, dk1, dk2, hosth, porth, chh, dupv, rsth
+    cdef uint64_t tx, rx, ts, wl, dk1, dk2, sk1, sk2, hosth, porth, chh, dupv, rsth
+    cdef uint64_t retrb, dnsqb, dnseb, rstfb, unrb
     cdef bint ok, ip, l2, arp_ok, respond
     cdef uint8_t tf, ty
     cdef Effect e
@@ -443,7 +481,8 @@ cdef inline void agg_frame(AggState* s, const FrameRecord* r) noexcept nogil:
     tx = 1ULL << C_FRAMES
     rx = 1ULL << C_RX_FRAMES
     hosth = porth = chh = rsth = 0
-    dk1 = dk2 = 0
+    retrb = dnsqb = dnseb = rstfb = unrb = 0
+    dk1 = dk2 = sk1 = sk2 = 0
     if fl & F_BROADCAST:
         tx |= 1ULL << C_BROADCAST
     elif fl & F_MULTICAST:
@@ -461,8 +500,10 @@ cdef inline void agg_frame(AggState* s, const FrameRecord* r) noexcept nogil:
     if ip:
         if fl & F_IPV4:
             dk1, dk2 = 0, V4_MAPPED | r.dst_ip
+            sk1, sk2 = 0, V4_MAPPED | r.src_ip
         else:
             dk1, dk2 = r.dst_ip6_hi, r.dst_ip6_lo
+            sk1, sk2 = r.src_ip6_hi, r.src_ip6_lo
     arp_ok = ok and (fl & F_ARP) != 0 and (r.arp_sha != 0 or r.arp_spa != 0)
     if ok:
         if fl & F_TCP:
@@ -487,8 +528,10 @@ cdef inline void agg_frame(AggState* s, const FrameRecord* r) noexcept nogil:
                     tx |= 1ULL << C_TCP_RST_BARE
                 if r.sport <= r.dport:  # a service port resetting a client-side port
                     rsth = mix64(r.sport + SALT_RST)
+                # the connection reset, as its receiver knows it: peer address and port, its own port
+                rstfb = bitmap_bit(key_hash(sk1, sk2) ^ ((<uint64_t>r.sport << 16) | r.dport))
             if s.track:
-                tx |= tcp_track(&s.rc, r, ts)
+                tx |= tcp_track(&s.rc, r, ts, &retrb)
         elif fl & F_UDP:
             if (fl & (F_BROADCAST | F_MULTICAST)) == 0:
                 if r.dport <= r.sport:
@@ -503,6 +546,7 @@ cdef inline void agg_frame(AggState* s, const FrameRecord* r) noexcept nogil:
                 if ty == 3:
                     tx |= 1ULL << C_ICMP_UNREACH
                     rx |= 1ULL << C_ICMP_UNREACH_RCVD
+                    unrb = unreach_effect(r, 3, &rx)
                 elif ty == 8:
                     tx |= 1ULL << C_ICMP_ECHO_REQUEST
                     hosth = cached_hash(&s.dst_ip_c, dk1, dk2)
@@ -514,6 +558,7 @@ cdef inline void agg_frame(AggState* s, const FrameRecord* r) noexcept nogil:
                 if ty == 1:
                     tx |= 1ULL << C_ICMP_UNREACH
                     rx |= 1ULL << C_ICMP_UNREACH_RCVD
+                    unrb = unreach_effect(r, 4, &rx)
                 elif ty == 128:
                     tx |= 1ULL << C_ICMP_ECHO_REQUEST
                     hosth = cached_hash(&s.dst_ip_c, dk1, dk2)
@@ -531,8 +576,11 @@ cdef inline void agg_frame(AggState* s, const FrameRecord* r) noexcept nogil:
                 elif r.dns_rcode == 2:
                     tx |= 1ULL << C_DNS_SERVFAIL
                     rx |= 1ULL << C_DNS_SERVFAIL_RCVD
+                if r.dns_rcode == 3 or r.dns_rcode == 2:
+                    dnseb = bitmap_bit(dns_transaction(dk1, dk2, sk1, sk2, r.dport, r.dns_id))
             else:
                 tx |= 1ULL << C_DNS_QUERY
+                dnsqb = bitmap_bit(dns_transaction(sk1, sk2, dk1, dk2, r.sport, r.dns_id))
         if fl & F_DHCP:
             ty = r.dhcp_msg_type
             if ty == 1:
@@ -604,6 +652,7 @@ cdef inline void agg_frame(AggState* s, const FrameRecord* r) noexcept nogil:
             e.dhcp_sid = r.dhcp_server_id
         e.dhcp_fp = r.dhcp_fingerprint
     e.hosth, e.porth, e.chh, e.rsth = hosth, porth, chh, rsth
+    e.retrb, e.dnsqb, e.dnseb, e.rstfb, e.unrb = retrb, dnsqb, dnseb, rstfb, unrb
     e.dupv = dupv
     e.vlan = r.vlan
     if s.run.n != 0 and same_effect(&s.run, &e) and ts != 0 and s.run.ts_lo != 0:

@@ -52,6 +52,10 @@ cdef struct FrameRecord:
     uint32_t tcp_seq
     uint16_t tcp_len
     uint16_t ip_id
+    uint32_t icmp_quote_dst
+    uint16_t icmp_quote_sport
+    uint16_t icmp_quote_dport
+    uint8_t icmp_quote_proto
 
 # FrameRecord.flags bits (FLAG_NAMES)
 cdef enum:
@@ -150,7 +154,13 @@ cdef enum:
     C_VLAN = 53
     C_TCP_RST_BARE = 54
     C_DHCP_REPLY_CUT = 55
-    C_COUNT = 56
+    C_ICMP_UNREACH_DNS_RCVD = 56
+    C_RETRANS_FLOWS = 57
+    C_RST_FLOWS = 58
+    C_UNREACH_DSTS = 59
+    C_DNS_QUERY_FLOWS = 60
+    C_DNS_ERROR_FLOWS = 61
+    C_COUNT = 62
 
 # sketches of a table row (SKETCHES), HLL_REGISTERS registers each
 cdef enum:
@@ -188,7 +198,9 @@ cdef enum:
     SEQ_REUSE_GAP = 67108864
     FRAME_HASH_BYTES = 128
     UDP_SMALL_WIRELEN = 256
-    RECORD_WORDS = 23
+    RECORD_WORDS = 25
+    BITMAP_SHIFT = 58
+    DNS_PORT = 53
     FLOW_TS_SHIFT = 16
     SPAN_COPY_UNITS = 15
 
@@ -255,6 +267,7 @@ cdef uint64_t MIX_MUL2 = 0x94D049BB133111EBULL
 cdef uint64_t SALT_PORT = 0x9E3779B97F4A7C15ULL
 cdef uint64_t SALT_CHADDR = 0xD6E8FEB86659FD93ULL
 cdef uint64_t SALT_RST = 0xA0761D6478BD642FULL
+cdef uint64_t SALT_FLOW = 0xE7037ED1A0B428DBULL
 cdef uint64_t V4_MAPPED = 0xFFFF00000000ULL
 
 
@@ -326,6 +339,10 @@ def frame_record_fields():
         ('tcp_seq', <size_t>&rec.tcp_seq - base, sizeof(rec.tcp_seq)),
         ('tcp_len', <size_t>&rec.tcp_len - base, sizeof(rec.tcp_len)),
         ('ip_id', <size_t>&rec.ip_id - base, sizeof(rec.ip_id)),
+        ('icmp_quote_dst', <size_t>&rec.icmp_quote_dst - base, sizeof(rec.icmp_quote_dst)),
+        ('icmp_quote_sport', <size_t>&rec.icmp_quote_sport - base, sizeof(rec.icmp_quote_sport)),
+        ('icmp_quote_dport', <size_t>&rec.icmp_quote_dport - base, sizeof(rec.icmp_quote_dport)),
+        ('icmp_quote_proto', <size_t>&rec.icmp_quote_proto - base, sizeof(rec.icmp_quote_proto)),
     )
 
 

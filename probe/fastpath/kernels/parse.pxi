@@ -186,6 +186,33 @@ cdef void parse_dhcp(const uint8_t* f, Py_ssize_t p, Py_ssize_t pe, FrameRecord*
             h = fnv1a(h, f + o60, l60)
         r.dhcp_fingerprint = h
 
+cdef inline void parse_icmp_quote(const uint8_t* f, Py_ssize_t q, Py_ssize_t pe, FrameRecord* r, bint v6) noexcept nogil:
+    # the packet an ICMP error quotes, q..pe (pe: min of the ICMP packet's end and caplen): protocol and
+    # destination once its whole IP header is there, ports once their 4 bytes are; a short quote is no fault
+    cdef Py_ssize_t hl, t
+    cdef uint8_t proto
+    if v6:
+        if q + 40 > pe or (f[q] >> 4) != 6:
+            return
+        proto = f[q + 6]
+        t = q + 40
+        r.icmp_quote_dst = rd32(f + q + 36)
+    else:
+        if q + 20 > pe or (f[q] >> 4) != 4:
+            return
+        hl = (f[q] & 0xF) * 4
+        if hl < 20 or q + hl > pe:
+            return
+        proto = f[q + 9]
+        t = q + hl
+        r.icmp_quote_dst = rd32(f + q + 16)
+        if rd16(f + q + 6) & 0x1FFF:  # a later fragment: no ports in it
+            t = pe
+    r.icmp_quote_proto = proto
+    if (proto == 6 or proto == 17 or proto == 132) and t + 4 <= pe:
+        r.icmp_quote_sport = <uint16_t>rd16(f + t)
+        r.icmp_quote_dport = <uint16_t>rd16(f + t + 2)
+
 
 cdef void parse_l4(const uint8_t* f, Py_ssize_t l4, Py_ssize_t end, Py_ssize_t n, FrameRecord* r,
                    bint first_fragment) noexcept nogil:
@@ -248,6 +275,12 @@ cdef void parse_l4(const uint8_t* f, Py_ssize_t l4, Py_ssize_t end, Py_ssize_t n
         r.icmp_type = f[l4]
         r.icmp_code = f[l4 + 1]
         r.payload_off = <uint32_t>(l4 + 4)
+        if proto == 1:
+            if f[l4] == 3 or f[l4] == 4 or f[l4] == 5 or f[l4] == 11 or f[l4] == 12:
+                parse_icmp_quote(f, l4 + 8, end if end < n else n, r, False)
+        elif f[l4] >= 1 and f[l4] <= 4:
+            parse_icmp_quote(f, l4 + 8, end if end < n else n, r, True)
+
 
 
 cdef void parse_one(const uint8_t* f, Py_ssize_t n, Py_ssize_t wire, FrameRecord* r) noexcept nogil:

@@ -21,12 +21,12 @@ from collections import namedtuple
 
 import numpy as np
 
-from probe.fastpath.layout import (COUNTER_INDEX, DUP_GAP_UNITS, DUP_NO_VLAN, DUP_OTHER, DUP_PROTOCOLS, DUP_TS_SHIFT,
-                                   FLOW_TS_SHIFT, SPAN_COPY_UNITS,
+from probe.fastpath.layout import (BITMAP_SHIFT, COUNTER_INDEX, DNS_PORT, DUP_GAP_UNITS, DUP_NO_VLAN, DUP_OTHER,
+                                   DUP_PROTOCOLS, DUP_TS_SHIFT, FLOW_TS_SHIFT, SPAN_COPY_UNITS,
                                    F_ARP, F_ARP_GRATUITOUS, F_BROADCAST, F_CDP, F_DHCP, F_DNS, F_DNS_RESPONSE, F_ICMP,
                                    F_IPV4, F_IPV6, F_LLDP, F_MALFORMED, F_MULTICAST, F_STP, F_TCP, F_TRUNCATED, F_UDP,
                                    FRAME_DTYPE, HLL_BITS, HLL_REGISTERS, MIX_MUL1, MIX_MUL2, N_COUNTERS, N_SKETCHES,
-                                   SALT_CHADDR, SALT_PORT, SALT_RST, SEQ_REUSE_GAP, SKETCHES, TCP_ACK, TCP_FIN,
+                                   SALT_CHADDR, SALT_FLOW, SALT_PORT, SALT_RST, SEQ_REUSE_GAP, SKETCHES, TCP_ACK, TCP_FIN,
                                    TCP_RST, TCP_SYN, UDP_SMALL_WIRELEN, V4_MAPPED)
 from probe.fastpath import layout
 
@@ -35,7 +35,7 @@ __all__ = ["aggregate_frames", "record_totals"]
 _U64 = (1 << 64) - 1
 _U32 = (1 << 32) - 1
 ETHERNET_HEADER_LEN = 14  # a record of fewer captured bytes has no MAC addresses
-IPPROTO_ICMP = 1
+IPPROTO_ICMP, IPPROTO_UDP = 1, 17
 
 # One FRAME_DTYPE record with its fields by name (rec.flags, rec.src_mac...)
 FrameRecord = namedtuple("FrameRecord", FRAME_DTYPE.names)
@@ -48,6 +48,7 @@ ARP_TABLE_COUNTERS = frozenset(("frames", "arp_request", "arp_reply", "arp_gratu
 # ICMP and ICMPv6 types -> what they are, for the counters
 ICMPV4_KINDS = {3: "unreach", 8: "echo_request", 0: "echo_reply", 11: "time_exceeded"}
 ICMPV6_KINDS = {1: "unreach", 128: "echo_request", 129: "echo_reply", 3: "time_exceeded"}
+ICMPV4_PORT_UNREACHABLE, ICMPV6_PORT_UNREACHABLE = 3, 4  # the unreachable's code
 
 # DHCP message types (option 53) -> their counter
 DHCP_MESSAGE_COUNTERS = {1: "dhcp_discover", 2: "dhcp_offer", 3: "dhcp_request", 5: "dhcp_ack", 6: "dhcp_nak",
@@ -86,6 +87,17 @@ def key_hash(k1, k2):
 
 def _port_hash(port):
     return mix64(port + SALT_PORT)
+
+
+def bitmap_bit(x):
+    """The one bit a flow sets in a flow bitmap (layout.BITMAPS): picked by the top bits of its hash."""
+    return 1 << (mix64(x) >> BITMAP_SHIFT)
+
+
+def _dns_transaction(client_key, server_key, client_port, dns_id):
+    """Hash input of a DNS transaction: client, server, the client's port and the query ID (a retry of one
+    query to the same server is the same transaction)."""
+    return key_hash(*client_key) ^ mix64(key_hash(*server_key) ^ (((client_port << 16) | dns_id) + SALT_FLOW))
 
 
 # -- the tables --------------------------------------------------------------------------------------------
@@ -222,9 +234,9 @@ def _flow_key(rec, is_ipv4):
 
 
 def _tcp_segment_counters(flow_table, rec, is_ipv4, ts):
-    """("tcp_data",) for a segment that carries data (or a SYN-ACK or FIN), ("tcp_data", "tcp_retrans")
-    when its sequence end is not beyond the highest its flow has sent, () for what is neither (a pure
-    ACK, a bare SYN, a keep-alive, a SPAN copy).
+    """(counters, flow bit): ("tcp_data",) for a segment that carries data (or a SYN-ACK or FIN),
+    ("tcp_data", "tcp_retrans") with its flow's retrans_flows bit when its sequence end is not beyond the
+    highest its flow has sent, () for what is neither (a pure ACK, a bare SYN, a keep-alive, a SPAN copy).
 
     Entry per direction: (tag << 32 | highest sequence end, last seq << 32 | its IPv4 ID << 16 | its time).
     """
@@ -234,7 +246,7 @@ def _tcp_segment_counters(flow_table, rec, is_ipv4, ts):
     if seq_space == 0 or tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN:
         # pure ACKs carry nothing to resend; bare SYNs are judged by the handshake counters (a scan or a
         # SYN flood from spoofed sources then neither churns this table nor pays for it)
-        return ()
+        return (), 0
     key = _flow_key(rec, is_ipv4)
     tag = (key >> 32) | 1  # never 0: an empty slot matches no flow
     slot = key & (flow_table.shape[0] - 1)
@@ -249,25 +261,25 @@ def _tcp_segment_counters(flow_table, rec, is_ipv4, ts):
         # another initial sequence number): its first segment is no retransmission
         flow_table[slot, 0] = (tag << 32) | seq_end
         flow_table[slot, 1] = this_segment
-        return ("tcp_data",)
+        return ("tcp_data",), 0
     if (rec.tcp_len <= 1 and not tcp_flags & (TCP_SYN | TCP_FIN | TCP_RST)
             and (seq + 1) & _U32 == highest & _U32):
         # a keep-alive: 0 or 1 byte one before the next sequence number, probing an idle peer (what
         # Wireshark calls tcp.analysis.keep_alive); neither data nor a retransmission
-        return ()
+        return (), 0
     if last_seq == seq:
         # the same segment again: a SPAN copy when the IPv4 ID says so, or without an ID when within ~1 ms
         has_ip_id = is_ipv4 and rec.ip_id != 0
         if (has_ip_id and last_ip_id == rec.ip_id) or (not has_ip_id and (now - last_time) & 0xFFFF <= SPAN_COPY_UNITS):
-            return ()
+            return (), 0
     flow_table[slot, 1] = this_segment
     ahead = (seq_end - highest) & _U32  # how far beyond the flow's highest end, in 32-bit sequence space
     if ahead >= 1 << 31:
         ahead -= 1 << 32
     if -SEQ_REUSE_GAP < ahead <= 0:
-        return ("tcp_data", "tcp_retrans")
+        return ("tcp_data", "tcp_retrans"), 1 << (key >> BITMAP_SHIFT)
     flow_table[slot, 0] = (tag << 32) | seq_end  # new data, or far behind: a new connection we did not see open
-    return ("tcp_data",)
+    return ("tcp_data",), 0
 
 
 # -- classification: what one frame counts -------------------------------------------------------------------
@@ -275,8 +287,9 @@ def _tcp_segment_counters(flow_table, rec, is_ipv4, ts):
 class _Effect:
     """What one frame adds: counters to its sender's rows (`sent`) and its receiver's rows (`received`),
     sketch hashes for the sender's rows (`sketches`: sketch name -> hash, 0 adds nothing), the source
-    port hash of a reset for the receiver's `rst_ports`, and its dup_max value."""
-    __slots__ = ("sent", "received", "sketches", "rst_port_hash", "dup_max")
+    port hash of a reset for the receiver's `rst_ports`, its dup_max value, and the bits it ORs into flow
+    bitmaps (layout.BITMAPS) of the sender's rows (`sent_bits`) and the receiver's (`received_bits`)."""
+    __slots__ = ("sent", "received", "sketches", "rst_port_hash", "dup_max", "sent_bits", "received_bits")
 
     def __init__(self):
         self.sent = ["frames"]
@@ -284,9 +297,11 @@ class _Effect:
         self.sketches = {}
         self.rst_port_hash = 0
         self.dup_max = 0
+        self.sent_bits = {}
+        self.received_bits = {}
 
 
-def _classify(rec, ok, dst_ip_key, arp_ok, dup_table, flow_table, ts):
+def _classify(rec, ok, src_ip_key, dst_ip_key, arp_ok, dup_table, flow_table, ts):
     effect = _Effect()
     flags = rec.flags
     if flags & F_BROADCAST:
@@ -304,13 +319,13 @@ def _classify(rec, ok, dst_ip_key, arp_ok, dup_table, flow_table, ts):
     if not ok:
         return effect  # a malformed frame is counted; nothing it claims is believed
     if flags & F_TCP:
-        _classify_tcp(rec, dst_ip_key, flow_table, ts, effect)
+        _classify_tcp(rec, src_ip_key, dst_ip_key, flow_table, ts, effect)
     elif flags & F_UDP:
         _classify_udp(rec, dst_ip_key, effect)
     elif flags & F_ICMP:
         _classify_icmp(rec, dst_ip_key, effect)
     if flags & F_DNS:
-        _classify_dns(rec, effect)
+        _classify_dns(rec, src_ip_key, dst_ip_key, effect)
     if flags & F_DHCP:
         _classify_dhcp(rec, effect)
     if arp_ok:
@@ -331,7 +346,7 @@ def _connection_attempt(rec, dst_ip_key, effect, with_port=True):
         effect.sketches["dst_ports"] = _port_hash(rec.dport)
 
 
-def _classify_tcp(rec, dst_ip_key, flow_table, ts, effect):
+def _classify_tcp(rec, src_ip_key, dst_ip_key, flow_table, ts, effect):
     """Handshakes, resets and scans; data segments and retransmissions when the flow table is kept."""
     tcp_flags = rec.tcp_flags
     if tcp_flags & TCP_SYN:
@@ -352,8 +367,13 @@ def _classify_tcp(rec, dst_ip_key, flow_table, ts, effect):
             effect.sent.append("tcp_rst_bare")  # a reply to a segment of no connection
         if rec.sport <= rec.dport:  # a service port resetting a client-side port: what a scan gets back
             effect.rst_port_hash = mix64(rec.sport + SALT_RST)
+        # the connection it resets, as its receiver knows it: the peer's address and port, its own port
+        effect.received_bits["rst_flows"] = bitmap_bit(key_hash(*src_ip_key) ^ ((rec.sport << 16) | rec.dport))
     if flow_table is not None:
-        effect.sent.extend(_tcp_segment_counters(flow_table, rec, bool(rec.flags & F_IPV4), ts))
+        counters, flow_bit = _tcp_segment_counters(flow_table, rec, bool(rec.flags & F_IPV4), ts)
+        effect.sent.extend(counters)
+        if flow_bit:
+            effect.sent_bits["retrans_flows"] = flow_bit
 
 
 def _classify_udp(rec, dst_ip_key, effect):
@@ -373,6 +393,15 @@ def _classify_icmp(rec, dst_ip_key, effect):
     if kind == "unreach":
         effect.sent.append("icmp_unreach")
         effect.received.append("icmp_unreach_rcvd")
+        port_unreachable = ICMPV4_PORT_UNREACHABLE if rec.ip_proto == IPPROTO_ICMP else ICMPV6_PORT_UNREACHABLE
+        if (rec.icmp_code == port_unreachable and rec.icmp_quote_proto == IPPROTO_UDP
+                and rec.icmp_quote_sport == DNS_PORT):
+            # its DNS answer reached a port the client had closed: the client gave up on it, nothing is down
+            effect.received.append("icmp_unreach_dns_rcvd")
+        else:
+            effect.received_bits["unreach_dsts"] = bitmap_bit(
+                mix64(rec.icmp_quote_dst + SALT_PORT)
+                ^ ((rec.icmp_quote_proto << 32) | (rec.icmp_quote_sport << 16) | rec.icmp_quote_dport))
     elif kind == "echo_request":
         effect.sent.append("icmp_echo_request")
         _connection_attempt(rec, dst_ip_key, effect, with_port=False)
@@ -382,9 +411,12 @@ def _classify_icmp(rec, dst_ip_key, effect):
         effect.sent.append("icmp_time_exceeded")
 
 
-def _classify_dns(rec, effect):
+def _classify_dns(rec, src_ip_key, dst_ip_key, effect):
+    """Queries and answers; each query's transaction for dns_query_flows, each error answer's for
+    dns_error_flows (the resolver's row and the client's alike)."""
     if not rec.flags & F_DNS_RESPONSE:
         effect.sent.append("dns_query")
+        effect.sent_bits["dns_query_flows"] = bitmap_bit(_dns_transaction(src_ip_key, dst_ip_key, rec.sport, rec.dns_id))
         return
     effect.sent.append("dns_response")
     effect.received.append("dns_response_rcvd")
@@ -394,6 +426,10 @@ def _classify_dns(rec, effect):
     elif rec.dns_rcode == DNS_RCODE_SERVFAIL:
         effect.sent.append("dns_servfail")
         effect.received.append("dns_servfail_rcvd")
+    else:
+        return
+    bit = bitmap_bit(_dns_transaction(dst_ip_key, src_ip_key, rec.dport, rec.dns_id))
+    effect.sent_bits["dns_error_flows"] = effect.received_bits["dns_error_flows"] = bit
 
 
 def _classify_dhcp(rec, effect):
@@ -438,8 +474,9 @@ def _add_frame(rec, macs, ips, arps, dup_table, flow_table):
     has_ip = ok and bool(flags & (F_IPV4 | F_IPV6))
     is_ipv4 = bool(flags & F_IPV4)
     dst_ip_key = _ip_key(is_ipv4, rec.dst_ip, rec.dst_ip6_hi, rec.dst_ip6_lo) if has_ip else (0, 0)
+    src_ip_key = _ip_key(is_ipv4, rec.src_ip, rec.src_ip6_hi, rec.src_ip6_lo) if has_ip else (0, 0)
     arp_ok = ok and bool(flags & F_ARP) and (rec.arp_sha != 0 or rec.arp_spa != 0)
-    effect = _classify(rec, ok, dst_ip_key, arp_ok, dup_table, flow_table, ts)
+    effect = _classify(rec, ok, src_ip_key, dst_ip_key, arp_ok, dup_table, flow_table, ts)
 
     # the sender: its MAC row, its IP row, and the window totals (row totals_row of the MAC table)
     src_mac_row = macs.upsert(rec.src_mac, 0) if has_l2 and rec.src_mac != 0 else -1
@@ -476,6 +513,8 @@ def _add_frame(rec, macs, ips, arps, dup_table, flow_table):
         for sketch, h in effect.sketches.items():
             if h:
                 _sketch_add(table.hll, row, sketch, h)
+        for name, bit in effect.sent_bits.items():
+            counts[row, COUNTER_INDEX[name]] |= bit
     if src_mac_row >= 0 and rec.vlan >= 0 and src_mac_row != macs.overflow_row:
         macs.counts[src_mac_row, _VLAN] = rec.vlan + 1  # 0 stays "untagged"
 
@@ -487,12 +526,16 @@ def _add_frame(rec, macs, ips, arps, dup_table, flow_table):
             _count(macs.counts, row, effect.received, 0, rec.wirelen, ts)
             if effect.rst_port_hash:
                 _sketch_add(macs.hll, row, "rst_ports", effect.rst_port_hash)
+            for name, bit in effect.received_bits.items():
+                macs.counts[row, COUNTER_INDEX[name]] |= bit
     if has_ip and (dst_ip_key[0] != 0 or dst_ip_key[1] & _U32 != 0):
         row = ips.upsert(*dst_ip_key) if is_response else ips.lookup(*dst_ip_key)
         if row >= 0:
             _count(ips.counts, row, effect.received, 0, rec.wirelen, ts)
             if effect.rst_port_hash:
                 _sketch_add(ips.hll, row, "rst_ports", effect.rst_port_hash)
+            for name, bit in effect.received_bits.items():
+                ips.counts[row, COUNTER_INDEX[name]] |= bit
 
     # the ARP binding (sender IPv4, sender MAC)
     if arp_ok and rec.arp_spa != 0:

@@ -59,6 +59,11 @@ ARP_ETHERNET_HTYPES = (1, 6)           # Ethernet, IEEE 802
 # Transport layer
 IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMPV6 = 1, 6, 17, 58
 TCP_MIN_HEADER_LEN, UDP_HEADER_LEN, ICMP_HEADER_LEN = 20, 8, 4
+# ICMP errors quote the packet they are about after an 8-byte header: destination unreachable, source
+# quench, redirect, time exceeded, parameter problem (ICMPv6: unreachable, too big, time exceeded, parameter)
+ICMPV4_ERRORS, ICMPV6_ERRORS = (3, 4, 5, 11, 12), (1, 2, 3, 4)
+ICMP_ERROR_HEADER_LEN = 8
+QUOTED_PORT_PROTOCOLS = (6, 17, 132)  # TCP, UDP, SCTP: ports first
 
 # Applications on UDP, told apart by port (either direction)
 DNS_PORT, MDNS_PORT, LLMNR_PORT, NBNS_PORT, SSDP_PORT = 53, 5353, 5355, 137, 1900
@@ -350,6 +355,35 @@ def _parse_transport(frame, offset, packet_end, rec, first_fragment=False):
         rec["icmp_type"] = frame[offset]
         rec["icmp_code"] = frame[offset + 1]
         rec["payload_off"] = offset + ICMP_HEADER_LEN
+        if frame[offset] in (ICMPV4_ERRORS if protocol == IPPROTO_ICMP else ICMPV6_ERRORS):
+            _parse_icmp_quote(frame, offset + ICMP_ERROR_HEADER_LEN, min(packet_end, len(frame)), rec,
+                              protocol == IPPROTO_ICMPV6)
+
+
+def _parse_icmp_quote(frame, offset, end, rec, ipv6):
+    """The packet an ICMP error quotes, from `offset` to `end` (the last byte of the ICMP message we may read):
+    its protocol and destination once its whole IP header is there, its ports once their 4 bytes are too.
+    A quote cut short is no fault of the frame (RFC 792 asks only for the IP header and 8 bytes; routers
+    send what they like): what it does not hold stays 0."""
+    if ipv6:
+        if offset + IPV6_HEADER_LEN > end or frame[offset] >> 4 != 6:
+            return
+        protocol, transport = frame[offset + 6], offset + IPV6_HEADER_LEN
+        rec["icmp_quote_dst"] = _be(frame, offset + 36, 4)
+    else:
+        if offset + IPV4_MIN_HEADER_LEN > end or frame[offset] >> 4 != 4:
+            return
+        header_len = (frame[offset] & 0xF) * 4
+        if header_len < IPV4_MIN_HEADER_LEN or offset + header_len > end:
+            return
+        protocol, transport = frame[offset + 9], offset + header_len
+        rec["icmp_quote_dst"] = _be(frame, offset + 16, 4)
+        if _be(frame, offset + 6, 2) & IPV4_FRAGMENT_OFFSET_MASK:  # a later fragment: no ports in it
+            transport = end
+    rec["icmp_quote_proto"] = protocol
+    if protocol in QUOTED_PORT_PROTOCOLS and transport + 4 <= end:
+        rec["icmp_quote_sport"] = _be(frame, transport, 2)
+        rec["icmp_quote_dport"] = _be(frame, transport + 2, 2)
 
 
 def _parse_tcp(frame, offset, packet_end, rec):
