@@ -64,10 +64,18 @@ class DetectionConfig:
     duplicate_ip_overlap: Duration = setting(Duration(60), doc="two MACs claiming one IP this close in time are a "
                                              "duplicate (further apart: the address was reassigned)", check=_positive)
     garp_storm_min: int = setting(20, doc="gratuitous ARPs from one MAC in a window", check=_at_least(1))
-    arp_poison_min_unsolicited: int = setting(5, doc="gratuitous ARPs, or replies (more than twice its holder's), "
-                                              "for an IP another MAC holds that make a claim poisoning, not a "
-                                              "duplicate address (a host coming up announces itself 1-3 times)",
-                                              check=_at_least(1))
+    arp_poison_min_unsolicited: int = setting(5, doc="gratuitous ARPs over the claim's life for an IP another MAC "
+                                              "holds that make a claim poisoning, not a duplicate address (a "
+                                              "host coming up announces itself 1-3 times)", check=_at_least(1))
+    arp_poison_min_replies: int = setting(3, doc="replies that are not announcements, over the claim's life, for "
+                                          "an IP another MAC holds, and more than twice as many as the holder "
+                                          "sent since the claim began, that make a claim poisoning (both hosts "
+                                          "of a duplicate answer the same who-has; arpspoof repeats its "
+                                          "reply every 2 s unasked)", check=_at_least(1))
+    arp_announce_quiet: Duration = setting(Duration(15), doc="a claimant that announced an IP another MAC holds, "
+                                           "then fell silent this long while the holder kept using it, is a "
+                                           "duplicate address (a booting host announces 1-3 times in a few "
+                                           "seconds; poisoners repeat every 1-10 s)", check=_positive)
     dhcp_starvation_min_clients: int = setting(30, doc="distinct client MACs asking for leases in a window",
                                                check=_at_least(2))
     dhcp_flood_min_messages: int = setting(50, doc="DHCP client messages from one device in a window",

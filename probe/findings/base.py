@@ -19,6 +19,9 @@ from probe.state.aggregates import WindowAggregates
 class WindowContext:
     """Shared between the detectors of one window: configuration, and who was already flagged."""
     config: DetectionConfig
+    # the newest closed window alone: the view a detector sees may merge it with the one before, so
+    # a detector that keeps totals across windows adds this one (each window is `latest` exactly once)
+    latest: WindowAggregates | None = None
     flagged: dict[str, set[str]] = field(default_factory=dict)  # kind -> devices flagged in this window
 
     def flag(self, kind: str, device: str) -> None:
@@ -44,8 +47,10 @@ class WindowDetectors:
         # observations that are no finding (the probe's own traffic); still flagged for the other detectors
         self.ignore: Callable[[Finding], bool] | None = None
 
-    def process(self, window: WindowAggregates) -> list[Finding]:
-        ctx = WindowContext(self.config)
+    def process(self, window: WindowAggregates, latest: WindowAggregates | None = None) -> list[Finding]:
+        """`window`: what the detectors judge (the newest window, or it merged with the one before);
+        `latest`: the newest window alone (None: `window` is it)."""
+        ctx = WindowContext(self.config, latest if latest is not None else window)
         seen: dict[tuple, Finding] = {}
         for det in self.detectors:
             for obs in det.detect(window, ctx):

@@ -29,15 +29,19 @@ each detector calls a problem, and why the defaults are where they are:
   video are large ones). Judged by MAC too, so one machine's spoofed source IPs (--rand-source) are
   caught; floods from many machines at once are not judged here.
 - arp_spoofing / duplicate_ip: two MACs claim one IP in ARP within a minute of each other (further apart:
-  the address was reassigned, no finding). It is arp_spoofing when the claimant poisons caches (>= 5
-  gratuitous ARPs for the address, or >= 5 replies and more than twice its holder's: both hosts of a
-  duplicate answer the same requests, a host coming up announces itself 1-3 times, arpspoof repeats its
-  reply every 2 s unasked) or when remote traffic then arrives from it instead of the other MAC (a man
-  in the middle; also when a MAC claiming several IPs takes over off-LAN traffic); otherwise
-  duplicate_ip (a misconfiguration), once the claimant has also answered a who-has or asked with the
-  address (a few announcements alone decide nothing yet). The evidence says which signs were seen: unsolicited replies, a
-  claim on the gateway's address (held by a MAC that off-LAN traffic comes from), traffic redirected,
-  and for a duplicate whether both MACs sent their own IP traffic from the address.
+  the address was reassigned, no finding). Counts are over the claim's life (arp_binding_ttl). It is
+  arp_spoofing when the claimant poisons caches (>= 5 gratuitous ARPs for the address, or >= 3 replies
+  that are not announcements and more than twice as many as its holder sent after the window the
+  claim began in:
+  both hosts of a duplicate answer the same requests, a host coming up announces itself 1-3 times,
+  arpspoof repeats its reply every 2 s unasked) or when remote traffic then arrives from it instead of
+  the other MAC (a man in the middle; also when a MAC claiming several IPs takes over off-LAN traffic).
+  It is duplicate_ip (a misconfiguration) once the claimant asks who-has with the address, answers
+  who-has as its holder does, or announced it and fell silent for 15 s while the holder kept using it;
+  until one of these, a few replies or announcements decide nothing yet. The evidence says which signs
+  were seen: unsolicited replies, a claim on the gateway's address (held by a MAC that off-LAN traffic
+  comes from), traffic redirected, and for a duplicate whether both MACs sent their own IP traffic
+  from the address.
   gratuitous_arp_storm: >= 20 gratuitous ARPs from one MAC.
 - rogue_dhcp: a server offers/acks that is not in allowed_dhcp_servers (empty: the first one seen is
   taken as the LAN's server); a BOOTREPLY from port 67 whose options the snap length cut counts too,
@@ -373,6 +377,9 @@ class MacFloodDetector:
         return [Finding("mac_flood", "critical", LAN if vlan is None else f"vlan{vlan}", ev, first / 1e9, last / 1e9)]
 
 
+_FIRST, _LAST, _REPLIES, _GRATUITOUS, _FRAMES, _REQUESTS, _HOLDER_BEFORE = range(7)  # an ARP claim's fields
+
+
 class ArpDetector:
     """ARP spoofing, duplicate IPs and gratuitous ARP storms; remembers IP->MAC claims (bounded).
 
@@ -387,38 +394,57 @@ class ArpDetector:
 
     def __init__(self, max_ips: int = 65536, max_macs_per_ip: int = 8):
         self.max_ips, self.max_macs_per_ip = max_ips, max_macs_per_ip
-        # ip -> {mac: [first_ns, last_ns, replies, gratuitous, frames]}, least recently claimed first
+        # ip -> {mac: [first_ns, last_ns, replies, gratuitous, frames, requests, the most replies another
+        # MAC had sent for the ip by the end of the window this one first claimed it in]}, least
+        # recently claimed first
         self.claims: collections.OrderedDict[int, dict[int, list[int]]] = collections.OrderedDict()
         # mac -> (last seen ns, the other MAC, switches): remote IPs that arrived from it and another MAC
         self.switched: collections.OrderedDict[int, tuple[int, int, int]] = collections.OrderedDict()
+        # (ip, mac) -> when the claim last showed unsolicited replies (bounded, forgotten after the ttl)
+        self.poisoned: collections.OrderedDict[tuple[int, int], int] = collections.OrderedDict()
+        # ip -> when its contest was first left undecided (bounded): judged again in later windows
+        self.undecided: collections.OrderedDict[int, int] = collections.OrderedDict()
         # mac -> last seen ns: MACs that off-LAN traffic arrived from (a gateway's), bounded
         self.gateways: collections.OrderedDict[int, int] = collections.OrderedDict()
 
     def _learn(self, window: WindowAggregates, ttl_ns: int):
+        """Adds the newest window's ARP rows to the claims (each window is added once: totals over the
+        claim's life, not one window's)."""
         snap = window.arp
         first, last, replies = snap.col("first_seen_ns"), snap.col("last_seen_ns"), snap.col("arp_reply")
-        garp, frames = snap.col("arp_gratuitous"), snap.col("frames")
+        garp, frames, requests = snap.col("arp_gratuitous"), snap.col("frames"), snap.col("arp_request")
+        new: list[tuple[int, int]] = []
         for i in range(len(snap)):
             ip, mac = int(snap.keys[i, 0]), int(snap.keys[i, 1])
             macs = self.claims.pop(ip, {})
             cur = macs.get(mac)
             if cur is None:
                 if len(macs) >= self.max_macs_per_ip:
-                    macs.pop(min(macs, key=lambda m: macs[m][1]))
-                macs[mac] = [int(first[i]), int(last[i]), int(replies[i]), int(garp[i]), int(frames[i])]
+                    macs.pop(min(macs, key=lambda m: macs[m][_LAST]))
+                macs[mac] = [int(first[i]), int(last[i]), int(replies[i]), int(garp[i]), int(frames[i]),
+                             int(requests[i]), 0]
+                new.append((ip, mac))
             else:
-                cur[0] = min(cur[0], int(first[i]))
-                cur[1] = max(cur[1], int(last[i]))
-                cur[2] = max(cur[2], int(replies[i]))  # windows are seen twice (merged views): no sums
-                cur[3] = max(cur[3], int(garp[i]))
-                cur[4] = max(cur[4], int(frames[i]))
+                cur[_FIRST] = min(cur[_FIRST], int(first[i]))
+                cur[_LAST] = max(cur[_LAST], int(last[i]))
+                cur[_REPLIES] += int(replies[i])
+                cur[_GRATUITOUS] += int(garp[i])
+                cur[_FRAMES] += int(frames[i])
+                cur[_REQUESTS] += int(requests[i])
             self.claims[ip] = macs
+        # A window holds counts, not their order: the holder's replies in the window a claim began may
+        # have come before it (arpspoof's first reply beside the gateway's usual answers), so they are
+        # not counted as answers given beside the claimant's.
+        for ip, mac in new:
+            macs = self.claims.get(ip, {})
+            if mac in macs:
+                macs[mac][_HOLDER_BEFORE] = max((v[_REPLIES] for m, v in macs.items() if m != mac), default=0)
         while len(self.claims) > self.max_ips:
             self.claims.popitem(last=False)
         horizon = window.end_ns - ttl_ns
         for ip in list(self.claims):
             macs = self.claims[ip]
-            for mac in [m for m, v in macs.items() if v[1] < horizon]:
+            for mac in [m for m, v in macs.items() if v[_LAST] < horizon]:
                 del macs[mac]
             if not macs:
                 del self.claims[ip]
@@ -463,17 +489,23 @@ class ArpDetector:
         c = ctx.config
         out = []
         ttl_ns = int(c.arp_binding_ttl * 1e9)
-        self._learn(window, ttl_ns)
+        self._learn(ctx.latest or window, ttl_ns)
         self._learn_routes(window, window.end_ns - ttl_ns)
+        quiet_ns = int(c.arp_announce_quiet * 1e9)
         overlap_ns = int(c.duplicate_ip_overlap * 1e9)
         ips_of: dict[int, set[int]] = collections.defaultdict(set)
         for ip, macs in self.claims.items():
             for mac in macs:
                 ips_of[mac].add(ip)
         now_ips = {int(k[0]) for k in window.arp.keys}
+        # contests left undecided that may be decided by silence (announcements that stopped)
+        for ip in [x for x, since in self.undecided.items() if since < window.end_ns - ttl_ns or x not in self.claims]:
+            del self.undecided[ip]
+        for key in [k for k, seen in self.poisoned.items() if seen < window.end_ns - ttl_ns]:
+            del self.poisoned[key]
         spoofers: dict[int, dict] = {}
         duplicates = []
-        for ip in sorted(now_ips):
+        for ip in sorted(now_ips | set(self.undecided)):
             macs = self.claims.get(ip, {})
             if len(macs) < 2:
                 continue
@@ -482,25 +514,50 @@ class ArpDetector:
                 if mac == owner or macs[mac][0] - macs[owner][1] > overlap_ns:
                     continue  # claimed after the holder went quiet: the address was reassigned
                 others = [m for m in macs if m != mac]
-                gratuitous, replies = macs[mac][3], macs[mac][2]
-                most_other = max(macs[m][2] for m in others)
+                claim = macs[mac]
+                gratuitous, replies, requests = claim[_GRATUITOUS], claim[_REPLIES], claim[_REQUESTS]
+                # Announcements may be requests or replies; the split is not kept, so the replies that
+                # are not announcements (answers to a who-has, or unasked) are known within bounds: the
+                # least of them decides poisoning, the most of them an answer given by both hosts.
+                directed = max(replies - gratuitous, 0)
+                directed_most = replies - max(gratuitous - requests, 0)
+                asked_with = max(requests - gratuitous, 0)  # who-has sent from the address
+                holder = max(macs[m][_REPLIES] for m in others)
+                holder_since = max(holder - claim[_HOLDER_BEFORE], 0)  # the holder's replies since the claim
                 unsolicited = gratuitous >= c.arp_poison_min_unsolicited or (
-                    replies >= c.arp_poison_min_unsolicited and replies > 2 * most_other)
+                    directed >= c.arp_poison_min_replies and directed > 2 * holder_since)
+                if unsolicited:  # a poisoner stays one (arpspoof's parting replies restore the holder's MAC)
+                    self.poisoned.pop((ip, mac), None)
+                    self.poisoned[(ip, mac)] = window.end_ns
+                    while len(self.poisoned) > self.max_ips:
+                        self.poisoned.popitem(last=False)
+                unsolicited = unsolicited or (ip, mac) in self.poisoned
                 gateway = any(m in self.gateways for m in others)
                 redirected = mac in self.switched and self.switched[mac][1] in others
                 signs = {"unsolicited_replies": unsolicited, "claims_gateway_ip": gateway,
                          "traffic_redirected": redirected}
                 ev = {"ip": _ip4(ip), "previous_mac": format_mac(owner),
-                      "claimed_ips": sorted(_ip4(x) for x in ips_of[mac])[:16], "arp_replies": replies,
-                      "gratuitous_arps": gratuitous, "holder_arp_replies": most_other, "signs": signs}
+                      "claimed_ips": sorted(_ip4(x) for x in ips_of[mac])[:16], "arp_replies": claim[_REPLIES],
+                      "gratuitous_arps": gratuitous, "holder_arp_replies": holder_since, "signs": signs}
                 if unsolicited or redirected:
                     seen = [k.replace("_", " ") for k, v in signs.items() if v]
                     spoofers.setdefault(mac, dict(ev, reason="claimed an IP another MAC holds, with "
                                                   + ", ".join(seen)))
-                elif macs[mac][4] > gratuitous:
+                    self.undecided.pop(ip, None)
+                    continue
+                answered_by_both = directed_most and holder_since and directed <= 2 * holder_since
+                holder_kept_it = max(macs[m][_LAST] for m in others) > claim[_FIRST]
+                announced_then_quiet = (gratuitous and claim[_LAST] + quiet_ns <= window.end_ns
+                                        and holder_kept_it)
+                if asked_with or answered_by_both or announced_then_quiet:
                     duplicates.append((ip, macs, signs))
-                # else: only announcements so far, too few to call poisoning; a duplicate also answers
-                # who-has or asks with the address (its own traffic): decided when it does either
+                    self.undecided.pop(ip, None)
+                else:  # undecided: unasked replies or announcements still coming, too few yet to call
+                    # poisoning; a duplicate answers who-has as its holder does, asks with the address,
+                    # or stops announcing it while its holder keeps using it (judged again when quiet)
+                    self.undecided.setdefault(ip, window.end_ns)
+                    while len(self.undecided) > self.max_ips:
+                        self.undecided.popitem(last=False)
         # man in the middle: remote traffic moved to this MAC while it claims several IPs in ARP
         for mac, (_, other, n) in self.switched.items():
             if mac in spoofers or len(ips_of.get(mac, ())) < 2:
@@ -516,7 +573,7 @@ class ArpDetector:
             for ip in ips_of[mac]:
                 v = self.claims.get(ip, {}).get(mac)
                 if v:
-                    first, last = min(first, v[0] / 1e9), max(v[1] / 1e9, first)
+                    first, last = min(first, v[_FIRST] / 1e9), max(last, v[_LAST] / 1e9)
             out.append(Finding("arp_spoofing", "critical", dev, ev, first, last))
         spoof_macs = set(spoofers)
         reported = set()

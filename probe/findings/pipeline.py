@@ -191,7 +191,7 @@ class CapturePipeline:
                 self.summaries["ip"].merge(w.ips, lambda k: format_ip_key(k[0], k[1]))
             prev, self._prev = self._prev, w
             view = merge_windows(prev, w) if prev is not None and prev.end_ns == w.start_ns else w
-            seen = self.engine.process(view)
+            seen = self.engine.process(view, w)
             self.now = max(self.now, w.end_ns / 1e9)
             for finding in seen:
                 self.findings.record(finding)

@@ -281,14 +281,101 @@ def test_dhcp_era_address_move_to_a_new_mac_raises_nothing_above_info():
 
 def test_host_announcing_a_colliding_address_at_boot_is_still_a_duplicate():
     """b comes up with a's address and announces it three times (arping -U -c 3, as an OS does), then
-    both answer who-has for it: not the repeated announcements of a poisoner."""
+    both answer a who-has for it (in the next window): not the repeated announcements of a poisoner."""
     t0 = 1_700_000_000 * S
     a, b, asker = "02:00:00:00:00:0a", "02:00:00:00:00:0b", "02:00:00:00:00:0c"
     frames = [(t0, arp(a, 1, "10.0.0.50", "10.0.0.1"))]
     frames += [(t0 + S + k * S, arp(b, 2, "10.0.0.50", "10.0.0.50")) for k in range(3)]
-    frames += [(t0 + 5 * S, arp(asker, 1, "10.0.0.30", "10.0.0.50")),
-               (t0 + 5 * S + 1000, arp(a, 2, "10.0.0.50", "10.0.0.30", dst=asker, hwdst=asker)),
-               (t0 + 5 * S + 2000, arp(b, 2, "10.0.0.50", "10.0.0.30", dst=asker, hwdst=asker))]
+    frames += [(t0 + 12 * S, arp(asker, 1, "10.0.0.30", "10.0.0.50")),
+               (t0 + 12 * S + 1000, arp(a, 2, "10.0.0.50", "10.0.0.30", dst=asker, hwdst=asker)),
+               (t0 + 12 * S + 2000, arp(b, 2, "10.0.0.50", "10.0.0.30", dst=asker, hwdst=asker))]
     found = run(frames)
     assert not by_kind(found, "arp_spoofing")
     assert [f.device for f in by_kind(found, "duplicate_ip")] == ["10.0.0.50"]
+
+
+def test_slow_arpspoof_over_short_windows_is_arp_spoofing_with_no_duplicate_first():
+    """arpspoof's reply every 2 s, seen through 2 s windows (as the live probe runs): one reply per
+    window, so only totals over the claim's life show the repetition. The first reply alone is
+    undecided: no duplicate_ip warning on the way to the spoofing finding."""
+    t0 = 1_700_000_000 * S
+    frames = [(t0, arp(VICTIM, 1, "10.0.0.2", "10.0.0.1")),
+              (t0 + 1000, arp(GW, 2, "10.0.0.1", "10.0.0.2", dst=VICTIM, hwdst=VICTIM))]
+    replies = [(t0 + 3 * S + k * 2 * S, arp(ATTACKER, 2, "10.0.0.1", "10.0.0.2", dst=VICTIM, hwdst=VICTIM))
+               for k in range(4)]
+    early = run(frames + replies[:1], window=2)
+    assert [f for f in early if f.kind in ("arp_spoofing", "duplicate_ip")] == []
+    found = run(frames + replies, window=2)
+    spoof = by_kind(found, "arp_spoofing")
+    assert [f.device for f in spoof] == [ATTACKER] and spoof[0].evidence["arp_replies"] == 4
+    assert spoof[0].evidence["holder_arp_replies"] == 0
+    assert not by_kind(found, "duplicate_ip")
+
+
+def test_both_answering_each_who_has_over_many_windows_stays_a_duplicate():
+    """Both MACs answer every who-has for the address for a minute: their replies grow together, so
+    however many there are, it is no poisoning."""
+    t0 = 1_700_000_000 * S
+    a, b, asker = "02:00:00:00:00:0a", "02:00:00:00:00:0b", "02:00:00:00:00:0c"
+    frames = [(t0, arp(a, 1, "10.0.0.50", "10.0.0.1"))]
+    for k in range(30):
+        t = t0 + S + k * 2 * S
+        frames += [(t, arp(asker, 1, "10.0.0.30", "10.0.0.50")),
+                   (t + 1000, arp(a, 2, "10.0.0.50", "10.0.0.30", dst=asker, hwdst=asker)),
+                   (t + 2000, arp(b, 2, "10.0.0.50", "10.0.0.30", dst=asker, hwdst=asker))]
+    found = run(frames, window=2)
+    assert not by_kind(found, "arp_spoofing")
+    dup = by_kind(found, "duplicate_ip")
+    assert [f.device for f in dup] == ["10.0.0.50"] and dup[0].evidence["macs"] == [a, b]
+
+
+@pytest.mark.parametrize("quiet_for, expected", [(20, ["10.0.0.50"]), (8, [])])
+def test_announcing_a_held_address_then_falling_silent_is_a_duplicate(quiet_for, expected):
+    """b announces a's address three times (arping -U -c 3) and says nothing more while a keeps using
+    it: a duplicate once b has been quiet arp_announce_quiet (15 s); before that, undecided."""
+    t0 = 1_700_000_000 * S
+    a, b = "02:00:00:00:00:0a", "02:00:00:00:00:0b"
+    frames = [(t0, arp(a, 1, "10.0.0.50", "10.0.0.1"))]
+    frames += [(t0 + S + k * S, arp(b, 1, "10.0.0.50", "10.0.0.50")) for k in range(3)]
+    frames += [(t0 + 4 * S + k * 2 * S, arp(a, 1, "10.0.0.50", "10.0.0.1")) for k in range(quiet_for // 2)]
+    found = run(frames, window=2)
+    assert not by_kind(found, "arp_spoofing")
+    assert [f.device for f in by_kind(found, "duplicate_ip")] == expected
+
+
+def test_announced_then_both_answering_with_requests_among_the_announcements():
+    """The lab's case (iputils/Habets arping -U sends its announcements as requests): b announces a's
+    address three times, then both answer the gateway's who-has for it twice."""
+    t0 = 1_700_000_000 * S
+    a, b = "02:00:00:00:00:0a", "02:00:00:00:00:0b"
+    frames = [(t0, arp(a, 1, "10.0.0.50", "10.0.0.1")), (t0 + 1000, arp(GW, 2, "10.0.0.1", "10.0.0.50", dst=a, hwdst=a))]
+    frames += [(t0 + 2 * S + k * S, arp(b, 1, "10.0.0.50", "10.0.0.50")) for k in range(3)]
+    for k in range(2):
+        t = t0 + 5 * S + k * S
+        frames += [(t, arp(GW, 1, "10.0.0.1", "10.0.0.50")),
+                   (t + 1000, arp(b, 2, "10.0.0.50", "10.0.0.1", dst=GW, hwdst=GW)),
+                   (t + 2000, arp(a, 2, "10.0.0.50", "10.0.0.1", dst=GW, hwdst=GW))]
+    found = run(frames, window=2)
+    assert not by_kind(found, "arp_spoofing")
+    dup = by_kind(found, "duplicate_ip")
+    assert [f.device for f in dup] == ["10.0.0.50"] and dup[0].evidence["macs"] == [a, b]
+
+
+def test_undecided_contests_are_bounded():
+    """A flood of spoofed single replies for many held addresses: each is undecided, none is kept
+    beyond max_ips."""
+    from probe.findings.lan import ArpDetector
+    from probe.findings.base import WindowDetectors
+    det = ArpDetector(max_ips=64)
+    t0 = 1_700_000_000 * S
+    frames = []
+    for k in range(200):
+        ip = f"10.0.{k // 250}.{k % 250 + 1}"
+        mac = f"02:00:00:01:{k // 256:02x}:{k % 256:02x}"
+        frames += [(t0 + k * 1000, arp(mac, 1, ip, "10.0.9.9")),
+                   (t0 + S + k * 1000, arp(ATTACKER, 2, ip, "10.0.9.9", dst=VICTIM, hwdst=VICTIM))]
+    pipe = CapturePipeline(CaptureConfig(window=10), DetectionConfig())
+    pipe.engine = WindowDetectors(DetectionConfig(), [det])
+    pipe.add_batch(FrameBatch.from_frames([bytes(f) for _, f in frames], ts_ns=[t for t, _ in frames]))
+    pipe.finish()
+    assert 0 < len(det.undecided) <= 64 and len(det.claims) <= 64
