@@ -79,7 +79,6 @@ def test_hping3_syn_burst(lan, tmp_path, sitevigil_cmd, sitevigil_env):
     assert "port_scan" not in kinds(r)
 
 
-@pytest.mark.xfail(reason="issue 12 regression found at the end of the session: the new ARP/flow rules miss this real-tool case; see the issue note", strict=False)
 def test_arpspoof(lan, tmp_path, sitevigil_cmd, sitevigil_env):
     need("arpspoof", "ping")
     cap = tmp_path / "arpspoof.pcap"
