@@ -221,3 +221,37 @@ def test_a_huge_error_status_is_a_protocol_error_of_the_session_not_a_crash():
 
     with pytest.raises(SnmpProtocolError, match=r"192.0.2.1:161: malformed answer: integer of 1800 bytes at byte 22:"):
         asyncio.run(go())
+
+
+def _pyasn1_refuses(data: bytes) -> bool:
+    pmod = api.PROTOCOL_MODULES[api.SNMP_VERSION_2C]
+    try:
+        _, rest = pyasn1_decoder.decode(data, asn1Spec=pmod.Message())
+    except Exception:
+        return True
+    return bool(rest)
+
+
+def _with_extra_in_pdu(extra: bytes, pdu_type: int = ber.RESPONSE) -> bytes:
+    vbl = ber._tlv(0x30, IF_IN + b"\x05\x00")
+    pdu = ber._tlv(pdu_type, ber.encode_int(1) + b"\x02\x01\x00\x02\x01\x00" + ber._tlv(0x30, vbl) + extra)
+    return ber._tlv(0x30, ber.encode_int(1) + ber._tlv(0x04, b"public") + pdu)
+
+
+@pytest.mark.parametrize("message, error", [
+    (_with_extra_in_pdu(b"\x04\x02hi"), "4 bytes after the varbind list"),
+    (_answer([IF_IN + b"\x05\x02\xde\xad"]), "NULL with 2 bytes of contents"),
+], ids=["bytes after the varbind list", "NULL with contents"])
+def test_what_pyasn1_refuses_our_decoder_refuses_too(message, error):
+    assert _pyasn1_refuses(message)
+    with pytest.raises(ber.BerError, match=error):
+        ber.decode_response(message)
+
+
+def test_the_trap_decoder_refuses_bytes_after_the_varbind_list_as_polls_do():
+    """One PDU-body decoder (ber.decode_pdu_body) for responses and v2 notifications."""
+    from probe.sources.snmp import traps
+    message = _with_extra_in_pdu(b"\x04\x02hi", ber.TRAP_V2)
+    got = traps.decode_notification(message)
+    assert isinstance(got, traps.TrapDropped) and got.reason == "malformed", got
+    assert got.detail == f"4 bytes after the varbind list (byte {len(message) - 4})", got  # the extra TLV

@@ -221,13 +221,24 @@ def decode_response(data: bytes) -> tuple[int, bytes, int, int, int, int, list[V
         raise BerError(f"community at byte {s} is not an OCTET STRING (tag 0x{tag:02x})")
     community = data[cs:ce]
     pdu_type, ps, pe = _header(data, ce, e)
-    request_id, ps = _int(data, ps, pe)
-    error_status, ps = _int(data, ps, pe)
-    error_index, ps = _int(data, ps, pe)
-    tag, vs, ve = _header(data, ps, pe)
-    if tag != 0x30:
-        raise BerError(f"varbind list at byte {ps} is not a SEQUENCE (tag 0x{tag:02x})")
+    request_id, error_status, error_index, _, vs, ve = decode_pdu_body(data, ps, pe)
     return version, community, pdu_type, request_id, error_status, error_index, decode_varbinds(data, vs, ve)
+
+
+def decode_pdu_body(data: bytes, pos: int, end: int) -> tuple[int, int, int, int, int, int]:
+    """(request id, error status, error index, where the varbind list's header starts, where its contents
+    start, where they end) of the PDU body data[pos:end]
+    of a v2-shaped PDU (responses, requests, v2 traps and informs). The varbind list must end the PDU:
+    bytes after it are refused, as pyasn1 and Net-SNMP do."""
+    request_id, pos = _int(data, pos, end)
+    error_status, pos = _int(data, pos, end)
+    error_index, pos = _int(data, pos, end)
+    tag, vs, ve = _header(data, pos, end)
+    if tag != 0x30:
+        raise BerError(f"varbind list at byte {pos} is not a SEQUENCE (tag 0x{tag:02x})")
+    if ve != end:
+        raise BerError(f"{end - ve} bytes after the varbind list (byte {ve})")
+    return request_id, error_status, error_index, pos, vs, ve
 
 
 def decode_varbinds(data: bytes, pos: int, end: int) -> list[Varbind]:
@@ -272,6 +283,8 @@ def decode_varbinds(data: bytes, pos: int, end: int) -> list[Varbind]:
         elif kind == 0:
             value = int.from_bytes(data[s:e], "big", signed=True)
         elif kind == 5:
+            if e != s:
+                raise BerError(f"NULL with {e - s} bytes of contents at byte {vpos}")
             value = None
         elif kind == 3:
             value = decode_oid(data[s:e], vpos)

@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 from probe.sources.snmp.ber import (
-    INFORM, RESPONSE, TRAP_V1, TRAP_V2, V1, V2C, V3, BerError, _header, _int, _tlv, decode_oid, decode_varbinds,
-    encode_int,
+    INFORM, RESPONSE, TRAP_V1, TRAP_V2, V1, V2C, V3, BerError, _header, _int, _tlv, decode_oid, decode_pdu_body,
+    decode_varbinds, encode_int,
 )
 from probe.sources.snmp.client import IPADDR, OBJECT_ID, TIMETICKS, Oid, Varbind
 
@@ -177,14 +177,7 @@ def _v1(data: bytes, community: bytes, ps: int, pe: int) -> Notification:
 
 
 def _v2(data: bytes, community: bytes, pdu_type: int, ps: int, pe: int) -> Notification | TrapDropped:
-    request_id, at = _int(data, ps, pe)
-    _status, at = _int(data, at, pe)
-    _index, at = _int(data, at, pe)
-    tag, vs, ve = _header(data, at, pe)
-    if tag != 0x30:
-        raise BerError(f"varbind list at byte {at} is not a SEQUENCE")
-    if ve != pe:
-        raise BerError(f"{pe - ve} bytes after the varbind list (byte {ve})")
+    request_id, _status, _index, at, vs, ve = decode_pdu_body(data, ps, pe)
     varbinds = decode_varbinds(data, vs, ve)
     ticks = trap_oid = enterprise = agent = None
     payload = []
