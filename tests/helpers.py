@@ -27,6 +27,19 @@ def wait_for(pred: Callable[[], T], timeout: float, what: str, *, every: float =
         time.sleep(every)
 
 
+async def wait_for_async(pred: Callable[[], T], timeout: float, what: str, *, every: float = 0.02) -> T:
+    """wait_for inside an event loop: sleeps with asyncio, so the loop's own servers keep running."""
+    import asyncio
+    deadline = time.monotonic() + timeout
+    while True:
+        got = pred()
+        if got:
+            return got
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+        await asyncio.sleep(every)
+
+
 def samples(text: str, name: str | None = None) -> list:
     """The samples of a Prometheus text exposition (of metric `name` only, if given)."""
     return [s for fam in text_string_to_metric_families(text) for s in fam.samples

@@ -16,6 +16,7 @@ from probe.findings.ledger import Ledger
 from probe.sources.snmp import mibtables as T
 from probe.subsystems.base import Context
 from probe.subsystems.snmp_traps import SnmpTrapsSubsystem
+from tests.helpers import wait_for_async
 from tests.unit.test_snmp_traps import FakePoller, polled_device
 
 pytestmark = pytest.mark.peer
@@ -42,22 +43,23 @@ async def _run(tool: str, *args: str, tmp) -> int:
 
 
 async def _settle(sub, n: int) -> None:
-    for _ in range(200):
-        if sub.handled_total >= n:
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"handled {sub.handled_total} notifications, expected {n}")
+    await wait_for_async(lambda: sub.handled_total >= n, 5, f"{n} notifications handled (have {sub.handled_total})")
+
+
+def _listener(traps: str, device, credentials: str = "") -> tuple[SnmpTrapsSubsystem, Context, str]:
+    """The trap subsystem on a free loopback port (`traps`: the rest of its YAML mapping), with a ledger
+    and a fake poller that knows `device`; returns it, its context and the address to send to."""
+    port = _free_port()
+    cfg = load_text(f"snmp:\n{credentials}  traps: {{listen_address: '127.0.0.1:{port}'{traps}}}\n")
+    ctx = Context(store=None, ledger=Ledger.in_memory())
+    ctx.snmp_poller = FakePoller([device])
+    return SnmpTrapsSubsystem(cfg, ctx), ctx, f"127.0.0.1:{port}"
 
 
 @needs_netsnmp
 def test_snmptrap_v1_v2c_and_snmpinform_reach_the_ledger(tmp_path):
-    port = _free_port()
-    cfg = load_text(f"snmp:\n  credentials: [{{name: site, version: 2c, community: s1te-c0mm}}]\n"
-                    f"  traps: {{listen_address: '127.0.0.1:{port}'}}\n")
-    ctx = Context(store=None, ledger=Ledger.in_memory())
-    ctx.snmp_poller = FakePoller([polled_device("127.0.0.1", [UPLINK])])
-    sub = SnmpTrapsSubsystem(cfg, ctx)
-    dest = f"127.0.0.1:{port}"
+    sub, ctx, dest = _listener("", polled_device("127.0.0.1", [UPLINK]),
+                               "  credentials: [{name: site, version: 2c, community: s1te-c0mm}]\n")
     link = [T.OID["ifIndex"], T.OID["ifAdminStatus"], T.OID["ifOperStatus"]]
     vbs = [x for o, v in zip(link, ("3", "1", "2")) for x in (".".join(map(str, o)) + ".3", "i", v)]
 
@@ -96,23 +98,17 @@ def test_snmptrap_v1_v2c_and_snmpinform_reach_the_ledger(tmp_path):
 
 @needs_netsnmp
 def test_a_flood_of_snmptrap_from_one_source_is_rate_limited(tmp_path):
-    port = _free_port()
-    cfg = load_text(f"snmp:\n  traps: {{listen_address: '127.0.0.1:{port}', rate_per_source: 1, burst_per_source: 3,"
-                    f" confirm_poll: false}}\n")
-    ctx = Context(store=None, ledger=Ledger.in_memory())
-    ctx.snmp_poller = FakePoller([polled_device("127.0.0.1")])
-    sub = SnmpTrapsSubsystem(cfg, ctx)
+    sub, _, dest = _listener(", rate_per_source: 1, burst_per_source: 3, confirm_poll: false",
+                             polled_device("127.0.0.1"))
 
     async def run():
         await sub.start()
         try:
-            await asyncio.gather(*(_run(SNMPTRAP, "-v2c", "-c", "public", f"127.0.0.1:{port}", "",
+            await asyncio.gather(*(_run(SNMPTRAP, "-v2c", "-c", "public", dest, "",
                                         "1.3.6.1.6.3.1.1.5.1", tmp=tmp_path) for _ in range(12)))
-            for _ in range(100):
-                m = sub.metrics()
-                if sub.handled_total + m["dropped"]["rate_limited"] >= 12:
-                    break
-                await asyncio.sleep(0.02)
+            await wait_for_async(lambda: sub.handled_total + sub.metrics()["dropped"]["rate_limited"] >= 12, 2,
+                                 "all 12 traps handled or dropped")
+            m = sub.metrics()
             assert m["dropped"]["rate_limited"] >= 12 - 3 - 2  # the burst, and at most ~2 s of refill
             assert sub.handled_total + m["dropped"]["rate_limited"] == 12
         finally:
