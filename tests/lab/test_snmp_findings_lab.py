@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.helpers import samples
+from tests.helpers import samples, wait_for
 from tests.lab.daemon import probe_daemon
 from tests.snmpsim_lab import Snmpsim, SnmpsimUnavailable
 
@@ -108,20 +108,18 @@ def test_snmp_findings_scores_and_inventory_in_the_daemon(lab_factory, tmp_path)
                        if s.labels == {"target": sim_target, "module": "system"}]
                 return got[0] if got else 0.0
 
+            def log() -> str:
+                return d.log()[-2000:]
+
             def after_polls(n: int, timeout: float = 20.0) -> None:
                 start = polls()
-                deadline = time.monotonic() + timeout
-                while polls() < start + n:
-                    assert time.monotonic() < deadline, f"the daemon stopped polling {sim_target}:\n{d.log()[-2000:]}"
-                    time.sleep(0.2)
+                wait_for(lambda: polls() >= start + n, timeout, f"{n} more polls of {sim_target}", context=log)
 
             t0 = time.monotonic()
             after_polls(2)
-            deadline = time.monotonic() + 10
-            while not [s for s in samples(d.get("/metrics"), "sitevigil_snmp_up")
-                       if s.labels == {"target": str(agent_host.ip), "module": "system"} and s.value == 1]:
-                assert time.monotonic() < deadline, f"snmpd on {agent_host} never polled:\n{d.log()[-2000:]}"
-                time.sleep(0.2)
+            wait_for(lambda: [s for s in samples(d.get("/metrics"), "sitevigil_snmp_up")
+                              if s.labels == {"target": str(agent_host.ip), "module": "system"} and s.value == 1],
+                     10, f"a successful poll of snmpd on {agent_host}", context=log)
             assert not [f for f in d.findings() if f["device"] == sim_target], "a healthy device raised findings"
             agent.pause()                                         # the snmpd host stops answering
             for step in (1, 2, 3, 4):
