@@ -246,7 +246,8 @@ async def _inner_round(spec: dict) -> dict:
         raw = False
     except ImportError:
         raw = True
-    poller = pollmod.SnmpPoller(cfg)
+    from probe import fastpath
+    poller = pollmod.SnmpPoller(cfg, counter_deltas=fastpath.counter_deltas)  # as the daemon composes it
     rounds = []
     pdus_before = 0
     for _ in range(spec["rounds"]):

@@ -81,9 +81,10 @@ def credential_from_args(args, env=os.environ):
 
 
 async def poll_once(config, host: str, port: int, modules):
+    from probe import fastpath
     from probe.sources.snmp.poller import SnmpPoller
 
-    poller = SnmpPoller(config)
+    poller = SnmpPoller(config, counter_deltas=fastpath.counter_deltas)
     dev = poller.device(host, port)
     try:
         await poller.poll(dev, modules)

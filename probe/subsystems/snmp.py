@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from probe import fastpath
 from probe.exposition.snmp_endpoint import SnmpEndpoint
 from probe.exposition.snmp_poll_collector import SnmpPollCollector, data_collector
 from probe.findings.snmp_rules import SnmpRules
@@ -41,7 +42,7 @@ class SnmpSubsystem:
         self.config = config
         self.ctx = ctx
         self.status = Status()
-        self.poller = SnmpPoller(config, store=ctx.store, clock=ctx.clock)
+        self.poller = SnmpPoller(config, store=ctx.store, clock=ctx.clock, counter_deltas=fastpath.counter_deltas)
         ctx.snmp_poller = self.poller  # the trap receiver polls a device that sent a notification
         self.feed = SnmpFeed(SnmpRules.from_config(config.snmp.findings), ledger=ctx.ledger, anomaly=ctx.anomaly,
                              devices=ctx.devices, clock=ctx.clock)

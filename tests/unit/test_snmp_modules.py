@@ -404,3 +404,33 @@ def test_cleared_32bit_counters_are_a_discontinuity_not_a_wrap():
     assert plausible_wrap("in_octets", 4e9, 60.0, 10_000_000_000)       # 10G link: 4 GB in a minute is fine
     assert not plausible_wrap("in_octets", 4e9, 60.0, 100_000_000)      # 100M link: it is not
     assert plausible_wrap("in_errors", 4e9, 60.0, None)                 # speed unknown: trust the wrap
+
+
+def test_counter_arithmetic_is_the_one_handed_in_and_the_daemon_hands_in_the_fast_path():
+    """The interfaces module computes deltas with PollContext.counter_deltas: the specification
+    (probe/sources/snmp/counters.py) by default, the fast path's kernel as the SNMP subsystem composes it;
+    both give the same answers (tests/unit/test_fastpath_facade.py holds the kernels to it)."""
+    from probe import fastpath
+    from probe.config import load_text
+    from probe.sources.snmp.counters import counter_deltas as spec
+    from probe.state.store import Store
+    from probe.subsystems.base import Context
+    from probe.subsystems.snmp import SnmpSubsystem
+
+    calls = []
+
+    def recording(prev, cur, bits):
+        calls.append((prev.tolist(), cur.tolist(), bits.tolist()))
+        return spec(prev, cur, bits)
+
+    c = SnmprecClient.from_text(DEVICE)
+    mem = DeviceMemory()
+    asyncio.run(poll_device(c, mem, now=1000.0, modules=["system", "interfaces"], counter_deltas=recording))
+    c.set(UPTIME, 100000 + 6000)
+    c.set(f"{IF}.10.2", 100)  # the 32-bit counter wraps: 4294967000 -> 100
+    r = asyncio.run(poll_device(c, mem, now=1060.0, modules=["system", "interfaces"], counter_deltas=recording))
+    assert len(calls) == 1 and [4294967000, 100, 32] in [list(t) for t in zip(*calls[0])]
+    assert by_index(r)[2]["delta"]["in_octets"] == 100 + (1 << 32) - 4294967000
+
+    sub = SnmpSubsystem(load_text("snmp: {enabled: true}\n"), Context(store=Store("", memory=True)))
+    assert sub.poller.counter_deltas is fastpath.counter_deltas

@@ -68,7 +68,7 @@ class FakeModules:
         self.delay: dict[str, float] = {}
         self.failing: dict[str, str] = {}   # module -> error class
 
-    async def poll_device(self, client, memory, *, target, modules, now, max_rows):
+    async def poll_device(self, client, memory, *, target, modules, now, max_rows, counter_deltas=None):
         self.calls.append((target, tuple(modules) if modules is not None else None))
         self.in_flight += 1
         self.per_device_in_flight[target] = self.per_device_in_flight.get(target, 0) + 1

@@ -39,6 +39,7 @@ from probe.sources.snmp.engine import Engine, RequestStats, Session
 
 if TYPE_CHECKING:
     from probe.config import Config
+    from probe.sources.snmp.modules.base import CounterDeltas
     from probe.state.store import Store
 
 _log = logging.getLogger(__name__)
@@ -168,8 +169,11 @@ class Device:
 
 class SnmpPoller:
     def __init__(self, config: "Config", *, store: "Store | None" = None, clock=time.time, monotonic=time.monotonic,
-                 engine: Engine | None = None):
+                 engine: Engine | None = None, counter_deltas: CounterDeltas | None = None):
+        """`counter_deltas`: the counter arithmetic the modules use (the composer hands in the fast path's
+        kernel; default: the specification, probe/sources/snmp/counters.py)."""
         self.config = config
+        self.counter_deltas = counter_deltas
         self.clock = clock
         self.monotonic = monotonic
         self._engine = engine
@@ -348,7 +352,7 @@ class SnmpPoller:
                 return result
             dev.charge_selection(spent)
         result = await mp.poll_device(dev.session, dev.memory, target=dev.target, modules=modules, now=now,
-                                      max_rows=cfg.max_rows_per_table)
+                                      max_rows=cfg.max_rows_per_table, counter_deltas=self.counter_deltas)
         dev.record(result)
         sys_result = result.modules.get("system")
         if sys_result is not None and sys_result.ok and (sys_result.data.get("sys") or {}).get("rebooted"):

@@ -19,7 +19,7 @@ from typing import Sequence
 
 from probe.sources.snmp.client import SnmpClient, SnmpError
 from probe.sources.snmp.modules import hostresources, interfaces, inventory, printer, system, ups
-from probe.sources.snmp.modules.base import DeviceMemory, Module, PollContext
+from probe.sources.snmp.modules.base import CounterDeltas, DeviceMemory, Module, PollContext
 
 _log = logging.getLogger(__name__)
 
@@ -94,8 +94,10 @@ def _stats(client) -> tuple[int, int, int]:
 
 
 async def run_module(module: Module, client: SnmpClient, memory: DeviceMemory, *, now: float, shared: dict,
-                     max_rows: int = 10000, clock=time.perf_counter, wall=time.time) -> ModuleResult:
-    ctx = PollContext(client, memory, now=now, max_rows=max_rows, module=module.name, shared=shared)
+                     max_rows: int = 10000, clock=time.perf_counter, wall=time.time,
+                     counter_deltas: CounterDeltas | None = None) -> ModuleResult:
+    ctx = PollContext(client, memory, now=now, max_rows=max_rows, module=module.name, shared=shared,
+                      counter_deltas=counter_deltas)
     p0, r0, t0 = _stats(client)
     start = clock()
     try:
@@ -140,8 +142,10 @@ async def choose_modules(client: SnmpClient, memory: DeviceMemory, sys: dict, *,
 
 async def poll_device(client: SnmpClient, memory: DeviceMemory, *, target: str = "",
                       modules: Sequence[str] | None = None, now: float | None = None, max_rows: int = 10000,
-                      clock=time.perf_counter, wall=time.time) -> DeviceResult:
-    """Poll one device once. `modules`: a configured list (overrides the automatic choice)."""
+                      clock=time.perf_counter, wall=time.time,
+                      counter_deltas: CounterDeltas | None = None) -> DeviceResult:
+    """Poll one device once. `modules`: a configured list (overrides the automatic choice);
+    `counter_deltas`: the counter arithmetic (default: the specification, probe/sources/snmp/counters.py)."""
     if modules is not None:
         unknown = [m for m in modules if m not in MODULES]
         if unknown:
@@ -150,7 +154,7 @@ async def poll_device(client: SnmpClient, memory: DeviceMemory, *, target: str =
     start = clock()
     shared: dict = {}
     results: dict[str, ModuleResult] = {}
-    kw = dict(now=now, shared=shared, max_rows=max_rows, clock=clock, wall=wall)
+    kw = dict(now=now, shared=shared, max_rows=max_rows, clock=clock, wall=wall, counter_deltas=counter_deltas)
 
     if modules is None or "system" in modules:
         results["system"] = await run_module(MODULES["system"], client, memory, **kw)

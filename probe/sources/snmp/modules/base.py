@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
 
 from probe.sources.snmp import mibtables as T
+from probe.sources.snmp.counters import counter_deltas as spec_counter_deltas
 from probe.sources.snmp.client import (
     COUNTER32, COUNTER64, END_OF_MIB_VIEW, GAUGE32, INTEGER, NO_SUCH_INSTANCE, NO_SUCH_OBJECT, NULL,
     OBJECT_ID, OCTETS, TIMETICKS, Oid, SnmpClient, SnmpError, Varbind, format_oid,
@@ -31,6 +34,10 @@ MAX_GET_VARBINDS = 40      # varbinds per GET when reading counters by index
 
 
 _ROW_BY_OID = {T.OID[row]: row for row in T.COLUMNS}
+
+
+# prev, cur (uint64 arrays) and bits (uint8: 32 or 64) -> float64 deltas, NaN for a reset
+CounterDeltas = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
 
 class AgentDataError(SnmpError):
@@ -84,8 +91,11 @@ class PollContext:
     """One poll of one device: the client, the clock, the memory, and the problems found."""
 
     def __init__(self, client: SnmpClient, memory: DeviceMemory | None = None, *, now: float | None = None,
-                 max_rows: int = 10000, module: str = "", shared: dict | None = None):
+                 max_rows: int = 10000, module: str = "", shared: dict | None = None,
+                 counter_deltas: CounterDeltas | None = None):
         self.client = client
+        # (prev, cur, bits) -> deltas: the specification, or the fast path's kernel its composer hands in
+        self.counter_deltas = counter_deltas if counter_deltas is not None else spec_counter_deltas
         self.memory = memory if memory is not None else DeviceMemory()
         self.now = time.time() if now is None else now
         self.max_rows = max_rows

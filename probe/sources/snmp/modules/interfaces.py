@@ -6,7 +6,8 @@ answering, or after LABEL_MAX_AGE (ifAlias edits do not move ifTableLastChange).
 holds, each poll reads only the changing columns with GETs by index, not whole-table walks.
 
 Counters: the 64-bit ifHC* column where the row has it, the 32-bit one otherwise. Deltas between
-polls come from probe.fastpath.counter_deltas (32-bit wrap handled; a 64-bit decrease is a
+polls come from ctx.counter_deltas (probe/sources/snmp/counters.py, or the fast path's kernel the SNMP
+subsystem hands in: 32-bit wrap handled; a 64-bit decrease is a
 discontinuity, not a wrap; a 32-bit decrease is a wrap only when the increment it implies fits the
 link's speed, see plausible_wrap); after a restart or an ifCounterDiscontinuityTime move the previous values
 are dropped, so a reset is never read as a wrap. `total` is a monotonic, wrap-corrected running sum
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from probe import fastpath
 from probe.sources.snmp import mibtables as T
 from probe.sources.snmp.modules.base import ABSENT, AgentDataError, Module, PollContext
 
@@ -207,7 +207,7 @@ class InterfacesModule(Module):
             prev[i] = {n: (row[n], b) for n, b in cur_bits.items()}
             out.append(row)
 
-        deltas = fastpath.counter_deltas(np.array(p_vals, dtype=np.uint64), np.array(c_vals, dtype=np.uint64),
+        deltas = ctx.counter_deltas(np.array(p_vals, dtype=np.uint64), np.array(c_vals, dtype=np.uint64),
                                          np.array(bits, dtype=np.uint8)) if keys else []
         by_index = {r["index"]: r for r in out}
         for (i, name), dv, pv, cv in zip(keys, deltas, p_vals, c_vals):
