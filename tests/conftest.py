@@ -75,10 +75,17 @@ def store(tmp_path):
 def pytest_collection_modifyitems(config, items):
     """Folders match markers: a test that builds a lab (marked `lab`: root, network namespaces) lives in
     tests/lab/, and every test there is marked so; `tests/unit tests/integration` and `-m "not lab"`
-    then select the same tests."""
-    lab_dir = Path(__file__).resolve().parent / "lab"
-    wrong = [f"{item.nodeid}: {'marked lab outside tests/lab/' if marked else 'in tests/lab/ but not marked lab'}"
-             for item in items
-             if (marked := item.get_closest_marker("lab") is not None) != (Path(str(item.fspath)).resolve().parent == lab_dir)]
+    then select the same tests. A test that runs a real peer program (marked `peer`) is no unit test:
+    tests/unit/ holds none, so `pytest tests/unit` needs nothing beyond the Python packages."""
+    here = Path(__file__).resolve().parent
+    lab_dir, unit_dir = here / "lab", here / "unit"
+    wrong = []
+    for item in items:
+        folder = Path(str(item.fspath)).resolve().parent
+        marked = item.get_closest_marker("lab") is not None
+        if marked != (folder == lab_dir):
+            wrong.append(f"{item.nodeid}: {'marked lab outside tests/lab/' if marked else 'in tests/lab/ but not marked lab'}")
+        if folder == unit_dir and item.get_closest_marker("peer") is not None:
+            wrong.append(f"{item.nodeid}: marked peer (a real program) in tests/unit/")
     if wrong:
         raise pytest.UsageError("tests in the wrong folder for their markers:\n  " + "\n  ".join(wrong))

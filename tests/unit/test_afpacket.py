@@ -14,24 +14,6 @@ def test_empty_filter_keeps_everything_without_tcpdump():
     assert compile_filter("   ", tcpdump="/nonexistent/tcpdump") == []
 
 
-@pytest.mark.peer
-@pytest.mark.skipif(shutil.which("tcpdump") is None, reason="needs tcpdump")
-def test_filter_compiles_to_classic_bpf():
-    prog = compile_filter("udp port 53")
-    assert len(prog) > 5 and all(len(ins) == 4 for ins in prog)
-    assert prog[-1][0] == 0x06 and prog[-1][3] == 0  # ret #0: everything else is dropped
-    assert (0x15, 0, 0, 53) in [(c, 0, 0, k) for c, _, _, k in prog]  # jeq #53 somewhere
-
-
-@pytest.mark.peer
-@pytest.mark.skipif(shutil.which("tcpdump") is None, reason="needs tcpdump")
-def test_bad_filter_names_the_expression():
-    with pytest.raises(CaptureError) as exc:
-        compile_filter("tcp portt 80")
-    assert exc.value.errno == errno.EINVAL
-    assert "capture.bpf_filter 'tcp portt 80' is not a valid filter" in str(exc.value)
-
-
 def test_missing_tcpdump_is_explained():
     with pytest.raises(CaptureError, match="needs tcpdump"):
         compile_filter("udp", tcpdump=None) if shutil.which("tcpdump") is None else \
