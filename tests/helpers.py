@@ -1,5 +1,6 @@
 """Small helpers several test modules share: waiting for a condition, reading a metrics page, a clock
-the test moves, a ledger that remembers what it was told, the HTTP API served for real."""
+the test moves, a ledger that remembers what it was told, the HTTP API served for real, crafted frames
+fed through the capture pipeline."""
 from __future__ import annotations
 
 import time
@@ -7,7 +8,10 @@ from typing import Callable, TypeVar
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from probe.config import CaptureConfig, DetectionConfig
 from probe.findings.ledger import Ledger
+from probe.findings.pipeline import CapturePipeline
+from probe.sources.frames import FrameBatch
 
 T = TypeVar("T")
 
@@ -142,3 +146,32 @@ class ServedApi:
                 return r.status, json.loads(r.read() or b"null")
         except urllib.error.HTTPError as e:
             return e.code, json.loads(e.read() or b"null")
+
+
+class FrameFeed:
+    """Crafted (ts_ns, frame) pairs fed through a CapturePipeline in time order, in calls that keep the
+    detectors' baselines between them; finish() closes the last window and returns every finding."""
+
+    def __init__(self, detection: DetectionConfig | None = None, window: float = 10, max_devices: int = 4096):
+        self.pipe = CapturePipeline(CaptureConfig(window=window, max_devices=max_devices),
+                                    detection or DetectionConfig())
+
+    def add(self, frames_ts) -> list:
+        frames_ts = sorted(frames_ts, key=lambda x: x[0])
+        new = []
+        for i in range(0, len(frames_ts), 4096):
+            chunk = frames_ts[i:i + 4096]
+            new += self.pipe.add_batch(FrameBatch.from_frames([bytes(f) for _, f in chunk], ts_ns=[t for t, _ in chunk]))
+        return new
+
+    def finish(self) -> list:
+        self.pipe.finish()
+        return self.pipe.findings.all_findings()
+
+
+def findings_of(frames_ts, detection: DetectionConfig | None = None, window: float = 10,
+                max_devices: int = 4096) -> list:
+    """Every finding the pipeline raises on (ts_ns, frame) pairs."""
+    feed = FrameFeed(detection, window, max_devices)
+    feed.add(frames_ts)
+    return feed.finish()

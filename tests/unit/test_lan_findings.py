@@ -14,21 +14,11 @@ from probe.findings.lan import ATTACK_KINDS
 from probe.findings.model import Finding
 from probe.findings.pipeline import CapturePipeline
 from probe.sources.frames import FrameBatch
+from tests.helpers import findings_of
 
 S = 10**9
 GW, VICTIM, ATTACKER = "02:00:00:00:00:01", "02:00:00:00:00:02", "02:00:00:00:00:66"
 BCAST = "ff:ff:ff:ff:ff:ff"
-
-
-def run(frames_ts, detection=None, window=10, max_devices=4096):
-    """frames_ts: list of (ts_ns, frame). Returns all findings."""
-    pipe = CapturePipeline(CaptureConfig(window=window, max_devices=max_devices), detection or DetectionConfig())
-    frames_ts = sorted(frames_ts, key=lambda x: x[0])
-    for i in range(0, len(frames_ts), 4096):
-        chunk = frames_ts[i:i + 4096]
-        pipe.add_batch(FrameBatch.from_frames([bytes(f) for _, f in chunk], ts_ns=[t for t, _ in chunk]))
-    pipe.finish()
-    return pipe.findings.all_findings()
 
 
 def by_kind(findings: list[Finding], kind: str) -> list[Finding]:
@@ -53,7 +43,7 @@ def test_arpspoof_is_arp_spoofing_of_the_attacker():
     # arpspoof -t victim gateway: "10.0.0.1 is-at ATTACKER" to the victim every 2 s
     frames += [(t0 + 30 * S + k * 2 * S, arp(ATTACKER, 2, "10.0.0.1", "10.0.0.2", dst=VICTIM, hwdst=VICTIM))
                for k in range(15)]
-    found = run(frames)
+    found = findings_of(frames)
     spoof = by_kind(found, "arp_spoofing")
     assert [f.device for f in spoof] == [ATTACKER]
     assert spoof[0].evidence["previous_mac"] == GW and "10.0.0.1" in spoof[0].evidence["claimed_ips"]
@@ -67,7 +57,7 @@ def test_two_hosts_on_one_ip_is_a_duplicate_not_spoofing():
     frames = [(t0, arp(a, 1, "10.0.0.50", "10.0.0.50")),               # a announces its address
               (t0 + 12 * S, arp(b, 1, "10.0.0.50", "10.0.0.1")),       # b configured with the same one
               (t0 + 13 * S, arp(a, 1, "10.0.0.50", "10.0.0.1"))]
-    found = run(frames)
+    found = findings_of(frames)
     dup = by_kind(found, "duplicate_ip")
     assert [f.device for f in dup] == ["10.0.0.50"] and dup[0].evidence["macs"] == [a, b]
     assert not by_kind(found, "arp_spoofing")
@@ -77,7 +67,7 @@ def test_gratuitous_arp_storm_and_a_few_announcements():
     t0 = 1_700_000_000 * S
     storm = [(t0 + k * S // 5, arp(ATTACKER, 2, "10.0.0.66", "10.0.0.66")) for k in range(40)]
     calm = [(t0 + k * S, arp(VICTIM, 1, "10.0.0.2", "10.0.0.2")) for k in range(3)]
-    found = run(storm + calm)
+    found = findings_of(storm + calm)
     assert [f.device for f in by_kind(found, "gratuitous_arp_storm")] == [ATTACKER]
 
 
@@ -90,7 +80,7 @@ def test_dhcp_starvation_with_spoofed_client_macs():
         mac = ":".join(f"{x:02x}" for x in m)
         frames.append((t0 + k * S // 40, Ether(src=mac, dst=BCAST) / IP(src="0.0.0.0", dst="255.255.255.255")
                        / UDP(sport=68, dport=67) / BOOTP(chaddr=m) / DHCP(options=[("message-type", "discover"), "end"])))
-    found = run(frames)
+    found = findings_of(frames)
     starv = by_kind(found, "dhcp_starvation")
     assert starv and starv[0].device == "lan" and starv[0].evidence["distinct_client_macs"] >= 60
     assert "dhcp_flood" not in {f.kind for f in found}
@@ -105,14 +95,14 @@ def test_one_client_renewing_normally_is_quiet():
                / BOOTP(op=1 if src == VICTIM else 2, chaddr=m)
                / DHCP(options=[("message-type", t), ("server_id", "10.0.0.1"), "end"]))
               for i, (t, src) in enumerate(dora)]
-    assert not attacks(run(frames))
+    assert not attacks(findings_of(frames))
 
 
 def test_broadcast_storm_from_a_loop():
     t0 = 1_700_000_000 * S
     frame = bytes(Ether(src=VICTIM, dst=BCAST) / IP(src="10.0.0.2", dst="10.0.0.255") / UDP(sport=137, dport=137) / (b"x" * 50))
     frames = [(t0 + k * (S // 3000), frame) for k in range(30_000)]  # the same frame, 3000/s for 10 s
-    found = run(frames)
+    found = findings_of(frames)
     storm = by_kind(found, "broadcast_storm")
     assert [f.device for f in storm] == [VICTIM] and storm[0].evidence["frames_per_second"] >= 1000
 
@@ -121,7 +111,7 @@ def test_icmp_ping_sweep_and_busy_benign_client():
     t0 = 1_700_000_000 * S
     sweep = [(t0 + k * S // 100, Ether(src=ATTACKER, dst=GW) / IP(src="10.0.0.66", dst=f"10.0.1.{k}") / ICMP(type=8))
              for k in range(1, 255)]
-    found = run(sweep)
+    found = findings_of(sweep)
     assert [f.device for f in by_kind(found, "host_sweep")] == ["10.0.0.66"]
     # a browser opening 150 connections to 120 servers, all answered: no scan, no sweep
     busy = []
@@ -135,7 +125,7 @@ def test_icmp_ping_sweep_and_busy_benign_client():
         busy.append((t0 + k * S // 50, arp(GW, 1, "10.0.0.1", f"10.0.0.{k}")))
         mac = f"02:00:00:00:01:{k:02x}"
         busy.append((t0 + k * S // 50 + 1000, arp(mac, 2, f"10.0.0.{k}", "10.0.0.1", dst=GW, hwdst=GW)))
-    assert not attacks(run(busy))
+    assert not attacks(findings_of(busy))
 
 
 def test_scan_episodes_and_thresholds_from_config():
@@ -145,12 +135,12 @@ def test_scan_episodes_and_thresholds_from_config():
         return [(start + k * S // 100, Ether(src=ATTACKER, dst=VICTIM) / IP(src="10.0.0.66", dst="10.0.0.2")
                  / TCP(sport=40000, dport=1 + k, flags="S")) for k in range(3000)]
     # 30 s of scanning, then quiet for 20 min, then again: two episodes
-    found = by_kind(run(scan(t0) + scan(t0 + 1230 * S)), "port_scan")
+    found = by_kind(findings_of(scan(t0) + scan(t0 + 1230 * S)), "port_scan")
     assert len(found) == 2 and found[0].evidence["windows"] >= 3
     assert found[0].last_seen - found[0].first_seen >= 25
     # a higher threshold in the config turns the same traffic into no finding
     strict = dataclasses.replace(DetectionConfig(), port_scan_min_ports=5000)
-    assert not by_kind(run(scan(t0), strict), "port_scan")
+    assert not by_kind(findings_of(scan(t0), strict), "port_scan")
 
 
 @pytest.mark.parametrize("rate", [20, 2000])
@@ -158,7 +148,7 @@ def test_syn_flood_needs_rate(rate):
     t0 = 1_700_000_000 * S
     frames = [(t0 + k * S // rate, Ether(src=ATTACKER, dst=GW) / IP(src="10.0.0.66", dst="10.0.0.9")
                / TCP(sport=1024 + k, dport=80, flags="S")) for k in range(150)]
-    got = [f.device for f in by_kind(run(frames), "syn_flood")]
+    got = [f.device for f in by_kind(findings_of(frames), "syn_flood")]
     assert got == (["10.0.0.66"] if rate >= 100 else [])
 
 
@@ -166,7 +156,7 @@ def test_scan_straddling_a_window_boundary_is_seen_whole():
     t0 = 1_700_000_000 * S + 8 * S  # 2 s before a window boundary
     frames = [(t0 + k * S // 8, Ether(src=ATTACKER, dst=VICTIM) / IP(src="10.0.0.66", dst="10.0.0.2")
                / TCP(sport=40000, dport=1000 + k, flags="S")) for k in range(32)]  # 16 ports each side
-    found = by_kind(run(frames), "port_scan")
+    found = by_kind(findings_of(frames), "port_scan")
     assert [f.device for f in found] == ["10.0.0.66"] and found[0].evidence["tcp_syn"] == 32
 
 
@@ -194,7 +184,7 @@ def test_reassigned_address_is_not_a_duplicate():
     a, b = "02:00:00:00:00:0a", "02:00:00:00:00:0b"
     frames = [(t0, arp(a, 1, "10.0.0.50", "10.0.0.1")),            # a laptop, then it leaves
               (t0 + 300 * S, arp(b, 1, "10.0.0.50", "10.0.0.1"))]  # five minutes later a phone gets the lease
-    assert not run(frames)
+    assert not findings_of(frames)
 
 
 def test_scan_from_the_internet_is_blamed_on_the_scanner_not_the_router():
@@ -203,7 +193,7 @@ def test_scan_from_the_internet_is_blamed_on_the_scanner_not_the_router():
                / TCP(sport=40000, dport=1 + k, flags="S")) for k in range(300)]
     frames += [(t0 + k * S // 100, Ether(src=GW, dst=VICTIM) / IP(src=f"203.0.113.{k % 200}", dst="10.0.0.2")
                 / TCP(sport=50000 + k, dport=443, flags="S")) for k in range(300)]  # ordinary inbound visitors
-    scans = by_kind(run(frames), "port_scan")
+    scans = by_kind(findings_of(frames), "port_scan")
     assert [f.device for f in scans] == ["198.51.100.7"] and scans[0].evidence["mac"] == GW
 
 
@@ -213,7 +203,7 @@ def test_spoofed_sources_from_one_attacker_blame_its_mac_once():
     frames = [(t0 + k * S // 2000, Ether(src=ATTACKER, dst=GW)  # hping3 -S --rand-source: one MAC, random IPs
                / IP(src=f"{rnd.randrange(1, 224)}.{rnd.randrange(256)}.{rnd.randrange(256)}.{rnd.randrange(1, 255)}",
                     dst="10.0.0.9") / TCP(sport=rnd.randrange(1024, 65535), dport=80, flags="S")) for k in range(600)]
-    floods = by_kind(run(frames), "syn_flood")
+    floods = by_kind(findings_of(frames), "syn_flood")
     assert [f.device for f in floods] == [ATTACKER]
 
 
@@ -235,7 +225,7 @@ def test_second_ip_colliding_by_misconfiguration_is_duplicate_ip_not_spoofing():
         frames.append((t + 2000, arp(b, 2, "10.0.0.50", "10.0.0.30", dst=asker, hwdst=asker)))
         frames += _ip_traffic(a, "10.0.0.50", asker, "10.0.0.30", [t + 3000])
         frames += _ip_traffic(b, "10.0.0.50", asker, "10.0.0.30", [t + 4000], sport=40001)
-    found = run(frames)
+    found = findings_of(frames)
     assert not by_kind(found, "arp_spoofing")
     dup = by_kind(found, "duplicate_ip")
     assert [f.device for f in dup] == ["10.0.0.50"] and dup[0].severity == "warning"
@@ -255,7 +245,7 @@ def test_gratuitous_reply_poisoner_claiming_the_gateway_is_arp_spoofing():
     frames += _ip_traffic(GW, "8.8.8.8", VICTIM, "10.0.0.2", [t0 + 3 * S])
     frames += _ip_traffic(GW, "1.1.1.1", VICTIM, "10.0.0.2", [t0 + 3 * S + 1000])
     frames += [(t0 + 5 * S + k * 2 * S, arp(ATTACKER, 2, "10.0.0.1", "10.0.0.1")) for k in range(10)]
-    found = run(frames)
+    found = findings_of(frames)
     spoof = by_kind(found, "arp_spoofing")
     assert [f.device for f in spoof] == [ATTACKER] and spoof[0].severity == "critical"
     ev = spoof[0].evidence
@@ -275,7 +265,7 @@ def test_dhcp_era_address_move_to_a_new_mac_raises_nothing_above_info():
     frames += [(t1, arp(new, 1, "10.0.0.50", "10.0.0.50")), (t1 + S, arp(new, 1, "10.0.0.50", "10.0.0.1")),
                (t1 + S + 1000, arp(GW, 2, "10.0.0.1", "10.0.0.50", dst=new, hwdst=new))]
     frames += _ip_traffic(new, "10.0.0.50", GW, "8.8.8.8", [t1 + k * S for k in range(2, 30)])
-    found = run(frames)
+    found = findings_of(frames)
     assert [f for f in found if f.severity != "info"] == []
 
 
@@ -289,7 +279,7 @@ def test_host_announcing_a_colliding_address_at_boot_is_still_a_duplicate():
     frames += [(t0 + 12 * S, arp(asker, 1, "10.0.0.30", "10.0.0.50")),
                (t0 + 12 * S + 1000, arp(a, 2, "10.0.0.50", "10.0.0.30", dst=asker, hwdst=asker)),
                (t0 + 12 * S + 2000, arp(b, 2, "10.0.0.50", "10.0.0.30", dst=asker, hwdst=asker))]
-    found = run(frames)
+    found = findings_of(frames)
     assert not by_kind(found, "arp_spoofing")
     assert [f.device for f in by_kind(found, "duplicate_ip")] == ["10.0.0.50"]
 
@@ -303,9 +293,9 @@ def test_slow_arpspoof_over_short_windows_is_arp_spoofing_with_no_duplicate_firs
               (t0 + 1000, arp(GW, 2, "10.0.0.1", "10.0.0.2", dst=VICTIM, hwdst=VICTIM))]
     replies = [(t0 + 3 * S + k * 2 * S, arp(ATTACKER, 2, "10.0.0.1", "10.0.0.2", dst=VICTIM, hwdst=VICTIM))
                for k in range(4)]
-    early = run(frames + replies[:1], window=2)
+    early = findings_of(frames + replies[:1], window=2)
     assert [f for f in early if f.kind in ("arp_spoofing", "duplicate_ip")] == []
-    found = run(frames + replies, window=2)
+    found = findings_of(frames + replies, window=2)
     spoof = by_kind(found, "arp_spoofing")
     assert [f.device for f in spoof] == [ATTACKER] and spoof[0].evidence["arp_replies"] == 4
     assert spoof[0].evidence["holder_arp_replies"] == 0
@@ -323,7 +313,7 @@ def test_both_answering_each_who_has_over_many_windows_stays_a_duplicate():
         frames += [(t, arp(asker, 1, "10.0.0.30", "10.0.0.50")),
                    (t + 1000, arp(a, 2, "10.0.0.50", "10.0.0.30", dst=asker, hwdst=asker)),
                    (t + 2000, arp(b, 2, "10.0.0.50", "10.0.0.30", dst=asker, hwdst=asker))]
-    found = run(frames, window=2)
+    found = findings_of(frames, window=2)
     assert not by_kind(found, "arp_spoofing")
     dup = by_kind(found, "duplicate_ip")
     assert [f.device for f in dup] == ["10.0.0.50"] and dup[0].evidence["macs"] == [a, b]
@@ -338,7 +328,7 @@ def test_announcing_a_held_address_then_falling_silent_is_a_duplicate(quiet_for,
     frames = [(t0, arp(a, 1, "10.0.0.50", "10.0.0.1"))]
     frames += [(t0 + S + k * S, arp(b, 1, "10.0.0.50", "10.0.0.50")) for k in range(3)]
     frames += [(t0 + 4 * S + k * 2 * S, arp(a, 1, "10.0.0.50", "10.0.0.1")) for k in range(quiet_for // 2)]
-    found = run(frames, window=2)
+    found = findings_of(frames, window=2)
     assert not by_kind(found, "arp_spoofing")
     assert [f.device for f in by_kind(found, "duplicate_ip")] == expected
 
@@ -355,7 +345,7 @@ def test_announced_then_both_answering_with_requests_among_the_announcements():
         frames += [(t, arp(GW, 1, "10.0.0.1", "10.0.0.50")),
                    (t + 1000, arp(b, 2, "10.0.0.50", "10.0.0.1", dst=GW, hwdst=GW)),
                    (t + 2000, arp(a, 2, "10.0.0.50", "10.0.0.1", dst=GW, hwdst=GW))]
-    found = run(frames, window=2)
+    found = findings_of(frames, window=2)
     assert not by_kind(found, "arp_spoofing")
     dup = by_kind(found, "duplicate_ip")
     assert [f.device for f in dup] == ["10.0.0.50"] and dup[0].evidence["macs"] == [a, b]

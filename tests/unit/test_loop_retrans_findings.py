@@ -7,40 +7,14 @@ from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import ARP, Dot1Q, Ether
 
-from probe.config import CaptureConfig, DetectionConfig
-from probe.findings.pipeline import CapturePipeline
-from probe.sources.frames import FrameBatch
+from probe.config import DetectionConfig
 from probe.state.baselines import RatioBaseline
+from tests.helpers import FrameFeed, findings_of
 
 S = 10**9
 T0 = 1_700_000_000 * S
 A, B, GW = "02:00:00:00:00:0a", "02:00:00:00:00:0b", "02:00:00:00:00:01"
 BCAST = "ff:ff:ff:ff:ff:ff"
-
-
-class Feed:
-    """A pipeline fed in time order, so detectors keep their baselines between calls."""
-
-    def __init__(self, detection=None, window=10):
-        self.pipe = CapturePipeline(CaptureConfig(window=window, max_devices=4096), detection or DetectionConfig())
-
-    def add(self, frames_ts):
-        frames_ts = sorted(frames_ts, key=lambda x: x[0])
-        new = []
-        for i in range(0, len(frames_ts), 4096):
-            chunk = frames_ts[i:i + 4096]
-            new += self.pipe.add_batch(FrameBatch.from_frames([bytes(f) for _, f in chunk], ts_ns=[t for t, _ in chunk]))
-        return new
-
-    def finish(self):
-        self.pipe.finish()
-        return self.pipe.findings.all_findings()
-
-
-def run(frames_ts, detection=None, window=10):
-    f = Feed(detection, window)
-    f.add(frames_ts)
-    return f.finish()
 
 
 def kinds(findings, kind):
@@ -56,7 +30,7 @@ def test_a_loop_circulating_one_arp_request():
     frames += [(T0 + 3 * S + k * (S // 1000) + 7, mld) for k in range(2000)]
     frames += [(T0 + k * S // 10, Ether(src=B, dst=GW) / IP(src="10.0.0.11", dst="10.0.0.1") / UDP(sport=5000 + k, dport=53))
                for k in range(50)]
-    loop = kinds(run(frames), "forwarding_loop")
+    loop = kinds(findings_of(frames), "forwarding_loop")
     assert len(loop) == 1, loop
     ev = loop[0].evidence
     assert loop[0].device == "lan" and loop[0].severity == "critical"
@@ -68,7 +42,7 @@ def test_a_loop_circulating_one_arp_request():
 def test_a_loop_on_a_vlan_is_named_by_it():
     ns = Ether(src=A, dst="33:33:ff:00:00:02") / Dot1Q(vlan=30) / IPv6(src="fe80::a", dst="ff02::1:ff00:2") / UDP()
     other = Ether(src=B, dst=BCAST) / Dot1Q(vlan=30) / ARP(hwsrc=B, psrc="10.0.0.11", pdst="10.0.0.99")
-    loop = kinds(run([(T0 + k * (S // 2000), ns) for k in range(4000)] + [(T0 + k * (S // 2000) + 9, other)
+    loop = kinds(findings_of([(T0 + k * (S // 2000), ns) for k in range(4000)] + [(T0 + k * (S // 2000) + 9, other)
                                                                           for k in range(2000)]), "forwarding_loop")
     assert [f.device for f in loop] == ["vlan 30"] and loop[0].evidence["ethertype"] == "0x86dd"
 
@@ -85,15 +59,15 @@ def test_ordinary_repeats_are_no_loop():
     for k in range(6000):
         f = Ether(src=GW, dst=BCAST) / IP(src="10.0.0.1", dst="10.0.0.255") / UDP(sport=138, dport=138) / k.to_bytes(4, "big")
         frames += [(T0 + k * (S // 200), f), (T0 + k * (S // 200) + 30_000, f)]
-    assert not kinds(run(frames), "forwarding_loop")
+    assert not kinds(findings_of(frames), "forwarding_loop")
 
 
 def test_loop_thresholds_from_config():
     req = Ether(src=A, dst=BCAST) / ARP(hwsrc=A, psrc="10.0.0.10", pdst="10.0.0.99")
     frames = [(T0 + k * (S // 50), req) for k in range(100)]  # 50 copies/s for 2 s
-    assert not kinds(run(frames), "forwarding_loop")
+    assert not kinds(findings_of(frames), "forwarding_loop")
     strict = dataclasses.replace(DetectionConfig(), forwarding_loop_min_rate=2.0, forwarding_loop_min_sources=1)
-    assert kinds(run(frames, strict), "forwarding_loop")
+    assert kinds(findings_of(frames, strict), "forwarding_loop")
 
 
 def test_one_host_repeating_one_multicast_frame_is_a_flood_not_a_loop():
@@ -102,7 +76,7 @@ def test_one_host_repeating_one_multicast_frame_is_a_flood_not_a_loop():
     f = Ether(src=A, dst="01:00:5e:00:00:fa") / IP(src="10.0.0.10", dst="239.0.0.250", ttl=1, id=1) / UDP(
         sport=4000, dport=5000) / (b"x" * 40)
     frames = [(T0 + k * (S // 1000), f) for k in range(3000)]
-    found = run(frames)
+    found = findings_of(frames)
     assert not kinds(found, "forwarding_loop")
     flood = kinds(found, "multicast_flood")
     assert [(x.device, x.severity) for x in flood] == [(A, "warning")]
@@ -113,7 +87,7 @@ def test_one_host_repeating_one_multicast_frame_is_a_flood_not_a_loop():
     # same, so nothing repeats at all
     varied = [(T0 + k * (S // 1000), Ether(src=A, dst="01:00:5e:00:00:fa") / IP(
         src="10.0.0.10", dst="239.0.0.250", ttl=1, id=k) / UDP(sport=4000, dport=5000) / (b"x" * 40)) for k in range(3000)]
-    found = run(varied)
+    found = findings_of(varied)
     assert not kinds(found, "forwarding_loop") and not kinds(found, "multicast_flood")
 
 
@@ -141,7 +115,7 @@ def transfer(t0, seconds, *, loss=0.0, src="10.0.0.10", mac=A, sport=40000, seed
 
 
 def test_loss_after_a_clean_baseline_is_raised_for_the_sender():
-    feed = Feed(window=2)
+    feed = FrameFeed(window=2)
     assert not feed.add(transfer(T0, 20))                            # ten clean windows: the baseline
     feed.add(transfer(T0 + 20 * S, 6, loss=0.1, seed=3, sport=40010))
     got = kinds(feed.finish(), "tcp_retransmissions")
@@ -154,19 +128,19 @@ def test_loss_after_a_clean_baseline_is_raised_for_the_sender():
 
 def test_the_same_loss_on_one_connection_is_no_finding():
     # one lossy transfer is that transfer's path (a far server, a slow peer), not the device's network
-    feed = Feed(window=2)
+    feed = FrameFeed(window=2)
     assert not feed.add(transfer(T0, 20, flows=1))
     feed.add(transfer(T0 + 20 * S, 6, loss=0.1, seed=3, sport=40010, flows=1))
     assert not kinds(feed.finish(), "tcp_retransmissions")
     cfg = dataclasses.replace(DetectionConfig(), tcp_retrans_min_flows=1)  # unless told to
-    feed = Feed(cfg, window=2)
+    feed = FrameFeed(cfg, window=2)
     feed.add(transfer(T0, 20, flows=1))
     feed.add(transfer(T0 + 20 * S, 6, loss=0.1, seed=3, sport=40010, flows=1))
     assert [f.evidence["retransmitting_connections"] for f in kinds(feed.finish(), "tcp_retransmissions")] == [1]
 
 
 def test_a_device_that_always_retransmits_is_not_news_after_warm_up():
-    feed = Feed(window=2)
+    feed = FrameFeed(window=2)
     feed.add(transfer(T0, 40, loss=0.08, seed=4))       # 8% for 20 windows: its usual
     before = {f.first_seen for f in kinds(feed.pipe.findings.all_findings(), "tcp_retransmissions")}
     assert before  # before the baseline was learned, 8% is above the 5% cold limit
@@ -182,16 +156,16 @@ def test_a_span_session_doubling_every_segment_is_no_retransmission():
     frames = []
     for t, f in transfer(T0, 10):
         frames += [(t, f), (t + 15_000, f)]
-    assert not kinds(run(frames), "tcp_retransmissions")
+    assert not kinds(findings_of(frames), "tcp_retransmissions")
 
 
 def test_cold_limits_and_the_minimum_count():
     few = transfer(T0, 1, per_second=10, flows=1)
     again = Ether(src=A, dst=B) / IP(src="10.0.0.10", dst="10.0.0.11", id=999) / TCP(sport=40000, dport=5001, flags="PA", seq=1) / (b"d" * 100)
     few.append((T0 + 2 * S, again))  # the first segment once more, with a new IP ID: one retransmission
-    assert not kinds(run(few), "tcp_retransmissions")
+    assert not kinds(findings_of(few), "tcp_retransmissions")
     cfg = dataclasses.replace(DetectionConfig(), tcp_retrans_min=1, tcp_retrans_min_flows=1)
-    got = kinds(run(few, cfg), "tcp_retransmissions")
+    got = kinds(findings_of(few, cfg), "tcp_retransmissions")
     assert [f.device for f in got] == ["10.0.0.10"] and got[0].severity == "info"
 
 
@@ -208,7 +182,7 @@ def probes(t0, n, refused, src="10.0.0.20", mac=GW):
 
 def test_a_monitoring_host_refused_as_usual_is_not_flagged_again():
     cfg = dataclasses.replace(DetectionConfig(), episode_quiet=1.0)
-    feed = Feed(cfg, window=10)
+    feed = FrameFeed(cfg, window=10)
     for w in range(8):  # 30 checks every 10 s, 18 refused: its usual
         feed.add(probes(T0 + w * 10 * S, 30, 18))
     det = next(d for d in feed.pipe.engine.detectors if "tcp_reset" in d.kinds)
