@@ -20,11 +20,21 @@ class ProbeDaemon:
         self.lab, self.proc, self.log_path, self.client = lab, proc, log_path, client
         self.url = f"http://{lab.probe.ip}:{PORT}"
 
+    def fetch(self, path: str, timeout: float = 5.0) -> dict:
+        """GET `path` from the client host: {"status": the HTTP status (0: no answer), "body", "seconds"}."""
+        r = self.lab.run(self.client, ["curl", "-sS", "--max-time", str(timeout), "-w", "\n%{http_code} %{time_total}",
+                                       self.url + path], check=False, timeout=timeout + 10)
+        body, _, tail = r.stdout.rpartition("\n")
+        status, _, seconds = tail.partition(" ")
+        return {"status": int(status or 0), "body": body, "seconds": float(seconds or timeout),
+                "error": r.stderr.strip()}
+
     def get(self, path: str) -> str:
-        r = self.lab.run(self.client, ["curl", "-sS", "--max-time", "5", self.url + path], check=False)
-        if r.returncode != 0:
-            raise RuntimeError(f"GET {path}: {r.stderr.strip()}\n--- daemon log ---\n{self.log()[-3000:]}")
-        return r.stdout
+        """The body of a GET that must answer 200."""
+        r = self.fetch(path)
+        if r["status"] != 200:
+            raise RuntimeError(f"GET {path}: HTTP {r['status']} {r['error']}\n--- daemon log ---\n{self.log()[-3000:]}")
+        return r["body"]
 
     def findings(self, state: str = "open") -> list[dict]:
         return json.loads(self.get(f"/api/findings?state={state}"))["findings"]
