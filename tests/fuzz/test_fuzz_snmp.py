@@ -60,7 +60,6 @@ def test_kept_crashes_replay(path):
 
 
 def test_bounded_atheris_run(tmp_path, seeds):
-    pytest.importorskip("pysnmp")
     corpus, art = tmp_path / "corpus", tmp_path / "artifacts"
     art.mkdir()
     cmd = [sys.executable, str(HERE / "snmp_harness.py"), "-seed=1", f"-runs={RUNS}", "-max_total_time=60",

@@ -4,7 +4,6 @@ implementations: a rogue server's cut OFFER is still rogue_dhcp, cut frames are 
 from __future__ import annotations
 
 import json
-import os
 import struct
 import subprocess
 

@@ -14,8 +14,6 @@ pytestmark = [pytest.mark.lab, pytest.mark.peer,
               pytest.mark.skipif(not os.path.exists("/usr/sbin/snmpd") and shutil.which("snmpd") is None,
                                  reason="needs snmpd (Debian package snmpd)")]
 
-modules = pytest.importorskip("probe.sources.snmp.modules", reason="needs the SNMP modules (snmpmod branch)")
-
 
 def sitevigil(lab, sitevigil_cmd, args, env=None):
     e = dict(os.environ, PYTHONPATH=str(REPO_ROOT), **(env or {}))

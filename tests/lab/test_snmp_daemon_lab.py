@@ -14,8 +14,6 @@ pytestmark = [pytest.mark.lab, pytest.mark.peer,
               pytest.mark.skipif(not os.path.exists("/usr/sbin/snmpd") and shutil.which("snmpd") is None,
                                  reason="needs snmpd (Debian package snmpd)")]
 
-pytest.importorskip("probe.sources.snmp.modules", reason="needs the SNMP modules (snmpmod branch)")
-
 def test_daemon_polls_on_schedule_and_serves_latest_results(lab_factory, tmp_path):
     lab = lab_factory(hosts=3, snmp_hosts=2, mirror=False)
     a, b = lab.snmpds

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from probe.sources.snmp import ber
 from probe.sources.snmp.client import Varbind
 
-v2c = pytest.importorskip("pysnmp.proto.api.v2c")
+from pysnmp.proto.api import v2c  # noqa: E402
 from pyasn1.codec.ber import decoder as pyasn1_decoder  # noqa: E402
 from pyasn1.codec.ber import encoder as pyasn1_encoder  # noqa: E402
 from pysnmp.proto import api  # noqa: E402
@@ -102,7 +102,6 @@ def test_truncated_answer_is_a_ber_error(cut):
 
 def test_v3_discovery_probe_is_a_valid_v3_message():
     data = ber.encode_v3_discovery(1234, 1234)
-    from pysnmp.proto.api import v2c as _  # noqa: F401
     from pysnmp.proto.mpmod.rfc3412 import SNMPv3Message
 
     msg, rest = pyasn1_decoder.decode(data, asn1Spec=SNMPv3Message())

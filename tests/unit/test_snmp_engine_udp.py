@@ -13,7 +13,7 @@ from probe.sources.snmp import ber
 from probe.sources.snmp.client import SnmpProtocolError, SnmpTimeout
 from probe.sources.snmp.engine import Engine
 
-v2c = pytest.importorskip("pysnmp.proto.api.v2c")
+from pysnmp.proto.api import v2c  # noqa: E402
 from pyasn1.codec.ber import encoder as pyasn1_encoder  # noqa: E402
 
 ROOT = (1, 3, 6, 1, 2, 1, 2, 2, 1, 2)

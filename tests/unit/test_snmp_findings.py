@@ -117,7 +117,6 @@ def test_forget_bounds_state():
 
 
 def test_findings_convert_to_the_ledgers_finding():
-    pytest.importorskip("probe.findings.model", reason="the findings ledger's model is not in this tree")
     d = Device()
     f = d.poll(advance=0)["ups_on_battery"].to_finding()
     assert (f.kind, f.severity, f.device) == ("ups_on_battery", "critical", "dev1")

@@ -328,7 +328,7 @@ def test_split_target():
 # -- the subsystem and /snmp ------------------------------------------------------------------------
 
 def test_snmp_endpoint_refuses_outside_targets_and_polls_inside_ones(fake_modules):
-    aiohttp_test = pytest.importorskip("aiohttp.test_utils")
+    import aiohttp.test_utils as aiohttp_test
     from aiohttp import web
 
     from probe.subsystems import snmp as snmp_service

@@ -22,7 +22,7 @@ from probe.sources.snmp.traps import (
     inform_response, v1_trap_oid,
 )
 
-v2c = pytest.importorskip("pysnmp.proto.api.v2c")
+from pysnmp.proto.api import v2c  # noqa: E402
 from pyasn1.codec.ber import decoder as pyasn1_decoder  # noqa: E402
 from pyasn1.codec.ber import encoder as pyasn1_encoder  # noqa: E402
 
@@ -56,7 +56,7 @@ def link_down(community=b"public", request_id=7, idx=3, inform=False, uptime=123
 # -- decoding -------------------------------------------------------------------------------------------
 
 def _udp_payloads(path):
-    scapy = pytest.importorskip("scapy.all")
+    import scapy.all as scapy
     return [(p[scapy.IP].src, bytes(p[scapy.UDP].payload)) for p in scapy.rdpcap(str(path)) if scapy.UDP in p]
 
 
