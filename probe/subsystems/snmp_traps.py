@@ -191,9 +191,9 @@ class SnmpTrapsSubsystem:
         for a in addrs:
             if a in by_addr:
                 return by_addr[a]
-        inv = getattr(self.ctx.devices, "inventory", None)
+        inv = self.ctx.devices.inventory  # Context builds one when the daemon hands none
         for a in addrs:  # an SNMP agent the inventory knows but the poller does not poll yet
-            known = inv.find_ip(a) if inv is not None else None
+            known = inv.find_ip(a)
             if known is not None and known.snmp and poller.add_target(a):
                 return next((d for d in poller.devices() if d.address == a), None)
         return None
