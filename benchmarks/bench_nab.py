@@ -30,6 +30,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
+from probe.commands.bench import report  # noqa: E402
+
 from probe import nab  # noqa: E402
 
 # standard / reward_low_FP_rate / reward_low_FN_rate, on these 41 files
@@ -213,6 +215,9 @@ def main(argv: list[str]) -> int:
               f"{r.false_positives} false-positive rows")
         target = "MET" if ours[0] > best[0] else "NOT MET"
         print(f"target: above the best published standard score ({best[0]}): {target} ({ours[0]:.1f})")
+        report().figure("NAB standard score, in-sample", ours[0], "NAB score", peer=best[0],
+                        peer_name="best published detector", target="above the best published", met=ours[0] > best[0])
+        report().progress("leave-one-category-out")
         print_loco(fast, files, fast.score_default_params(), search=compiled is not None and not quick)
         if compiled is not None and not quick:
             twin_scores = score_corpus(twin, files)
@@ -224,8 +229,13 @@ def main(argv: list[str]) -> int:
     for label, n_series in cases:
         n_fast = 1_000_000 if quick else 5_000_000
         n_twin = 20_000 if quick else 200_000
+        report().progress(f"throughput, {label}")
         ours = rate(fast, n_series, n_fast)
         peer = rate(twin, n_series, n_twin, repeats=1)
+        report().figure(f"anomaly scoring throughput, {label}", ours, "samples per CPU second", peer=peer,
+                        peer_name="pure-Python twin",
+                        target=f">= {TARGET_RATE:,}" if n_series == 100_000 else None,
+                        met=ours >= TARGET_RATE if n_series == 100_000 else None)
         print(f"  {label:<30} compiled {ours:>12,.0f}   twin {peer:>10,.0f}   ratio {ours / peer:6.1f}x")
         if n_series == 100_000:
             target = "MET" if ours >= TARGET_RATE else "NOT MET"

@@ -25,6 +25,8 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from probe.commands.bench import report  # noqa: E402
+
 BATCH = 8192
 
 
@@ -127,7 +129,8 @@ def main(argv=None) -> int:
     print(f"input: {n:,} frames, {batch.data.nbytes / 1e6:.0f} MB in RAM ({origin}); batches of {BATCH}")
 
     best = None
-    for _ in range(1 if quick else 3):
+    for i in range(1 if quick else 3):
+        report().progress(f"compiled parse+aggregate, round {i + 1} of {1 if quick else 3}")
         secs, frames, devices = run_impl(compiled, batch, n)
         best = secs if best is None else min(best, secs)
     ours = n / best
@@ -135,11 +138,15 @@ def main(argv=None) -> int:
           f"({n:,} frames in {best:.3f} s CPU, {devices} devices in the busiest window)")
 
     n_twin = 5_000 if quick else 20_000
+    report().progress(f"pure-Python twin on {n_twin:,} frames")
     secs, frames, _ = run_impl(twin, batch, n_twin)
     peer = frames / secs
     print(f"peer (pure-Python twin, same code path): {peer / 1e3:.1f} k frames/s per core ({frames:,} frames in {secs:.2f} s)")
     print(f"ratio: {ours / peer:.0f}x the twin (target >= 50x); target >= 1.5 M frames/s per core: "
           f"{'met' if ours >= 1.5e6 else 'NOT met'}")
+    report().figure("parse + aggregate, compiled", ours, "frames/s per core", peer=peer,
+                    peer_name="pure-Python twin, same code path", target=">= 50x the twin and >= 1.5 M frames/s",
+                    met=ours / peer >= 50 and ours >= 1.5e6)
 
     tools = [("tcpdump -n -r FILE (decode+print)", shutil.which("tcpdump"), ["-n", "-r"]),
              ("tshark -r FILE -q -z io,stat,0", shutil.which("tshark"), ["-r"])]
@@ -154,11 +161,14 @@ def main(argv=None) -> int:
                 if not exe:
                     continue
                 cmd = [exe, *args, path] + (["-q", "-z", "io,stat,0"] if "tshark" in exe else [])
+                report().progress(f"{label} on {m:,} frames")
                 cpu = peer_tool(cmd)
                 if cpu:
                     rate = m / cpu
                     print(f"peer ({label}): {rate / 1e6:.3f} M frames/s per core ({m:,} frames, {cpu:.2f} s CPU); "
                           f"ratio ours/peer: {ours / rate:.1f}x")
+                    report().figure(f"parse + aggregate vs {label.split()[0]}", ours, "frames/s per core",
+                                    peer=rate, peer_name=label)
     return 0
 
 

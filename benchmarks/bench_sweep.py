@@ -22,6 +22,10 @@ import tempfile
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)
+
+from probe.commands.bench import report  # noqa: E402
 
 
 def _lab():
@@ -128,6 +132,7 @@ def main(argv) -> int:
         rep = 1 if quick else 3
         run_arp_scan(lab, None)  # warm-ups: both programs and their data files in the page cache
         run_ours(lab, None)
+        report().progress(f"arp-scan and our sweep of {lab.subnet}, {rep} each")
         arp_default = measure(lab, "arpscan-default", lambda: run_arp_scan(lab, None), tmp, rep)
         ours_default = measure(lab, "ours-default", lambda: run_ours(lab, None), tmp, rep)
         their_rate = max(1, int(round(arp_default["rate"])))
@@ -153,6 +158,12 @@ def main(argv) -> int:
     print(line(f"arp-scan --interval at {default_rate} pps", arp_slow))
     print(f"  ratio at arp-scan's rate ({their_rate} pps): {ours_fast['wall'] / arp_default['wall']:.2f}")
     print(f"  ratio at our rate ({default_rate} pps):      {ours_default['wall'] / arp_slow['wall']:.2f}")
+    for what, ours_m, peer_m, peer_name in (
+            ("ARP sweep wall time, each tool at its default rate", ours_default, arp_default, "arp-scan"),
+            (f"ARP sweep wall time at arp-scan's rate ({their_rate} pps)", ours_fast, arp_default, "arp-scan"),
+            (f"ARP sweep wall time at our rate ({default_rate} pps)", ours_default, arp_slow, "arp-scan --interval")):
+        report().figure(what, ours_m["wall"], "s", peer=peer_m["wall"], peer_name=peer_name,
+                        ratio_meaning="ours / peer (below 1 is faster)")
     doc = full["extra"][-1]
     snmp = sum(1 for d in doc["devices"] if d["snmp"])
     print(line("sitevigil sweep + SNMP probe", full) + f"  SNMP agents identified {snmp}/5")

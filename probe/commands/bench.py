@@ -1,19 +1,79 @@
 """Run the benchmarks in benchmarks/, each against a real peer measured in the same run.
 
-Each prints our figure, the peer's figure and the ratio. With no names, lists them. Needs a source
-checkout (benchmarks/ is not installed).
+Each prints our figure, the peer's figure and the ratio, and says what it is doing on stderr while it
+runs. With no names, lists them. `--format json` prints, once all have run, one JSON document on stdout:
+every benchmark's figures (ours, the peer's, the ratio, the target where an issue sets one), exit status
+and duration; the human-readable lines then go to stderr with the progress. Needs a source checkout
+(benchmarks/ is not installed).
+
+A benchmark reports through `report()`: `report().progress("...")` while it works, and
+`report().figure(...)` for each figure it prints.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import json
+import math
 import os
 import sys
+import time
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class Figure:
+    """One measured figure beside its peer's from the same run. `ratio` is ours / peer's unless the
+    benchmark defines it otherwise (it says how in `ratio_meaning`); `met` whether the target is met."""
+    what: str
+    ours: float
+    unit: str
+    peer: float | None = None
+    peer_name: str | None = None
+    ratio: float | None = None
+    ratio_meaning: str = "ours / peer"
+    target: str | None = None
+    met: bool | None = None
+
+
+@dataclass
+class Report:
+    """What one benchmark run measured, and where it is."""
+    name: str = ""
+    figures: list[Figure] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+
+    def progress(self, message: str) -> None:
+        print(f"[{self.name or 'bench'} {time.monotonic() - self.started:6.1f}s] {message}", file=sys.stderr, flush=True)
+
+    def figure(self, what: str, ours: float, unit: str, *, peer: float | None = None, peer_name: str | None = None,
+               ratio: float | None = None, ratio_meaning: str = "ours / peer", target: str | None = None,
+               met: bool | None = None) -> Figure:
+        if ratio is None and peer:
+            ratio = ours / peer
+        f = Figure(what, _finite(ours), unit, _finite(peer), peer_name, _finite(ratio), ratio_meaning, target, met)
+        self.figures.append(f)
+        return f
+
+
+def _finite(x):
+    return None if x is None or (isinstance(x, float) and not math.isfinite(x)) else x
+
+
+_current = Report()
+
+
+def report() -> Report:
+    """The report of the benchmark running now (a fresh one for each benchmark `run` starts)."""
+    return _current
 
 
 def add_arguments(p):
     p.add_argument("names", nargs="*", metavar="NAME", help="benchmarks to run (default: list them); 'all' runs every one")
     p.add_argument("--dir", default=None, help="benchmarks directory (default: the checkout's benchmarks/)")
     p.add_argument("--quick", action="store_true", help="smaller inputs, for a smoke run")
+    p.add_argument("--format", choices=("text", "json"), default="text",
+                   help="json: the figures of every benchmark as one JSON document on stdout, the text on stderr")
 
 
 def find_dir(explicit: str | None) -> str | None:
@@ -56,9 +116,24 @@ def run(args) -> int:
         print(f"sitevigil bench: unknown benchmark(s): {', '.join(unknown)} (known: {', '.join(benches)})",
               file=sys.stderr)
         return 2
+    global _current
     rc = 0
+    done = {}
+    as_json = getattr(args, "format", "text") == "json"
     for name in names:
-        print(f"== {name}", flush=True)
+        _current = Report(name)
         argv = ["--quick"] if args.quick else []
-        rc |= int(benches[name].main(argv) or 0)
+        out = sys.stderr if as_json else sys.stdout
+        print(f"== {name}", file=out, flush=True)
+        _current.progress("started")
+        with contextlib.redirect_stdout(out):
+            status = int(benches[name].main(argv) or 0)
+        seconds = time.monotonic() - _current.started
+        _current.progress(f"done in {seconds:.1f} s (exit status {status})")
+        done[name] = {"exit_status": status, "seconds": round(seconds, 3),
+                      "figures": [asdict(f) for f in _current.figures]}
+        rc |= status
+    if as_json:
+        json.dump({"quick": bool(args.quick), "benchmarks": done}, sys.stdout, indent=1)
+        sys.stdout.write("\n")
     return rc

@@ -1,4 +1,5 @@
 """The command line as a technician meets it (run as subprocesses, like a person would)."""
+import json
 import subprocess
 
 import pytest
@@ -59,3 +60,39 @@ def test_bench_lists_benchmarks(sitevigil_cmd, sitevigil_env):
     names = [line.split()[0] for line in r.stdout.splitlines() if line.strip()]
     on_disk = sorted(p.stem[len("bench_"):] for p in (REPO_ROOT / "benchmarks").glob("bench_*.py"))
     assert names == on_disk
+
+
+_FAKE_BENCH = '''"""A benchmark of nothing: two figures, one beside a peer."""
+from probe.commands.bench import report
+
+
+def main(argv):
+    report().progress("measuring")
+    print("ours 200 things/s, peer 100 things/s, ratio 2.00")
+    report().figure("things", 200.0, "things/s", peer=100.0, peer_name="the peer", target=">= 1x", met=True)
+    report().figure("cost", 3.0, "CPU s", peer=6.0, peer_name="the peer", ratio=2.0, ratio_meaning="peer / ours")
+    return 1 if "--quick" in argv else 0
+'''
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_bench_reports_progress_and_figures(sitevigil_cmd, sitevigil_env, tmp_path, fmt):
+    (tmp_path / "bench_fake.py").write_text(_FAKE_BENCH)
+    r = _run(sitevigil_cmd, sitevigil_env, "bench", "--dir", str(tmp_path), "--format", fmt, "fake")
+    assert r.returncode == 0, r.stderr
+    assert "[fake" in r.stderr and "measuring" in r.stderr and "done in" in r.stderr  # progress, on stderr
+    human = "ours 200 things/s, peer 100 things/s, ratio 2.00"
+    if fmt == "text":
+        assert human in r.stdout and "[fake" not in r.stdout
+        return
+    assert human in r.stderr  # the human lines move to stderr: stdout is one JSON document
+    doc = json.loads(r.stdout)
+    fake = doc["benchmarks"]["fake"]
+    assert doc["quick"] is False and fake["exit_status"] == 0 and fake["seconds"] >= 0
+    assert fake["figures"] == [
+        {"what": "things", "ours": 200.0, "unit": "things/s", "peer": 100.0, "peer_name": "the peer", "ratio": 2.0,
+         "ratio_meaning": "ours / peer", "target": ">= 1x", "met": True},
+        {"what": "cost", "ours": 3.0, "unit": "CPU s", "peer": 6.0, "peer_name": "the peer", "ratio": 2.0,
+         "ratio_meaning": "peer / ours", "target": None, "met": None}]
+    quick = _run(sitevigil_cmd, sitevigil_env, "bench", "--dir", str(tmp_path), "--format", "json", "--quick", "fake")
+    assert quick.returncode == 1 and json.loads(quick.stdout)["benchmarks"]["fake"]["exit_status"] == 1
