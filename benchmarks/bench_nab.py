@@ -154,6 +154,12 @@ def print_loco(impl, files, params, *, search=True):
         line += f"{tuned:>16.1f}"
     print(line)
     held = tuned if tuned is not None else fixed
+    report().figure("NAB standard score, leave-one-category-out held out (shipped params)", fixed, "NAB score",
+                    peer=inside, peer_name="the same folds in-sample", ratio_meaning="held out / in-sample")
+    if tuned is not None:
+        report().figure("NAB standard score, leave-one-category-out held out (params tuned per fold)", tuned,
+                        "NAB score", peer=inside, peer_name="the same folds in-sample",
+                        ratio_meaning="held out / in-sample")
     print(f"  gap in-sample - held out: {inside - fixed:.1f} (shipped params, threshold held out)"
           + (f", {inside - tuned:.1f} (params tuned per fold)" if tuned is not None else ""))
     return inside, held

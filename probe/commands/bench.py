@@ -18,6 +18,7 @@ import math
 import os
 import sys
 import time
+import traceback
 from dataclasses import asdict, dataclass, field
 
 
@@ -51,13 +52,18 @@ class Report:
                met: bool | None = None) -> Figure:
         if ratio is None and peer:
             ratio = ours / peer
-        f = Figure(what, _finite(ours), unit, _finite(peer), peer_name, _finite(ratio), ratio_meaning, target, met)
+        f = Figure(what, _finite(ours), unit, _finite(peer), peer_name, _finite(ratio), ratio_meaning, target,
+                   None if met is None else bool(met))
         self.figures.append(f)
         return f
 
 
-def _finite(x):
-    return None if x is None or (isinstance(x, float) and not math.isfinite(x)) else x
+def _finite(x) -> float | None:
+    """A plain float (numpy's too), or None for no figure or a NaN/infinite one (JSON has neither)."""
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
 
 
 _current = Report()
@@ -126,11 +132,16 @@ def run(args) -> int:
         out = sys.stderr if as_json else sys.stdout
         print(f"== {name}", file=out, flush=True)
         _current.progress("started")
-        with contextlib.redirect_stdout(out):
-            status = int(benches[name].main(argv) or 0)
+        error = None
+        try:
+            with contextlib.redirect_stdout(out):
+                status = int(benches[name].main(argv) or 0)
+        except Exception as exc:  # one benchmark's failure loses neither its figures so far nor the others
+            traceback.print_exc(file=sys.stderr)
+            status, error = 1, f"{type(exc).__name__}: {exc}"
         seconds = time.monotonic() - _current.started
-        _current.progress(f"done in {seconds:.1f} s (exit status {status})")
-        done[name] = {"exit_status": status, "seconds": round(seconds, 3),
+        _current.progress(f"done in {seconds:.1f} s (exit status {status})" + (f": {error}" if error else ""))
+        done[name] = {"exit_status": status, "seconds": round(seconds, 3), "error": error,
                       "figures": [asdict(f) for f in _current.figures]}
         rc |= status
     if as_json:

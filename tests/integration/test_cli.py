@@ -70,8 +70,13 @@ def main(argv):
     report().progress("measuring")
     print("ours 200 things/s, peer 100 things/s, ratio 2.00")
     report().figure("things", 200.0, "things/s", peer=100.0, peer_name="the peer", target=">= 1x", met=True)
-    report().figure("cost", 3.0, "CPU s", peer=6.0, peer_name="the peer", ratio=2.0, ratio_meaning="peer / ours")
-    return 1 if "--quick" in argv else 0
+    import numpy as np  # figures computed with numpy are plain JSON numbers and booleans
+    report().figure("cost", np.float64(3.0), "CPU s", peer=6.0, peer_name="the peer", ratio=2.0,
+                    ratio_meaning="peer / ours", met=np.bool_(False))
+    report().figure("nothing to compare", float("nan"), "things", peer=0.0)
+    if "--quick" in argv:
+        raise RuntimeError("no quick way to measure nothing")
+    return 0
 '''
 
 
@@ -88,11 +93,16 @@ def test_bench_reports_progress_and_figures(sitevigil_cmd, sitevigil_env, tmp_pa
     assert human in r.stderr  # the human lines move to stderr: stdout is one JSON document
     doc = json.loads(r.stdout)
     fake = doc["benchmarks"]["fake"]
-    assert doc["quick"] is False and fake["exit_status"] == 0 and fake["seconds"] >= 0
+    assert doc["quick"] is False and fake["exit_status"] == 0 and fake["seconds"] >= 0 and fake["error"] is None
     assert fake["figures"] == [
         {"what": "things", "ours": 200.0, "unit": "things/s", "peer": 100.0, "peer_name": "the peer", "ratio": 2.0,
          "ratio_meaning": "ours / peer", "target": ">= 1x", "met": True},
         {"what": "cost", "ours": 3.0, "unit": "CPU s", "peer": 6.0, "peer_name": "the peer", "ratio": 2.0,
-         "ratio_meaning": "peer / ours", "target": None, "met": None}]
+         "ratio_meaning": "peer / ours", "target": None, "met": False},
+        {"what": "nothing to compare", "ours": None, "unit": "things", "peer": 0.0, "peer_name": None, "ratio": None,
+         "ratio_meaning": "ours / peer", "target": None, "met": None}]
     quick = _run(sitevigil_cmd, sitevigil_env, "bench", "--dir", str(tmp_path), "--format", "json", "--quick", "fake")
-    assert quick.returncode == 1 and json.loads(quick.stdout)["benchmarks"]["fake"]["exit_status"] == 1
+    # a benchmark that raises: its figures so far are kept, the error said, the exit status 1
+    failed = json.loads(quick.stdout)["benchmarks"]["fake"]
+    assert quick.returncode == 1 and failed["exit_status"] == 1 and len(failed["figures"]) == 3
+    assert failed["error"] == "RuntimeError: no quick way to measure nothing" and "Traceback" in quick.stderr

@@ -43,6 +43,7 @@ def replay(path: Path):
 
 # the lab's loop and packet-loss captures, pinned by tests/integration/test_loop_retrans_replay.py
 PINNED_ELSEWHERE = {"lab_forwarding_loop", "lab_tcp_loss_10pct",
+                    "lab_arpspoof", "lab_duplicate_ip",  # tests/integration/test_arp_contest_replay.py
                     "benign_office_hour"}  # tests/integration/test_benign_captures.py: raises nothing
 
 
