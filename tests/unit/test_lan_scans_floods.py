@@ -11,7 +11,7 @@ from scapy.layers.l2 import ARP, Dot1Q, Ether
 
 from probe.config import DetectionConfig
 from probe.findings.lan import ATTACK_KINDS
-from tests.unit.test_lan_findings import run
+from tests.helpers import findings_of
 
 S = 10**9
 T0 = 1_700_000_000 * S
@@ -45,7 +45,7 @@ def test_stealth_scans_are_port_scans(flags):
         frames.append((T0 + k * 2_000_000, probe(flags, port)))
         if port not in (22, 80, 443):
             frames.append((T0 + k * 2_000_000 + 50_000, answer("RA", port)))
-    f = one(run(frames), "port_scan")
+    f = one(findings_of(frames), "port_scan")
     assert f.device == A_IP and f.evidence["scan_type"] == "stealth" and f.evidence["tcp_stealth"] == 400
     assert f.evidence["mac"] == ATTACKER and f.evidence["distinct_dst_ports"] >= 300
 
@@ -56,7 +56,7 @@ def test_probes_with_ack_are_seen_by_the_resets_they_draw(flags):
     for k, port in enumerate(range(1, 301)):
         frames.append((T0 + k * 3_000_000, probe(flags, port)))
         frames.append((T0 + k * 3_000_000 + 40_000, answer("R", port)))
-    f = one(run(frames), "port_scan")
+    f = one(findings_of(frames), "port_scan")
     assert f.device == A_IP and f.evidence["scan_type"] == "ack"
     assert f.evidence["distinct_resetting_ports"] >= 200 and f.evidence["tcp_rst_received"] == 300
 
@@ -66,7 +66,7 @@ def test_syn_scan_keeps_its_type():
     for k, port in enumerate(range(1, 301)):
         frames.append((T0 + k * 3_000_000, probe("S", port)))
         frames.append((T0 + k * 3_000_000 + 40_000, answer("RA", port)))
-    assert one(run(frames), "port_scan").evidence["scan_type"] == "syn"
+    assert one(findings_of(frames), "port_scan").evidence["scan_type"] == "syn"
 
 
 def test_a_server_reset_by_its_clients_and_a_client_reset_by_one_server_are_not_scans():
@@ -83,7 +83,7 @@ def test_a_server_reset_by_its_clients_and_a_client_reset_by_one_server_are_not_
         t = T0 + k * 20_000_000
         frames += [(t, Ether(src=ATTACKER, dst=GW) / IP(src=A_IP, dst="10.0.0.1") / TCP(sport=50000 + k, dport=8080, flags="PA")),
                    (t + 1000, Ether(src=GW, dst=ATTACKER) / IP(src="10.0.0.1", dst=A_IP) / TCP(sport=8080, dport=50000 + k, flags="R"))]
-    assert not kinds(run(frames))
+    assert not kinds(findings_of(frames))
 
 
 def _macof(n, t0, vlan=None, seed=1):
@@ -118,7 +118,7 @@ def _chatty_lan(n, t0, seconds, one_frame=False):
 
 def test_macof_is_a_mac_flood_with_its_vlan():
     lan = _chatty_lan(20, T0, 20)
-    f = one(run(lan + _macof(3000, T0 + 12 * S, vlan=30)), "mac_flood")
+    f = one(findings_of(lan + _macof(3000, T0 + 12 * S, vlan=30)), "mac_flood")
     assert f.severity == "critical" and f.device == "vlan30" and f.evidence["vlan"] == 30
     assert f.evidence["new_one_shot_macs"] >= 2900
     assert 0.4 <= f.evidence["locally_administered_share"] <= 0.6 and 0.4 <= f.evidence["group_bit_share"] <= 0.6
@@ -126,7 +126,7 @@ def test_macof_is_a_mac_flood_with_its_vlan():
 
 
 def test_mac_flood_past_the_table_counts_the_overflow():
-    f = one(run(_macof(3000, T0), max_devices=1024), "mac_flood")
+    f = one(findings_of(_macof(3000, T0), max_devices=1024), "mac_flood")
     assert f.device == "lan" and f.evidence["table_overflow_frames"] >= 1900 and f.evidence["vlan"] is None
 
 
@@ -134,8 +134,8 @@ def test_busy_lan_is_not_a_mac_flood():
     """1500 devices that talked before go quiet and send one ARP each later; 600 new ones send one frame."""
     frames = _chatty_lan(1500, T0, 20) + _chatty_lan(1500, T0 + 40 * S, 1, one_frame=True)
     frames += [(t + 60 * S, f) for t, f in _chatty_lan(600, T0, 1, one_frame=True)]
-    assert "mac_flood" not in kinds(run(frames))
-    assert "mac_flood" in kinds(run(frames + _macof(1500, T0 + 70 * S)))  # the real thing on top is still seen
+    assert "mac_flood" not in kinds(findings_of(frames))
+    assert "mac_flood" in kinds(findings_of(frames + _macof(1500, T0 + 70 * S)))  # the real thing on top is still seen
 
 
 def test_syn_flood_at_an_open_port_is_a_syn_flood():
@@ -145,7 +145,7 @@ def test_syn_flood_at_an_open_port_is_a_syn_flood():
         t = T0 + k * 250_000
         frames += [(t, probe("S", 80, sport=1024 + k % 60000)), (t + 20_000, answer("SA", 80, dport=1024 + k % 60000)),
                    (t + 30_000, probe("R", 80, sport=1024 + k % 60000))]
-    f = one(run(frames), "syn_flood")
+    f = one(findings_of(frames), "syn_flood")
     assert f.device == A_IP and f.evidence["synack_reset_by_initiator"] == 3000
 
 
@@ -157,7 +157,7 @@ def test_busy_client_closing_by_reset_is_not_a_syn_flood():
         frames += [(t, probe("S", 80, sport=sp)), (t + 20_000, answer("SA", 80, dport=sp)), (t + 30_000, probe("A", 80, sport=sp)),
                    (t + 40_000, probe("PA", 80, sport=sp) / (b"GET / HTTP/1.1\r\n\r\n")),
                    (t + 90_000, answer("PA", 80, dport=sp) / (b"x" * 300)), (t + 100_000, probe("RA", 80, sport=sp))]
-    assert not kinds(run(frames))
+    assert not kinds(findings_of(frames))
 
 
 def _repeat(frame, n, pps, t0=T0):
@@ -169,21 +169,21 @@ def test_icmp_echo_flood_and_ordinary_pings():
     req = Ether(src=ATTACKER, dst=VICTIM) / IP(src=A_IP, dst=V_IP) / ICMP(type=8)
     rep = Ether(src=VICTIM, dst=ATTACKER) / IP(src=V_IP, dst=A_IP) / ICMP(type=0)
     frames = _repeat(req, 8000, 4000) + [(t + 30_000, rep) for t, _ in _repeat(req, 8000, 4000)]
-    f = one(run(frames), "icmp_flood")
+    f = one(findings_of(frames), "icmp_flood")
     assert f.device == A_IP and f.evidence["packets_per_second"] >= 3000 and f.evidence["protocol"] == "icmp"
     # ping at 1/s to one host; a monitor pinging 300 hosts at 100/s in all
     calm = _repeat(req, 20, 1)
     for k in range(2000):
         dst = f"10.0.1.{k % 250}" if k % 300 < 250 else f"10.0.2.{k % 300 - 250}"
         calm.append((T0 + k * 10_000_000, Ether(src=GW, dst=VICTIM) / IP(src="10.0.0.1", dst=dst) / ICMP(type=8)))
-    assert "icmp_flood" not in kinds(run(calm))  # (the monitor's unanswered pings are a host sweep)
+    assert "icmp_flood" not in kinds(findings_of(calm))  # (the monitor's unanswered pings are a host sweep)
 
 
 def test_icmp_flood_with_spoofed_sources_is_blamed_on_the_mac():
     rnd = random.Random(3)
     tmpl = bytes(Ether(src=ATTACKER, dst=VICTIM) / IP(src="172.16.0.1", dst=V_IP, chksum=0) / ICMP(type=8))
     frames = [(T0 + k * 250_000, tmpl[:26] + rnd.randbytes(4) + tmpl[30:]) for k in range(6000)]  # random source IPs
-    f = one(run(frames), "icmp_flood")
+    f = one(findings_of(frames), "icmp_flood")
     assert f.device == ATTACKER
 
 
@@ -191,7 +191,7 @@ def test_udp_flood_against_voice_and_video():
     flood = Ether(src=ATTACKER, dst=VICTIM) / IP(src=A_IP, dst=V_IP) / UDP(sport=2000, dport=5000)
     unreach = Ether(src=VICTIM, dst=ATTACKER) / IP(src=V_IP, dst=A_IP) / ICMP(type=3, code=3) / IP(src=A_IP, dst=V_IP) / UDP()
     frames = _repeat(flood, 10000, 4000) + _repeat(unreach, 3, 1)
-    found = run(frames)
+    found = findings_of(frames)
     f = one(found, "udp_flood")
     assert f.device == A_IP and f.evidence["protocol"] == "udp" and "icmp_unreachable" not in {x.kind for x in found}
     # a SIP trunk: 50 calls of RTP each way (2500 small datagrams/s each way); a camera streaming 1400-byte frames
@@ -199,15 +199,15 @@ def test_udp_flood_against_voice_and_video():
     rtp_in = Ether(src=VICTIM, dst=GW) / IP(src=V_IP, dst="10.0.0.1") / UDP(sport=20000, dport=10000) / (b"r" * 172)
     video = Ether(src=ATTACKER, dst=VICTIM) / IP(src=A_IP, dst=V_IP) / UDP(sport=6000, dport=7000) / (b"v" * 1372)
     calm = _repeat(rtp_out, 12500, 2500) + _repeat(rtp_in, 12500, 2500, T0 + 100_000) + _repeat(video, 15000, 3000)
-    assert not kinds(run(calm))
+    assert not kinds(findings_of(calm))
 
 
 def test_flood_thresholds_come_from_config():
     req = Ether(src=ATTACKER, dst=VICTIM) / IP(src=A_IP, dst=V_IP) / ICMP(type=8)
     frames = _repeat(req, 1500, 150)
-    assert not kinds(run(frames))
-    assert "icmp_flood" in kinds(run(frames, DetectionConfig(icmp_flood_pps=100.0)))
-    assert not kinds(run(frames, DetectionConfig(icmp_flood_pps=100.0, flood_min_packets=2000)))
+    assert not kinds(findings_of(frames))
+    assert "icmp_flood" in kinds(findings_of(frames, DetectionConfig(icmp_flood_pps=100.0)))
+    assert not kinds(findings_of(frames, DetectionConfig(icmp_flood_pps=100.0, flood_min_packets=2000)))
 
 
 def test_quiet_devices_seen_once_are_known_afterwards():
@@ -218,6 +218,6 @@ def test_quiet_devices_seen_once_are_known_afterwards():
         mac, ip = f"02:00:00:03:{k >> 8:02x}:{k & 255:02x}", f"10.3.{k >> 8}.{k & 255}"
         raw = bytes(Ether(src=mac, dst=GW) / IP(src=ip, dst="10.0.0.1") / UDP(sport=161, dport=40000))
         frames += [(T0 + w * 30 * S + k * 1_000_000, raw) for w in range(5)]
-    assert "mac_flood" not in kinds(run(frames + _macof(700, T0 + 120 * S + 500_000_000)))
-    f = one(run(frames + _macof(1500, T0 + 120 * S + 500_000_000)), "mac_flood")
+    assert "mac_flood" not in kinds(findings_of(frames + _macof(700, T0 + 120 * S + 500_000_000)))
+    f = one(findings_of(frames + _macof(1500, T0 + 120 * S + 500_000_000)), "mac_flood")
     assert 1400 <= f.evidence["new_one_shot_macs"] <= 1500
