@@ -377,7 +377,7 @@ class MacFloodDetector:
         return [Finding("mac_flood", "critical", LAN if vlan is None else f"vlan{vlan}", ev, first / 1e9, last / 1e9)]
 
 
-_FIRST, _LAST, _REPLIES, _GRATUITOUS, _FRAMES, _REQUESTS, _HOLDER_BEFORE = range(7)  # an ARP claim's fields
+_FIRST, _LAST, _REPLIES, _GRATUITOUS, _POISONED, _REQUESTS, _HOLDER_BEFORE = range(7)  # an ARP claim's fields
 
 
 class ArpDetector:
@@ -394,14 +394,12 @@ class ArpDetector:
 
     def __init__(self, max_ips: int = 65536, max_macs_per_ip: int = 8):
         self.max_ips, self.max_macs_per_ip = max_ips, max_macs_per_ip
-        # ip -> {mac: [first_ns, last_ns, replies, gratuitous, frames, requests, the most replies another
-        # MAC had sent for the ip by the end of the window this one first claimed it in]}, least
-        # recently claimed first
+        # ip -> {mac: [first_ns, last_ns, replies, gratuitous, poisoned (1 once it showed unsolicited
+        # replies: a poisoner stays one), requests, the most replies another MAC had sent for the ip by the
+        # end of the window this one first claimed it in]}, least recently claimed first
         self.claims: collections.OrderedDict[int, dict[int, list[int]]] = collections.OrderedDict()
         # mac -> (last seen ns, the other MAC, switches): remote IPs that arrived from it and another MAC
         self.switched: collections.OrderedDict[int, tuple[int, int, int]] = collections.OrderedDict()
-        # (ip, mac) -> when the claim last showed unsolicited replies (bounded, forgotten after the ttl)
-        self.poisoned: collections.OrderedDict[tuple[int, int], int] = collections.OrderedDict()
         # ip -> when its contest was first left undecided (bounded): judged again in later windows
         self.undecided: collections.OrderedDict[int, int] = collections.OrderedDict()
         # mac -> last seen ns: MACs that off-LAN traffic arrived from (a gateway's), bounded
@@ -412,7 +410,7 @@ class ArpDetector:
         claim's life, not one window's)."""
         snap = window.arp
         first, last, replies = snap.col("first_seen_ns"), snap.col("last_seen_ns"), snap.col("arp_reply")
-        garp, frames, requests = snap.col("arp_gratuitous"), snap.col("frames"), snap.col("arp_request")
+        garp, requests = snap.col("arp_gratuitous"), snap.col("arp_request")
         new: list[tuple[int, int]] = []
         for i in range(len(snap)):
             ip, mac = int(snap.keys[i, 0]), int(snap.keys[i, 1])
@@ -421,15 +419,13 @@ class ArpDetector:
             if cur is None:
                 if len(macs) >= self.max_macs_per_ip:
                     macs.pop(min(macs, key=lambda m: macs[m][_LAST]))
-                macs[mac] = [int(first[i]), int(last[i]), int(replies[i]), int(garp[i]), int(frames[i]),
-                             int(requests[i]), 0]
+                macs[mac] = [int(first[i]), int(last[i]), int(replies[i]), int(garp[i]), 0, int(requests[i]), 0]
                 new.append((ip, mac))
             else:
                 cur[_FIRST] = min(cur[_FIRST], int(first[i]))
                 cur[_LAST] = max(cur[_LAST], int(last[i]))
                 cur[_REPLIES] += int(replies[i])
                 cur[_GRATUITOUS] += int(garp[i])
-                cur[_FRAMES] += int(frames[i])
                 cur[_REQUESTS] += int(requests[i])
             self.claims[ip] = macs
         # A window holds counts, not their order: the holder's replies in the window a claim began may
@@ -501,8 +497,6 @@ class ArpDetector:
         # contests left undecided that may be decided by silence (announcements that stopped)
         for ip in [x for x, since in self.undecided.items() if since < window.end_ns - ttl_ns or x not in self.claims]:
             del self.undecided[ip]
-        for key in [k for k, seen in self.poisoned.items() if seen < window.end_ns - ttl_ns]:
-            del self.poisoned[key]
         spoofers: dict[int, dict] = {}
         duplicates = []
         for ip in sorted(now_ips | set(self.undecided)):
@@ -526,12 +520,9 @@ class ArpDetector:
                 holder_since = max(holder - claim[_HOLDER_BEFORE], 0)  # the holder's replies since the claim
                 unsolicited = gratuitous >= c.arp_poison_min_unsolicited or (
                     directed >= c.arp_poison_min_replies and directed > 2 * holder_since)
-                if unsolicited:  # a poisoner stays one (arpspoof's parting replies restore the holder's MAC)
-                    self.poisoned.pop((ip, mac), None)
-                    self.poisoned[(ip, mac)] = window.end_ns
-                    while len(self.poisoned) > self.max_ips:
-                        self.poisoned.popitem(last=False)
-                unsolicited = unsolicited or (ip, mac) in self.poisoned
+                # a poisoner stays one (arpspoof's parting replies restore the holder's MAC)
+                claim[_POISONED] |= unsolicited
+                unsolicited = bool(claim[_POISONED])
                 gateway = any(m in self.gateways for m in others)
                 redirected = mac in self.switched and self.switched[mac][1] in others
                 signs = {"unsolicited_replies": unsolicited, "claims_gateway_ip": gateway,
