@@ -7,7 +7,8 @@ netsniff-ng's mausezahn sends 1,000,000 frames from random source MACs and rando
 the capture ring's and the tables' pages are already resident). Printed, beside issue 12's bound (RSS
 growth < 50 MB): the daemon's RSS (process and children, /proc VmRSS) idle, before and after, the samples on /metrics and its
 largest label sets before and after (bounded: they must not grow with the flood), the frames the daemon
-counted, the finding the flood raised, and whether the real hosts' devices and series survived.
+counted, the finding the flood raised, and whether the real hosts' devices and anomaly series survived
+(the flood's sources must not evict them: the anomaly series it evicted are printed).
 """
 from __future__ import annotations
 
@@ -78,6 +79,7 @@ def main(argv: list[str]) -> int:
                 lab.run(h, ["ping", "-c", "3", "-i", "0.3", "-W", "1", str(lab.gateway.ip)], check=False)
             real = {h.mac for h in lab.hosts}
             known = lambda body: {s.labels.get("mac") for s in samples(body, "sitevigil_device_info")}  # noqa: E731
+            scored = lambda body: {s.labels.get("device") for s in samples(body, "sitevigil_anomaly_device_score_max")}  # noqa: E731
 
             def all_known():
                 b = d.get("/metrics")
@@ -95,6 +97,7 @@ def main(argv: list[str]) -> int:
             body = d.get("/metrics")
             rss0, (n0, fam0) = rss_bytes(d.proc.pid), series(body)
             frames0 = sample(body, "sitevigil_capture_frames_total") or 0
+            evicted0 = sample(body, "sitevigil_anomaly_series_evicted_total") or 0
             report().progress(f"flood: {count:,} frames from random MACs and IPs (mausezahn)")
             t0 = time.monotonic()
             lab.run(h0, ["mausezahn", "eth0", "-q", "-c", str(count), "-d", "0", "-a", "rand", "-b", h1.mac,
@@ -109,7 +112,8 @@ def main(argv: list[str]) -> int:
             frames = (sample(body, "sitevigil_capture_frames_total") or 0) - frames0
             drops = sample(body, "sitevigil_capture_kernel_drops_total") or 0
             found = d.findings()
-            survived = real <= known(body)
+            evicted = (sample(body, "sitevigil_anomaly_series_evicted_total") or 0) - evicted0
+            survived = real <= known(body) and real <= scored(body)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -126,6 +130,8 @@ def main(argv: list[str]) -> int:
         print(f"    {name:<52} {fam0.get(name, 0):>6} -> {n:>6}")
     kinds = sorted({(f["kind"], f["device"]) for f in found})
     print(f"  findings: {kinds}")
+    print(f"  anomaly series evicted during the flood: {evicted:,.0f}; devices scored after it: "
+          f"{len(scored(body))} (the real hosts among them: {len(real & scored(body))} of {len(real)})")
     print(f"  the real hosts' devices and series survived: {'yes' if survived else 'NO'}")
     report().figure("daemon RSS growth over the flood (after the same volume of ordinary frames)", growth_mb, "MiB",
                     peer=BOUND_MB, peer_name="issue 12's bound", ratio_meaning="ours / bound", target="< 50 MB",

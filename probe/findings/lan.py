@@ -392,7 +392,9 @@ class ArpDetector:
     duplicate_ip, whose evidence says which signs were looked for and not seen."""
     kinds = ("arp_spoofing", "duplicate_ip", "gratuitous_arp_storm")
 
-    def __init__(self, max_ips: int = 65536, max_macs_per_ip: int = 8):
+    # 8,192 addresses (32 full /24s): a claim costs ~1 kB in Python, so a flood of spoofed ARP holds
+    # ~8 MiB here at most; the least recently claimed addresses go first, the LAN's own re-claim theirs
+    def __init__(self, max_ips: int = 8192, max_macs_per_ip: int = 8):
         self.max_ips, self.max_macs_per_ip = max_ips, max_macs_per_ip
         # ip -> {mac: [first_ns, last_ns, replies, gratuitous, poisoned (1 once it showed unsolicited
         # replies: a poisoner stays one), requests, the most replies another MAC had sent for the ip by the

@@ -26,6 +26,7 @@ from typing import Iterator
 import numpy as np
 
 from probe import fastpath
+from probe.fastpath.twin.aggregate import key_hash
 from probe.fastpath.layout import (BITMAPS, COUNTER_INDEX, COUNTERS, DUP_SLOTS, FLOW_SLOTS, HLL_REGISTERS, N_COUNTERS, N_SKETCHES,
                            NON_ADDITIVE, SKETCHES)
 from probe.sources.frames import FrameBatch
@@ -104,6 +105,7 @@ class AggTable:
         self.counts = np.zeros((rows, N_COUNTERS), np.uint64)
         self.hll = np.zeros((rows, N_SKETCHES * HLL_REGISTERS if sketches else 0), np.uint8)
         self.meta = np.zeros(2, np.int64)
+        self.reserved = 0  # rows 0..reserved-1 were given to established keys before the window began
 
     @property
     def spec(self):
@@ -123,11 +125,18 @@ class AggTable:
 
     def snapshot(self) -> "TableSnapshot":
         n = self.used
+        if self.reserved:  # a reserved row nothing touched is not in the window
+            rows = np.flatnonzero(self.counts[:n, _FIRST] != 0)
+            return TableSnapshot(self.keys[rows], self.counts[rows], self.hll[rows],
+                                 self.counts[self.capacity].copy(), self.hll[self.capacity].copy(),
+                                 self.overflow_frames, reserved=int(np.count_nonzero(rows < self.reserved)))
         return TableSnapshot(self.keys[:n].copy(), self.counts[:n].copy(), self.hll[:n].copy(),
                              self.counts[self.capacity].copy(), self.hll[self.capacity].copy(),
                              self.overflow_frames)
 
-    def reset(self):
+    def reset(self, reserve: np.ndarray | None = None):
+        """Empty the table for the next window; `reserve` (uint64 [k, 2], k <= capacity) are keys given
+        rows first, so they count in the next window whatever new keys fill the rest."""
         n = self.used
         self.slots.fill(-1)
         self.keys[:n] = 0
@@ -136,6 +145,21 @@ class AggTable:
         self.counts[self.capacity:] = 0
         self.hll[self.capacity:] = 0
         self.meta[:] = 0
+        self.reserved = 0
+        if reserve is not None and len(reserve):
+            self._insert(np.asarray(reserve, np.uint64)[:self.capacity])
+
+    def _insert(self, keys: np.ndarray) -> None:
+        # the kernels' own probe sequence (twin.aggregate: the same hash bit for bit), into an empty table
+        mask = len(self.slots) - 1
+        slots = self.slots
+        for row, (k1, k2) in enumerate(keys.tolist()):
+            slot = key_hash(k1, k2) & mask
+            while slots[slot] >= 0:
+                slot = (slot + 1) & mask
+            slots[slot] = row
+        self.keys[:len(keys)] = keys
+        self.meta[0] = self.reserved = len(keys)
 
 
 @dataclass
@@ -147,6 +171,8 @@ class TableSnapshot:
     overflow_counts: np.ndarray  # uint64 [N_COUNTERS]: frames whose source did not fit
     overflow_hll: np.ndarray
     overflow_frames: int
+    reserved: int = 0            # leading rows held for established keys while the table overflows
+    steady: np.ndarray | None = None  # bool [n]: in the window before too (set when the table overflowed)
 
     def __len__(self) -> int:
         return int(self.keys.shape[0])
@@ -226,14 +252,17 @@ def device_series(window: "WindowAggregates", max_devices: int | None = None
                   ) -> tuple[list[tuple[str, str]], np.ndarray, np.ndarray]:
     """(keys, ts, values) for AnomalyScores.update: one sample per series of each MAC in the window
     (keys (MAC, series name), values per second, ts the window's end), for the `max_devices` busiest
-    (by frames sent) when given: a flood of spoofed sources must not evict every real series."""
+    (by frames sent) when given: a flood of spoofed sources must not evict every real series. While the
+    table overflows, only the devices it also held in the window before are scored (TableSnapshot.steady):
+    the flood's addresses, new in every window, get no series."""
     snap = window.macs
     n = len(snap)
     if not n:
         return [], np.zeros(0), np.zeros(0)
-    rows = np.arange(n)
+    rows = np.arange(n) if snap.steady is None else np.flatnonzero(snap.steady)
+    n = len(rows)
     if max_devices is not None and n > max_devices:
-        rows = np.sort(np.argsort(-snap.col("frames").astype(np.int64), kind="stable")[:max(0, max_devices)])
+        rows = np.sort(rows[np.argsort(-snap.col("frames")[rows].astype(np.int64), kind="stable")[:max(0, max_devices)]])
     secs = window.seconds
     cols = []
     for name, parts in DEVICE_SERIES:
@@ -268,10 +297,41 @@ class CaptureAggregator:
         self.window_start: int | None = None
         self.malformed = 0
         self.frames_total = 0
+        self._last_keys: dict[str, np.ndarray] = {}  # each table's keys in the window closed last
+        self._normal: dict[str, np.ndarray] = {}     # ... and the busiest in the last that did not overflow
 
     @property
     def nbytes(self) -> int:
         return self.macs.nbytes + self.ips.nbytes + self.arp.nbytes + sum(a.nbytes for a in self.recent)
+
+    def _reserve(self, name: str, snap: "TableSnapshot") -> np.ndarray | None:
+        """The keys that get rows before the next window's traffic. While a table overflows (a flood of
+        new addresses, most of them spoofed), those of its keys that are not new: held in the window
+        before too, or in the last window that did not overflow (the LAN as it was before the flood),
+        at most half the table, the busiest first. Spoofed sources are new in every window and real
+        devices are not, so the flood cannot take the real devices' rows; it still fills the other half
+        and the overflow row. None, and nothing changes, while the table has room."""
+        before, self._last_keys[name] = self._last_keys.get(name), snap.keys
+        half = max(1, self.max_devices // 2)
+        activity = (snap.col("frames") + snap.col("rx_frames")).astype(np.int64)
+        if not snap.overflow_frames:
+            busiest = np.sort(np.argsort(-activity, kind="stable")[:half])
+            self._normal[name] = snap.keys[busiest]
+            return None
+        pairs = np.ascontiguousarray(snap.keys).view(_PAIR).ravel()
+        known = [np.ascontiguousarray(k).view(_PAIR).ravel() for k in (before, self._normal.get(name))
+                 if k is not None and len(k)]
+        steady = np.zeros(len(snap), bool)
+        for k in known:
+            steady |= np.isin(pairs, k)
+        snap.steady = steady
+        rows = np.flatnonzero(steady)
+        keep = snap.keys[rows[np.argsort(-activity[rows], kind="stable")]]
+        normal = self._normal.get(name)
+        if normal is not None and len(normal):  # quiet in this window, busy before the flood: held too
+            missing = normal[~np.isin(np.ascontiguousarray(normal).view(_PAIR).ravel(), pairs)]
+            keep = np.concatenate([keep, missing])
+        return keep[:half]
 
     def _aggregate(self, records: np.ndarray):
         if len(records):
@@ -283,9 +343,8 @@ class CaptureAggregator:
             start, start + self.window_ns, self.macs.snapshot(), self.ips.snapshot(), self.arp.snapshot(),
             self.macs.counts[self.macs.capacity + 1].copy(), self.macs.hll[self.macs.capacity + 1].copy(),
             int(self.macs.counts[self.macs.capacity + 1, COUNTER_INDEX["malformed"]]))
-        self.macs.reset()
-        self.ips.reset()
-        self.arp.reset()
+        for name, table, snap in (("macs", self.macs, w.macs), ("ips", self.ips, w.ips), ("arp", self.arp, w.arp)):
+            table.reset(self._reserve(name, snap))
         self.recent[0].fill(0)
         self.window_start = None
         return w

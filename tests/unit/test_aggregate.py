@@ -160,6 +160,78 @@ def test_spoofed_flood_stays_bounded(impl):
     assert w.total_distinct("dst_hosts") == 1  # every SYN went to the one victim
 
 
+def _spoofed(rng, n, dst=VICTIM):
+    template = bytearray(bytes(Ether(src=SCANNER, dst=dst) / IP(src="1.1.1.1", dst="10.0.0.2") / UDP(dport=9)))
+    for m, a in zip((rng.integers(1, 1 << 47, n, dtype=np.int64) << 1).tolist(),
+                    rng.integers(1, 1 << 32, n, dtype=np.int64).tolist()):
+        template[6:12] = m.to_bytes(6, "big")
+        template[26:30] = a.to_bytes(4, "big")
+        yield bytes(template)
+
+
+def test_a_flood_cannot_take_the_rows_of_established_devices(impl):
+    """While the MAC and IP tables overflow, the devices they held in the window before keep rows in the
+    next windows, whatever the flood sent first: their traffic is counted, not lost in the overflow row;
+    the flood's sources are not "steady" and get no anomaly series; once the flood stops, nothing is held."""
+    from probe.state.aggregates import device_series
+    rng = np.random.default_rng(7)
+    hosts = [(f"02:00:00:00:01:{i:02x}", f"10.0.0.{i}") for i in range(1, 5)]
+
+    def chat(t0):  # each real host sends 3 frames to the gateway in the window starting at t0 (s)
+        fs = [Ether(src=m, dst=GW) / IP(src=a, dst="10.0.0.254") / UDP(sport=5, dport=53)
+              for m, a in hosts for _ in range(3)]
+        return fs, [t0 * 10**9 + 10**6 * (i + 1) for i in range(len(fs))]
+
+    agg = CaptureAggregator(max_devices=64, window_s=10, kernels=impl)
+    windows = []
+
+    def window(t0, flood=0, flood_first=True):
+        real, ts_real = chat(t0)
+        spoof = list(_spoofed(rng, flood))
+        ts_spoof = [t0 * 10**9 + 5 * 10**5 + i for i in range(flood)]
+        frames, ts = (spoof + real, ts_spoof + [t + 10**6 for t in ts_real]) if flood_first else (real, ts_real)
+        windows.extend(agg.add(records(impl, frames, ts)))
+
+    window(0)                      # ordinary: the hosts are seen
+    window(10, flood=500)          # the flood begins: it fills the tables before the hosts speak
+    window(20, flood=500)
+    window(30, flood=500)
+    window(40)                     # the flood is over
+    windows.append(agg.flush())
+    w0, w1, w2, w3, w4 = windows
+    real = {m for m, _ in hosts}
+    real_ips = {a for _, a in hosts}
+    assert set(dict(w0.mac_rows())) == real and w0.macs.steady is None
+    # window 10: the flood's first sources took every row; the hosts' frames went to the overflow row
+    assert w1.macs.overflow_frames > 0 and not (set(dict(w1.mac_rows())) & real)
+    assert w1.macs.steady is not None and not w1.macs.steady.any()
+    # windows 20 and 30: the hosts of the last ordinary window have rows held for them, and count
+    for w in (w2, w3):
+        rows = dict(w.mac_rows())
+        assert real <= set(rows) and all(rows[m]["frames"] == 3 for m in real)
+        assert real_ips <= set(dict(w.ip_rows()))
+        assert len(w.macs) == 64 and w.macs.reserved == len(real) and w.macs.overflow_frames > 0
+        steady = {format_mac(k) for k in w.macs.keys[w.macs.steady, 0]}
+        assert steady == real  # the flood's sources are new in every window: never steady
+        keys, _, _ = device_series(w)
+        assert {m for m, _ in keys} == real  # and they get no anomaly series
+    # the flood is over: the held rows are used, then nothing is held any more
+    assert set(dict(w4.mac_rows())) == real and w4.macs.overflow_frames == 0 and w4.macs.steady is None
+    assert agg.macs.reserved == 0 and agg.macs.used == 0
+    # rows held for a host that stays quiet are not in the window
+    agg = CaptureAggregator(max_devices=16, window_s=10, kernels=impl)
+    agg.add(records(impl, [Ether(src=m, dst=GW) / IP(src=a, dst="10.0.0.254") / UDP() for m, a in hosts],
+                    [10**6 * (i + 1) for i in range(len(hosts))]))
+    agg.add(records(impl, list(_spoofed(rng, 40)), [10 * 10**9 + i for i in range(40)]))
+    assert agg.macs.reserved == 0
+    agg.add(records(impl, list(_spoofed(rng, 40)) + [Ether(src=hosts[0][0], dst=GW) / IP(src=hosts[0][1]) / UDP()],
+                    [20 * 10**9 + i for i in range(41)]))
+    assert agg.macs.reserved == len(hosts)
+    w = agg.flush()
+    assert w.macs.reserved == 1 and hosts[0][0] in dict(w.mac_rows())
+    assert not {m for m, _ in hosts[1:]} & set(dict(w.mac_rows()))
+
+
 def test_windows_split_on_timestamps(impl):
     f = Ether(src=SCANNER, dst=VICTIM) / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=5, dport=5)
     ts = [5 * 10**9, 9 * 10**9, 12 * 10**9, 35 * 10**9, 36 * 10**9]
