@@ -57,6 +57,16 @@ class CaptureRingCollector(Collector):
         for counter, value in sorted(snap["interface_drops"].items()):
             drops.add_metric([counter], float(value))
         yield drops
+        for name, doc, key in (
+            ("sitevigil_capture_opens", "Captures started on the interface (at start, after an interruption, "
+             "after a reload).", "opens"),
+            ("sitevigil_capture_interruptions", "Captures that stopped while running: the interface went down or "
+             "was removed, or an error (the reason is in sitevigil_subsystem_state and the log); it retries.",
+             "interruptions"),
+        ):
+            fam = CounterMetricFamily(name, doc)
+            fam.add_metric([], float(snap.get(key, 0)))
+            yield fam
         last = GaugeMetricFamily("sitevigil_capture_last_frame_timestamp_seconds",
                                  "Capture time of the newest frame read (0 before the first).")
         last.add_metric([], c.last_frame_ns / 1e9)

@@ -246,6 +246,8 @@ class CaptureSubsystem:
         self._thread: threading.Thread | None = None
         self._last_drop_at = 0.0
         self._workers: list[multiprocessing.Process] = []
+        self.opens_total = 0          # captures started (rings opened, or fanout groups all ready)
+        self.interruptions_total = 0  # captures that stopped while running (interface down or gone, errors)
 
     def _make_analysis(self, config: Config):
         # With fanout > 1 the workers parse and aggregate; this analysis judges their merged windows.
@@ -331,7 +333,8 @@ class CaptureSubsystem:
         """Counters for the collector and describe(): a copy, consistent under the lock."""
         with self._lock:
             return {"counters": dataclasses.replace(self.counters), "interface_drops": dict(self.interface_drops),
-                    "config": self.config, "implementation": self.implementation}
+                    "config": self.config, "implementation": self.implementation,
+                    "opens": self.opens_total, "interruptions": self.interruptions_total}
 
     # -- one ring in a thread -----------------------------------------------------------------------
     def _run_thread(self) -> None:
@@ -345,6 +348,8 @@ class CaptureSubsystem:
                 self._failed(str(exc))
                 self._stop.wait(self.retry_seconds)
                 continue
+            with self._lock:
+                self.opens_total += 1
             self.status.set(Health.OK, self._ok_reason())
             _log.info("capturing on %s (%s ring, %d x %d bytes)", cfg.interface, self.implementation,
                       cfg.block_count, int(cfg.block_size))
@@ -362,9 +367,11 @@ class CaptureSubsystem:
                         own.add_kernel(ring.statistics())
                         self._publish(base, [own])
             except (afpacket.CaptureError, OSError) as exc:
+                self._interrupted()
                 self._failed(str(exc))
             except Exception as exc:  # a bug downstream must not leave a dead capture looking healthy
                 _log.exception("capture pipeline failed")
+                self._interrupted()
                 self._failed(f"capture stopped by an internal error: {exc!r} (restarting)")
             finally:
                 try:
@@ -380,6 +387,10 @@ class CaptureSubsystem:
     def _ok_reason(self) -> str:
         cfg = self.config
         return f"capturing on {cfg.interface}" + (f" ({cfg.fanout} processes)" if cfg.fanout > 1 else "")
+
+    def _interrupted(self) -> None:
+        with self._lock:
+            self.interruptions_total += 1
 
     def _failed(self, reason: str) -> None:
         if self.status.health != Health.FAILED or self.status.reason != reason:
@@ -471,6 +482,8 @@ class CaptureSubsystem:
                     if kind == "ready":
                         ready += 1
                         if ready == cfg.fanout:
+                            with self._lock:
+                                self.opens_total += 1
                             self.status.set(Health.OK, self._ok_reason())
                             self._first_attempt.set()
                         continue
@@ -501,6 +514,8 @@ class CaptureSubsystem:
                 base += m
             self._workers = []
             if error is not None:
+                if ready == cfg.fanout:
+                    self._interrupted()
                 self._failed(error)
                 self._stop.wait(self.retry_seconds)
 

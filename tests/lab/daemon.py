@@ -29,6 +29,14 @@ class ProbeDaemon:
         return {"status": int(status or 0), "body": body, "seconds": float(seconds or timeout),
                 "error": r.stderr.strip()}
 
+    def post(self, path: str, doc: dict, timeout: float = 5.0) -> tuple[int, dict]:
+        """POST `doc` as JSON from the client host: (HTTP status, the JSON answer)."""
+        r = self.lab.run(self.client, ["curl", "-sS", "--max-time", str(timeout), "-X", "POST", "-H",
+                                       "Content-Type: application/json", "-d", json.dumps(doc), "-w", "\n%{http_code}",
+                                       self.url + path], check=False, timeout=timeout + 10)
+        body, _, status = r.stdout.rpartition("\n")
+        return int(status or 0), (json.loads(body) if body.strip() else {})
+
     def get(self, path: str) -> str:
         """The body of a GET that must answer 200."""
         r = self.fetch(path)

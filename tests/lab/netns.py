@@ -174,6 +174,12 @@ class Lab:
     def _make_mirror(self) -> None:
         """The probe's second interface `mirror0` receives a copy of every frame entering the switch."""
         self.span_port = "span"
+        self._mirrored: list[str] = []
+        self._span_pair()
+        for h in (self.gateway, self.probe):
+            self._mirror_port(h.port)
+
+    def _span_pair(self) -> None:
         self._ip_sw("link", "add", "span", "type", "veth", "peer", "name", "mirror0")
         self._ip_sw("link", "set", "mirror0", "netns", self.probe.ns)
         self._ip_sw("link", "set", "span", "up")
@@ -181,14 +187,26 @@ class Lab:
         self._offloads_off(self.switch_ns, "span")
         self._offloads_off(self.probe.ns, "mirror0")
         self.probe.extra["mirror"] = "mirror0"
-        for h in (self.gateway, self.probe):
-            self._mirror_port(h.port)
 
-    def _mirror_port(self, port: str) -> None:
+    def _mirror_port(self, port: str, *, again: bool = False) -> None:
         sw = ["ip", "netns", "exec", self.switch_ns]
-        _sh(sw + ["tc", "qdisc", "add", "dev", port, "ingress"])
+        if again:  # the SPAN port was recreated: the old filter's mirror target is gone
+            _sh(sw + ["tc", "filter", "del", "dev", port, "parent", "ffff:"], check=False)
+        else:
+            _sh(sw + ["tc", "qdisc", "add", "dev", port, "ingress"])
+            self._mirrored.append(port)
         _sh(sw + ["tc", "filter", "add", "dev", port, "parent", "ffff:", "protocol", "all", "u32", "match", "u32",
-                  "0", "0", "action", "mirred", "egress", "mirror", "dev", "span"])
+                  "0", "0", "action", "mirred", "egress", "mirror", "dev", "span"], check=not again)  # (a loop's end may be gone)
+
+    def unplug_mirror(self) -> None:
+        """Delete the probe's mirror port (both ends of its veth pair), as when a USB NIC is pulled."""
+        _sh(["ip", "-n", self.probe.ns, "link", "del", "mirror0"], check=False, timeout=10)
+
+    def replug_mirror(self) -> None:
+        """Create the mirror port again under the same name (a new interface index), mirroring as before."""
+        self._span_pair()
+        for port in self._mirrored:
+            self._mirror_port(port, again=True)
 
     def add_host(self, name: str | None = None, ip: str | None = None) -> Host:
         """Plug in one more host: the next free address, or `ip` (which may be one a host already has:
