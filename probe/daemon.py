@@ -19,6 +19,7 @@ from prometheus_client import GCCollector, PlatformCollector, ProcessCollector
 from prometheus_client.registry import CollectorRegistry
 
 from probe import fastpath
+from probe.health import ClockWatch
 from probe.config import Config, ConfigError, load_file, split_listen_address
 from probe.config.machine import resolve_defaults
 from probe.exposition.anomaly_collector import AnomalyCollector
@@ -74,6 +75,7 @@ class Daemon:
         self.reload_state = {"successful": True, "success_timestamp": time.time()}
         self.timings: dict[str, tuple[float, bool]] = {}
         self.last_scrape: dict = {}
+        self.clock_watch = ClockWatch()
         self.subsystems: list[Subsystem] = []
         self._ready = False
         self._stop = asyncio.Event()
@@ -107,7 +109,7 @@ class Daemon:
         GCCollector(registry=self.registry)
         self.registry.register(SelfCollector(
             fastpath=fastpath.IMPLEMENTATION, subsystems=lambda: self.subsystems, reload_state=self.reload_state,
-            timings=self.timings, last_scrape=self.last_scrape, store=self.store))
+            timings=self.timings, last_scrape=self.last_scrape, store=self.store, clock_watch=self.clock_watch))
         self.registry.register(TimedCollector("findings", LedgerCollector(self.ledger), self.timings))
         if self.anomaly is not None:
             self.anomaly_collector = AnomalyCollector(self.anomaly, top_n=cfg.detection.anomaly_top_n,
@@ -199,6 +201,11 @@ class Daemon:
         self.coverage.heartbeat(time.time(), *activity_totals(self.subsystems))
         while True:
             await asyncio.sleep(10)
+            jump = self.clock_watch.check()
+            if jump is not None:
+                _log.warning("the wall clock was set %s by %.0f s: finding episodes keep their quiet timers "
+                             "(monotonic), capture windows start again at the new time; dates stored from "
+                             "now on are the new clock's", "forward" if jump > 0 else "back", abs(jump))
             self.store.flush()
             self.coverage.heartbeat(time.time(), *activity_totals(self.subsystems))
             self.ledger.close_quiet()  # prunes resolved episodes hourly; visits go with the same retention

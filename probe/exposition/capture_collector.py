@@ -74,6 +74,11 @@ class CaptureCollector(Collector):
         c = CounterMetricFamily("sitevigil_capture_windows", "Capture windows closed and handed to the detectors.")
         c.add_metric([], s.windows)
         yield c
+        c = CounterMetricFamily("sitevigil_capture_clock_jumps",
+                                "Times frames came stamped more than a window before the open one (the clock was set "
+                                "back): the window was closed and the next begun at their time.")
+        c.add_metric([], s.clock_jumps)
+        yield c
         c = CounterMetricFamily("sitevigil_capture_table_overflow_frames",
                                 "Frames whose source address did not fit the bounded device table.", labels=["table"])
         for table, n in sorted(s.table_overflow_frames.items()):

@@ -39,13 +39,14 @@ class TimedCollector(Collector):
 
 class SelfCollector(Collector):
     def __init__(self, *, fastpath: str, subsystems: Callable[[], Iterable], reload_state: dict,
-                 timings: dict[str, tuple[float, bool]], last_scrape: dict, store=None):
+                 timings: dict[str, tuple[float, bool]], last_scrape: dict, store=None, clock_watch=None):
         self._fastpath = fastpath
         self._subsystems = subsystems
         self._reload = reload_state
         self._timings = timings
         self._last_scrape = last_scrape
         self._store = store
+        self._clock = clock_watch
 
     def collect(self):
         info = InfoMetricFamily("sitevigil_build", "Version and fast-path implementation of this probe.")
@@ -92,6 +93,15 @@ class SelfCollector(Collector):
         last.add_metric([], self._last_scrape.get("seconds", 0.0))
         yield last
 
+        if self._clock is not None:
+            jumps = CounterMetricFamily("sitevigil_clock_jumps", "Times the wall clock was set (forward or back "
+                                        "by more than 2s against the monotonic clock).")
+            jumps.add_metric([], float(self._clock.jumps_total))
+            yield jumps
+            last = GaugeMetricFamily("sitevigil_clock_last_jump_seconds",
+                                     "How far the wall clock was last set: forward (+) or back (-); 0 if never.")
+            last.add_metric([], self._clock.last_jump)
+            yield last
         if self._store is not None:
             failed = GaugeMetricFamily("sitevigil_state_write_backlog", "Writes to the state database waiting for a retry.")
             failed.add_metric([], float(self._store.backlog))

@@ -110,6 +110,7 @@ class Episode:
     resolved_at: float | None = None  # when it ended (None: still going on)
     state: str = "open"               # one of STATES
     source: str = "probe"             # one of SOURCES
+    heard: float = 0.0                # when it was last seen, on the ledger's quiet-timer clock (not stored)
 
     def as_dict(self) -> dict:
         f = self.finding
@@ -151,8 +152,12 @@ def parse_states(text: str) -> tuple[str, ...]:
 class Ledger:
     def __init__(self, store: Store, *, quiet_after: float = 3600.0, max_open: int = 10_000,
                  retention: float = RETENTION_SECONDS, max_history: int = MAX_HISTORY,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, elapsed: Callable[[], float] | None = None):
+        """`clock` dates what is stored; quiet timers run on `elapsed`, a clock nobody sets: by default
+        the monotonic clock when `clock` is the wall clock (so a clock set forward does not close every
+        open episode at once, nor one set back keep them open), else `clock` itself (a capture's time)."""
         self.store = store
+        self.elapsed = elapsed or (time.monotonic if clock is time.time else clock)
         self.quiet_after = quiet_after
         self.max_open = max_open
         self.retention = retention
@@ -186,6 +191,7 @@ class Ledger:
             (self.max_open,))
         for row in reversed(rows):
             ep = _episode(row)
+            ep.heard = self._heard(ep.finding.last_seen)
             self._open[ep.finding.key] = ep
         self._last_id = self._db_max_id()
 
@@ -210,7 +216,7 @@ class Ledger:
                 finding.last_seen = finding.first_seen
             key = finding.key
             ep = self._open.get(key)
-            if ep is not None and finding.first_seen - ep.finding.last_seen > self.quiet_after:
+            if ep is not None and self._heard(finding.first_seen, now) - ep.heard > self.quiet_after:
                 del self._open[key]  # it ended before this report's evidence began: this one starts a new episode
                 self._close(ep, now)
                 ep = None
@@ -236,9 +242,14 @@ class Ledger:
             else:
                 self.record(r)
 
+    def _heard(self, at: float, now: float | None = None) -> float:
+        """Wall-clock time `at` (of a report made now) on the quiet-timer clock."""
+        return self.elapsed() - ((self.clock() if now is None else now) - at)
+
     def _update(self, ep: Episode, finding: Finding) -> None:
         cur = ep.finding
         ep.occurrences += 1
+        ep.heard = max(ep.heard, self._heard(finding.last_seen))
         cur.last_seen = max(cur.last_seen, finding.last_seen)
         if finding.evidence_merge == "peak":
             cur.evidence = _merge_peak(cur.evidence, finding.evidence)
@@ -253,7 +264,7 @@ class Ledger:
     def _open_episode(self, finding: Finding, now: float) -> Episode:
         f = Finding(finding.kind, finding.severity, finding.device, dict(finding.evidence), finding.first_seen,
                     finding.last_seen, finding.subject, finding.evidence_merge)
-        ep = Episode(self._insert(f), f)
+        ep = Episode(self._insert(f), f, heard=self._heard(f.last_seen, now))
         self._event(ep.id, f.first_seen, PROBE, "opened", "open")
         self._open[f.key] = ep
         k = (f.kind, f.severity)
@@ -297,10 +308,10 @@ class Ledger:
         """Close the episodes not reported for `quiet_after` seconds; returns them."""
         with self._lock:
             self._sync()
-            now = self.clock()
+            now, elapsed = self.clock(), self.elapsed()
             closed = []
             for key, ep in list(self._open.items()):
-                if now - ep.finding.last_seen >= self.quiet_after:
+                if elapsed - ep.heard >= self.quiet_after:
                     del self._open[key]
                     self._close(ep, now)
                     closed.append(ep)

@@ -53,6 +53,7 @@ class CaptureStats:
     windows: int
     last_window: WindowAggregates | None
     table_overflow_frames: dict[str, int]
+    clock_jumps: int = 0                 # frames from more than a window before the open one (clock set back)
 
 
 class CapturePipeline:
@@ -222,4 +223,4 @@ class CapturePipeline:
                 frames, nbytes, malformed,
                 {name: int(flags[i]) for i, name in enumerate(FLAG_NAMES)},
                 {name: int(self.events[i]) for i, name in enumerate(COUNTERS) if name not in NON_ADDITIVE},
-                self.windows, self.last_window, dict(self.overflow))
+                self.windows, self.last_window, dict(self.overflow), self.agg.clock_jumps)

@@ -282,7 +282,10 @@ class CaptureAggregator:
 
     `add(records)` returns the windows that the records' timestamps closed (usually none);
     `flush()` closes the window in progress. Windows are aligned to multiples of `window_s`.
-    Frames older than the window in progress (reordered captures) are counted in it.
+    Frames older than the window in progress (reordered captures) are counted in it, up to one window
+    length; a frame older than that means the clock was set back: the window closes and the next one
+    starts at the frame's time (counted in `clock_jumps`), so a clock set back an hour does not leave
+    one window open for an hour.
     """
 
     def __init__(self, *, max_devices: int, window_s: float, kernels=fastpath):
@@ -297,6 +300,7 @@ class CaptureAggregator:
         self.window_start: int | None = None
         self.malformed = 0
         self.frames_total = 0
+        self.clock_jumps = 0  # frames that came more than a window before the open one: the clock went back
         self._last_keys: dict[str, np.ndarray] = {}  # each table's keys in the window closed last
         self._normal: dict[str, np.ndarray] = {}     # ... and the busiest in the last that did not overflow
 
@@ -371,24 +375,35 @@ class CaptureAggregator:
             if self.window_start is None:
                 self.window_start = (int(ts[0]) // self.window_ns) * self.window_ns
             end = self.window_start + self.window_ns
-            if max_ts_ns is not None and max_ts_ns < end:
+            # a frame from more than a window before the open one: the clock was set back (a reordered
+            # capture is off by far less); the records before it are added, then the window closes
+            back = np.flatnonzero(ts < self.window_start - self.window_ns)
+            if len(back) and back[0] == 0:
+                closed.append(self._close())
+                self.clock_jumps += 1
+                continue
+            head = records[:int(back[0])] if len(back) else records
+            if not len(back) and max_ts_ns is not None and max_ts_ns < end:
                 self._aggregate(records)
                 break
-            later = np.flatnonzero(ts >= end)
-            if not len(later):
-                self._aggregate(records)
-                break
-            cut = int(later[0])
+            later = np.flatnonzero(head["ts_ns"] >= end)
+            cut = int(later[0]) if len(later) else len(head)
             self._aggregate(records[:cut])
-            closed.append(self._close())
+            if len(later):
+                closed.append(self._close())
             records = records[cut:]
         return closed
 
     def roll_if_due(self, now_ns: int) -> list[WindowAggregates]:
-        """Close the window in progress when the clock has passed its end (quiet links in the live probe)."""
-        if self.window_start is not None and now_ns >= self.window_start + self.window_ns:
+        """Close the window in progress when the clock has passed its end (quiet links in the live probe),
+        or went back before its start by more than a window (the clock was set back)."""
+        if self.window_start is None:
+            return []
+        if now_ns < self.window_start - self.window_ns:
+            self.clock_jumps += 1
             return [self._close()]
-        return []
+        return [self._close()] if now_ns >= self.window_start + self.window_ns else []
+
 
     def flush(self) -> WindowAggregates | None:
         return self._close() if self.window_start is not None else None

@@ -68,15 +68,17 @@ class ProbeDaemon:
 
 
 @contextlib.contextmanager
-def probe_daemon(lab: Lab, tmp_path, config: str, *, client: Host | None = None, ready_timeout: float = 30):
-    """Start the daemon in lab.probe's namespace with `config` (YAML; web and state_dir are added)."""
+def probe_daemon(lab: Lab, tmp_path, config: str, *, client: Host | None = None, ready_timeout: float = 30,
+                 env: dict | None = None):
+    """Start the daemon in lab.probe's namespace with `config` (YAML; web and state_dir are added) and
+    `env` added to its environment."""
     conf = tmp_path / "sitevigil.yml"
     conf.write_text(textwrap.dedent(f"""\
         web: {{listen_address: "{lab.probe.ip}:{PORT}"}}
         state_dir: {tmp_path / 'state'}
         """) + textwrap.dedent(config))
     log_path = str(tmp_path / "daemon.log")
-    env = dict(os.environ, PYTHONPATH=REPO_ROOT)
+    env = dict(os.environ, PYTHONPATH=REPO_ROOT, **(env or {}))
     env.pop("NOTIFY_SOCKET", None)
     with open(log_path, "a") as log:
         proc = lab.popen(lab.probe, [sys.executable, "-m", "probe", "--log.level", "debug", "run",

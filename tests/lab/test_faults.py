@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -211,3 +212,56 @@ def test_findings_written_while_the_disk_was_full_survive_a_restart(lab, tmp_pat
             after = _stored(d)
             _kept(stored, after)
             assert scan["id"] in after["findings"] and after["findings"][scan["id"]]["kind"] == "port_scan"
+
+
+LIBFAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+
+
+def test_the_wall_clock_set_forward_and_back(lab, tmp_path):
+    """The daemon's wall clock is set two hours forward, then three back (libfaketime under the daemon;
+    the monotonic clock is left alone, as a real clock step leaves it). The open port-scan episode is
+    neither closed by the jump forward (its quiet timer is monotonic) nor split; the findings, notes and
+    visits stored before are unchanged; the capture goes on counting; /metrics says the clock was set,
+    by how much. (The kernel stamps captured frames with the machine's real clock, which a test must not
+    set: the capture's own handling of a clock set back is test_aggregate's, on frames stamped so.)"""
+    if not os.path.exists(LIBFAKETIME):
+        pytest.fail(f"{LIBFAKETIME} is missing: scripts/bootstrap --test installs Debian's faketime")
+    offset = tmp_path / "faketime"
+    offset.write_text("+0\n")
+    env = {"LD_PRELOAD": LIBFAKETIME, "FAKETIME_TIMESTAMP_FILE": str(offset), "FAKETIME_NO_CACHE": "1",
+           "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
+    with probe_daemon(lab, tmp_path, CONFIG.format(subnet=lab.subnet), env=env) as d:
+        log = lambda: d.log()[-3000:]  # noqa: E731
+        stored = _record(d)
+        _scan(lab)
+        scan = d.wait_finding({"port_scan"}, timeout=60)
+        stored = _stored(d)
+
+        def jumped(n):
+            body = d.get("/metrics")
+            return body if sample(body, "sitevigil_clock_jumps_total") == n else None
+
+        offset.write_text("+7200\n")
+        body = wait_for(lambda: jumped(1), 30, "the clock set forward noticed", context=log)
+        assert 7190 < sample(body, "sitevigil_clock_last_jump_seconds") < 7210
+        assert "the wall clock was set forward by 7200 s" in d.log()
+        time.sleep(11)  # a round of the daemon's quiet-episode check after the jump
+        f = json.loads(d.get(f"/api/findings/{scan['id']}"))
+        assert f["state"] == "open" and f["resolved_at"] is None, f
+        frames = _frames(d)
+        _send(lab, 300)
+        wait_for(lambda: _frames(d) >= frames + 300, 15, "frames counted after the jump", context=log)
+
+        offset.write_text("-3600\n")
+        body = wait_for(lambda: jumped(2), 30, "the clock set back noticed", context=log)
+        assert -10810 < sample(body, "sitevigil_clock_last_jump_seconds") < -10790
+        assert "the wall clock was set back by 10800 s" in d.log()
+        assert _capture(d)["health"] == "ok"
+        frames = _frames(d)
+        _send(lab, 300)
+        wait_for(lambda: _frames(d) >= frames + 300, 15, "frames counted after the clock was set back", context=log)
+        status, _ = d.post(f"/api/findings/{scan['id']}/notes", {"note": "seen after the clock was fixed", "by": "carol"})
+        assert status == 201
+        after = _stored(d)
+        _kept(stored, after)
+        assert after["findings"][scan["id"]]["state"] == "open"

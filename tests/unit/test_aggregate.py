@@ -243,6 +243,27 @@ def test_windows_split_on_timestamps(impl):
     assert agg.flush() is None
 
 
+def test_a_clock_set_back_closes_the_window_instead_of_holding_it_open(impl):
+    """Frames a few seconds late (a reordered capture) count in the open window; frames from an hour
+    before it (the clock was set back) close it, open a window at their own time, and are counted as a
+    jump, so detection goes on at once instead of an hour later. The live probe's clock tick does the
+    same when the link is quiet."""
+    s = 10**9
+    f = Ether(src=SCANNER, dst=VICTIM) / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=5, dport=5)
+    t0 = 7200 * s
+    ts = [t0 + 1 * s, t0 + 12 * s, t0 + 5 * s,          # 5 s late: counted in the window at t0 + 10 s
+          t0 + 13 * s - 3600 * s, t0 + 14 * s - 3600 * s, t0 + 25 * s - 3600 * s]
+    agg = CaptureAggregator(max_devices=16, window_s=10, kernels=impl)
+    closed = agg.add(records(impl, [f] * len(ts), ts), max_ts_ns=max(ts))
+    assert [(w.start_ns, w.total("frames")) for w in closed] == [(t0, 1), (t0 + 10 * s, 2), (t0 - 3590 * s, 2)]
+    assert agg.clock_jumps == 1 and agg.frames_total == len(ts)
+    assert (agg.flush().start_ns, agg.clock_jumps) == (t0 - 3580 * s, 1)
+    # no frames at all: the clock tick closes a window whose start is more than a window ahead of it
+    agg.add(records(impl, [f], [t0]))
+    assert agg.roll_if_due(t0 - 5 * s) == []            # a little behind: the window stays open
+    assert [w.start_ns for w in agg.roll_if_due(t0 - 3600 * s)] == [t0] and agg.clock_jumps == 2
+
+
 def test_hll_estimate_small_and_large():
     regs = np.zeros((1, 64), np.uint8)
     assert hll_estimate(regs)[0] == 0

@@ -1,4 +1,6 @@
 """The findings ledger: one episode per (kind, device), closed when quiet, notes kept, bounded."""
+import time
+
 import pytest
 from prometheus_client import CollectorRegistry
 
@@ -32,6 +34,42 @@ def test_quiet_episode_closes_and_a_new_one_opens(store):
     assert second.id != first.id
     hist = led.listing(states=STATES)
     assert [h["resolved_at"] for h in sorted(hist, key=lambda h: h["id"])] == [1061.0, None]
+
+
+def test_a_clock_set_forward_or_back_does_not_end_or_prolong_episodes(store):
+    """Quiet timers run on a clock nobody sets (monotonic beside the wall clock): the wall clock set two
+    hours forward closes nothing and the next report continues the same episode; set back, an episode
+    still closes after quiet_after seconds of real silence. What is stored keeps the wall clock's dates."""
+    wall, mono = Clock(1_000_000.0), Clock(50.0)
+    led = Ledger(store, quiet_after=600, clock=wall, elapsed=mono)
+    ep = led.record(Finding("port_scan", "warning", "10.0.0.5", {"ports": 100}))
+    wall.t += 7200
+    mono.t += 30
+    assert led.close_quiet() == []
+    again = led.record(Finding("port_scan", "warning", "10.0.0.5", {"ports": 120}))
+    assert again.id == ep.id and again.occurrences == 2 and again.finding.last_seen == 1_007_200.0
+    wall.t -= 7200 + 3600  # set back past the episode's own dates
+    mono.t += 599
+    assert led.close_quiet() == []
+    mono.t += 2
+    assert [e.id for e in led.close_quiet()] == [ep.id]
+    # without a jump the two clocks agree, and the default pairs the wall clock with the monotonic one
+    assert Ledger(store).elapsed is time.monotonic
+
+
+def test_clock_watch_notices_the_wall_clock_being_set():
+    from probe.health import ClockWatch
+    wall, mono = Clock(1_000_000.0), Clock(50.0)
+    w = ClockWatch(2.0, wall=wall, mono=mono)
+    wall.t += 10.5
+    mono.t += 10
+    assert w.check() is None                 # drift within the tolerance
+    wall.t += 7210
+    mono.t += 10
+    assert w.check() == 7200 and (w.jumps_total, w.last_jump) == (1, 7200)
+    wall.t -= 3590
+    mono.t += 10
+    assert w.check() == -3600 and (w.jumps_total, w.last_jump) == (2, -3600)
 
 
 def test_survives_restart_and_keeps_notes(tmp_path):
