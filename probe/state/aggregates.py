@@ -355,10 +355,13 @@ class CaptureAggregator:
 
     def ring_target(self) -> tuple:
         """What a capture ring's walk may aggregate into itself (PacketRing.next_records' `aggregate`):
-        the open window's tables and its end; end 0 while no window is open (the walk then adds
-        nothing, and add() opens the window from the first record's time)."""
-        end = 0 if self.window_start is None else self.window_start + self.window_ns
-        return self.macs.spec, self.ips.spec, self.arp.spec, self.recent, end
+        the open window's tables, its end, and the earliest time add() would count in it (older: the
+        clock was set back); end 0 while no window is open (the walk then adds nothing, and add() opens
+        the window from the first record's time)."""
+        if self.window_start is None:
+            return self.macs.spec, self.ips.spec, self.arp.spec, self.recent, 0, 0
+        return (self.macs.spec, self.ips.spec, self.arp.spec, self.recent, self.window_start + self.window_ns,
+                self.window_start - self.window_ns)
 
     def add(self, records: np.ndarray, max_ts_ns: int | None = None, aggregated: int = 0) -> list[WindowAggregates]:
         """`max_ts_ns`, the records' latest timestamp when the caller knows it (record_totals gives

@@ -288,6 +288,7 @@ def test_the_daemons_state_loop_keeps_coverage_and_writes_last_months_report(tmp
     coverage heartbeat with the subsystems' totals, and on the 1st last month's report is written once."""
     import probe.daemon as daemon_mod
     from probe.daemon import Daemon
+    from probe.health import ClockWatch
 
     now = [datetime(2026, 12, 1, 0, 5).timestamp()]
     turns = []
@@ -312,6 +313,7 @@ def test_the_daemons_state_loop_keeps_coverage_and_writes_last_months_report(tmp
     d = Daemon.__new__(Daemon)
     d.store, d.ledger, d.visits, d.coverage = store, Ledger(store, clock=lambda: now[0]), Visits(store), Coverage(store)
     d.subsystems = [SimpleNamespace(name="capture", activity=activity)]
+    d.clock_watch = ClockWatch(wall=lambda: now[0], mono=lambda: now[0])  # the fake clocks agree: no jump
     d.config = SimpleNamespace(report=SimpleNamespace(monthly=monthly, msp_name="Acme IT", client_name="Dentist"))
     with pytest.raises(asyncio.CancelledError):
         asyncio.run(d._flush_state())

@@ -444,11 +444,12 @@ cdef class PacketRing:
         `linger` (seconds): once frames came, keep taking blocks as the kernel hands them over for up to
         this long, until max_frames (fewer, larger reads at high rates).
 
-        `aggregate`, optional, is (mac_table, ip_table, arp_table, recent, window_end_ns) as
-        aggregate_frames takes them plus the end of the window they hold: each record is then added to
-        those tables in the walk, up to (not including) the first one whose ts_ns >= window_end_ns
-        (none when window_end_ns <= 0). The result gets a fifth item, how many leading records were
-        added (0 without `aggregate`); the caller aggregates the rest, as aggregate_frames would.
+        `aggregate`, optional, is (mac_table, ip_table, arp_table, recent, window_end_ns, window_floor_ns)
+        as aggregate_frames takes them plus the bounds of the window they hold: each record is then added
+        to those tables in the walk, up to (not including) the first one whose ts_ns >= window_end_ns or
+        < window_floor_ns (the clock was set back), none when window_end_ns <= 0. The result gets a
+        fifth item, how many leading records were added (0 without `aggregate`); the caller aggregates
+        the rest, as aggregate_frames would.
         """
         if self._at.ring == NULL:
             raise ValueError("capture ring is closed")
@@ -474,14 +475,14 @@ cdef class PacketRing:
         cdef FrameRecord* rec = <FrameRecord*>cnp.PyArray_DATA(out)
         cdef AggState ag
         cdef AggState* agp = NULL
-        cdef int64_t agg_end = 0
+        cdef int64_t agg_end = 0, agg_floor = 0
         cdef Py_ssize_t aggregated = 0
         if aggregate is not None:
             try:
-                mac_t, ip_t, arp_t, recent, agg_end = aggregate
+                mac_t, ip_t, arp_t, recent, agg_end, agg_floor = aggregate
             except (TypeError, ValueError):
                 raise TypeError("next_records: aggregate is (mac_table, ip_table, arp_table, recent, "
-                                "window_end_ns)") from None
+                                "window_end_ns, window_floor_ns)") from None
             if agg_end > 0:
                 agg_state_init(&ag, mac_t, ip_t, arp_t, recent)
                 agp = &ag
@@ -500,7 +501,7 @@ cdef class PacketRing:
                     pfd.fd = self._fd
                     pfd.events = POLLIN | POLLERR
                     poll(&pfd, 1, ms)  # EINTR or timeout: the walk finds nothing and says so
-                self._walk_parse(max_frames, rec, &n, &malformed, &rc, fc, agp, agg_end, &aggregated,
+                self._walk_parse(max_frames, rec, &n, &malformed, &rc, fc, agp, agg_end, agg_floor, &aggregated,
                                  _monotonic_ns() + <int64_t>(linger * 1e9) if linger > 0 else 0)
             if n == 0 and pfd.revents & POLLERR:  # interface went down or away: the socket says which
                 err = self._sock.getsockopt(_afpacket.socket.SOL_SOCKET, _afpacket.socket.SO_ERROR)
@@ -595,10 +596,10 @@ cdef class PacketRing:
 
     cdef void _walk_parse(self, Py_ssize_t max_frames, FrameRecord* rec, Py_ssize_t* nframes, Py_ssize_t* nmalformed,
                           RareCopy* rc, int64_t* flag_counts, AggState* ag, int64_t agg_end,
-                          Py_ssize_t* naggregated, int64_t linger_until) noexcept nogil:
+                          int64_t agg_floor, Py_ssize_t* naggregated, int64_t linger_until) noexcept nogil:
         """_walk for next_records: parse up to max_frames frames in place into rec, keep the bytes of rare
         frames (stopping before a frame if their buffer is full), add up record_totals' figures,
-        aggregate the records before the first at or past agg_end into ag (when not NULL), and advance
+        aggregate the records before the first at or past agg_end or before agg_floor into ag (when not NULL), and advance
         the cursor. Once a frame came, wait for further blocks until linger_until (when not 0)."""
         cdef BlockCursor *c = &self._at
         cdef RingFrame f
@@ -639,7 +640,7 @@ cdef class PacketRing:
             if n == 0 or f.ts_ns > hi:
                 hi = f.ts_ns
             if ag != NULL:
-                if f.ts_ns < agg_end:
+                if agg_floor <= f.ts_ns < agg_end:
                     agg_frame(ag, r)
                     aggregated += 1
                 else:  # the window ends here: the caller closes it and aggregates the rest

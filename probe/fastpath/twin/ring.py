@@ -5,7 +5,7 @@ socket setup (probe/sources/afpacket.py) and gives the same FrameBatch contents:
 length, VLAN tag (from PACKET_AUXDATA, as the ring's tp_vlan_tci) and a nanosecond timestamp
 (SO_TIMESTAMPNS). Batch boundaries differ: the ring hands over whole blocks. next_records is
 next_batch's frames through the twin's parse_frames and record_totals, the rare frames' bytes kept as the
-ring keeps them, and the records before the window's end through aggregate_frames when asked. `linger`
+ring keeps them, and the records within the window's bounds through aggregate_frames when asked. `linger`
 is accepted and changes nothing: next_batch already takes every frame the socket holds.
 
 PacketRing.over_buffer reads a buffer laid out as the kernel lays out a TPACKET_V3 ring instead of a
@@ -233,10 +233,10 @@ class PacketRing:
             raise ValueError(f"next_records: flag_counts must hold 32 counters, got {len(flag_counts)}")
         if aggregate is not None:
             try:
-                mac_t, ip_t, arp_t, recent, end = aggregate
+                mac_t, ip_t, arp_t, recent, end, floor = aggregate
             except (TypeError, ValueError):
                 raise TypeError("next_records: aggregate is (mac_table, ip_table, arp_table, recent, "
-                                "window_end_ns)") from None
+                                "window_end_ns, window_floor_ns)") from None
         if self._walk is not None:
             batch = self._parse_blocks(max_frames)
         else:
@@ -251,7 +251,7 @@ class PacketRing:
                                                   batch.wirelen[index].tolist(), batch.vlan[index].tolist()))
         aggregated = 0
         if aggregate is not None and end > 0:
-            past = np.flatnonzero(records["ts_ns"] >= end)
+            past = np.flatnonzero((records["ts_ns"] >= end) | (records["ts_ns"] < floor))
             aggregated = int(past[0]) if len(past) else len(records)
             aggregate_frames(records[:aggregated], mac_t, ip_t, arp_t, recent)
         return records, malformed, rare, totals, aggregated
