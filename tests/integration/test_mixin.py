@@ -115,3 +115,12 @@ def test_alertmanager_example_config_is_valid():
     routed = {m for sub in route["routes"] for m in sub["matchers"]}
     for sev in ("critical", "warning", "info"):
         assert f'severity="{sev}"' in routed, f"no route for severity {sev}"
+
+
+@needs_promtool
+def test_the_example_edge_collector_config_is_valid_for_agent_mode():
+    cfg = ROOT / "examples" / "prometheus-agent.yml"
+    r = subprocess.run([PROMTOOL, "check", "config", "--agent", str(cfg)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    labels = yaml.safe_load(cfg.read_text())["global"]["external_labels"]
+    assert {"customer", "site", "probe"} <= set(labels)  # docs/fleet.md's per-site labels
