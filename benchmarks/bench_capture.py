@@ -258,13 +258,12 @@ def main(argv: list[str] | None = None) -> int:
         bench_report().progress(f"round {i + 1} of {rounds}: {count:,} frames from trafgen, captured by both")
         results.append(measure(count))
         report(count, results[-1])
+    med = lambda key: statistics.median(r[key] for r in results)  # noqa: E731
     if rounds > 1:
-        med = lambda key: statistics.median(r[key] for r in results)  # noqa: E731
         print(f"summary over {rounds} rounds (medians; CPU time is read in 10 ms ticks, so single rounds vary): "
               f"ours {med('per_m_ours'):.3f} CPU s/Mframe, tcpdump {med('per_m_td'):.3f}, "
               f"ratio tcpdump/ours {med('ratio'):.2f}x; kernel drops ours "
               f"{sum(r['res']['kernel_drops'] for r in results)} vs tcpdump {sum(r['td_drops'] for r in results)} in all")
-    med = lambda key: statistics.median(r[key] for r in results)  # noqa: E731
     bench_report().figure("capture CPU per frame (median of rounds)", med("per_m_ours"), "CPU s per M frames",
                     peer=med("per_m_td"), peer_name="tcpdump -w /dev/null -B 65536", ratio=med("ratio"),
                     ratio_meaning="peer / ours (>= 1: the probe costs no more per frame)")

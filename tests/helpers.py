@@ -16,10 +16,9 @@ from probe.sources.frames import FrameBatch
 T = TypeVar("T")
 
 
-def wait_for(pred: Callable[[], T], timeout: float, what: str, *, every: float = 0.2,
-             context: Callable[[], str] | None = None) -> T:
-    """The first truthy value of pred(), polled every `every` seconds for at most `timeout` seconds;
-    else an AssertionError saying `what` did not happen in time, followed by context() (a daemon's log)."""
+def _polls(pred: Callable[[], T], timeout: float, what: str, context: Callable[[], str] | None):
+    """pred() until it is truthy (the generator's return value), yielding between tries for the caller to
+    sleep; past `timeout` seconds an AssertionError saying `what` did not happen, then context()."""
     deadline = time.monotonic() + timeout
     while True:
         got = pred()
@@ -28,19 +27,31 @@ def wait_for(pred: Callable[[], T], timeout: float, what: str, *, every: float =
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout:g}s waiting for {what}"
                                  + (f"\n{context()}" if context is not None else ""))
+        yield
+
+
+def wait_for(pred: Callable[[], T], timeout: float, what: str, *, every: float = 0.2,
+             context: Callable[[], str] | None = None) -> T:
+    """The first truthy value of pred(), polled every `every` seconds for at most `timeout` seconds;
+    else an AssertionError saying `what` did not happen in time, followed by context() (a daemon's log)."""
+    polls = _polls(pred, timeout, what, context)
+    while True:
+        try:
+            next(polls)
+        except StopIteration as done:
+            return done.value
         time.sleep(every)
 
 
 async def wait_for_async(pred: Callable[[], T], timeout: float, what: str, *, every: float = 0.02) -> T:
     """wait_for inside an event loop: sleeps with asyncio, so the loop's own servers keep running."""
     import asyncio
-    deadline = time.monotonic() + timeout
+    polls = _polls(pred, timeout, what, None)
     while True:
-        got = pred()
-        if got:
-            return got
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+        try:
+            next(polls)
+        except StopIteration as done:
+            return done.value
         await asyncio.sleep(every)
 
 

@@ -302,6 +302,13 @@ def test_slow_arpspoof_over_short_windows_is_arp_spoofing_with_no_duplicate_firs
     assert not by_kind(found, "duplicate_ip")
 
 
+def _both_answer(t, asker, asker_ip, first, second, ip="10.0.0.50"):
+    """`asker` asks who has `ip` at t; `first`, then `second`, answer it (1 and 2 us later)."""
+    return [(t, arp(asker, 1, asker_ip, ip)),
+            (t + 1000, arp(first, 2, ip, asker_ip, dst=asker, hwdst=asker)),
+            (t + 2000, arp(second, 2, ip, asker_ip, dst=asker, hwdst=asker))]
+
+
 def test_both_answering_each_who_has_over_many_windows_stays_a_duplicate():
     """Both MACs answer every who-has for the address for a minute: their replies grow together, so
     however many there are, it is no poisoning."""
@@ -310,9 +317,7 @@ def test_both_answering_each_who_has_over_many_windows_stays_a_duplicate():
     frames = [(t0, arp(a, 1, "10.0.0.50", "10.0.0.1"))]
     for k in range(30):
         t = t0 + S + k * 2 * S
-        frames += [(t, arp(asker, 1, "10.0.0.30", "10.0.0.50")),
-                   (t + 1000, arp(a, 2, "10.0.0.50", "10.0.0.30", dst=asker, hwdst=asker)),
-                   (t + 2000, arp(b, 2, "10.0.0.50", "10.0.0.30", dst=asker, hwdst=asker))]
+        frames += _both_answer(t, asker, "10.0.0.30", a, b)
     found = findings_of(frames, window=2)
     assert not by_kind(found, "arp_spoofing")
     dup = by_kind(found, "duplicate_ip")
@@ -342,9 +347,7 @@ def test_announced_then_both_answering_with_requests_among_the_announcements():
     frames += [(t0 + 2 * S + k * S, arp(b, 1, "10.0.0.50", "10.0.0.50")) for k in range(3)]
     for k in range(2):
         t = t0 + 5 * S + k * S
-        frames += [(t, arp(GW, 1, "10.0.0.1", "10.0.0.50")),
-                   (t + 1000, arp(b, 2, "10.0.0.50", "10.0.0.1", dst=GW, hwdst=GW)),
-                   (t + 2000, arp(a, 2, "10.0.0.50", "10.0.0.1", dst=GW, hwdst=GW))]
+        frames += _both_answer(t, GW, "10.0.0.1", b, a)
     found = findings_of(frames, window=2)
     assert not by_kind(found, "arp_spoofing")
     dup = by_kind(found, "duplicate_ip")
