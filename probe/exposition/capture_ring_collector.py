@@ -65,7 +65,7 @@ class CaptureRingCollector(Collector):
              "interruptions"),
         ):
             fam = CounterMetricFamily(name, doc)
-            fam.add_metric([], float(snap.get(key, 0)))
+            fam.add_metric([], float(snap[key]))
             yield fam
         last = GaugeMetricFamily("sitevigil_capture_last_frame_timestamp_seconds",
                                  "Capture time of the newest frame read (0 before the first).")
