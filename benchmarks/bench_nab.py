@@ -53,6 +53,7 @@ NO_ANOMALY = "artificialNoAnomaly"    # no windows: always in the training set, 
 TUNED = {
     "tail_lo": (3.5, 4.5, 5.5),
     "tail_min": (1.0, 2.0, 4.0),
+    "tail_decay": (0.5, 1.0, 2.0),
     "spatial_p": (1e-6, 3e-5, 1e-3, 1.0),
     "spatial_tol": (0.0, 0.05, 0.2),
     "seas_clip": (3.0, 10.0, 30.0),

@@ -265,6 +265,9 @@ SCORE_PARAM_NAMES = (
     "spatial_p",      # ... has at most this probability
     "spatial_after",  # ... once this many samples have shown the range
     "seas_clip",      # the hour's value learns from each sample clipped to this many usual hour misses
+    "alpha_tail",     # weight of a new sample in how often each z level is reached (its memory, in samples)
+    "tail_decay",     # beyond the highest level the series has reached often, each unit of z is this many
+                      # powers of ten rarer at most
 )
 
 # Anomaly-score state: one float64 row per series, these columns in order from 0 (name, width): the hot

@@ -20,6 +20,7 @@ from typing import Callable, Hashable, Iterable, Sequence
 import numpy as np
 
 from probe import fastpath
+from probe.fastpath.layout import SCORE_PARAM_NAMES
 
 SeriesKey = tuple[str, str]   # (device, series)
 # called for each sample scoring at or above alert_threshold: (key, ts, value, score, usual), usual being
@@ -27,6 +28,7 @@ SeriesKey = tuple[str, str]   # (device, series)
 AlertHook = Callable[[SeriesKey, float, float, float, tuple], None]
 # the kernel's state columns for the hour of the day (probe/fastpath/twin/score.py; a test checks them)
 STATE_SEAS, STATE_SEAS_ERR, N_HOURS = 32, 9, 24
+P_ALERT = SCORE_PARAM_NAMES.index("alert")
 
 _log = logging.getLogger("sitevigil.anomaly")
 
@@ -52,6 +54,20 @@ class AnomalyScores:
         self.samples_total = 0
         self.on_alert = on_alert
         self.alert_threshold = alert_threshold
+
+    @property
+    def alert_threshold(self) -> float:
+        return self._alert_threshold
+
+    @alert_threshold.setter
+    def alert_threshold(self, value: float) -> None:
+        # The kernel reports an episode's first sample at its `alert` score and silences the followers
+        # unless one is clearly stronger. An episode must open where a finding is raised: opened lower,
+        # a score that climbs (a flatline getting rarer with every repeat, a slow drift) is silenced
+        # below the finding threshold and never raises one.
+        self._alert_threshold = float(value)
+        self.params = self.params.copy()
+        self.params[P_ALERT] = self._alert_threshold
 
     def __len__(self) -> int:
         return len(self._slots)

@@ -32,8 +32,6 @@ def test_spikes_are_found(judged):
     assert quality["spike"].recall >= 0.3, quality["spike"]
 
 
-@pytest.mark.xfail(strict=True, reason="open (issue 14): today's kernel raises ~24 findings per 100 ordinary "
-                   "series a week, mostly on sparse error counts and storage growth; the bound is 1")
 def test_an_ordinary_week_raises_at_most_one_finding_per_100_series(judged):
     _, (_, week4, _) = judged
     assert week4 <= 1.0

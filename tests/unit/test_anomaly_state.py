@@ -6,6 +6,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from probe import fastpath
+from probe.fastpath.layout import SCORE_PARAM_NAMES
 from probe.exposition.anomaly_collector import AnomalyCollector
 from probe.state.anomaly import AnomalyScores
 
@@ -27,11 +28,26 @@ def test_same_scores_as_the_kernel_alone():
     which = rng.integers(0, 5, n)
     ts = 1.7e9 + np.arange(n) * 10.0
     values = rng.normal(size=n)
-    s = AnomalyScores(10)
+    s = AnomalyScores(10, alert_threshold=0.6)
     got = s.update([keys[k] for k in which], ts, values)
     state = fastpath.score_state_new(5)
-    want = fastpath.score_samples(state, fastpath.score_default_params(), which.astype(np.int64), ts, values)
+    params = fastpath.score_default_params()
+    params[SCORE_PARAM_NAMES.index("alert")] = 0.6   # episodes open where findings are raised
+    want = fastpath.score_samples(state, params, which.astype(np.int64), ts, values)
     np.testing.assert_array_equal(got, want)
+
+
+def test_an_episode_opens_at_the_finding_threshold_so_a_climbing_score_raises_one():
+    """A flatline gets rarer with every repeat: its score climbs through the kernel's own alert level
+    (0.35) to the finding threshold. Opened at 0.35, the episode silenced the climb and no finding came."""
+    raised = []
+    s = AnomalyScores(2, on_alert=lambda key, ts, value, score, usual: raised.append(score), alert_threshold=0.5)
+    rng = np.random.default_rng(4)
+    values = np.r_[rng.lognormal(5.0, 0.2, 3000), np.full(80, 150.0)]
+    ts = 1.7e9 + 300.0 * np.arange(len(values))
+    scores = s.update([("sw1", "if1")] * len(values), ts, values)
+    assert raised and min(raised) >= 0.5
+    assert scores[3000:].max() >= 0.5 and (scores[3000:] >= 0.5).sum() == len(raised)
 
 
 def test_bounded_and_least_recently_updated_evicted():

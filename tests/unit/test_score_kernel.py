@@ -207,7 +207,7 @@ def test_default_configuration_is_fixed(impl):
     """The configuration NAB was measured with: a change here must be re-measured (bench_nab)."""
     p = impl.score_default_params()
     assert p.tolist() == [0.9, 0.001, 0.001, 0.05, 0.05, 0.001, 12.0, 100.0, 0.35, 120.0, 0.1, 1.0, 0.2, 0.1, 3.0,
-                          4.5, 2.0, 2.0, 0.05, 3e-5, 500.0, 10.0]
+                          4.5, 2.0, 2.0, 0.05, 3e-5, 500.0, 10.0, 1e-4, 1.0]
     assert impl.SCORE_N_PARAMS == len(p)
     assert impl.score_state_new(3).shape == (3, impl.SCORE_STATE_WIDTH)
 

@@ -255,7 +255,9 @@ cdef enum:
     P_SPATIAL_P = 19
     P_SPATIAL_AFTER = 20
     P_SEAS_CLIP = 21
-    N_PARAMS = 22
+    P_ALPHA_TAIL = 22
+    P_TAIL_DECAY = 23
+    N_PARAMS = 24
 
 # hash constants (HASH_CONSTANTS)
 cdef uint64_t FNV_OFFSET = 0xCBF29CE484222325ULL

@@ -54,7 +54,7 @@ cdef inline double _hour_bucket(double t) noexcept nogil:
 
 cdef inline double _score_one(double *st, const double *prm, double t, double x) noexcept nogil:
     cdef double n, fl, e_step, e_hour, u_step, u_hour, u_shift, short, short_hour, shift_short
-    cdef double alpha_z, z, zc, p, q, s, xc, lv, cap
+    cdef double alpha_z, z, zc, p, q, s, xc, lv, cap, a_tail, cap_lv, top_lv
     cdef double ep_left
     cdef int b, k
     cdef bint learn
@@ -120,17 +120,27 @@ cdef inline double _score_one(double *st, const double *prm, double t, double x)
 
     # no rarer than this series' own record says, once surprises this large are routine: the share
     # of samples whose z reached the highest level under this z (a daily spike is no news by day 3)
+    # (remembered over ~1/ALPHA_TAIL samples; a plain mean since the warm-up until then)
     if n > prm[P_WARMUP]:
         cap = 0.0
+        cap_lv = 0.0
+        top_lv = 0.0
+        a_tail = fmax(prm[P_ALPHA_TAIL], 1.0 / (n - prm[P_WARMUP]))
         for k in range(N_TAIL):
             lv = prm[P_TAIL_LO] + k * prm[P_TAIL_STEP]
             if z >= lv:
-                cap = st[C_TAIL + k]
-                st[C_TAIL + k] += prm[P_ALPHA_Z] * (1.0 - st[C_TAIL + k])
+                top_lv = lv
+                if st[C_TAIL + k] > prm[P_TAIL_MIN] * a_tail:   # reached more than TAIL_MIN times
+                    cap = st[C_TAIL + k]
+                    cap_lv = lv
+                st[C_TAIL + k] += a_tail * (1.0 - st[C_TAIL + k])
             else:
-                st[C_TAIL + k] -= prm[P_ALPHA_Z] * st[C_TAIL + k]
-        if cap > p and cap > prm[P_TAIL_MIN] * prm[P_ALPHA_Z]:
-            p = cap
+                st[C_TAIL + k] -= a_tail * st[C_TAIL + k]
+        # beyond the highest level reached that often, each further unit of z at most 10^TAIL_DECAY rarer
+        if cap > 0.0:
+            cap = cap * pow(10.0, -(top_lv - cap_lv) * prm[P_TAIL_DECAY])
+            if cap > p:
+                p = cap
         # a value beyond every value seen so far (by more than a share of their range), once the
         # range is known from SPATIAL_AFTER samples
         lv = prm[P_SPATIAL_TOL] * (st[C_MAX] - st[C_MIN])
@@ -220,6 +230,8 @@ def score_default_params():
     p[P_SPATIAL_P] = 3e-5
     p[P_SPATIAL_AFTER] = 500.0
     p[P_SEAS_CLIP] = 10.0
+    p[P_ALPHA_TAIL] = 0.0001
+    p[P_TAIL_DECAY] = 1.0
     return p
 
 

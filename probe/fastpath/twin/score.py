@@ -18,9 +18,14 @@ The model, per series, in constant memory (one row of SCORE_STATE_WIDTH float64 
   mean, in units of the usual spread around it;
 * the z becomes a Gaussian tail probability p, but no smaller than this series' own record allows:
   for N_TAIL levels of z (TAIL_LO, TAIL_LO + TAIL_STEP, ...) the kernel keeps how often z reached
-  each (over ~1/ALPHA_Z samples); once the highest level under this z has been reached more than
-  TAIL_MIN times in that memory, its frequency is the smallest p (a spike of the same size every
-  day is routine by the fourth day; a bigger one, or one after a long quiet spell, is still news);
+  each, over ~1/ALPHA_TAIL samples (about five weeks of 5-minute polls: a weekly event is part of the
+  record; a plain mean since the warm-up until then). The highest level under this z that was reached
+  more than TAIL_MIN times in that memory gives the smallest p its frequency allows, lowered by
+  10^TAIL_DECAY for each unit of z this z's own level lies above it: beyond what the series has shown
+  often, a surprise is claimed at most ten times rarer per usual spread, not the Gaussian's millions
+  (sparse counts and heavy-tailed series are not Gaussian: a second error in a poll that usually has
+  none is one in a thousand, not one in ten million). A spike of the same size every day is routine
+  by the fourth day; a much bigger one is still news;
 * a value beyond every value seen so far by more than SPATIAL_TOL of their range (max - min), after
   SPATIAL_AFTER samples, has p at most SPATIAL_P (Numenta's "spatial anomaly" rule);
 * a value stuck (a run of equal values) has
@@ -62,11 +67,11 @@ C_TAIL, N_TAIL, C_SEAS, N_SEAS, WIDTH = _K["C_TAIL"], _K["N_TAIL"], _K["C_SEAS"]
 PARAM_NAMES = SCORE_PARAM_NAMES
 (P_ALPHA_LEVEL, P_ALPHA_ERR, P_ALPHA_Z, P_ALPHA_SHORT, P_ALPHA_SEAS, P_FLOOR_REL, P_LOG_SCALE, P_WARMUP,
  P_ALERT, P_REFRACTORY, P_MARGIN, P_USE_HOUR, P_RUN_WEIGHT, P_ALPHA_SHIFT, P_SHIFT_CLIP, P_TAIL_LO, P_TAIL_STEP,
- P_TAIL_MIN, P_SPATIAL_TOL, P_SPATIAL_P, P_SPATIAL_AFTER, P_SEAS_CLIP) = (
+ P_TAIL_MIN, P_SPATIAL_TOL, P_SPATIAL_P, P_SPATIAL_AFTER, P_SEAS_CLIP, P_ALPHA_TAIL, P_TAIL_DECAY) = (
     _K[f"P_{n.upper()}"] for n in ("alpha_level", "alpha_err", "alpha_z", "alpha_short", "alpha_seas", "floor_rel",
                                    "log_scale", "warmup", "alert", "refractory", "margin", "use_hour",
                                    "run_weight", "alpha_shift", "shift_clip", "tail_lo", "tail_step", "tail_min",
-                                   "spatial_tol", "spatial_p", "spatial_after", "seas_clip"))
+                                   "spatial_tol", "spatial_p", "spatial_after", "seas_clip", "alpha_tail", "tail_decay"))
 N_PARAMS = _K["N_PARAMS"]
 LEARN_AFTER = 20.0
 
@@ -166,15 +171,23 @@ def _score_one(st, prm, t, x):
 
     if n > prm[P_WARMUP]:
         cap = 0.0
+        cap_lv = 0.0
+        top_lv = 0.0
+        a_tail = _fmax(prm[P_ALPHA_TAIL], 1.0 / (n - prm[P_WARMUP]))
         for k in range(N_TAIL):
             lv = prm[P_TAIL_LO] + k * prm[P_TAIL_STEP]
             if z >= lv:
-                cap = st[C_TAIL + k]
-                st[C_TAIL + k] += prm[P_ALPHA_Z] * (1.0 - st[C_TAIL + k])
+                top_lv = lv
+                if st[C_TAIL + k] > prm[P_TAIL_MIN] * a_tail:
+                    cap = st[C_TAIL + k]
+                    cap_lv = lv
+                st[C_TAIL + k] += a_tail * (1.0 - st[C_TAIL + k])
             else:
-                st[C_TAIL + k] -= prm[P_ALPHA_Z] * st[C_TAIL + k]
-        if cap > p and cap > prm[P_TAIL_MIN] * prm[P_ALPHA_Z]:
-            p = cap
+                st[C_TAIL + k] -= a_tail * st[C_TAIL + k]
+        if cap > 0.0:
+            cap = cap * math.pow(10.0, -(top_lv - cap_lv) * prm[P_TAIL_DECAY])
+            if cap > p:
+                p = cap
         lv = prm[P_SPATIAL_TOL] * (st[C_MAX] - st[C_MIN])
         if (x > st[C_MAX] + lv or x < st[C_MIN] - lv) and prm[P_SPATIAL_P] < p and n > prm[P_SPATIAL_AFTER]:
             p = prm[P_SPATIAL_P]
@@ -253,6 +266,8 @@ def score_default_params():
     p[P_SPATIAL_P] = 3e-5
     p[P_SPATIAL_AFTER] = 500.0
     p[P_SEAS_CLIP] = 10.0
+    p[P_ALPHA_TAIL] = 0.0001
+    p[P_TAIL_DECAY] = 1.0
     return p
 
 
