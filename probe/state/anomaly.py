@@ -3,8 +3,8 @@
 A key is (device, series), e.g. ("10.0.0.1", "ifHCInOctets.3"). The number of series is bounded:
 when a new key arrives and every slot is taken, the least recently updated series is forgotten
 (its slot is reset and reused) and counted in `evicted_total`. Scores come from the fast path's
-streaming kernel (probe.fastpath.score_samples) with its one fixed configuration; each sample is
-judged from its own series' past only.
+streaming kernel (probe.fastpath.score_samples) with its one fixed configuration, its episodes
+opening at `alert_threshold`; each sample is judged from its own series' past only.
 
 The kernel reports an episode once and silences its followers, so what is exported per series is
 its highest score over the last `hold_seconds` (of sample time): an alert stays visible for a few

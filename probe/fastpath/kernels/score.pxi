@@ -118,9 +118,9 @@ cdef inline double _score_one(double *st, const double *prm, double t, double x)
         z = zc
     p = 0.5 * erfc(z * 0.7071067811865476)   # Gaussian tail probability
 
-    # no rarer than this series' own record says, once surprises this large are routine: the share
-    # of samples whose z reached the highest level under this z (a daily spike is no news by day 3)
-    # (remembered over ~1/ALPHA_TAIL samples; a plain mean since the warm-up until then)
+    # no rarer than this series' own record says: the share of samples whose z reached the highest
+    # level under this z that was reached more than TAIL_MIN times (a daily spike is no news by day 3),
+    # remembered over ~1/ALPHA_TAIL samples (a plain mean since the warm-up until then)
     if n > prm[P_WARMUP]:
         cap = 0.0
         cap_lv = 0.0
