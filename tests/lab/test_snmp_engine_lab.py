@@ -90,8 +90,9 @@ def test_v3_matrix_every_auth_and_priv_protocol(lab_factory):
             creds.append({"name": user, "version": "3", "username": user, "auth_protocol": a,
                           "auth_key": f"auth-{a}-key", "priv_protocol": p, "priv_key": f"priv-{p}-key"})
     agent = lab.start_snmpd(lab.hosts[0], v3_users=users)
-    out = run_client(lab, {"host": str(agent.host.ip), "credentials": creds, "timeout": 2, "retries": 1,
-                           "ops": [["get", ["1.3.6.1.2.1.1.5.0"]], ["walk", SYSTEM]]})
+    spec = {"host": str(agent.host.ip), "credentials": creds, "timeout": 2, "retries": 1,
+            "ops": [["get", ["1.3.6.1.2.1.1.5.0"]], ["walk", SYSTEM], ["walk", INTERFACES]]}
+    out = run_client(lab, spec)
     failed = {rec["name"]: rec.get("error") for rec in out if not rec["ok"]}
     assert not failed
     expected = netsnmp_walk(lab, agent, SYSTEM)
@@ -99,6 +100,16 @@ def test_v3_matrix_every_auth_and_priv_protocol(lab_factory):
         assert rec["results"][0][0][2] == "h0.lab", rec["name"]
         assert [row[0] for row in rec["results"][1]] == expected, rec["name"]
     assert len(out) == 6 + 6 * 6
+    # pysnmp, the reference, reads the same answers with the same keys: every OID, type and value
+    # (but the clocks, which move between the two walks).
+    ref = run_client(lab, dict(spec, reference="pysnmp"))
+    moving = ("1.3.6.1.2.1.1.3.0",)
+    for ours, theirs in zip(out, ref):
+        assert theirs["ok"], theirs
+        for a, b in zip(ours["results"], theirs["results"]):
+            assert [r for r in a if r[0] not in moving and r[1] != "TimeTicks"] == \
+                [r for r in b if r[0] not in moving and r[1] != "TimeTicks"], ours["name"]
+            assert [r[:2] for r in a] == [r[:2] for r in b], ours["name"]
 
 
 def test_same_v3_user_with_different_keys_on_two_agents_at_once(lab_factory):
@@ -119,8 +130,11 @@ def test_same_v3_user_with_different_keys_on_two_agents_at_once(lab_factory):
         assert len(rec["results"]) == 5 and all(len(r) > 5 for r in rec["results"])
 
 
-def test_wrong_credentials_are_auth_errors_and_a_dead_port_is_a_timeout(lab):
+@pytest.mark.parametrize("impl", ["ours", "pysnmp"])
+def test_wrong_credentials_are_auth_errors_and_a_dead_port_is_a_timeout(lab, impl):
+    """Ours and the pysnmp reference tell the same errors apart, with the same words."""
     agent = lab.snmpds[0]
+    ref = {"reference": "pysnmp"} if impl == "pysnmp" else {}
     good = {"name": "good", "version": "3", "username": "labv3", "auth_protocol": "SHA256", "auth_key": "authpass123",
             "priv_protocol": "AES256", "priv_key": "privpass123"}
     creds = [
@@ -132,7 +146,7 @@ def test_wrong_credentials_are_auth_errors_and_a_dead_port_is_a_timeout(lab):
         good,
     ]
     out = {rec["name"]: rec for rec in run_client(lab, {"host": str(agent.host.ip), "credentials": creds,
-                                                        "timeout": 0.5, "retries": 1,
+                                                        "timeout": 0.5, "retries": 1, **ref,
                                                         "ops": [["get", ["1.3.6.1.2.1.1.5.0"]]]})}
     assert out["good"]["ok"], out["good"]
     for name in ("wrong-community", "unknown-user", "wrong-auth-key", "wrong-priv-key", "below-the-users-level"):
@@ -151,10 +165,25 @@ def test_wrong_credentials_are_auth_errors_and_a_dead_port_is_a_timeout(lab):
     # A host with no agent at all: silence on every credential, and no discovery answer either.
     silent = lab.hosts[1]
     out = run_client(lab, {"host": str(silent.ip), "credentials": [v2c(), good], "timeout": 0.3, "retries": 1,
-                           "ops": [["get", ["1.3.6.1.2.1.1.5.0"]]]})
+                           **ref, "ops": [["get", ["1.3.6.1.2.1.1.5.0"]]]})
     for rec in out:
         assert rec["error_kind"] == "timeout", rec
         assert rec["stats"]["timeouts"] == 2 and rec["stats"]["retries"] == 1
+
+
+@pytest.mark.parametrize("skew", [400, 3600])
+def test_a_v3_clock_off_by_an_hour_is_set_right_by_the_agents_report(lab, skew):
+    """Our notion of the agent's clock minutes or an hour ahead: snmpd answers with a signed
+    usmStatsNotInTimeWindows report carrying its clock, we take it and the request goes through, once."""
+    agent = lab.snmpds[0]
+    good = {"name": "v3", "version": "3", "username": "labv3", "auth_protocol": "SHA256", "auth_key": "authpass123",
+            "priv_protocol": "AES256", "priv_key": "privpass123"}
+    rec = run_client(lab, {"host": str(agent.host.ip), "credentials": [good], "timeout": 1, "retries": 0,
+                           "ops": [["get", ["1.3.6.1.2.1.1.5.0"]], ["skew_clock", skew],
+                                   ["get", ["1.3.6.1.2.1.1.5.0"]], ["get", ["1.3.6.1.2.1.1.5.0"]]]})[0]
+    assert rec["ok"], rec
+    assert rec["results"][2][0][2] == rec["results"][3][0][2] == "h0.lab"
+    assert rec["stats"]["timeouts"] == 0
 
 
 def test_agent_paused_mid_walk_then_resumed_completes_the_walk(lab):

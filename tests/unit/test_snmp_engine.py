@@ -266,15 +266,16 @@ def test_agent_error_status_is_a_protocol_error():
         run(session(GenErr([])).walk(SYS))
 
 
-def test_every_configurable_protocol_maps_to_pysnmp():
+def test_every_configurable_protocol_is_spoken_by_ours_and_by_the_pysnmp_reference():
     from pysnmp.hlapi.v3arch import asyncio as hl
 
     from probe.config.snmp import AUTH_PROTOCOLS, PRIV_PROTOCOLS
-    from probe.sources.snmp import engine
+    from probe.sources.snmp import usm
+    from tests import snmp_pysnmp_usm as ref
 
-    assert set(engine.AUTH_PROTOCOLS) == set(AUTH_PROTOCOLS)
-    assert set(engine.PRIV_PROTOCOLS) == set(PRIV_PROTOCOLS)
-    for name in (*engine.AUTH_PROTOCOLS.values(), *engine.PRIV_PROTOCOLS.values()):
+    assert set(usm.AUTH) == set(ref.AUTH_PROTOCOLS) == set(AUTH_PROTOCOLS)
+    assert set(usm.PRIV) == set(ref.PRIV_PROTOCOLS) == set(PRIV_PROTOCOLS)
+    for name in (*ref.AUTH_PROTOCOLS.values(), *ref.PRIV_PROTOCOLS.values()):
         assert getattr(hl, name) is not None
 
 

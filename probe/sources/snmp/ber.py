@@ -4,9 +4,9 @@ pysnmp's pyasn1 codec builds an object per tag and dominates the cost of a walk 
 walks at a tenth to a quarter of Net-SNMP's rate). SNMP v1/v2c messages use a tiny, fixed subset of BER:
 this module encodes requests from cached OID encodings and decodes responses straight into `Varbind`s,
 with bounds checks on every length so a malformed or hostile datagram raises `BerError` (never an
-IndexError, never an endless loop). v3 goes through pysnmp (USM is not worth re-implementing); the
-only v3 message built here is the engine-ID discovery probe used to tell "agent alive, credential
-wrong" from "agent silent".
+IndexError, never an endless loop). v3 messages and their security (USM) are in usm.py, on top of
+this module; the engine-ID discovery probe, used to tell "agent alive, credential wrong" from "agent
+silent", is built here.
 """
 from __future__ import annotations
 
@@ -111,13 +111,19 @@ def encode_request(version: int, community: bytes, pdu_type: int, request_id: in
                    non_repeaters: int = 0, max_repetitions: int = 0) -> bytes:
     """A v1/v2c GET / GETNEXT / GETBULK message. For GETBULK, the error-status and error-index fields
     carry non-repeaters and max-repetitions (RFC 3416)."""
+    pdu = encode_pdu(pdu_type, request_id, oids, non_repeaters=non_repeaters, max_repetitions=max_repetitions)
+    return _tlv(0x30, encode_int(version) + _tlv(0x04, community) + pdu)
+
+
+def encode_pdu(pdu_type: int, request_id: int, oids: Sequence[Oid], *, non_repeaters: int = 0,
+               max_repetitions: int = 0) -> bytes:
+    """The PDU TLV of a request (the part a v1/v2c message and a v3 ScopedPDU share)."""
     vbs = b"".join(_tlv(0x30, encode_oid(o) + _NULL_VALUE) for o in oids)
     if pdu_type == GETBULK:
         a, b = non_repeaters, max_repetitions
     else:
         a = b = 0
-    pdu = _tlv(pdu_type, encode_int(request_id) + encode_int(a) + encode_int(b) + _tlv(0x30, vbs))
-    return _tlv(0x30, encode_int(version) + _tlv(0x04, community) + pdu)
+    return _tlv(pdu_type, encode_int(request_id) + encode_int(a) + encode_int(b) + _tlv(0x30, vbs))
 
 
 def encode_v3_discovery(msg_id: int, request_id: int) -> bytes:

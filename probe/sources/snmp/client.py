@@ -1,7 +1,7 @@
 """The interface between SNMP modules and the network.
 
 Modules (system, interfaces, storage, printer, ups, inventory...) ask a `SnmpClient` for GETs and
-table walks and turn the varbinds into results. The real client (pysnmp, probe/sources/snmp/engine.py)
+table walks and turn the varbinds into results. The real client (probe/sources/snmp/engine.py)
 and the fakes used by unit tests (a recording read from an .snmprec file, probe/sources/snmp/snmprec.py)
 implement the same Protocol, so modules never know which one they talk to.
 """

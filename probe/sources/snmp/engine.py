@@ -1,4 +1,4 @@
-"""The real SNMP client: sessions that talk to devices over UDP (v1/v2c) or pysnmp (v3).
+"""The real SNMP client: sessions that talk to devices over UDP, v1/v2c and v3, with our own codec.
 
     engine = Engine.for_running_loop()          # one per event loop, shared by every device
     session = await engine.session("192.0.2.7", credential, timeout=2, retries=1, max_repetitions=25)
@@ -12,10 +12,11 @@ Layers, so the walk logic can be tested with a fake wire:
   `Transport`, which sends one PDU and returns one answer or raises `AttemptTimeout`.
 - `CommunityTransport`: v1/v2c messages encoded and decoded by ber.py (pysnmp's pyasn1 codec is the
   bottleneck of a walk), sent through one UDP socket per event loop that matches answers to requests
-  by request-id and source address.
-- `UsmTransport`: v3 through pysnmp's command generator on the loop's single pysnmp SnmpEngine, below
-  hlapi (no MIB resolution), mapping USM reports (unknown user, wrong digest, decryption error) to
-  `SnmpAuthError`.
+  by request-id (msgID for v3) and source address.
+- `UsmTransport`: v3 messages and their security (usm.py) over the same socket: engine ID discovery,
+  the agent's clock, keys localized per agent engine (one row per device: a user name shared with
+  different keys cannot cross over), USM reports (unknown user, wrong digest, decryption error)
+  mapped to `SnmpAuthError`.
 
 A wrong community is a silence on the wire, like a dead device. When a credential has never been
 answered and times out, the session sends one SNMPv3 discovery probe (which any v3-capable agent
@@ -29,8 +30,8 @@ the Blumenthal key extension (Net-SNMP's AES-192/AES-256), AES192C/AES256C with 
 (Cisco; Net-SNMP's AES-192-C/AES-256-C). 3DES exists in pysnmp but not in Net-SNMP, so it is not
 offered. Net-SNMP answers a wrong auth key or user with a report (told as such) but silently drops
 a message it cannot decrypt: a wrong privacy key is told by the discovery probe above.
-Speed (benchmarks/bench_snmp.py): v2c walks at or above snmpbulkwalk's rate; v3 goes through pysnmp's
-pyasn1 codec at roughly a seventh of it.
+Speed (benchmarks/bench_snmp.py): v2c and v3 walk at about snmpbulkwalk's rate. pysnmp is the
+reference the tests hold the v3 path to (tests/snmp_pysnmp_usm.py).
 """
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, Sequence
 
-from probe.sources.snmp import ber
+from probe.sources.snmp import ber, usm
 from probe.sources.snmp.client import (
     END_OF_MIB_VIEW, NO_SUCH_INSTANCE, NO_SUCH_OBJECT, Oid, SnmpAuthError, SnmpError, SnmpProtocolError,
     SnmpTimeout, Varbind, format_oid,
@@ -371,163 +372,141 @@ async def _v3_discover(dispatcher: _Dispatcher, addr: tuple, timeout: float) -> 
 
 
 # ---------------------------------------------------------------------------------------------------
-# v3: pysnmp below hlapi
+# v3: USM (usm.py) on our codec, over the same dispatcher
 
-AUTH_PROTOCOLS = {
-    "MD5": "USM_AUTH_HMAC96_MD5", "SHA": "USM_AUTH_HMAC96_SHA", "SHA224": "USM_AUTH_HMAC128_SHA224",
-    "SHA256": "USM_AUTH_HMAC192_SHA256", "SHA384": "USM_AUTH_HMAC256_SHA384", "SHA512": "USM_AUTH_HMAC384_SHA512",
-}
-# AES192/AES256 follow draft-blumenthal-aes-usm (Net-SNMP's AES-192/AES-256); the "C" variants are the
-# Reeder key extension that Cisco uses (Net-SNMP's AES-192-C/AES-256-C).
-PRIV_PROTOCOLS = {
-    "DES": "USM_PRIV_CBC56_DES", "AES": "USM_PRIV_CFB128_AES", "AES128": "USM_PRIV_CFB128_AES",
-    "AES192": "USM_PRIV_CFB192_AES_BLUMENTHAL", "AES256": "USM_PRIV_CFB256_AES_BLUMENTHAL",
-    "AES192C": "USM_PRIV_CFB192_AES", "AES256C": "USM_PRIV_CFB256_AES",
-}
-
-_AUTH_INDICATIONS = {
-    "UnknownUserName": "agent does not know the v3 user (usmStatsUnknownUserNames)",
-    "UnknownSecurityName": "agent does not know the v3 user (usmStatsUnknownUserNames)",
-    "WrongDigest": "wrong v3 auth key or protocol (usmStatsWrongDigests)",
-    "AuthenticationFailure": "wrong v3 auth key or protocol (authenticator mismatch)",
-    "AuthenticationError": "wrong v3 auth key or protocol",
-    "DecryptionError": "wrong v3 privacy key or protocol (usmStatsDecryptionErrors)",
-    "UnsupportedSecurityLevel": "agent does not allow this v3 security level (usmStatsUnsupportedSecLevels)",
-    "NoAuthentication": "v3 authentication not available",
+_REPORT_WHY = {
+    "unknownUserNames": "agent does not know the v3 user (usmStatsUnknownUserNames)",
+    "wrongDigests": "wrong v3 auth key or protocol (usmStatsWrongDigests)",
+    "decryptionErrors": "wrong v3 privacy key or protocol (usmStatsDecryptionErrors)",
+    "unsupportedSecLevels": "agent does not allow this v3 security level (usmStatsUnsupportedSecLevels)",
+    "notInTimeWindows": "agent keeps answering that our messages are outside its time window "
+                        "(usmStatsNotInTimeWindows)",
+    "unknownEngineIDs": "agent keeps refusing its own engine ID (usmStatsUnknownEngineIDs)",
 }
 
 
-def _usm_value(val) -> tuple[str, object]:
-    name = type(val).__name__
-    if name in ("Integer32", "Integer"):
-        return "Integer32", int(val)
-    if name in ("OctetString", "Bits", "DisplayString"):
-        return "OctetString", val.asOctets()
-    if name == "ObjectIdentifier":
-        return "ObjectIdentifier", tuple(val)
-    if name == "IpAddress":
-        return "IpAddress", "%d.%d.%d.%d" % tuple(val.asOctets())
-    if name in ("Counter32", "Counter64", "TimeTicks"):
-        return name, int(val)
-    if name in ("Gauge32", "Unsigned32"):
-        return "Gauge32", int(val)
-    if name == "Opaque":
-        return "Opaque", val.asOctets()
-    if name == "NoSuchObject":
-        return NO_SUCH_OBJECT, None
-    if name == "NoSuchInstance":
-        return NO_SUCH_INSTANCE, None
-    if name == "EndOfMibView":
-        return END_OF_MIB_VIEW, None
-    if name == "Null":
-        return "Null", None
-    return "OctetString", bytes(val) if hasattr(val, "__bytes__") else str(val).encode()
+@dataclass
+class _Peer:
+    """What we know of an agent's engine (RFC 3414 2.3, the non-authoritative side's cache)."""
+
+    engine_id: bytes
+    keys: "usm.Keys | None"
+    boots: int
+    time: int           # latestReceivedEngineTime
+    at: float           # monotonic time when `time` was received
+
+    def now(self, mono: float) -> int:
+        return min(usm.MAX_BOOTS, self.time + int(mono - self.at))
 
 
 class UsmTransport:
+    """v3 requests at the credential's security level: the engine ID discovered once (RFC 3414 4),
+    the agent's clock learnt from its reports and answers, every answer checked (digest, engine ID,
+    user, time window) before it is decrypted and decoded."""
+
     version = ber.V3
 
-    def __init__(self, pysnmp_engine, dispatcher: _Dispatcher, addr: tuple, credential: "SnmpCredential"):
-        self._engine = pysnmp_engine
+    def __init__(self, dispatcher: _Dispatcher, addr: tuple, credential: "SnmpCredential"):
         self._dispatcher = dispatcher
         self.addr = addr
-        self._cred = credential
-        self._target_name = None
-        self._context = credential.context
+        c = credential
+        self._user = usm.User(c.username.encode(), c.auth_protocol,
+                              c.auth_key.reveal().encode() if c.auth_key else b"",
+                              c.priv_protocol, c.priv_key.reveal().encode() if c.priv_key else b"")
+        self._context = c.context.encode()
+        self._peer: _Peer | None = None
+        self._salt = random.getrandbits(64)
+        self._label = f"{addr[0]}:{addr[1]}"
 
-    async def _configure(self, timeout: float):
-        from pysnmp.hlapi.v3arch import asyncio as hl
-        from pysnmp.hlapi.v3arch.asyncio.cmdgen import LCD
-
-        c = self._cred
-        kw = {}
-        if c.auth_protocol:
-            kw["authKey"] = c.auth_key.reveal()
-            kw["authProtocol"] = getattr(hl, AUTH_PROTOCOLS[c.auth_protocol])
-        if c.priv_protocol:
-            kw["privKey"] = c.priv_key.reveal()
-            kw["privProtocol"] = getattr(hl, PRIV_PROTOCOLS[c.priv_protocol])
-        # pysnmp keys its USM rows by (engine ID, user name) and, left to itself, clones every peer's
-        # row from one template per user name: two credentials with the same user name and different
-        # keys (common across a client's devices) would overwrite each other's keys while both are in
-        # use. Discovering the engine ID ourselves and giving it makes one row per device.
-        engine_id = await _v3_discover(self._dispatcher, self.addr, timeout)
-        if engine_id is None:
-            raise AttemptTimeout()
-        kw["securityEngineId"] = engine_id
-        user = hl.UsmUserData(c.username, **kw)
-        # pysnmp counts timeouts in 10 ms ticks; our Session does the retries.
-        cls = hl.UdpTransportTarget if ipaddress.ip_address(self.addr[0]).version == 4 else hl.Udp6TransportTarget
-        target = await cls.create(self.addr, timeout=timeout, retries=0)
-        self._target_name, _ = LCD.configure(self._engine, user, target, self._context)
+    async def _discover(self, timeout: float) -> _Peer:
+        d = self._dispatcher
+        mid = d.next_id()
+        try:
+            data = await d.exchange(mid, ber.encode_v3_discovery(mid, mid), self.addr, timeout)
+            msg = usm.parse_message(data)
+        except ber.BerError as exc:
+            raise SnmpProtocolError(f"{self._label}: malformed answer to v3 discovery: {exc}") from None
+        if not msg.engine_id:
+            raise SnmpProtocolError(f"{self._label}: answer to v3 discovery carries no engine ID")
+        keys = usm.localize(self._user, msg.engine_id) if self._user.flags else None
+        # Net-SNMP gives its clock in the discovery report; an agent that gives 0/0 corrects us with an
+        # authenticated notInTimeWindows report on the first request (handled in send()).
+        self._peer = _Peer(msg.engine_id, keys, msg.boots, msg.time, asyncio.get_running_loop().time())
+        return self._peer
 
     async def send(self, pdu_type, oids, *, timeout, non_repeaters=0, max_repetitions=0) -> Answer:
-        from pysnmp.entity.rfc3413 import cmdgen
-        from pysnmp.proto.api import v2c
-        from pysnmp.proto.error import StatusInformation
-
-        if self._target_name is None:
-            await self._configure(timeout)
-        if pdu_type == ber.GET:
-            pdu = v2c.GetRequestPDU()
-        elif pdu_type == ber.GETNEXT:
-            pdu = v2c.GetNextRequestPDU()
-        else:
-            pdu = v2c.GetBulkRequestPDU()
-        v2c.apiPDU.set_defaults(pdu)
-        if pdu_type == ber.GETBULK:
-            v2c.apiBulkPDU.set_non_repeaters(pdu, non_repeaters)
-            v2c.apiBulkPDU.set_max_repetitions(pdu, max_repetitions)
-        v2c.apiPDU.set_varbinds(pdu, [(v2c.ObjectIdentifier(o), v2c.null) for o in oids])
+        d = self._dispatcher
         loop = asyncio.get_running_loop()
-        fut = loop.create_future()
+        resynced = rediscovered = False
+        while True:
+            peer = self._peer or await self._discover(timeout)
+            mid = d.next_id()
+            self._salt += 1
+            pdu = ber.encode_pdu(pdu_type, mid, oids, non_repeaters=non_repeaters, max_repetitions=max_repetitions)
+            msg = usm.encode_message(mid, peer.keys, peer.engine_id, peer.boots, peer.now(loop.time()), pdu,
+                                     user_name=self._user.name, context_engine_id=peer.engine_id,
+                                     context_name=self._context, salt=self._salt)
+            try:
+                data = await d.exchange(mid, msg, self.addr, timeout)
+            except AttemptTimeout:
+                # A wrong privacy key is dropped in silence, and an agent that restarted with a new engine
+                # ID may answer with a report we cannot match: discover it again on the next try.
+                self._peer = None
+                raise
+            try:
+                answer = usm.parse_message(data)
+                report = self._check(answer, data, peer, loop.time())
+                if report is None:
+                    scoped = usm.plaintext(answer, peer.keys)  # _check checked the digest
+                    _, _, ptype, rid, status, index, vbs = usm.decode_scoped_pdu(scoped)
+                    if ptype == ber.REPORT:  # an encrypted report
+                        report = usm.report_name(vbs) or "report"
+            except ber.BerError as exc:
+                raise SnmpProtocolError(f"{self._label}: malformed v3 answer: {exc}") from None
+            except usm.UsmError as exc:
+                raise SnmpProtocolError(f"{self._label}: v3 answer refused ({exc.report}): {exc}") from None
+            if report == "unknownEngineIDs" and not rediscovered:
+                self._peer, rediscovered = None, True
+                continue
+            if report == "notInTimeWindows" and not resynced:
+                resynced = True  # _check took the agent's clock from the (authenticated) report
+                continue
+            if report is not None:
+                why = _REPORT_WHY.get(report, f"agent sent a {report} report")
+                raise SnmpAuthError(f"{self._label}: user {self._user.name.decode(errors='replace')!r}: {why}")
+            if ptype != ber.RESPONSE or rid != mid:
+                raise SnmpProtocolError(f"{self._label}: unexpected v3 answer (PDU 0x{ptype:02x}, request-id {rid})")
+            return Answer(status, index, vbs)
 
-        def done(engine, handle, indication, rpdu, ctx):
-            if not fut.done():
-                fut.set_result((indication, rpdu))
-
-        gen = cmdgen.CommandGenerator()
-        try:
-            gen.send_pdu(self._engine, self._target_name, None, self._context, pdu, done, None)
-        except StatusInformation as exc:  # refused before anything was sent (e.g. no such user row)
-            fut.set_result((exc["errorIndication"], None))
-        # pysnmp's own timer ends the request; ours is a backstop in case its dispatcher stalls.
-        timer = loop.call_later(timeout + 1.0, _expire, fut)
-        try:
-            indication, rpdu = await fut
-        finally:
-            timer.cancel()
-        if indication is not None:
-            kind = type(indication).__name__
-            if kind == "RequestTimedOut":
-                # The agent may have restarted with a new engine ID: discover it again next try.
-                self._forget_engine_id()
-                self._target_name = None
-                raise AttemptTimeout()
-            if kind in _AUTH_INDICATIONS:
-                raise SnmpAuthError(f"{self.addr[0]}:{self.addr[1]}: user {self._cred.username!r}: "
-                                    f"{_AUTH_INDICATIONS[kind]}")
-            raise SnmpProtocolError(f"{self.addr[0]}:{self.addr[1]}: {indication}")
-        status = int(v2c.apiPDU.get_error_status(rpdu))
-        index = int(v2c.apiPDU.get_error_index(rpdu, muteErrors=True))
-        vbs = []
-        for name, val in v2c.apiPDU.get_varbinds(rpdu):
-            t, v = _usm_value(val)
-            vbs.append(Varbind(tuple(name), t, v))
-        return Answer(status, index, vbs)
-
-    def _forget_engine_id(self) -> None:
-        """Make pysnmp discover the agent's engine ID again on the next try.
-
-        An agent that restarted with a new engine ID answers requests for the old one with a
-        usmStatsUnknownEngineIDs report carrying request-id 0 (it cannot decrypt ours), which pysnmp
-        does not match to the request: it times out for ever. Dropping the cached peer engine data
-        after a timeout costs one discovery round-trip on a retry and recovers from that."""
-        for mp in self._engine.message_processing_subsystems.values():
-            cache = getattr(mp, "_SnmpV3MessageProcessingModel__engineIdCache", None)
-            if cache:
-                for key in [k for k in cache if tuple(k[1][:2]) == tuple(self.addr)]:
-                    del cache[key]
+    def _check(self, msg: "usm.Message", raw: bytes, peer: _Peer, mono: float) -> str | None:
+        """The checks of RFC 3414 3.2 on an answer to our request. Returns the usmStats name when the
+        answer is a report sent in clear (unauthenticated, or signed but not encrypted, as RFC 3414
+        3.2.7 a says a notInTimeWindows report is), else None."""
+        report = None
+        if not msg.encrypted:
+            _, _, ptype, _, _, _, vbs = usm.decode_scoped_pdu(msg.data)
+            if ptype == ber.REPORT:
+                report = usm.report_name(vbs) or "report"
+        if not msg.authenticated:
+            if peer.keys is not None and report is None:
+                raise usm.UsmError("unsupportedSecLevels", "unauthenticated answer to an authenticated request")
+            return report
+        if msg.engine_id != peer.engine_id:
+            raise usm.UsmError("unknownEngineIDs", f"answer from engine {msg.engine_id.hex()}, "
+                                                   f"not the agent's {peer.engine_id.hex()}")
+        if msg.user_name != self._user.name:
+            raise usm.UsmError("unknownUserNames", "answer for another user")
+        usm.check_digest(msg, raw, peer.keys)
+        # RFC 3414 3.2.7 b: a newer clock is taken, and so is the clock of a signed notInTimeWindows
+        # report (what it is for); an answer older than the window is a replay.
+        if (report == "notInTimeWindows" or msg.boots > peer.boots
+                or (msg.boots == peer.boots and msg.time > peer.time)):
+            peer.boots, peer.time, peer.at = msg.boots, msg.time, mono
+        elif (msg.boots == usm.MAX_BOOTS or msg.boots < peer.boots
+              or msg.time < peer.time - usm.TIME_WINDOW):
+            raise usm.UsmError("notInTimeWindows", f"answer stamped boots {msg.boots} time {msg.time}, older "
+                                                   f"than the agent's {peer.boots}/{peer.time}: a replay?")
+        return report
 
     async def alive(self, timeout: float) -> bool:
         return await _v3_discovery_answered(self._dispatcher, self.addr, timeout)
@@ -538,14 +517,12 @@ class UsmTransport:
 
 
 class Engine:
-    """What a loop shares across devices: the v1/v2c UDP sockets and the pysnmp SnmpEngine (created
-    on first v3 use; each costs ~80 ms and a few MiB, so never one per device)."""
+    """What a loop shares across devices: one UDP socket per address family, for every version."""
 
     _by_loop: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Engine]" = weakref.WeakKeyDictionary()
 
     def __init__(self):
         self._dispatchers: dict[int, _Dispatcher] = {}
-        self._pysnmp = None
 
     @classmethod
     def for_running_loop(cls) -> "Engine":
@@ -576,12 +553,6 @@ class Engine:
             self._dispatchers[family] = d
         return d
 
-    def pysnmp_engine(self):
-        if self._pysnmp is None:
-            from pysnmp.hlapi.v3arch.asyncio import SnmpEngine
-            self._pysnmp = SnmpEngine()
-        return self._pysnmp
-
     async def session(self, host: str, credential: "SnmpCredential", *, port: int = 161, timeout: float = 2.0,
                       retries: int = 1, max_repetitions: int = 25) -> Session:
         addr = await resolve(host, port)
@@ -592,7 +563,7 @@ class Engine:
             raise SnmpError(f"{host}: cannot open a UDP socket for {'IPv6' if family == socket.AF_INET6 else 'IPv4'}: "
                             f"{exc.strerror or exc}") from None
         if credential.version == "3":
-            transport = UsmTransport(self.pysnmp_engine(), d, addr, credential)
+            transport = UsmTransport(d, addr, credential)
         else:
             version = ber.V1 if credential.version == "1" else ber.V2C
             transport = CommunityTransport(d, addr, version, credential.community.reveal().encode())
@@ -605,12 +576,6 @@ class Engine:
             if d.transport is not None:
                 d.transport.close()
         self._dispatchers.clear()
-        if self._pysnmp is not None:
-            try:
-                self._pysnmp.close_dispatcher()
-            except Exception:  # already closed, or never opened a transport
-                pass
-            self._pysnmp = None
         for loop, eng in list(self._by_loop.items()):
             if eng is self:
                 del self._by_loop[loop]
