@@ -5,7 +5,8 @@ Net-SNMP snmpd. From the probe's namespace, alternately: `snmpbulkwalk -v2c -Cr5
 (wall time of the process, whose start-up is a few ms of a ~0.2 s walk) and our engine walking the
 same tree with max-repetitions 50 in a long-lived process (as the daemon does: the faster of two
 walks after a warm-up). Best of N runs each;
-the ratio is ours / Net-SNMP's (target >= 0.5). The same for SNMPv3 authPriv (SHA-256/AES-256).
+the ratio is ours / Net-SNMP's (target >= 0.5). The same for SNMPv3, every protocol pair Net-SNMP
+offers (6 auth x 6 privacy, and authNoPriv; target >= 0.8), with CPU per varbind beside each.
 
 Part 2, a polling round. One namespace with loopback only; snmpsim (run as nobody from a copy of its
 pure-Python packages under /usr/bin/python3, two processes, one UDP port per agent) serves the shared
@@ -16,7 +17,7 @@ seconds, our peak RSS, modules ok; and, as the peer, Net-SNMP snmpbulkwalk walki
 of the same agents 32 at a time (its CPU seconds are the children's rusage). Wall time is bounded by
 snmpsim's own speed (its CPU is reported too); our CPU seconds are what must fit in a 60 s interval.
 
-    python benchmarks/bench_snmp.py [--quick]
+    python benchmarks/bench_snmp.py [--quick] [--walks-only]
 """
 from __future__ import annotations
 
@@ -67,74 +68,132 @@ def _why_not() -> str | None:
 
 # -- part 1 -----------------------------------------------------------------------------------------
 
-async def _inner_walk(spec: dict) -> dict:
+# Every v3 protocol Net-SNMP 5.9 offers, by our name -> Net-SNMP's (-a / -x).
+AUTH = {"MD5": "MD5", "SHA": "SHA", "SHA224": "SHA-224", "SHA256": "SHA-256", "SHA384": "SHA-384", "SHA512": "SHA-512"}
+PRIV = {"DES": "DES", "AES": "AES", "AES192": "AES-192", "AES256": "AES-256", "AES192C": "AES-192-C",
+        "AES256C": "AES-256-C"}
+V3_PASSWORDS = ("bench-auth-pass", "bench-priv-pass")
+
+
+def v3_pairs() -> list[tuple[str, str | None]]:
+    """(auth, priv): every authPriv pair, and authNoPriv for each auth protocol."""
+    return [(a, p) for a in AUTH for p in (*PRIV, None)]
+
+
+def _user(auth: str, priv: str | None) -> str:
+    return f"b{auth}{priv or 'np'}"
+
+
+async def _inner_walk(spec: dict) -> list[dict]:
+    """In the probe's namespace: one long-lived process (as the daemon) walking 1.3.6.1 once per
+    credential to warm up (v3 discovery, key localisation), then `runs` times; the fastest walk and the
+    CPU seconds of all timed walks per varbind."""
     from probe.config import Secret, SnmpCredential
     from probe.sources.snmp.client import parse_oid
     from probe.sources.snmp.engine import Engine
 
-    if spec.get("v3"):
-        cred = SnmpCredential(name="bench", version="3", username="labv3", auth_protocol="SHA256",
-                              auth_key=Secret("authpass123"), priv_protocol="AES256", priv_key=Secret("privpass123"))
-    else:
-        cred = SnmpCredential(name="bench", version="2c", community=Secret(spec["community"]))
     engine = Engine.for_running_loop()
-    session = await engine.session(spec["host"], cred, timeout=2.0, retries=1, max_repetitions=50)
-    await session.walk(parse_oid("1.3.6.1.2.1.1"))  # warm-up: v3 discovery and key localisation
-    dt = float("inf")
-    for _ in range(2):  # a long-lived poller's steady state: the faster of two walks in one process
-        t0 = time.perf_counter()
-        rows = await session.walk(parse_oid("1.3.6.1"), max_rows=10_000_000)
-        dt = min(dt, time.perf_counter() - t0)
-    engine.close()
-    return {"varbinds": len(rows), "seconds": dt, "pdus": session.stats.pdus}
-
-
-def _walk_rate(lab, agent, runs: int) -> list[tuple[str, float, float, int]]:
-    ip = str(agent.host.ip)
-    env = dict(os.environ, MIBS="", PYTHONPATH=REPO)
     out = []
-    for label, nargv, spec in (
-            ("v2c", ["snmpbulkwalk", "-v2c", "-Cr50", "-c", agent.community, ip, "1.3.6.1"],
-             {"host": ip, "community": agent.community}),
-            ("v3 authPriv SHA-256/AES-256", ["snmpbulkwalk", "-v3", "-l", "authPriv", "-u", "labv3", "-a", "SHA-256",
-                                             "-A", "authpass123", "-x", "AES-256", "-X", "privpass123", "-Cr50", ip,
-                                             "1.3.6.1"],
-             {"host": ip, "v3": True})):
-        best_ours = best_peer = 0.0
-        n_ours = n_peer = 0
-        for _ in range(runs):
-            t0 = time.perf_counter()
-            r = lab.run(lab.probe, nargv, env=env, timeout=120)
-            dt = time.perf_counter() - t0
-            n_peer = sum(1 for line in r.stdout.splitlines() if " = " in line)
-            best_peer = max(best_peer, n_peer / dt)
-            r = lab.run(lab.probe, [sys.executable, os.path.abspath(__file__), "--inner-walk", json.dumps(spec)],
-                        env=env, timeout=120)
-            res = json.loads(r.stdout)
-            n_ours = res["varbinds"]
-            best_ours = max(best_ours, res["varbinds"] / res["seconds"])
-        out.append((label, best_ours, best_peer, n_ours, n_peer))
+    for c in spec["credentials"]:
+        if c.get("auth"):
+            cred = SnmpCredential(name="bench", version="3", username=_user(c["auth"], c.get("priv")),
+                                  auth_protocol=c["auth"], auth_key=Secret(V3_PASSWORDS[0]),
+                                  priv_protocol=c.get("priv"),
+                                  priv_key=Secret(V3_PASSWORDS[1]) if c.get("priv") else None)
+        else:
+            cred = SnmpCredential(name="bench", version="2c", community=Secret(c["community"]))
+        session = await engine.session(spec["host"], cred, timeout=2.0, retries=1, max_repetitions=50)
+        await session.walk(parse_oid("1.3.6.1.2.1.1"))
+        dt, cpu, n = float("inf"), 0.0, 0
+        for _ in range(spec["runs"]):
+            c0, t0 = time.process_time(), time.perf_counter()
+            rows = await session.walk(parse_oid("1.3.6.1"), max_rows=10_000_000)
+            dt = min(dt, time.perf_counter() - t0)
+            cpu += time.process_time() - c0
+            n += len(rows)
+        out.append({"varbinds": len(rows), "seconds": dt, "cpu_per_varbind": cpu / n})
+    engine.close()
     return out
+
+
+def _peer_walk(lab, argv: list[str]) -> tuple[float, float, int]:
+    """One snmpbulkwalk: (seconds of the process, CPU seconds from the children's rusage: its start-up
+    and key localisation included, as the process pays them, varbinds)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    r = lab.run(lab.probe, argv, env=dict(os.environ, MIBS=""), timeout=120)
+    dt = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return dt, cpu, sum(1 for line in r.stdout.splitlines() if " = " in line)
+
+
+def _walk_rates(lab, agent, runs: int) -> list[tuple[str, dict, dict]]:
+    """Per case, ours and the peer's best rate and mean CPU per varbind over `runs` rounds; a round
+    walks every case once with ours (one process) and then once with snmpbulkwalk, so a drift of the
+    machine's speed falls on both."""
+    ip = str(agent.host.ip)
+    cases = [("v2c", {"community": agent.community},
+              ["snmpbulkwalk", "-v2c", "-Cr50", "-c", agent.community, ip, "1.3.6.1"])]
+    for a, p in v3_pairs():
+        argv = ["snmpbulkwalk", "-v3", "-u", _user(a, p), "-a", AUTH[a], "-A", V3_PASSWORDS[0]]
+        argv += ["-l", "authPriv", "-x", PRIV[p], "-X", V3_PASSWORDS[1]] if p else ["-l", "authNoPriv"]
+        cases.append((f"v3 {a}/{p or 'noPriv'}", {"auth": a, "priv": p}, argv + ["-Cr50", ip, "1.3.6.1"]))
+    spec = {"host": ip, "runs": 1, "credentials": [c for _, c, _ in cases]}
+    ours = [{"rate": 0.0, "cpu": 0.0, "n": 0, "varbinds": 0} for _ in cases]
+    peer = [{"rate": 0.0, "cpu": 0.0, "n": 0, "varbinds": 0} for _ in cases]
+    for _ in range(runs):
+        r = lab.run(lab.probe, [sys.executable, os.path.abspath(__file__), "--inner-walk", json.dumps(spec)],
+                    env=dict(os.environ, MIBS="", PYTHONPATH=REPO), timeout=1800)
+        for o, res in zip(ours, json.loads(r.stdout)):
+            o["rate"] = max(o["rate"], res["varbinds"] / res["seconds"])
+            o["cpu"] += res["cpu_per_varbind"] * res["varbinds"]
+            o["n"] += res["varbinds"]
+            o["varbinds"] = res["varbinds"]
+        for pr, (_, _, argv) in zip(peer, cases):
+            dt, cpu, n = _peer_walk(lab, argv)
+            pr["rate"] = max(pr["rate"], n / dt)
+            pr["cpu"] += cpu
+            pr["n"] += n
+            pr["varbinds"] = n
+    return [(label, o, pr) for (label, _, _), o, pr in zip(cases, ours, peer)]
 
 
 def part1(quick: bool) -> int:
     from tests.lab.netns import Lab
 
     runs = 2 if quick else 5
-    report().progress(f"walks against a lab snmpd, best of {runs}, ours and snmpbulkwalk")
-    with Lab(hosts=1, snmp_hosts=1, mirror=False) as lab:
-        results = _walk_rate(lab, lab.snmpds[0], runs)
-    print(f"walk of 1.3.6.1 on a local Net-SNMP snmpd, max-repetitions 50, best of {runs}:")
+    report().progress(f"walks against a lab snmpd (v2c and {len(v3_pairs())} v3 protocol pairs), best of {runs}, "
+                      f"ours and snmpbulkwalk")
+    users = [{"user": _user(a, p), "auth": AUTH[a], "auth_key": V3_PASSWORDS[0],
+              **({"priv": PRIV[p], "priv_key": V3_PASSWORDS[1]} if p else {})} for a, p in v3_pairs()]
+    with Lab(hosts=1, mirror=False) as lab:
+        agent = lab.start_snmpd(lab.hosts[0], v3_users=users)
+        results = _walk_rates(lab, agent, runs)
+    print(f"walk of 1.3.6.1 on a local Net-SNMP snmpd, max-repetitions 50, best of {runs} rounds "
+          f"(CPU per varbind: mean of the rounds; snmpbulkwalk's includes its start-up and key localisation):")
     rc = 0
-    for label, ours, peer, n_ours, n_peer in results:
+    v3_ratios = []
+    for label, o, pr in results:
+        ours, peer = o["rate"], pr["rate"]
+        cpu, peer_cpu = o["cpu"] / max(1, o["n"]), pr["cpu"] / max(1, pr["n"])
         ratio = ours / peer if peer else float("nan")
-        print(f"  {label:<30} ours {ours:>9,.0f} varbinds/s ({n_ours} varbinds)   "
-              f"Net-SNMP snmpbulkwalk {peer:>9,.0f} varbinds/s ({n_peer})   ratio {ratio:.2f}")
+        cpu_ratio = cpu / peer_cpu if peer_cpu else float("nan")
+        print(f"  {label:<18} ours {ours:>8,.0f} varbinds/s {cpu * 1e6:5.1f} us CPU/varbind ({o['varbinds']})   "
+              f"snmpbulkwalk {peer:>8,.0f} varbinds/s {peer_cpu * 1e6:5.1f} us CPU/varbind ({pr['varbinds']})   "
+              f"ratio {ratio:.2f} (CPU {cpu_ratio:.2f})")
         v2 = label == "v2c"
+        if not v2:
+            v3_ratios.append((ratio, label))
         report().figure(f"SNMP walk, {label}", ours, "varbinds/s", peer=peer, peer_name="Net-SNMP snmpbulkwalk",
                         target=">= 0.5x" if v2 else ">= 0.8x (issue 15)", met=ratio >= (0.5 if v2 else 0.8))
+        report().figure(f"SNMP walk CPU per varbind, {label}", cpu * 1e6, "us", peer=peer_cpu * 1e6,
+                        peer_name="Net-SNMP snmpbulkwalk", ratio_meaning="ours / peer (lower is better)")
         if v2 and ratio < 0.5:
             rc = 1
+    worst, label = min(v3_ratios)
+    print(f"  v3, every pair: worst ratio {worst:.2f} ({label}), median "
+          f"{sorted(r for r, _ in v3_ratios)[len(v3_ratios) // 2]:.2f}")
     return rc
 
 
@@ -393,7 +452,8 @@ def main(argv: list[str]) -> int:
     from tests.conftest import shared_data_dir
 
     rc = part1(quick)
-    rc |= part2(quick, str(shared_data_dir()))
+    if "--walks-only" not in argv:
+        rc |= part2(quick, str(shared_data_dir()))
     return rc
 
 

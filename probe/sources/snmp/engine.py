@@ -483,10 +483,8 @@ class UsmTransport:
         answer is a report sent in clear (unauthenticated, or signed but not encrypted, as RFC 3414
         3.2.7 a says a notInTimeWindows report is), else None."""
         report = None
-        if not msg.encrypted:
-            _, _, ptype, _, _, _, vbs = usm.decode_scoped_pdu(msg.data)
-            if ptype == ber.REPORT:
-                report = usm.report_name(vbs) or "report"
+        if not msg.encrypted and usm.pdu_type(msg.data) == ber.REPORT:
+            report = usm.report_name(usm.decode_scoped_pdu(msg.data)[6]) or "report"
         if not msg.authenticated:
             if peer.keys is not None and report is None:
                 raise usm.UsmError("unsupportedSecLevels", "unauthenticated answer to an authenticated request")

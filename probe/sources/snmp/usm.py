@@ -403,6 +403,19 @@ def decode_scoped_pdu(scoped: bytes) -> tuple[bytes, bytes, int, int, int, int, 
     return ctx_engine, ctx_name, pdu_type, rid, status, index, ber.decode_varbinds(scoped, vs, ve)
 
 
+def pdu_type(scoped: bytes) -> int:
+    """The tag of the PDU a ScopedPDU carries, without decoding it (is it a Report?)."""
+    end = len(scoped)
+    tag, s, e = _header(scoped, 0, end)
+    if tag != 0x30:
+        raise BerError(f"ScopedPDU is not a SEQUENCE (tag 0x{tag:02x})")
+    _, p = _octets(scoped, s, e, "contextEngineID", MAX_ENGINE_ID)
+    _, p = _octets(scoped, p, e, "contextName", 255)
+    if p >= e:
+        raise BerError(f"ScopedPDU carries no PDU (byte {p})")
+    return scoped[p]
+
+
 def report_name(varbinds: Sequence[Varbind]) -> str | None:
     """The usmStats counter a Report PDU carries ("unknownEngineIDs", "wrongDigests", ...), or None."""
     for vb in varbinds:
