@@ -30,6 +30,16 @@ def _regex(value: str) -> str | None:
     return None
 
 
+def _engine_id(value: str) -> str | None:
+    if not value:
+        return None
+    try:
+        n = len(bytes.fromhex(value))
+    except ValueError:
+        return f"engine ID {value!r} is not hex digits (e.g. 80000000050102030405060708)"
+    return None if 5 <= n <= 32 else f"engine ID of {n} octets (RFC 3411: 5 to 32)"
+
+
 @dataclass(frozen=True)
 class TrapUplinks:
     device: str = setting(doc="address of a polled device (as in snmp.targets or found by the sweep)")
@@ -38,11 +48,13 @@ class TrapUplinks:
 
 @dataclass(frozen=True)
 class TrapsConfig:
-    """Notifications (v1 traps, v2c traps and informs) from the devices; the community must be one of
-    snmp.credentials' v1/v2c communities."""
+    """Notifications (v1 traps, v2c and v3 traps and informs) from the devices; the community must be one
+    of snmp.credentials' v1/v2c communities, the v3 user one of its version 3 usernames."""
 
     enabled: bool = setting(True)
     listen_address: str = setting(":162", check=_listen, doc="UDP address to receive on (HOST:PORT or :PORT)")
+    engine_id: str = setting("", check=_engine_id, doc="SNMPv3 engine ID (hex) v3 informs are sent to; default: "
+                                                       "generated once, kept in state_dir")
     queue_size: int = setting(1024, check=_at_least(1), doc="notifications waiting to be handled; beyond, dropped")
     rate_per_source: float = setting(50.0, check=_positive, doc="notifications a second one source may send")
     burst_per_source: int = setting(200, check=_at_least(1), doc="how many above the rate a source may send at once")

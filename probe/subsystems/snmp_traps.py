@@ -11,20 +11,26 @@
   inventory knows as an SNMP agent is handed to the poller first (snmp.poll_discovered). Findings carry
   the poller's `target`, as the poll findings do, so a trap and its polls are one episode.
 - Unknown sources: counted, logged, and a snmp_trap_unknown_source finding (a device nobody set up).
-- Communities: those of snmp.credentials (v1 and v2c); reloads take the new ones at once. The listen
-  address takes effect on reload too (the socket is bound again).
+- Communities: those of snmp.credentials (v1 and v2c); v3 users: its version 3 entries. Reloads take the
+  new ones at once. The listen address takes effect on reload too (the socket is bound again).
+- The receiver's SNMPv3 engine (what v3 informs are sent to): snmp.traps.engine_id, else one generated
+  once and kept, with the boots counter (one more each start), in state_dir/ENGINE_FILE; without a
+  state_dir, a new engine ID each process and boots 1.
 """
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import os
 from typing import TYPE_CHECKING
 
 from probe.config.web import split_listen_address
 from probe.exposition.snmp_trap_collector import LabelCap, SnmpTrapCollector
 from probe.findings.model import Cleared
 from probe.findings.trap_rules import DeviceView, TrapRules, oid_name, trap_name
-from probe.sources.snmp.traps import Received, TrapListener, listen
+from probe.sources.snmp import usm
+from probe.sources.snmp.traps import Received, TrapListener, check_engine_id, listen, new_engine_id
 from probe.subsystems.base import Activity, Context, Health, Status
 
 if TYPE_CHECKING:
@@ -35,6 +41,48 @@ _log = logging.getLogger(__name__)
 
 def communities(config: "Config") -> list[str]:
     return [c.community.reveal() for c in config.snmp.credentials if c.version in ("1", "2c") and c.community]
+
+
+def v3_users(config: "Config") -> list[usm.User]:
+    def secret(key) -> bytes:
+        return key.reveal().encode() if key is not None else b""
+    return [usm.User(c.username.encode(), c.auth_protocol, secret(c.auth_key), c.priv_protocol, secret(c.priv_key))
+            for c in config.snmp.credentials if c.version == "3" and c.username]
+
+
+ENGINE_FILE = "snmp_trap_engine.json"
+
+
+def local_engine(config: "Config") -> tuple[bytes, int]:
+    """(engine ID, boots) of the receiver's SNMPv3 engine for this start (see the module docstring)."""
+    configured = bytes.fromhex(config.snmp.traps.engine_id) if config.snmp.traps.engine_id else None
+    if not config.state_dir:
+        return configured or new_engine_id(), 1
+    path = os.path.join(config.state_dir, ENGINE_FILE)
+    engine_id, boots = None, 0
+    try:
+        with open(path, encoding="utf-8") as f:
+            saved = json.load(f)
+        engine_id, boots = bytes.fromhex(saved["engine_id"]), int(saved["boots"])
+        check_engine_id(engine_id)
+        if not 0 <= boots < usm.MAX_BOOTS:
+            raise ValueError(f"boots {boots} out of range")
+    except FileNotFoundError:
+        engine_id = None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        _log.warning("%s: unreadable SNMPv3 engine state (%s): starting a new engine ID", path, exc)
+        engine_id, boots = None, 0
+    engine_id = engine_id or new_engine_id()
+    boots = min(boots + 1, usm.MAX_BOOTS)
+    try:
+        tmp = path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump({"engine_id": engine_id.hex(), "boots": boots}, f)
+        os.replace(tmp, path)
+    except OSError as exc:
+        _log.warning("%s: cannot keep the SNMPv3 engine state (%s): the next start counts the same boots, and "
+                     "v3 inform senders may refuse its answers until they discover it again", path, exc)
+    return configured or engine_id, boots
 
 
 def rules_from_config(config: "Config") -> TrapRules:
@@ -62,7 +110,9 @@ class SnmpTrapsSubsystem:
         self.status = Status()
         t = config.snmp.traps
         self.rules = rules_from_config(config)
-        self.listener = TrapListener(communities(config), queue_size=t.queue_size, rate=t.rate_per_source,
+        engine_id, boots = local_engine(config)
+        self.listener = TrapListener(communities(config), users=v3_users(config), engine_id=engine_id,
+                                     engine_boots=boots, queue_size=t.queue_size, rate=t.rate_per_source,
                                      burst=t.burst_per_source, max_sources=t.max_sources, clock=ctx.clock)
         self.received: dict[tuple[str, str], int] = {}
         self._source_label = LabelCap(t.metric_sources_max)
@@ -92,9 +142,9 @@ class SnmpTrapsSubsystem:
         if self.poller is not None and self._observing is not self.poller:
             self.poller.observers.append(self.after_poll)
             self._observing = self.poller
-        if not communities(self.config):
-            self.status.set(Health.DEGRADED, "no v1/v2c credential in snmp.credentials: every notification is "
-                                             "dropped as unknown_community")
+        if not communities(self.config) and not v3_users(self.config):
+            self.status.set(Health.DEGRADED, "no credential in snmp.credentials: every notification is dropped "
+                                             "(unknown_community, unknown_user)")
         else:
             self.status.set(Health.OK, "")
 
@@ -134,6 +184,9 @@ class SnmpTrapsSubsystem:
         self.config = config
         t = config.snmp.traps
         self.listener.set_communities(communities(config))
+        self.listener.set_users(v3_users(config))
+        if t.engine_id and bytes.fromhex(t.engine_id) != self.listener.v3.engine_id:
+            self.listener.v3.engine_id = bytes.fromhex(t.engine_id)
         rules = rules_from_config(config)
         rules._held = self.rules._held  # what the traps raised so far stays
         self.rules = rules
@@ -160,6 +213,8 @@ class SnmpTrapsSubsystem:
                 "received": self.listener.accepted_total, "dropped": dict(self.listener.dropped_total),
                 "informs_acknowledged": self.listener.informs_acknowledged_total,
                 "unknown_source": self.unknown_source_total, "last_drops": list(self.listener.last_drops)[-5:],
+                "snmpv3_engine_id": self.listener.v3.engine_id.hex(), "snmpv3_engine_boots": self.listener.v3.boots,
+                "usm_stats": dict(self.listener.v3.stats), "v3_reports_sent": self.listener.reports_sent_total,
                 "held_conditions": len(self.rules.held())}
 
     def metrics(self) -> dict:

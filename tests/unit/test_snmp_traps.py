@@ -134,7 +134,8 @@ def test_drops_say_what_was_wrong():
     get = ber.encode_request(ber.V2C, b"public", ber.GET, 1, [(1, 3, 6, 1, 2, 1, 1, 3, 0)])
     got = decode_notification(get)
     assert got.reason == "not_a_notification" and "0xa0" in got.detail
-    assert decode_notification(ber.encode_v3_discovery(1, 2)).reason == "snmpv3_unsupported"
+    v3 = decode_notification(ber.encode_v3_discovery(1, 2))  # no v3 receiver given: no user is known
+    assert v3.reason == "unknown_user" and "given no v3 users" in v3.detail
     v5 = bytearray(get)
     v5[4] = 5  # the version INTEGER's value byte
     assert decode_notification(bytes(v5)).reason == "unsupported_version"
