@@ -99,10 +99,3 @@ def score_samples(
     ts: npt.NDArray[np.float64],          # const double[::1], Unix seconds
     values: npt.NDArray[np.float64],      # const double[::1]
 ) -> npt.NDArray[np.float64]: ...         # double[n], scores in [0, 1]
-
-# --- ber (probe/fastpath/kernels/ber.pxi) ------------------------------------------------------------------
-def ber_varbinds(
-    data: bytes,  # the datagram (or ScopedPDU)
-    pos: int,     # where the VarBindList's contents start
-    end: int,     # and end
-) -> list: ...   # list[probe.sources.snmp.client.Varbind]; BerError (what, at which byte) when malformed

@@ -44,11 +44,6 @@ def format_oid(oid: Oid) -> str:
     return ".".join(str(x) for x in oid)
 
 
-class BerError(ValueError):
-    """A datagram that is not a well-formed SNMP message; the message says what and at which byte
-    (raised by the BER codec, ber.py, and by the compiled varbind decoder alike)."""
-
-
 class SnmpError(Exception):
     """Base of the errors a client raises; `kind` is a short stable label for metrics."""
 
