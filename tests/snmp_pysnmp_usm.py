@@ -14,7 +14,7 @@ import weakref
 
 from probe.sources.snmp import ber
 from probe.sources.snmp.client import END_OF_MIB_VIEW, NO_SUCH_INSTANCE, NO_SUCH_OBJECT, SnmpAuthError, SnmpProtocolError, Varbind
-from probe.sources.snmp.engine import Answer, AttemptTimeout, Engine, Session, _expire, _v3_discover, _v3_discovery_answered, resolve
+from probe.sources.snmp.engine import Answer, AttemptTimeout, Engine, Session, _expire, _v3_discovery, _v3_discovery_answered, resolve
 
 AUTH_PROTOCOLS = {
     "MD5": "USM_AUTH_HMAC96_MD5", "SHA": "USM_AUTH_HMAC96_SHA", "SHA224": "USM_AUTH_HMAC128_SHA224",
@@ -94,7 +94,8 @@ class PysnmpUsmTransport:
         # row from one template per user name: two credentials with the same user name and different
         # keys (common across a client's devices) would overwrite each other's keys while both are in
         # use. Discovering the engine ID ourselves and giving it makes one row per device.
-        engine_id = await _v3_discover(self._dispatcher, self.addr, timeout)
+        answer = await _v3_discovery(self._dispatcher, self.addr, timeout)
+        engine_id = ber.v3_engine_id(answer) if answer is not None else None
         if engine_id is None:
             raise AttemptTimeout()
         kw["securityEngineId"] = engine_id

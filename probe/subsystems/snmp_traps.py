@@ -44,10 +44,7 @@ def communities(config: "Config") -> list[str]:
 
 
 def v3_users(config: "Config") -> list[usm.User]:
-    def secret(key) -> bytes:
-        return key.reveal().encode() if key is not None else b""
-    return [usm.User(c.username.encode(), c.auth_protocol, secret(c.auth_key), c.priv_protocol, secret(c.priv_key))
-            for c in config.snmp.credentials if c.version == "3" and c.username]
+    return [usm.User.of(c) for c in config.snmp.credentials if c.version == "3" and c.username]
 
 
 ENGINE_FILE = "snmp_trap_engine.json"

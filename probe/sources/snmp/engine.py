@@ -358,17 +358,17 @@ class CommunityTransport:
 
 
 async def _v3_discovery_answered(dispatcher: _Dispatcher, addr: tuple, timeout: float) -> bool:
-    return await _v3_discover(dispatcher, addr, timeout) is not None
+    data = await _v3_discovery(dispatcher, addr, timeout)
+    return data is not None and ber.v3_engine_id(data) is not None
 
 
-async def _v3_discover(dispatcher: _Dispatcher, addr: tuple, timeout: float) -> bytes | None:
-    """The agent's SNMPv3 engine ID (RFC 3414 4 discovery), or None when nothing answers."""
+async def _v3_discovery(dispatcher: _Dispatcher, addr: tuple, timeout: float) -> bytes | None:
+    """The agent's answer to an SNMPv3 engine-ID discovery (RFC 3414 4), or None when nothing answers."""
     mid = dispatcher.next_id()
     try:
-        data = await dispatcher.exchange(mid, ber.encode_v3_discovery(mid, mid), addr, timeout)
+        return await dispatcher.exchange(mid, ber.encode_v3_discovery(mid, mid), addr, timeout)
     except AttemptTimeout:
         return None
-    return ber.v3_engine_id(data)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -409,20 +409,17 @@ class UsmTransport:
     def __init__(self, dispatcher: _Dispatcher, addr: tuple, credential: "SnmpCredential"):
         self._dispatcher = dispatcher
         self.addr = addr
-        c = credential
-        self._user = usm.User(c.username.encode(), c.auth_protocol,
-                              c.auth_key.reveal().encode() if c.auth_key else b"",
-                              c.priv_protocol, c.priv_key.reveal().encode() if c.priv_key else b"")
-        self._context = c.context.encode()
+        self._user = usm.User.of(credential)
+        self._context = credential.context.encode()
         self._peer: _Peer | None = None
         self._salt = random.getrandbits(64)
         self._label = f"{addr[0]}:{addr[1]}"
 
     async def _discover(self, timeout: float) -> _Peer:
-        d = self._dispatcher
-        mid = d.next_id()
+        data = await _v3_discovery(self._dispatcher, self.addr, timeout)
+        if data is None:
+            raise AttemptTimeout()
         try:
-            data = await d.exchange(mid, ber.encode_v3_discovery(mid, mid), self.addr, timeout)
             msg = usm.parse_message(data)
         except ber.BerError as exc:
             raise SnmpProtocolError(f"{self._label}: malformed answer to v3 discovery: {exc}") from None
@@ -483,7 +480,7 @@ class UsmTransport:
         answer is a report sent in clear (unauthenticated, or signed but not encrypted, as RFC 3414
         3.2.7 a says a notInTimeWindows report is), else None."""
         report = None
-        if not msg.encrypted and usm.pdu_type(msg.data) == ber.REPORT:
+        if not msg.encrypted and usm.open_scoped(msg.data)[2] == ber.REPORT:
             report = usm.report_name(usm.decode_scoped_pdu(msg.data)[6]) or "report"
         if not msg.authenticated:
             if peer.keys is not None and report is None:
@@ -500,8 +497,7 @@ class UsmTransport:
         if (report == "notInTimeWindows" or msg.boots > peer.boots
                 or (msg.boots == peer.boots and msg.time > peer.time)):
             peer.boots, peer.time, peer.at = msg.boots, msg.time, mono
-        elif (msg.boots == usm.MAX_BOOTS or msg.boots < peer.boots
-              or msg.time < peer.time - usm.TIME_WINDOW):
+        elif usm.is_replay(peer.boots, peer.time, msg.boots, msg.time):
             raise usm.UsmError("notInTimeWindows", f"answer stamped boots {msg.boots} time {msg.time}, older "
                                                    f"than the agent's {peer.boots}/{peer.time}: a replay?")
         return report

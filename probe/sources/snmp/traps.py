@@ -393,8 +393,7 @@ class UsmReceiver:
         if known is not None:
             boots, etime, heard = known
             latest = etime + int(now - heard)
-            if (boots == usm.MAX_BOOTS or msg.boots < boots
-                    or (msg.boots == boots and msg.time < latest - usm.TIME_WINDOW)):
+            if usm.is_replay(boots, latest, msg.boots, msg.time):
                 return (f"engine {msg.engine_id.hex()} boots {msg.boots}, time {msg.time}: it was at boots {boots}, "
                         f"time {latest} (older than {usm.TIME_WINDOW} s: a replay?)")
             self._engines.move_to_end(msg.engine_id)
@@ -407,16 +406,9 @@ class UsmReceiver:
 
     def _scoped(self, scoped: bytes, msg: usm.Message, ours: bool, user: usm.User,
                 level: int) -> Notification | TrapDropped:
-        tag, s, e = _header(scoped, 0, len(scoped))
-        if tag != 0x30:
-            raise BerError(f"not a SEQUENCE (tag 0x{tag:02x} at byte 0)")
-        ctx_engine, p = usm._octets(scoped, s, e, "contextEngineID", usm.MAX_ENGINE_ID)
-        ctx_name, p = usm._octets(scoped, p, e, "contextName", 255)
-        pdu_type, ps, pe = _header(scoped, p, e)
-        if pe != e:
-            raise BerError(f"{e - pe} bytes after the PDU (byte {pe})")
+        ctx_engine, ctx_name, pdu_type, ps, pe = usm.open_scoped(scoped)
         if pdu_type not in (TRAP_V2, INFORM):
-            return TrapDropped("not_a_notification", f"v3 PDU type 0x{pdu_type:02x} at byte {p} of the ScopedPDU "
+            return TrapDropped("not_a_notification", f"v3 PDU type 0x{pdu_type:02x} in the ScopedPDU "
                                                      "(expected SNMPv2-Trap 0xa7 or InformRequest 0xa6)")
         if pdu_type == INFORM and not ours:
             return TrapDropped("unknown_engine_id", f"InformRequest for engine {msg.engine_id.hex()}, not ours "
@@ -463,10 +455,7 @@ def _request_id(msg: usm.Message) -> int:
     if msg.encrypted:
         return 0
     try:
-        tag, s, e = _header(msg.data, 0, len(msg.data))
-        _, _, p = _header(msg.data, s, e)   # contextEngineID
-        _, _, p = _header(msg.data, p, e)   # contextName
-        _, ps, pe = _header(msg.data, p, e)
+        _, _, _, ps, pe = usm.open_scoped(msg.data)
         return _int(msg.data, ps, pe)[0]
     except BerError:
         return 0

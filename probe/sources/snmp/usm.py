@@ -133,6 +133,13 @@ class User:
         if self.priv is not None and self.auth is None:
             raise ValueError("v3 privacy needs authentication too")
 
+    @classmethod
+    def of(cls, credential) -> "User":
+        """The user of a version 3 SnmpCredential (probe.config.snmp)."""
+        c = credential
+        return cls(c.username.encode(), c.auth_protocol, c.auth_key.reveal().encode() if c.auth_key else b"",
+                   c.priv_protocol, c.priv_key.reveal().encode() if c.priv_key else b"")
+
     def __repr__(self) -> str:  # never the passwords
         return f"User({self.name!r}, auth={self.auth}, priv={self.priv})"
 
@@ -385,35 +392,36 @@ def plaintext(msg: Message, keys: Keys | None) -> bytes:
     return plain[:e]
 
 
-def decode_scoped_pdu(scoped: bytes) -> tuple[bytes, bytes, int, int, int, int, list[Varbind]]:
-    """(contextEngineID, contextName, PDU type, request-id, error status, error index, varbinds) of a
-    ScopedPDU carrying a v2-shaped PDU (every PDU a v3 message may carry)."""
+def open_scoped(scoped: bytes) -> tuple[bytes, bytes, int, int, int]:
+    """(contextEngineID, contextName, PDU tag, start and end of the PDU's contents) of a ScopedPDU,
+    without decoding the PDU: what the manager needs to see a Report, the receiver a notification."""
     end = len(scoped)
     tag, s, e = _header(scoped, 0, end)
     if tag != 0x30:
         raise BerError(f"ScopedPDU is not a SEQUENCE (tag 0x{tag:02x})")
     ctx_engine, p = _octets(scoped, s, e, "contextEngineID", MAX_ENGINE_ID)
     ctx_name, p = _octets(scoped, p, e, "contextName", 255)
-    pdu_type, ps, pe = _header(scoped, p, e)
+    pdu_tag, ps, pe = _header(scoped, p, e)
     if pe != e:
         raise BerError(f"{e - pe} bytes after the PDU in the ScopedPDU (byte {pe})")
+    return ctx_engine, ctx_name, pdu_tag, ps, pe
+
+
+def decode_scoped_pdu(scoped: bytes) -> tuple[bytes, bytes, int, int, int, int, list[Varbind]]:
+    """(contextEngineID, contextName, PDU type, request-id, error status, error index, varbinds) of a
+    ScopedPDU carrying a v2-shaped PDU (every PDU a v3 message may carry)."""
+    ctx_engine, ctx_name, pdu_type, ps, pe = open_scoped(scoped)
     if pdu_type == ber.TRAP_V1:
         raise BerError("an SNMPv1 Trap-PDU inside an SNMPv3 message")
     rid, status, index, _, vs, ve = ber.decode_pdu_body(scoped, ps, pe)
     return ctx_engine, ctx_name, pdu_type, rid, status, index, ber.decode_varbinds(scoped, vs, ve)
 
 
-def pdu_type(scoped: bytes) -> int:
-    """The tag of the PDU a ScopedPDU carries, without decoding it (is it a Report?)."""
-    end = len(scoped)
-    tag, s, e = _header(scoped, 0, end)
-    if tag != 0x30:
-        raise BerError(f"ScopedPDU is not a SEQUENCE (tag 0x{tag:02x})")
-    _, p = _octets(scoped, s, e, "contextEngineID", MAX_ENGINE_ID)
-    _, p = _octets(scoped, p, e, "contextName", 255)
-    if p >= e:
-        raise BerError(f"ScopedPDU carries no PDU (byte {p})")
-    return scoped[p]
+def is_replay(boots: int, engine_time: int, msg_boots: int, msg_time: int) -> bool:
+    """RFC 3414 3.2.7 b, the non-authoritative side: is a message stamped msg_boots/msg_time outside the
+    window of an engine we know at boots/engine_time (older boots, or more than TIME_WINDOW behind)?"""
+    return (msg_boots == MAX_BOOTS or msg_boots < boots
+            or (msg_boots == boots and msg_time < engine_time - TIME_WINDOW))
 
 
 def report_name(varbinds: Sequence[Varbind]) -> str | None:
