@@ -263,7 +263,6 @@ def inform_response(note: Notification, v3: "UsmReceiver | None" = None) -> byte
 # probe has no IANA private enterprise number and borrows nobody's (8072 is Net-SNMP's), so 0.
 ENGINE_ID_PREFIX = bytes((0x80, 0x00, 0x00, 0x00, 0x05))
 MAX_ENGINES = 4096  # sender engines whose clock is tracked (RFC 3414 3.2.7 b); least recently heard forgotten
-LEVELS = {0: "noAuthNoPriv", usm.FLAG_AUTH: "authNoPriv", usm.FLAG_AUTH | usm.FLAG_PRIV: "authPriv"}
 REPORT_OIDS = {name: oid for oid, name in USM_REPORTS.items()}
 # usmStats counter -> the drop reason it is counted under
 _REASON = {"unsupportedSecLevels": "unsupported_security_level", "notInTimeWindows": "not_in_time_window",
@@ -352,8 +351,8 @@ class UsmReceiver:
             return self._refuse(msg, "unknownUserNames", f"user {name} is in no snmp.credentials entry of version 3")
         candidates = [u for u in users if u.flags == level]
         if not candidates:
-            return self._refuse(msg, "unsupportedSecLevels", f"user {name} sent {LEVELS[level]}, configured "
-                                + " or ".join(sorted({LEVELS[u.flags] for u in users})))
+            return self._refuse(msg, "unsupportedSecLevels", f"user {name} sent {usm.LEVELS[level]}, configured "
+                                + " or ".join(sorted({usm.LEVELS[u.flags] for u in users})))
         user, keys = candidates[0], None
         if level & usm.FLAG_AUTH:
             for user in candidates:
@@ -414,7 +413,7 @@ class UsmReceiver:
             return TrapDropped("unknown_engine_id", f"InformRequest for engine {msg.engine_id.hex()}, not ours "
                                                     f"({self.engine_id.hex()}), and not reportable")
         origin = V3Origin(msg.msg_id, msg.engine_id, ctx_engine, ctx_name, user)
-        return _v2(scoped, b"", pdu_type, ps, pe, version=V3, user=msg.user_name, security_level=LEVELS[level],
+        return _v2(scoped, b"", pdu_type, ps, pe, version=V3, user=msg.user_name, security_level=usm.LEVELS[level],
                    v3=origin)
 
     # -- out -----------------------------------------------------------------------------------------

@@ -75,7 +75,7 @@ PRIV = {
 _STRETCH = 1 << 20  # RFC 3414 A.2.1: the password repeated to one MiB
 
 
-_LEVELS = {0: "noAuthNoPriv", FLAG_AUTH: "authNoPriv", FLAG_AUTH | FLAG_PRIV: "authPriv", FLAG_PRIV: "privNoAuth"}
+LEVELS = {0: "noAuthNoPriv", FLAG_AUTH: "authNoPriv", FLAG_AUTH | FLAG_PRIV: "authPriv", FLAG_PRIV: "privNoAuth"}
 
 
 class UsmError(Exception):
@@ -370,7 +370,7 @@ def open_message(msg: Message, raw: bytes, keys: Keys | None) -> bytes:
     level = msg.flags & (FLAG_AUTH | FLAG_PRIV)
     want = keys.flags if keys is not None else 0
     if level != want:
-        raise UsmError("unsupportedSecLevels", f"message at level {_LEVELS[level]} for a user at {_LEVELS[want]}")
+        raise UsmError("unsupportedSecLevels", f"message at level {LEVELS[level]} for a user at {LEVELS[want]}")
     if msg.authenticated:
         check_digest(msg, raw, keys)
     return plaintext(msg, keys)
